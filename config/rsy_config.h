@@ -1,0 +1,251 @@
+/*
+ * rsy_config.h: recipes, lesion priors and tissue tables, loaded from JSON and validated.
+ *
+ * This module is the only place that reads recipe JSON. Every key is checked: unknown keys
+ * are errors (typos are caught), every error names the file, the key path and what was
+ * expected, e.g.
+ *     recipe.json: lesions[0].diameter_mm.median: expected a number > 0, got "abc"
+ * The message goes to the log handler at RSY_LOG_ERROR (exactly one line per error) and the
+ * function returns RSY_ECONFIG. The structs below are the validated result: plain data with
+ * every default filled in, so later stages never look at JSON. docs/recipe.md documents
+ * every key with its unit and default.
+ */
+#ifndef RSY_CONFIG_H
+#define RSY_CONFIG_H
+
+#include "rsy_core.h"
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+#define RSY_NAME_MAX 64     /* identifiers: tissue, compartment, prior, sequence names */
+#define RSY_TEXT_MAX 256    /* display names, descriptions */
+#define RSY_PATH_MAX 4096
+#define RSY_MAX_LESION_TYPES 16
+#define RSY_MAX_COMPARTMENTS 8
+#define RSY_MAX_SEQUENCES 8
+#define RSY_MAX_TISSUES 48
+#define RSY_MAX_SOURCES 32
+#define RSY_MAX_CATEGORIES 16
+#define RSY_MAX_HOST_TISSUES 8
+
+/* A scalar drawn per case or per lesion. */
+typedef enum {
+    RSY_DIST_FIXED = 0,       /* value */
+    RSY_DIST_UNIFORM = 1,     /* [min, max) */
+    RSY_DIST_LOGNORMAL = 2,   /* median, gsd (geometric SD >= 1), truncated to [min, max] */
+    RSY_DIST_NORMAL = 3,      /* mean, sd, truncated to [min, max] */
+    RSY_DIST_CATEGORICAL = 4, /* integer values[] with weights[] (counts) */
+    RSY_DIST_POISSON = 5      /* mean, then shifted by min and truncated to [min, max] */
+} rsy_dist_kind;
+
+typedef struct rsy_dist {
+    rsy_dist_kind kind;
+    double value;            /* FIXED */
+    double median, gsd;      /* LOGNORMAL */
+    double mean, sd;         /* NORMAL, POISSON (mean) */
+    double min, max;         /* bounds for UNIFORM/LOGNORMAL/NORMAL/POISSON */
+    int n_categories;        /* CATEGORICAL */
+    double values[RSY_MAX_CATEGORIES];
+    double weights[RSY_MAX_CATEGORIES];
+} rsy_dist;
+
+/** Draw one value of @p d (truncated kinds re-draw up to 1000 times, then clamp). */
+RSY_API double rsy_dist_sample(const rsy_dist *d, rsy_rng *rng);
+/** Probability mass or CDF helpers for tests: cumulative distribution at @p x. */
+RSY_API double rsy_dist_cdf(const rsy_dist *d, double x);
+
+/* ---------------------------------------------------------------------------------------- */
+/* Tissue properties                                                                          */
+/* ---------------------------------------------------------------------------------------- */
+/** MRI properties of one tissue at one field strength. */
+typedef struct rsy_mri_props {
+    double t1_ms, t2_ms, pd; /* pd relative to pure water */
+    double gd_mM;            /* gadolinium concentration after contrast, mM (0 = none) */
+} rsy_mri_props;
+
+/** One entry of a tissue table (configs/tissues/ *.json). */
+typedef struct rsy_tissue {
+    char name[RSY_NAME_MAX];
+    rsy_mri_props mri_1p5t, mri_3t;
+    double texture_sd_fraction; /* relative SD of the tissue property within the class
+                                   (0 = uniform); used by the texture stage */
+} rsy_tissue;
+
+typedef struct rsy_tissue_table {
+    char name[RSY_NAME_MAX];
+    int n_tissues;
+    rsy_tissue tissues[RSY_MAX_TISSUES];
+    int n_sources;
+    char sources[RSY_MAX_SOURCES][RSY_TEXT_MAX];
+} rsy_tissue_table;
+
+/** Find a tissue by name; NULL if absent. */
+RSY_API const rsy_tissue *rsy_tissue_table_find(const rsy_tissue_table *t, const char *name);
+/** Properties at @p field_t (1.5 or 3.0; other values interpolate linearly in field strength
+ *  between the two tables and clamp outside). */
+RSY_API rsy_mri_props rsy_tissue_mri_at(const rsy_tissue *t, double field_t);
+
+/* ---------------------------------------------------------------------------------------- */
+/* Lesion priors (configs/priors/ *.json)                                                     */
+/* ---------------------------------------------------------------------------------------- */
+typedef enum {
+    RSY_EXTENT_RADIUS_FRACTION = 0, /* inside the lesion surface: r/R(θ,φ) < fraction */
+    RSY_EXTENT_MARGIN_MM = 1        /* a shell outside the lesion surface, thickness in mm */
+} rsy_extent_kind;
+
+/** How a compartment's MRI properties are given. */
+typedef enum {
+    RSY_PROPS_ABSOLUTE = 0, /* mri_1p5t / mri_3t as given */
+    RSY_PROPS_RELATIVE = 1  /* factors times the host tissue's properties */
+} rsy_props_mode;
+
+typedef struct rsy_compartment {
+    char name[RSY_NAME_MAX];         /* semantic label name, e.g. "enhancing_tumour" */
+    char display_name[RSY_TEXT_MAX];
+    rsy_extent_kind extent_kind;
+    rsy_dist extent;                 /* fraction (0,1] or margin in mm, drawn per lesion */
+    int n_confined;                  /* 0 = any tissue the lesion is allowed in */
+    char confined_to[RSY_MAX_HOST_TISSUES][RSY_NAME_MAX];
+    rsy_props_mode props_mode;
+    rsy_mri_props mri_1p5t, mri_3t;  /* ABSOLUTE */
+    char relative_to[RSY_NAME_MAX];  /* RELATIVE: host tissue name */
+    double t1_factor, t2_factor, pd_factor; /* RELATIVE */
+    double gd_mM;                    /* RELATIVE: absolute Gd concentration after contrast */
+    double texture_sd_fraction;
+} rsy_compartment;
+
+typedef enum {
+    RSY_PLACE_HOST_TISSUE = 0 /* centre in one of the host tissues; first version */
+} rsy_placement_rule;
+
+typedef struct rsy_prior {
+    char name[RSY_NAME_MAX];           /* file stem, e.g. "glioblastoma" */
+    char display_name[RSY_TEXT_MAX];
+    char organ[RSY_NAME_MAX];          /* "brain" */
+    char path[RSY_PATH_MAX];           /* file it was loaded from */
+    rsy_dist count;                    /* lesions per case when present */
+    rsy_dist diameter_mm;              /* diameter of the lesion surface (compartments with
+                                          radius_fraction <= 1), mm */
+    /* shape */
+    rsy_dist elongation;               /* ratio of longest to shortest axis, >= 1 */
+    int lobulation_lmax;               /* spherical-harmonic degrees 2..lmax (0 = none) */
+    double lobulation_amplitude;       /* RMS relative radius perturbation */
+    /* placement */
+    rsy_placement_rule rule;
+    int n_hosts;
+    char hosts[RSY_MAX_HOST_TISSUES][RSY_NAME_MAX]; /* tissues the centre may lie in */
+    int n_allowed;
+    char allowed[RSY_MAX_HOST_TISSUES][RSY_NAME_MAX]; /* tissues the lesion may replace */
+    double min_separation_mm;          /* between lesion surfaces of this prior */
+    int max_attempts;
+    /* compartments, listed in label order; the lesion surface is radius_fraction = 1 */
+    int n_compartments;
+    rsy_compartment compartments[RSY_MAX_COMPARTMENTS];
+    int n_sources;
+    char sources[RSY_MAX_SOURCES][RSY_TEXT_MAX];
+} rsy_prior;
+
+/* ---------------------------------------------------------------------------------------- */
+/* Recipe                                                                                     */
+/* ---------------------------------------------------------------------------------------- */
+typedef enum { RSY_SEX_RANDOM = 0, RSY_SEX_FEMALE = 1, RSY_SEX_MALE = 2 } rsy_sex;
+
+typedef struct rsy_phantom_spec {
+    char family[RSY_NAME_MAX]; /* "head" */
+    int64_t dims[3];
+    double spacing_mm[3];
+    rsy_sex sex;               /* RANDOM: female with probability female_fraction */
+    double female_fraction;
+    double age_min_years, age_max_years;
+    double deformation_mm;       /* RMS displacement of the random diffeomorphism */
+    double deformation_scale_mm; /* its correlation length */
+} rsy_phantom_spec;
+
+/** One lesion type in a recipe: a loaded prior plus the recipe's overrides (already merged). */
+typedef struct rsy_lesion_spec {
+    rsy_prior prior;
+    double probability; /* chance a case has lesions of this type at all */
+} rsy_lesion_spec;
+
+typedef enum {
+    RSY_SEQ_SPIN_ECHO = 0,
+    RSY_SEQ_INVERSION_RECOVERY = 1,
+    RSY_SEQ_SPOILED_GRE = 2
+} rsy_sequence_kind;
+
+typedef struct rsy_sequence {
+    char name[RSY_NAME_MAX]; /* channel name, e.g. "T1w", "FLAIR" */
+    rsy_sequence_kind kind;
+    double tr_ms, te_ms, ti_ms, flip_deg;
+    int contrast;                       /* 1 = post-gadolinium */
+    double noise_percent;               /* Rician σ as % of the reference tissue's signal */
+    char noise_reference[RSY_NAME_MAX]; /* tissue name (BrainWeb convention) */
+} rsy_sequence;
+
+typedef struct rsy_mri_spec {
+    double field_t;                   /* 1.5 or 3.0 */
+    double gd_r1_per_mM_s;            /* relaxivity r1 of the contrast agent, 1/(mM·s) */
+    double bias_amplitude;            /* multiplicative field spans 1 ± amplitude over the FOV */
+    double bias_scale_mm;             /* smoothness of the bias field */
+    int n_sequences;
+    rsy_sequence sequences[RSY_MAX_SEQUENCES];
+} rsy_mri_spec;
+
+typedef enum { RSY_LABELS_LESIONS = 0, RSY_LABELS_TISSUES_AND_LESIONS = 1 } rsy_label_set;
+
+typedef enum { RSY_TEXTURE_UNIFORM = 0 } rsy_texture_model;
+
+typedef struct rsy_recipe {
+    char path[RSY_PATH_MAX];          /* file it was loaded from */
+    char sha256[65];                  /* of the file's bytes (recipe hash in manifests) */
+    char *json;                       /* the file's text, embedded in the dataset manifest */
+    char name[RSY_NAME_MAX];          /* dataset name, [A-Za-z0-9]+ */
+    int dataset_id;                   /* nnU-Net NNN, 1..999 */
+    char description[RSY_TEXT_MAX];
+    int64_t cases;
+    uint64_t seed;
+    rsy_phantom_spec phantom;
+    int n_lesion_types;
+    rsy_lesion_spec lesions[RSY_MAX_LESION_TYPES];
+    char modality[RSY_NAME_MAX];      /* "mri" */
+    rsy_mri_spec mri;
+    rsy_tissue_table tissues;         /* loaded from the tissue table the recipe names */
+    rsy_texture_model texture;
+    rsy_label_set label_set;
+} rsy_recipe;
+
+/**
+ * Load and validate a recipe, the priors it names and its tissue table.
+ * Priors named "NAME" are looked up as "<recipe dir>/../priors/NAME.json", then in each
+ * directory of @p search_dirs (NULL-terminated, may be NULL); a name ending in ".json" is a
+ * path relative to the recipe's directory. Tissue tables likewise under "../tissues/".
+ * On success @p *out is owned by the caller; release with rsy_recipe_destroy().
+ * @return RSY_OK, RSY_ECONFIG (malformed JSON, unknown key, wrong type, out of range,
+ *         missing prior or tissue file: one line logged naming file, key and expectation),
+ *         RSY_EIO (recipe unreadable), RSY_ENOMEM.
+ * @since 0.1
+ */
+RSY_API RSY_NODISCARD rsy_status rsy_recipe_load(rsy_recipe **out, const char *path,
+                                                 const char *const *search_dirs);
+RSY_API void rsy_recipe_destroy(rsy_recipe *r);
+
+/** Load one prior file on its own (for `priors show` and tests). Ownership: caller frees
+ *  with free(). @return as rsy_recipe_load(). @since 0.1 */
+RSY_API RSY_NODISCARD rsy_status rsy_prior_load(rsy_prior **out, const char *path);
+/** Load one tissue table on its own. Ownership: caller frees with free(). */
+RSY_API RSY_NODISCARD rsy_status rsy_tissue_table_load(rsy_tissue_table **out,
+                                                       const char *path);
+
+/**
+ * Peak memory in bytes that generating with @p n_workers cases in flight needs (volumes of
+ * all stages per case, plus the export buffers), for refusing a recipe before any work.
+ * @since 0.1
+ */
+RSY_API uint64_t rsy_recipe_memory_estimate(const rsy_recipe *r, int n_workers);
+
+#ifdef __cplusplus
+}
+#endif
+#endif /* RSY_CONFIG_H */

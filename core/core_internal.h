@@ -1,0 +1,28 @@
+/*
+ * core_internal.h: library-internal declarations of core/, shared by the other modules of
+ * libraresynth and by the tests. Never installed.
+ */
+#ifndef RSY_CORE_INTERNAL_H
+#define RSY_CORE_INTERNAL_H
+
+#include <stdlib.h>
+
+#include <gsl/gsl_rng.h>
+
+#include "rsy_core.h"
+
+/** Free and NULL a pointer (nifti_clib znzclose style). */
+#define RSY_FREE(p) \
+    do {            \
+        free(p);    \
+        (p) = NULL; \
+    } while (0)
+
+/** The gsl_rng behind @p r, for gsl_ran_* distributions. Borrowed: valid while r lives. */
+gsl_rng *rsy__rng_gsl(rsy_rng *r);
+
+/** Serialise calls into nifti_clib, which keeps global options (reference/formats.md). */
+void rsy__nifti_lock(void);
+void rsy__nifti_unlock(void);
+
+#endif /* RSY_CORE_INTERNAL_H */

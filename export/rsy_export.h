@@ -1,0 +1,173 @@
+/*
+ * rsy_export.h: datasets on disk. Lesion measurement from voxels, the nnU-Net v2 layout,
+ * per-case and dataset manifests (JSON), BIDS-style dataset_description.json, checksums, and
+ * `validate`, which re-reads a dataset and says exactly what is wrong.
+ *
+ * Output directory (DESIGN.md section 11):
+ *   DIR/.raresynth                 marker: this directory is a raresynth dataset
+ *   DIR/raresynth.json             dataset manifest, written last (its presence = complete)
+ *   DIR/dataset_description.json   BIDS-style provenance
+ *   DIR/manifests/case_0000.json   per case
+ *   DIR/instances/case_0000.nii.gz instance map (0 background, 1..N lesions)
+ *   DIR/DatasetNNN_Name/{dataset.json, imagesTr/case_0000_0000.nii.gz, labelsTr/case_0000.nii.gz}
+ * Every file is written under a temporary name and renamed when complete.
+ *
+ * export never calls the generator; the generator hands it finished volumes and plain
+ * descriptions (rsy_case_data).
+ */
+#ifndef RSY_EXPORT_H
+#define RSY_EXPORT_H
+
+#include "rsy_config.h"
+#include "rsy_core.h"
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+#define RSY_MAX_LABELS 64
+
+/* ---------------------------------------------------------------------------------------- */
+/* Lesion records (reference/formats.md, "Lesion records"), measured from the voxels          */
+/* ---------------------------------------------------------------------------------------- */
+typedef struct rsy_lesion_record {
+    int instance_id;
+    int64_t voxel_count;
+    double volume_mm3;
+    double centroid_vox[3];
+    double centroid_mm[3];     /* world RAS+ mm */
+    int64_t bbox_min[3];       /* voxel indices, inclusive */
+    int64_t bbox_max[3];
+    double box_cccwhd_mm[6];   /* centre (world RAS+ mm) and full extent (mm) of the voxel box,
+                                  voxel edges included: MONAI "cccwhd" */
+    double long_axis_mm;       /* RECIST: longest in-plane diameter over all axial slices,
+                                  between voxel centres */
+    double short_axis_mm;      /* longest diameter perpendicular to it, same slice */
+    int64_t key_slice;         /* axial slice (k) of the long axis */
+    int64_t slice_min, slice_max;
+    double equivalent_diameter_mm; /* diameter of the sphere of equal volume */
+    int64_t label_voxels[RSY_MAX_LABELS]; /* voxels of this lesion per output label value */
+} rsy_lesion_record;
+
+/**
+ * Measure instances 1..@p n_instances of @p instances (uint16) with the labels of @p labels
+ * (uint8 or uint16, same geometry; label values >= RSY_MAX_LABELS are not counted per label).
+ * @p records[i] describes instance i+1; an instance with no voxel gets voxel_count 0.
+ * @return RSY_OK, RSY_EINVAL (geometry or dtype mismatch), RSY_ENOMEM.
+ * @since 0.1
+ */
+RSY_API RSY_NODISCARD rsy_status rsy_export_measure_lesions(const rsy_volume *instances,
+                                                            const rsy_volume *labels,
+                                                            int n_instances,
+                                                            rsy_lesion_record *records);
+
+/* ---------------------------------------------------------------------------------------- */
+/* What the generator hands over for one case                                                */
+/* ---------------------------------------------------------------------------------------- */
+typedef enum { RSY_KV_NUMBER = 0, RSY_KV_STRING = 1 } rsy_kv_type;
+
+/** A named value for manifests (subject attributes, sampled lesion parameters). */
+typedef struct rsy_kv {
+    const char *key;
+    rsy_kv_type type;
+    double number;
+    const char *string;
+} rsy_kv;
+
+/** One lesion's description beside its voxels. */
+typedef struct rsy_lesion_info {
+    int instance_id;                /* 1..N; matches the instance map */
+    const char *type;               /* prior name, e.g. "glioblastoma" */
+    const char *display_name;       /* "Glioblastoma" */
+    const char *host;               /* host tissue at the centre, e.g. "white_matter" */
+    const char *region;             /* "right frontal lobe" */
+    const rsy_kv *params;           /* sampled parameters */
+    int n_params;
+} rsy_lesion_info;
+
+typedef struct rsy_case_data {
+    size_t case_index;
+    const rsy_volume *const *channels; /* n_channels float32 images, channel order = recipe */
+    int n_channels;
+    const rsy_volume *labels;          /* uint8 output label map (values of the dictionary) */
+    const rsy_volume *instances;       /* uint16 instance map */
+    const rsy_lesion_info *lesions;    /* n_lesions, instance ids 1..n_lesions */
+    int n_lesions;
+    const rsy_kv *subject;             /* subject attributes */
+    int n_subject;
+    const rsy_kv *acquisition;         /* per-case acquisition facts (e.g. noise σ per channel) */
+    int n_acquisition;
+    const char *findings;              /* findings text */
+} rsy_case_data;
+
+/* ---------------------------------------------------------------------------------------- */
+/* Dataset writer                                                                             */
+/* ---------------------------------------------------------------------------------------- */
+typedef struct rsy_export rsy_export;
+
+typedef struct rsy_export_params {
+    const rsy_recipe *recipe;     /* borrowed for the writer's lifetime */
+    const char *out_dir;
+    const char *const *label_names; /* label value i has name label_names[i]; [0] = "background" */
+    int n_labels;
+    const char *texture_note;     /* how tissue texture was made, for the manifest */
+} rsy_export_params;
+
+/**
+ * Prepare @p dir for a new dataset: create it if missing; if it exists and is not empty,
+ * refuse (RSY_EIO, logged: "DIR: output directory is not empty (use --force)") unless
+ * @p force, in which case its contents are removed only if it holds the ".raresynth" marker
+ * of an earlier run (otherwise refuse: we never delete a directory we did not make).
+ * Writes the marker.
+ * @return RSY_OK, RSY_EIO.
+ * @since 0.1
+ */
+RSY_API RSY_NODISCARD rsy_status rsy_export_prepare_dir(const char *dir, int force);
+
+/** Start a dataset in a prepared directory. On success @p *out is owned by the caller;
+ *  release with rsy_export_destroy(). @return RSY_OK, RSY_EINVAL, RSY_EIO, RSY_ENOMEM. */
+RSY_API RSY_NODISCARD rsy_status rsy_export_begin(rsy_export **out, const rsy_export_params *p);
+/**
+ * Write one case: its images, label map, instance map (NIfTI), measured lesion records and
+ * its manifest. Safe to call from several threads at once for different cases; the result
+ * does not depend on the order of calls.
+ * @return RSY_OK, RSY_EINVAL, RSY_EIO (logged with the path), RSY_ENOMEM.
+ */
+RSY_API RSY_NODISCARD rsy_status rsy_export_write_case(rsy_export *e, const rsy_case_data *c);
+/** Write the dataset-level files (nnU-Net dataset.json, dataset_description.json, and last
+ *  raresynth.json with checksums and summary statistics). Every case must have been written.
+ *  @return RSY_OK, RSY_EINVAL (cases missing), RSY_EIO, RSY_ENOMEM. */
+RSY_API RSY_NODISCARD rsy_status rsy_export_finish(rsy_export *e);
+RSY_API void rsy_export_destroy(rsy_export *e);
+
+/** The nnU-Net folder name, "DatasetNNN_Name". */
+RSY_API void rsy_export_nnunet_dirname(const rsy_recipe *r, char *buf, size_t n);
+/** The case id of case @p index, "case_0000". */
+RSY_API void rsy_export_case_id(size_t index, char *buf, size_t n);
+
+/* ---------------------------------------------------------------------------------------- */
+/* Validation                                                                                 */
+/* ---------------------------------------------------------------------------------------- */
+typedef struct rsy_validate_report {
+    int64_t cases_checked;
+    int64_t files_checked;
+    int64_t problems;   /* each one logged at RSY_LOG_ERROR as "PATH: what is wrong" */
+    int complete;       /* 1 if raresynth.json is present */
+} rsy_validate_report;
+
+/**
+ * Re-read the dataset in @p dir and check it: the nnU-Net checklist of reference/formats.md
+ * (layout, dataset.json keys and counts, channels per case, equal shapes and affines, label
+ * values declared and consecutive, no NaN), the NIfTI header rules (qform = sform code 1,
+ * mm units, label intent 1002, de-identified header, no extensions), the SHA-256 checksums
+ * and the manifests (lesion records recomputed from the voxels).
+ * @return RSY_OK if no problem, RSY_EINVALID_DATASET if problems were found (each logged),
+ *         RSY_EIO if @p dir cannot be read, RSY_ENOMEM.
+ * @since 0.1
+ */
+RSY_API RSY_NODISCARD rsy_status rsy_export_validate(const char *dir, rsy_validate_report *rep);
+
+#ifdef __cplusplus
+}
+#endif
+#endif /* RSY_EXPORT_H */

@@ -1,0 +1,88 @@
+/*
+ * rsy_priors.h: lesions drawn from the priors of a recipe, placed in a phantom, and
+ * rasterised into the class map with an instance map beside it.
+ *
+ * Class ids in the working class map: tissues of the phantom family keep 0..n_tissue-1;
+ * compartment c of lesion type t (recipe order) gets
+ *     n_tissue + rsy_lesion_compartment_offset(recipe, t) + c.
+ * The instance map (uint16) holds 0 outside lesions and the lesion's instance id (1..N,
+ * in sampling order) on every voxel of every compartment of that lesion.
+ */
+#ifndef RSY_PRIORS_H
+#define RSY_PRIORS_H
+
+#include "rsy_config.h"
+#include "rsy_core.h"
+#include "rsy_phantoms.h"
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+#define RSY_SH_MAX_COEFFS 25 /* real spherical harmonics up to degree 4: (4+1)^2 */
+
+/** One sampled lesion, before rasterisation: everything needed to draw it again. */
+typedef struct rsy_lesion {
+    int instance_id;       /* 1..N */
+    int type_index;        /* index into recipe->lesions */
+    double center_mm[3];   /* world RAS+ mm */
+    double diameter_mm;    /* drawn diameter of the lesion surface (before shape factors) */
+    double semi_axes_mm[3];/* ellipsoid semi-axes after elongation, volume-preserving */
+    double rotation[3][3]; /* columns: ellipsoid axes in world coordinates */
+    int n_sh;              /* spherical-harmonic coefficients used */
+    double sh[RSY_SH_MAX_COEFFS]; /* a_lm for l = 2..lmax in (l, m) order, l^2 + l + m */
+    double extent[RSY_MAX_COMPARTMENTS]; /* per compartment: drawn fraction or margin mm */
+    int attempts;          /* placement attempts used */
+} rsy_lesion;
+
+typedef struct rsy_lesion_set {
+    int n;
+    rsy_lesion *items; /* n lesions, owned */
+} rsy_lesion_set;
+
+/** Offset of lesion type @p t's compartments among all lesion compartments of @p r. */
+RSY_API int rsy_lesion_compartment_offset(const rsy_recipe *r, int t);
+/** Total lesion compartments over all lesion types of @p r. */
+RSY_API int rsy_lesion_compartment_total(const rsy_recipe *r);
+
+/**
+ * Sample the lesions of one case: per lesion type, whether present (probability), the count,
+ * then each lesion's size, shape and compartment extents, and a placement obeying the prior's
+ * rule against @p classes (tissue ids of @p family), with non-overlap between lesions. A
+ * placement that cannot be met in the prior's max_attempts gives RSY_EPLACEMENT and one
+ * logged line naming the prior, the rule and the attempts.
+ * On success @p out->items is owned by the caller; release with rsy_lesion_set_clear().
+ * @return RSY_OK, RSY_EPLACEMENT, RSY_ENOMEM, RSY_EINVAL.
+ * @since 0.1
+ */
+RSY_API RSY_NODISCARD rsy_status rsy_lesions_sample(const rsy_recipe *r, const char *family,
+                                                    const rsy_volume *classes, rsy_rng *rng,
+                                                    rsy_lesion_set *out);
+RSY_API void rsy_lesion_set_clear(rsy_lesion_set *s);
+
+/**
+ * Rasterise @p set into @p classes (uint16, modified in place: voxels of allowed tissues
+ * inside a compartment take that compartment's class id; confined compartments only replace
+ * their tissues) and fill @p instances (uint16, same geometry, zeroed by the caller). Where
+ * lesions overlap, the lower instance id wins. Lesions whose rasterisation is empty are
+ * reported by rsy_log_warning and keep their id (the exporter drops them from the records).
+ * @return RSY_OK, RSY_EINVAL (geometry or dtype mismatch).
+ * @since 0.1
+ */
+RSY_API RSY_NODISCARD rsy_status rsy_lesions_rasterise(const rsy_recipe *r, const char *family,
+                                                       const rsy_lesion_set *set,
+                                                       rsy_volume *classes,
+                                                       rsy_volume *instances);
+
+/**
+ * The lesion's normalised radial coordinate at world point @p xyz_mm: r / R(θ,φ), where R is
+ * the lobulated ellipsoidal surface (1 on the surface, < 1 inside). Also returns, through
+ * @p dist_out_mm if not NULL, the approximate distance in mm outside the surface (<= 0 inside).
+ */
+RSY_API double rsy_lesion_radial(const rsy_lesion *l, const double xyz_mm[3],
+                                 double *dist_out_mm);
+
+#ifdef __cplusplus
+}
+#endif
+#endif /* RSY_PRIORS_H */
