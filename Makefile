@@ -20,7 +20,8 @@ datadir ?= $(prefix)/share
 
 CC ?= cc
 PKG_CONFIG ?= pkg-config
-PYTHON ?= python3
+# Debian's python3 (it has python3-nibabel); a python3 earlier on PATH (pyenv, venv) may not.
+PYTHON ?= $(shell test -x /usr/bin/python3 && echo /usr/bin/python3 || echo python3)
 
 # Build variant: release (default), asan.
 VARIANT ?= release

@@ -25,4 +25,9 @@ gsl_rng *rsy__rng_gsl(rsy_rng *r);
 void rsy__nifti_lock(void);
 void rsy__nifti_unlock(void);
 
+/** A unique temporary name "<path>.part-<pid>-<serial>" for an atomic write next to @p path
+ *  (the serial is a process-wide counter, so threads never collide). Heap string owned by the
+ *  caller (free()); NULL when out of memory. Remove the file or rename it over @p path. */
+char *rsy__file_temp_path(const char *path);
+
 #endif /* RSY_CORE_INTERNAL_H */

@@ -217,13 +217,15 @@ RSY_API double rsy_rng_uniform_range(rsy_rng *r, double a, double b);
 RSY_API uint64_t rsy_rng_uniform_int(rsy_rng *r, uint64_t n);
 /** Gaussian with mean 0 and standard deviation @p sd (GSL ziggurat). */
 RSY_API double rsy_rng_gaussian(rsy_rng *r, double sd);
-/** Log-normal: exp(N(log(median), log(gsd)^2)), @p gsd the geometric standard deviation >= 1. */
+/** Log-normal: exp(N(log(median), log(gsd)^2)), @p gsd the geometric standard deviation >= 1.
+ *  NaN when median <= 0, gsd < 1 or either is not finite. */
 RSY_API double rsy_rng_lognormal(rsy_rng *r, double median, double gsd);
-/** Poisson with mean @p mu >= 0. */
+/** Poisson with mean @p mu >= 0 (a negative or non-finite mean gives 0). */
 RSY_API unsigned int rsy_rng_poisson(rsy_rng *r, double mu);
-/** Gamma(shape a, scale b). */
+/** Gamma(shape a, scale b); NaN unless both are finite and > 0. */
 RSY_API double rsy_rng_gamma(rsy_rng *r, double a, double b);
-/** Index drawn from @p n non-negative weights (need not sum to 1; at least one > 0). */
+/** Index drawn from @p n non-negative weights (need not sum to 1; at least one > 0). Invalid
+ *  weights (negative, non-finite, none > 0) give @p n, out of range, and a logged error. */
 RSY_API size_t rsy_rng_categorical(rsy_rng *r, const double *weights, size_t n);
 
 /* ---------------------------------------------------------------------------------------- */

@@ -1,0 +1,166 @@
+/*
+ * config_internal.h: helpers shared by the .c files of config/ (JSON reading with error
+ * messages that name the file, the key path and the expectation). Never installed; cJSON
+ * appears here and in config/ *.c only.
+ *
+ * Every helper that finds a problem logs exactly one line through rsy_log_error, in the form
+ *     FILE: KEY.PATH: expected ..., got VALUE
+ * and returns RSY_ECONFIG. Callers propagate the status without logging again, so a failed
+ * load always leaves exactly one error line behind.
+ */
+#ifndef RSY_CONFIG_INTERNAL_H
+#define RSY_CONFIG_INTERNAL_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include <cjson/cJSON.h>
+
+#include "rsy_config.h"
+#include "rsy_core.h"
+
+/* RSY_DATADIR is set by the Makefile to "$(datadir)/raresynth"; this fallback matches its
+ * default so that the sources also compile when built by hand. */
+#ifndef RSY_DATADIR
+#define RSY_DATADIR "/usr/local/share/raresynth"
+#endif
+
+#define RSY__KEYPATH_MAX 256              /* "lesions[0].diameter_mm.median" and the like */
+#define RSY__JSON_MAX_BYTES (16u << 20)   /* recipes, priors and tables are small text files */
+
+/** A parsed JSON file: its text (NUL-terminated), length and cJSON tree. */
+typedef struct rsy__json_file {
+    const char *path; /* as given by the caller, used in every message; borrowed */
+    char *text;       /* owned */
+    size_t len;
+    cJSON *root;      /* owned */
+} rsy__json_file;
+
+/**
+ * Read @p path and parse it as one JSON object. Syntax errors are reported as
+ * "PATH:LINE:COL: malformed JSON (...)"; duplicate keys in any object are errors.
+ * On success @p f owns the text and the tree; release with rsy__json_file_clear().
+ * @return RSY_OK, RSY_EIO (unreadable), RSY_ECONFIG, RSY_ENOMEM.
+ */
+rsy_status rsy__json_file_load(rsy__json_file *f, const char *path);
+void rsy__json_file_clear(rsy__json_file *f);
+
+/** Log "FILE: KP: <message>[, got <value>]" as one line and return RSY_ECONFIG. @p got may be
+ *  NULL (no value shown). An empty @p kp names the top-level object. */
+rsy_status rsy__cfg_fail(const char *file, const char *kp, const cJSON *got, const char *fmt,
+                         ...) RSY_FORMAT(4, 5);
+
+/** Key path of child @p key of @p parent ("a.b"), or of element @p index ("a[3]"). */
+void rsy__kp_key(char out[RSY__KEYPATH_MAX], const char *parent, const char *key);
+void rsy__kp_index(char out[RSY__KEYPATH_MAX], const char *parent, int index);
+
+/**
+ * Check that @p obj (at key path @p kp) is an object whose keys all appear in the
+ * NULL-terminated list @p allowed. The key "note" (a free-text provenance string) is
+ * accepted in every object. @return RSY_OK or RSY_ECONFIG.
+ */
+rsy_status rsy__cfg_check_object(const char *file, const char *kp, const cJSON *obj,
+                                 const char *const *allowed);
+
+/** A numeric range; a bound of ±INFINITY is absent. */
+typedef struct rsy__range {
+    double lo, hi;
+    int lo_open, hi_open; /* 1: the bound itself is excluded */
+} rsy__range;
+
+/** Readable form of @p r, e.g. "a number > 0", "a number in [0, 1]". */
+void rsy__range_text(const rsy__range *r, int integer, char *buf, size_t n);
+/** 1 if @p x lies in @p r. */
+int rsy__range_contains(const rsy__range *r, double x);
+
+/*
+ * Typed getters. Each reads key @p key of object @p obj (whose key path is @p kp). A missing
+ * key is an error if @p required ("required key missing"), else *out keeps the default the
+ * caller put there. Returns RSY_OK or RSY_ECONFIG.
+ */
+rsy_status rsy__cfg_number(const char *file, const cJSON *obj, const char *kp, const char *key,
+                           int required, rsy__range r, double *out);
+/** The same checks on an item already in hand (array elements); @p kp names the item. */
+rsy_status rsy__cfg_number_item(const char *file, const cJSON *item, const char *kp,
+                                rsy__range r, double *out);
+rsy_status rsy__cfg_int_item(const char *file, const cJSON *item, const char *kp, int64_t lo,
+                             int64_t hi, int64_t *out);
+rsy_status rsy__cfg_int(const char *file, const cJSON *obj, const char *kp, const char *key,
+                        int required, int64_t lo, int64_t hi, int64_t *out);
+rsy_status rsy__cfg_bool(const char *file, const cJSON *obj, const char *kp, const char *key,
+                         int required, int *out);
+/** A string of at most @p max_len bytes, copied into @p out (capacity max_len + 1). */
+rsy_status rsy__cfg_string(const char *file, const cJSON *obj, const char *kp, const char *key,
+                           int required, size_t max_len, char *out);
+/** One of the NULL-terminated @p choices; *out is its index. */
+rsy_status rsy__cfg_enum(const char *file, const cJSON *obj, const char *kp, const char *key,
+                         int required, const char *const *choices, int *out);
+
+/** Identifier classes: tissue, compartment and prior names are [a-z0-9_-]{1,63}. */
+int rsy__is_ident(const char *s);
+/** An identifier string value (see rsy__is_ident) at @p key. */
+rsy_status rsy__cfg_ident(const char *file, const cJSON *obj, const char *kp, const char *key,
+                          int required, char out[RSY_NAME_MAX]);
+/** An array of 1..@p max identifiers with no repeats. */
+rsy_status rsy__cfg_ident_list(const char *file, const cJSON *obj, const char *kp,
+                               const char *key, int required, int max,
+                               char out[][RSY_NAME_MAX], int *n_out);
+/** An array of 1..RSY_MAX_SOURCES non-empty strings of < RSY_TEXT_MAX bytes. */
+rsy_status rsy__cfg_sources(const char *file, const cJSON *obj, const char *kp, const char *key,
+                            char out[][RSY_TEXT_MAX], int *n_out);
+/** The format-version key (e.g. "raresynth_prior"), required and equal to 1. */
+rsy_status rsy__cfg_version(const char *file, const cJSON *root, const char *key);
+
+/** What a distribution describes: its valid values and whether they are integers. */
+typedef struct rsy__dist_rules {
+    rsy__range domain;
+    int integer; /* values must be integers (counts): only fixed, categorical and poisson */
+} rsy__dist_rules;
+
+/* Rules of the quantities drawn by priors (dist.c): lesion counts (integers in [1, 1000]),
+ * diameters in (0, 1000] mm, elongation in [1, 10], radius fractions in (0, 1] and
+ * margins in (0, 200] mm. */
+extern const rsy__dist_rules rsy__rules_count;
+extern const rsy__dist_rules rsy__rules_diameter_mm;
+extern const rsy__dist_rules rsy__rules_elongation;
+extern const rsy__dist_rules rsy__rules_fraction;
+extern const rsy__dist_rules rsy__rules_margin_mm;
+
+/**
+ * Parse a distribution (a bare number or a <dist> object, docs/recipe.md) at key path @p kp.
+ * If @p base is not NULL, @p item overrides it: keys it omits keep the base's values (when
+ * it names another distribution kind, the base is ignored). The result is validated against
+ * @p rules. @return RSY_OK or RSY_ECONFIG.
+ */
+rsy_status rsy__cfg_dist(const char *file, const cJSON *item, const char *kp,
+                         const rsy__dist_rules *rules, const rsy_dist *base, rsy_dist *out);
+
+/** Tissue table lookup by name: n-th entry or -1. */
+int rsy__tissue_index(const rsy_tissue_table *t, const char *name);
+
+/** MRI properties at one field strength: {"t1_ms", "t2_ms", "pd", "gd_mM"} (gd_mM optional,
+ *  default 0), the object being key @p key of @p obj. Shared by tissue tables and priors. */
+rsy_status rsy__cfg_mri_props(const char *file, const cJSON *obj, const char *kp,
+                              const char *key, rsy_mri_props *out);
+
+/** File stem of @p path ("dir/glioblastoma.json" -> "glioblastoma"), truncated to fit. */
+void rsy__path_stem(const char *path, char *out, size_t n);
+
+/** Load a tissue table or prior without logging anything beyond the one error line
+ *  (the public loaders wrap these). */
+rsy_status rsy__tissue_table_load(rsy_tissue_table *out, const char *path);
+rsy_status rsy__prior_load(rsy_prior *out, const char *path, unsigned *modalities_out);
+
+/* Bits of a prior's "modalities" list (rsy_prior has no field for it: the recipe loader uses
+ * it to check that a prior supports the recipe's modality). */
+#define RSY__MODALITY_MRI 1u
+#define RSY__MODALITY_CT 2u
+
+/**
+ * Check every tissue name a prior uses against @p table (loaded from @p table_path).
+ * Errors name the prior's file and the key path, e.g. "placement.hosts[0]".
+ */
+rsy_status rsy__prior_check_tissues(const rsy_prior *p, const rsy_tissue_table *table,
+                                    const char *table_path);
+
+#endif /* RSY_CONFIG_INTERNAL_H */

@@ -1,0 +1,708 @@
+/*
+ * recipe.c: recipes (configs/recipes/ *.json): loading, validation, lookup of the priors and
+ * the tissue table they name, cross-checks, and the memory estimate. docs/recipe.md
+ * documents every key, its unit, range and default.
+ */
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+
+#include "config_internal.h"
+
+#define DATASET_NAME_MAX 40
+#define SEQUENCE_NAME_MAX 32
+#define CASES_MAX 10000000
+#define DIMS_MIN 16
+#define DIMS_MAX 2048
+#define EXACT_INT_MAX 9007199254740992.0 /* 2^53 */
+#define MEMORY_OVERHEAD_BYTES (64ull << 20)
+
+/* ---------------------------------------------------------------------------------------- */
+/* Lookup of priors and tissue tables                                                         */
+/* ---------------------------------------------------------------------------------------- */
+
+static int regular_file_exists(const char *p)
+{
+    struct stat st;
+    return stat(p, &st) == 0 && S_ISREG(st.st_mode);
+}
+
+/* Directory part of @p path ("." when it has none). */
+static void dir_of(const char *path, char *out, size_t n)
+{
+    const char *slash = strrchr(path, '/');
+    if (!slash)
+        snprintf(out, n, ".");
+    else if (slash == path)
+        snprintf(out, n, "/");
+    else
+        snprintf(out, n, "%.*s", (int)(slash - path), path);
+}
+
+static int has_json_suffix(const char *s)
+{
+    size_t n = strlen(s);
+    return n > 5 && strcmp(s + n - 5, ".json") == 0;
+}
+
+/*
+ * Resolve @p ref, the value at key path @p kp of the recipe @p file, to an existing file:
+ * a name ending in ".json" is a path relative to the recipe's directory; any other value must
+ * be a name [a-z0-9_-]+ (so no path can be smuggled in) and is looked up as NAME.json in
+ *   <recipe dir>/../SUBDIR, then for each search dir D: D/SUBDIR and D, then RSY_DATADIR/SUBDIR.
+ */
+static rsy_status resolve_ref(const char *file, const char *kp, const cJSON *item,
+                              const char *ref, const char *recipe_dir,
+                              const char *const *search_dirs, const char *subdir,
+                              const char *noun, char out[RSY_PATH_MAX])
+{
+    int w;
+    if (has_json_suffix(ref)) {
+        if (ref[0] == '/')
+            w = snprintf(out, RSY_PATH_MAX, "%s", ref);
+        else
+            w = snprintf(out, RSY_PATH_MAX, "%s/%s", recipe_dir, ref);
+        if (w < 0 || w >= RSY_PATH_MAX)
+            return rsy__cfg_fail(file, kp, item, "expected a path shorter than %d bytes",
+                                 RSY_PATH_MAX);
+        if (!regular_file_exists(out))
+            return rsy__cfg_fail(file, kp, NULL, "no %s file \"%s\" (looked for %s)", noun, ref,
+                                 out);
+        return RSY_OK;
+    }
+    if (!rsy__is_ident(ref))
+        return rsy__cfg_fail(file, kp, item,
+                             "expected a %s name of 1 to %d characters from [a-z0-9_-], or a "
+                             "relative path ending in \".json\"",
+                             noun, RSY_NAME_MAX - 1);
+
+    char tried[1024];
+    size_t k = 0;
+    tried[0] = '\0';
+    char dir[RSY_PATH_MAX];
+    int n_search = 0;
+    while (search_dirs && search_dirs[n_search])
+        n_search++;
+    /* Candidate i: 0 = beside the recipe, 1..2n = search dirs (with and without SUBDIR),
+     * 2n+1 = the installed data directory. */
+    for (int i = 0; i < 2 * n_search + 2; i++) {
+        if (i == 0)
+            w = snprintf(dir, sizeof dir, "%s/../%s", recipe_dir, subdir);
+        else if (i <= 2 * n_search && (i % 2) == 1)
+            w = snprintf(dir, sizeof dir, "%s/%s", search_dirs[(i - 1) / 2], subdir);
+        else if (i <= 2 * n_search)
+            w = snprintf(dir, sizeof dir, "%s", search_dirs[(i - 1) / 2]);
+        else
+            w = snprintf(dir, sizeof dir, "%s/%s", RSY_DATADIR, subdir);
+        if (w < 0 || (size_t)w >= sizeof dir)
+            continue;
+        w = snprintf(out, RSY_PATH_MAX, "%s/%s.json", dir, ref);
+        if (w > 0 && w < RSY_PATH_MAX && regular_file_exists(out))
+            return RSY_OK;
+        if (k < sizeof tried) {
+            int a = snprintf(tried + k, sizeof tried - k, "%s%s", k ? ", " : "", dir);
+            if (a > 0)
+                k += (size_t)a;
+        }
+    }
+    out[0] = '\0';
+    return rsy__cfg_fail(file, kp, NULL, "no %s named \"%s\" (looked in %s)", noun, ref, tried);
+}
+
+/* ---------------------------------------------------------------------------------------- */
+/* Top-level scalars                                                                          */
+/* ---------------------------------------------------------------------------------------- */
+
+static rsy_status parse_name(const char *file, const cJSON *root, char out[RSY_NAME_MAX])
+{
+    const cJSON *item = cJSON_GetObjectItemCaseSensitive(root, "name");
+    if (!item)
+        return rsy__cfg_fail(file, "name", NULL, "required key missing");
+    int ok = cJSON_IsString(item);
+    size_t n = ok ? strlen(item->valuestring) : 0;
+    ok = ok && n >= 1 && n <= DATASET_NAME_MAX;
+    for (size_t i = 0; ok && i < n; i++) {
+        char c = item->valuestring[i];
+        ok = (c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9');
+    }
+    if (!ok)
+        return rsy__cfg_fail(file, "name", item,
+                             "expected a dataset name of 1 to %d characters from [A-Za-z0-9]",
+                             DATASET_NAME_MAX);
+    memcpy(out, item->valuestring, n + 1);
+    return RSY_OK;
+}
+
+/* The seed: a decimal string of a uint64 (JSON numbers are doubles, exact only to 2^53,
+ * reference/formats.md), or a JSON integer <= 2^53. */
+static rsy_status parse_seed(const char *file, const cJSON *root, uint64_t *out)
+{
+    const cJSON *item = cJSON_GetObjectItemCaseSensitive(root, "seed");
+    *out = 0;
+    if (!item)
+        return RSY_OK;
+    if (cJSON_IsNumber(item)) {
+        double v = item->valuedouble;
+        if (v >= 0.0 && v <= EXACT_INT_MAX && v == floor(v)) {
+            *out = (uint64_t)v;
+            return RSY_OK;
+        }
+    } else if (cJSON_IsString(item)) {
+        const char *s = item->valuestring;
+        size_t n = strlen(s);
+        uint64_t v = 0;
+        int ok = n >= 1 && n <= 20;
+        for (size_t i = 0; ok && i < n; i++) {
+            if (s[i] < '0' || s[i] > '9') {
+                ok = 0;
+                break;
+            }
+            uint64_t d = (uint64_t)(s[i] - '0');
+            if (v > (UINT64_MAX - d) / 10u)
+                ok = 0;
+            else
+                v = v * 10u + d;
+        }
+        if (ok) {
+            *out = v;
+            return RSY_OK;
+        }
+    }
+    return rsy__cfg_fail(file, "seed", item,
+                         "expected a decimal string of an unsigned 64-bit integer "
+                         "(\"0\" to \"18446744073709551615\") or a JSON integer in [0, 2^53]");
+}
+
+/* ---------------------------------------------------------------------------------------- */
+/* Phantom                                                                                    */
+/* ---------------------------------------------------------------------------------------- */
+
+static rsy_status parse_dims(const char *file, const cJSON *ph, int64_t dims[3])
+{
+    const cJSON *item = cJSON_GetObjectItemCaseSensitive(ph, "dims");
+    if (!item)
+        return RSY_OK;
+    if (!cJSON_IsArray(item) || cJSON_GetArraySize(item) != 3)
+        return rsy__cfg_fail(file, "phantom.dims", item,
+                             "expected an array of 3 integers in [%d, %d]", DIMS_MIN, DIMS_MAX);
+    int i = 0;
+    for (const cJSON *e = item->child; e; e = e->next, i++) {
+        char kp[RSY__KEYPATH_MAX];
+        rsy__kp_index(kp, "phantom.dims", i);
+        rsy_status rc = rsy__cfg_int_item(file, e, kp, DIMS_MIN, DIMS_MAX, &dims[i]);
+        if (rc != RSY_OK)
+            return rc;
+    }
+    return RSY_OK;
+}
+
+static rsy_status parse_spacing(const char *file, const cJSON *ph, double spacing_mm[3])
+{
+    static const rsy__range r = {0.1, 10.0, 1, 0};
+    const cJSON *item = cJSON_GetObjectItemCaseSensitive(ph, "spacing_mm");
+    if (!item)
+        return RSY_OK;
+    if (cJSON_IsNumber(item)) {
+        rsy_status rc = rsy__cfg_number_item(file, item, "phantom.spacing_mm", r, &spacing_mm[0]);
+        spacing_mm[1] = spacing_mm[2] = spacing_mm[0];
+        return rc;
+    }
+    if (!cJSON_IsArray(item) || cJSON_GetArraySize(item) != 3)
+        return rsy__cfg_fail(file, "phantom.spacing_mm", item,
+                             "expected a number in (0.1, 10] or an array of 3 such numbers");
+    int i = 0;
+    for (const cJSON *e = item->child; e; e = e->next, i++) {
+        char kp[RSY__KEYPATH_MAX];
+        rsy__kp_index(kp, "phantom.spacing_mm", i);
+        rsy_status rc = rsy__cfg_number_item(file, e, kp, r, &spacing_mm[i]);
+        if (rc != RSY_OK)
+            return rc;
+    }
+    return RSY_OK;
+}
+
+static rsy_status parse_age(const char *file, const cJSON *ph, rsy_phantom_spec *s)
+{
+    static const rsy__range r = {18.0, 100.0, 0, 0};
+    const cJSON *item = cJSON_GetObjectItemCaseSensitive(ph, "age_years");
+    if (!item)
+        return RSY_OK;
+    if (!cJSON_IsArray(item) || cJSON_GetArraySize(item) != 2)
+        return rsy__cfg_fail(file, "phantom.age_years", item,
+                             "expected [min, max] with 18 <= min <= max <= 100");
+    rsy_status rc;
+    if ((rc = rsy__cfg_number_item(file, item->child, "phantom.age_years[0]", r,
+                                   &s->age_min_years)) != RSY_OK ||
+        (rc = rsy__cfg_number_item(file, item->child->next, "phantom.age_years[1]", r,
+                                   &s->age_max_years)) != RSY_OK)
+        return rc;
+    if (s->age_min_years > s->age_max_years)
+        return rsy__cfg_fail(file, "phantom.age_years", item,
+                             "expected [min, max] with min <= max");
+    return RSY_OK;
+}
+
+static rsy_status parse_phantom(const char *file, const cJSON *root, rsy_phantom_spec *s)
+{
+    static const char *const keys[] = {"family",          "dims",           "spacing_mm",
+                                       "sex",             "female_fraction", "age_years",
+                                       "deformation_mm", "deformation_scale_mm", NULL};
+    static const char *const families[] = {"head", NULL};
+    static const char *const sexes[] = {"random", "female", "male", NULL};
+    static const rsy__range unit = {0.0, 1.0, 0, 0};
+    static const rsy__range deformation = {0.0, 20.0, 0, 0};
+    static const rsy__range deformation_scale = {5.0, 500.0, 1, 0};
+    const cJSON *ph = cJSON_GetObjectItemCaseSensitive(root, "phantom");
+    if (!ph)
+        return rsy__cfg_fail(file, "phantom", NULL, "required key missing");
+    rsy_status rc = rsy__cfg_check_object(file, "phantom", ph, keys);
+    if (rc != RSY_OK)
+        return rc;
+    /* Defaults (docs/recipe.md): 128^3 voxels of 1.75 mm, a 224 mm field of view that holds
+     * an adult head. */
+    for (int i = 0; i < 3; i++) {
+        s->dims[i] = 128;
+        s->spacing_mm[i] = 1.75;
+    }
+    s->female_fraction = 0.5;
+    s->age_min_years = 20.0;
+    s->age_max_years = 80.0;
+    s->deformation_mm = 2.0;
+    s->deformation_scale_mm = 40.0;
+    int family = 0, sex = 0;
+    if ((rc = rsy__cfg_enum(file, ph, "phantom", "family", 1, families, &family)) != RSY_OK ||
+        (rc = parse_dims(file, ph, s->dims)) != RSY_OK ||
+        (rc = parse_spacing(file, ph, s->spacing_mm)) != RSY_OK ||
+        (rc = rsy__cfg_enum(file, ph, "phantom", "sex", 0, sexes, &sex)) != RSY_OK ||
+        (rc = rsy__cfg_number(file, ph, "phantom", "female_fraction", 0, unit,
+                              &s->female_fraction)) != RSY_OK ||
+        (rc = parse_age(file, ph, s)) != RSY_OK ||
+        (rc = rsy__cfg_number(file, ph, "phantom", "deformation_mm", 0, deformation,
+                              &s->deformation_mm)) != RSY_OK ||
+        (rc = rsy__cfg_number(file, ph, "phantom", "deformation_scale_mm", 0,
+                              deformation_scale, &s->deformation_scale_mm)) != RSY_OK)
+        return rc;
+    snprintf(s->family, sizeof s->family, "%s", families[family]);
+    s->sex = sex == 1 ? RSY_SEX_FEMALE : sex == 2 ? RSY_SEX_MALE : RSY_SEX_RANDOM;
+    return RSY_OK;
+}
+
+/* ---------------------------------------------------------------------------------------- */
+/* Acquisition                                                                                */
+/* ---------------------------------------------------------------------------------------- */
+
+static int is_sequence_name(const char *s)
+{
+    size_t n = strlen(s);
+    if (n < 1 || n > SEQUENCE_NAME_MAX)
+        return 0;
+    for (size_t i = 0; i < n; i++) {
+        char c = s[i];
+        if (!((c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') ||
+              c == '_' || c == '-'))
+            return 0;
+    }
+    return 1;
+}
+
+/* A key that only one sequence type takes: required for it, refused for the others. */
+static rsy_status type_specific(const char *file, const cJSON *sq, const char *kp,
+                                const char *key, int applies, const char *type_name,
+                                rsy__range r, double *out)
+{
+    char ckp[RSY__KEYPATH_MAX];
+    rsy__kp_key(ckp, kp, key);
+    const cJSON *item = cJSON_GetObjectItemCaseSensitive(sq, key);
+    if (applies && !item)
+        return rsy__cfg_fail(file, ckp, NULL, "required key missing (type \"%s\")", type_name);
+    if (!applies && item)
+        return rsy__cfg_fail(file, ckp, item, "expected no %s: it only applies to type \"%s\"",
+                             key, type_name);
+    return item ? rsy__cfg_number_item(file, item, ckp, r, out) : RSY_OK;
+}
+
+static rsy_status parse_sequence(const char *file, const cJSON *sq, const char *kp,
+                                 rsy_sequence *s)
+{
+    static const char *const keys[] = {"name",     "type",     "tr_ms",
+                                       "te_ms",    "ti_ms",    "flip_deg",
+                                       "contrast", "noise_percent", "noise_reference", NULL};
+    static const char *const types[] = {"spin_echo", "inversion_recovery", "spoiled_gre", NULL};
+    static const rsy__range positive = {0.0, INFINITY, 1, 1};
+    static const rsy__range noise = {0.0, 50.0, 0, 0};
+    static const rsy__range flip = {0.0, 180.0, 1, 1};
+    char ckp[RSY__KEYPATH_MAX];
+    rsy_status rc = rsy__cfg_check_object(file, kp, sq, keys);
+    if (rc != RSY_OK)
+        return rc;
+    const cJSON *name = cJSON_GetObjectItemCaseSensitive(sq, "name");
+    rsy__kp_key(ckp, kp, "name");
+    if (!name)
+        return rsy__cfg_fail(file, ckp, NULL, "required key missing");
+    if (!cJSON_IsString(name) || !is_sequence_name(name->valuestring))
+        return rsy__cfg_fail(file, ckp, name,
+                             "expected a sequence name of 1 to %d characters from "
+                             "[A-Za-z0-9_-]",
+                             SEQUENCE_NAME_MAX);
+    snprintf(s->name, sizeof s->name, "%s", name->valuestring);
+    int type = 0;
+    s->noise_percent = 3.0; /* BrainWeb standard noise level, domain.md 2.3 [S47] */
+    snprintf(s->noise_reference, sizeof s->noise_reference, "white_matter");
+    if ((rc = rsy__cfg_enum(file, sq, kp, "type", 1, types, &type)) != RSY_OK ||
+        (rc = rsy__cfg_number(file, sq, kp, "tr_ms", 1, positive, &s->tr_ms)) != RSY_OK)
+        return rc;
+    s->kind = (rsy_sequence_kind)type;
+    rsy__range below_tr = {0.0, s->tr_ms, 1, 1};
+    rsy__kp_key(ckp, kp, "te_ms");
+    const cJSON *te = cJSON_GetObjectItemCaseSensitive(sq, "te_ms");
+    if (!te)
+        return rsy__cfg_fail(file, ckp, NULL, "required key missing");
+    if (cJSON_IsNumber(te) && te->valuedouble >= s->tr_ms)
+        return rsy__cfg_fail(file, ckp, te, "expected a number < tr_ms (%g)", s->tr_ms);
+    if ((rc = rsy__cfg_number_item(file, te, ckp, positive, &s->te_ms)) != RSY_OK)
+        return rc;
+    if (cJSON_IsNumber(cJSON_GetObjectItemCaseSensitive(sq, "ti_ms")) &&
+        cJSON_GetObjectItemCaseSensitive(sq, "ti_ms")->valuedouble >= s->tr_ms &&
+        s->kind == RSY_SEQ_INVERSION_RECOVERY) {
+        rsy__kp_key(ckp, kp, "ti_ms");
+        return rsy__cfg_fail(file, ckp, cJSON_GetObjectItemCaseSensitive(sq, "ti_ms"),
+                             "expected a number < tr_ms (%g)", s->tr_ms);
+    }
+    if ((rc = type_specific(file, sq, kp, "ti_ms", s->kind == RSY_SEQ_INVERSION_RECOVERY,
+                            "inversion_recovery", below_tr, &s->ti_ms)) != RSY_OK ||
+        (rc = type_specific(file, sq, kp, "flip_deg", s->kind == RSY_SEQ_SPOILED_GRE,
+                            "spoiled_gre", flip, &s->flip_deg)) != RSY_OK ||
+        (rc = rsy__cfg_bool(file, sq, kp, "contrast", 0, &s->contrast)) != RSY_OK ||
+        (rc = rsy__cfg_number(file, sq, kp, "noise_percent", 0, noise, &s->noise_percent)) !=
+            RSY_OK ||
+        (rc = rsy__cfg_ident(file, sq, kp, "noise_reference", 0, s->noise_reference)) != RSY_OK)
+        return rc;
+    return RSY_OK;
+}
+
+static rsy_status parse_sequences(const char *file, const cJSON *acq, rsy_mri_spec *m,
+                                  const rsy_tissue_table *table, const char *table_path)
+{
+    const cJSON *arr = cJSON_GetObjectItemCaseSensitive(acq, "sequences");
+    if (!arr)
+        return rsy__cfg_fail(file, "acquisition.sequences", NULL, "required key missing");
+    int n = cJSON_IsArray(arr) ? cJSON_GetArraySize(arr) : 0;
+    if (n < 1 || n > RSY_MAX_SEQUENCES)
+        return rsy__cfg_fail(file, "acquisition.sequences", arr,
+                             "expected an array of 1 to %d sequence objects", RSY_MAX_SEQUENCES);
+    int i = 0;
+    for (const cJSON *sq = arr->child; sq; sq = sq->next, i++) {
+        char kp[RSY__KEYPATH_MAX], ckp[RSY__KEYPATH_MAX];
+        rsy__kp_index(kp, "acquisition.sequences", i);
+        rsy_sequence *s = &m->sequences[i];
+        rsy_status rc = parse_sequence(file, sq, kp, s);
+        if (rc != RSY_OK)
+            return rc;
+        for (int j = 0; j < i; j++)
+            if (strcmp(m->sequences[j].name, s->name) == 0) {
+                rsy__kp_key(ckp, kp, "name");
+                return rsy__cfg_fail(file, ckp, NULL,
+                                     "duplicate sequence name \"%s\" (also "
+                                     "acquisition.sequences[%d]); names must be unique",
+                                     s->name, j);
+            }
+        if (rsy__tissue_index(table, s->noise_reference) < 0) {
+            rsy__kp_key(ckp, kp, "noise_reference");
+            return rsy__cfg_fail(file, ckp, NULL,
+                                 "no tissue \"%s\" in the tissue table \"%s\" (%s)",
+                                 s->noise_reference, table->name, table_path);
+        }
+        m->n_sequences = i + 1;
+    }
+    return RSY_OK;
+}
+
+static rsy_status parse_bias(const char *file, const cJSON *acq, rsy_mri_spec *m)
+{
+    static const char *const keys[] = {"amplitude", "scale_mm", NULL};
+    static const rsy__range amplitude = {0.0, 0.5, 0, 0};
+    static const rsy__range scale = {10.0, 10000.0, 1, 0};
+    /* BrainWeb "20% INU": a multiplicative field of 0.90-1.10, domain.md 2.3 [S47]. */
+    m->bias_amplitude = 0.1;
+    m->bias_scale_mm = 120.0;
+    const cJSON *b = cJSON_GetObjectItemCaseSensitive(acq, "bias_field");
+    if (!b)
+        return RSY_OK;
+    rsy_status rc = rsy__cfg_check_object(file, "acquisition.bias_field", b, keys);
+    if (rc != RSY_OK)
+        return rc;
+    if ((rc = rsy__cfg_number(file, b, "acquisition.bias_field", "amplitude", 0, amplitude,
+                              &m->bias_amplitude)) != RSY_OK)
+        return rc;
+    return rsy__cfg_number(file, b, "acquisition.bias_field", "scale_mm", 0, scale,
+                           &m->bias_scale_mm);
+}
+
+static rsy_status parse_acquisition(const char *file, const cJSON *root, rsy_recipe *r,
+                                    const char *recipe_dir, const char *const *search_dirs,
+                                    char table_path[RSY_PATH_MAX])
+{
+    static const char *const keys[] = {"modality",          "field_strength_T", "tissues",
+                                       "contrast_agent_r1", "bias_field",       "sequences",
+                                       NULL};
+    static const char *const modalities[] = {"mri", NULL};
+    static const rsy__range field = {1.0, 3.5, 0, 0};
+    static const rsy__range r1 = {0.0, 100.0, 1, 0};
+    const char *kp = "acquisition";
+    const cJSON *acq = cJSON_GetObjectItemCaseSensitive(root, kp);
+    if (!acq)
+        return rsy__cfg_fail(file, kp, NULL, "required key missing");
+    rsy_status rc = rsy__cfg_check_object(file, kp, acq, keys);
+    if (rc != RSY_OK)
+        return rc;
+    rsy_mri_spec *m = &r->mri;
+    int modality = 0;
+    char tissues[RSY_PATH_MAX] = "mri-brain";
+    m->field_t = 3.0;
+    /* Gd-DTPA r1 ~ 4 /(mM s) at 1.5 T (GK), domain.md 2.1. */
+    m->gd_r1_per_mM_s = 4.0;
+    if ((rc = rsy__cfg_enum(file, acq, kp, "modality", 1, modalities, &modality)) != RSY_OK ||
+        (rc = rsy__cfg_number(file, acq, kp, "field_strength_T", 0, field, &m->field_t)) !=
+            RSY_OK ||
+        (rc = rsy__cfg_string(file, acq, kp, "tissues", 0, RSY_PATH_MAX - 1, tissues)) !=
+            RSY_OK ||
+        (rc = rsy__cfg_number(file, acq, kp, "contrast_agent_r1", 0, r1,
+                              &m->gd_r1_per_mM_s)) != RSY_OK ||
+        (rc = parse_bias(file, acq, m)) != RSY_OK)
+        return rc;
+    snprintf(r->modality, sizeof r->modality, "%s", modalities[modality]);
+    rc = resolve_ref(file, "acquisition.tissues",
+                     cJSON_GetObjectItemCaseSensitive(acq, "tissues"), tissues, recipe_dir,
+                     search_dirs, "tissues", "tissue table", table_path);
+    if (rc != RSY_OK)
+        return rc;
+    rc = rsy__tissue_table_load(&r->tissues, table_path);
+    if (rc != RSY_OK)
+        return rc;
+    return parse_sequences(file, acq, m, &r->tissues, table_path);
+}
+
+/* ---------------------------------------------------------------------------------------- */
+/* Lesions                                                                                    */
+/* ---------------------------------------------------------------------------------------- */
+
+static rsy_status parse_lesion(const char *file, const cJSON *item, const char *kp,
+                               rsy_recipe *r, int index, const char *recipe_dir,
+                               const char *const *search_dirs, const char *table_path)
+{
+    static const char *const keys[] = {"prior", "probability", "count", "diameter_mm", NULL};
+    static const rsy__range unit = {0.0, 1.0, 0, 0};
+    char ckp[RSY__KEYPATH_MAX];
+    char ref[RSY_PATH_MAX];
+    char prior_path[RSY_PATH_MAX];
+    unsigned prior_modalities = 0;
+    rsy_lesion_spec *ls = &r->lesions[index];
+    rsy_status rc = rsy__cfg_check_object(file, kp, item, keys);
+    if (rc != RSY_OK)
+        return rc;
+    if ((rc = rsy__cfg_string(file, item, kp, "prior", 1, RSY_PATH_MAX - 1, ref)) != RSY_OK)
+        return rc;
+    rsy__kp_key(ckp, kp, "prior");
+    rc = resolve_ref(file, ckp, cJSON_GetObjectItemCaseSensitive(item, "prior"), ref,
+                     recipe_dir, search_dirs, "priors", "prior", prior_path);
+    if (rc != RSY_OK)
+        return rc;
+    if ((rc = rsy__prior_load(&ls->prior, prior_path, &prior_modalities)) != RSY_OK)
+        return rc;
+    for (int j = 0; j < index; j++)
+        if (strcmp(r->lesions[j].prior.name, ls->prior.name) == 0)
+            return rsy__cfg_fail(file, ckp, NULL,
+                                 "prior \"%s\" is already used by lesions[%d] (each prior may "
+                                 "appear once: its compartments become labels)",
+                                 ls->prior.name, j);
+    if (!(prior_modalities & RSY__MODALITY_MRI))
+        return rsy__cfg_fail(file, ckp, NULL,
+                             "prior \"%s\" (%s) has no \"mri\" in its modalities, but the recipe "
+                             "images with MRI",
+                             ls->prior.name, prior_path);
+    if ((rc = rsy__prior_check_tissues(&ls->prior, &r->tissues, table_path)) != RSY_OK)
+        return rc;
+    ls->probability = 1.0;
+    if ((rc = rsy__cfg_number(file, item, kp, "probability", 0, unit, &ls->probability)) !=
+        RSY_OK)
+        return rc;
+    /* Overrides merge into the prior's distributions (docs/recipe.md, "Overrides"). */
+    const cJSON *count = cJSON_GetObjectItemCaseSensitive(item, "count");
+    if (count) {
+        rsy__kp_key(ckp, kp, "count");
+        rc = rsy__cfg_dist(file, count, ckp, &rsy__rules_count, &ls->prior.count,
+                           &ls->prior.count);
+        if (rc != RSY_OK)
+            return rc;
+    }
+    const cJSON *diam = cJSON_GetObjectItemCaseSensitive(item, "diameter_mm");
+    if (diam) {
+        rsy__kp_key(ckp, kp, "diameter_mm");
+        rc = rsy__cfg_dist(file, diam, ckp, &rsy__rules_diameter_mm, &ls->prior.diameter_mm,
+                           &ls->prior.diameter_mm);
+        if (rc != RSY_OK)
+            return rc;
+    }
+    return RSY_OK;
+}
+
+static rsy_status parse_lesions(const char *file, const cJSON *root, rsy_recipe *r,
+                                const char *recipe_dir, const char *const *search_dirs,
+                                const char *table_path)
+{
+    const cJSON *arr = cJSON_GetObjectItemCaseSensitive(root, "lesions");
+    r->n_lesion_types = 0;
+    if (!arr)
+        return RSY_OK;
+    int n = cJSON_IsArray(arr) ? cJSON_GetArraySize(arr) : -1;
+    if (n < 0 || n > RSY_MAX_LESION_TYPES)
+        return rsy__cfg_fail(file, "lesions", arr, "expected an array of 0 to %d lesion objects",
+                             RSY_MAX_LESION_TYPES);
+    int i = 0;
+    for (const cJSON *e = arr->child; e; e = e->next, i++) {
+        char kp[RSY__KEYPATH_MAX];
+        rsy__kp_index(kp, "lesions", i);
+        rsy_status rc = parse_lesion(file, e, kp, r, i, recipe_dir, search_dirs, table_path);
+        if (rc != RSY_OK)
+            return rc;
+        r->n_lesion_types = i + 1;
+    }
+    return RSY_OK;
+}
+
+/* ---------------------------------------------------------------------------------------- */
+/* Texture and output                                                                         */
+/* ---------------------------------------------------------------------------------------- */
+
+/* An optional object holding one enumerated key. */
+static rsy_status parse_choice_object(const char *file, const cJSON *root, const char *name,
+                                      const char *key, const char *const *choices, int *out)
+{
+    const char *const keys[] = {key, NULL};
+    const cJSON *obj = cJSON_GetObjectItemCaseSensitive(root, name);
+    *out = 0;
+    if (!obj)
+        return RSY_OK;
+    rsy_status rc = rsy__cfg_check_object(file, name, obj, keys);
+    if (rc != RSY_OK)
+        return rc;
+    return rsy__cfg_enum(file, obj, name, key, 0, choices, out);
+}
+
+/* ---------------------------------------------------------------------------------------- */
+/* Public                                                                                     */
+/* ---------------------------------------------------------------------------------------- */
+
+static rsy_status parse_recipe(const char *file, const cJSON *root, rsy_recipe *r,
+                               const char *const *search_dirs)
+{
+    static const char *const keys[] = {"raresynth_recipe", "name",      "dataset_id",
+                                       "description",      "cases",     "seed",
+                                       "phantom",          "lesions",   "acquisition",
+                                       "texture",          "output",    NULL};
+    static const char *const textures[] = {"uniform", NULL};
+    static const char *const label_sets[] = {"lesions", "tissues+lesions", NULL};
+    char recipe_dir[RSY_PATH_MAX];
+    char table_path[RSY_PATH_MAX];
+    int64_t dataset_id = 0;
+    int texture = 0, labels = 0;
+    rsy_status rc;
+    dir_of(file, recipe_dir, sizeof recipe_dir);
+    r->cases = 10;
+    if ((rc = rsy__cfg_check_object(file, "", root, keys)) != RSY_OK ||
+        (rc = rsy__cfg_version(file, root, "raresynth_recipe")) != RSY_OK ||
+        (rc = parse_name(file, root, r->name)) != RSY_OK ||
+        (rc = rsy__cfg_int(file, root, "", "dataset_id", 1, 1, 999, &dataset_id)) != RSY_OK ||
+        (rc = rsy__cfg_string(file, root, "", "description", 0, RSY_TEXT_MAX - 1,
+                              r->description)) != RSY_OK ||
+        (rc = rsy__cfg_int(file, root, "", "cases", 0, 1, CASES_MAX, &r->cases)) != RSY_OK ||
+        (rc = parse_seed(file, root, &r->seed)) != RSY_OK ||
+        (rc = parse_phantom(file, root, &r->phantom)) != RSY_OK ||
+        (rc = parse_acquisition(file, root, r, recipe_dir, search_dirs, table_path)) != RSY_OK ||
+        (rc = parse_lesions(file, root, r, recipe_dir, search_dirs, table_path)) != RSY_OK ||
+        (rc = parse_choice_object(file, root, "texture", "model", textures, &texture)) !=
+            RSY_OK ||
+        (rc = parse_choice_object(file, root, "output", "labels", label_sets, &labels)) !=
+            RSY_OK)
+        return rc;
+    r->dataset_id = (int)dataset_id;
+    r->texture = RSY_TEXTURE_UNIFORM;
+    r->label_set = labels == 1 ? RSY_LABELS_TISSUES_AND_LESIONS : RSY_LABELS_LESIONS;
+    return RSY_OK;
+}
+
+rsy_status rsy_recipe_load(rsy_recipe **out, const char *path, const char *const *search_dirs)
+{
+    if (!out || !path)
+        return RSY_EINVAL;
+    *out = NULL;
+    if (strlen(path) >= RSY_PATH_MAX) {
+        rsy_log_error("%.200s...: path longer than %d bytes", path, RSY_PATH_MAX - 1);
+        return RSY_EINVAL;
+    }
+    rsy_recipe *r = calloc(1, sizeof *r);
+    if (!r)
+        return RSY_ENOMEM;
+    rsy__json_file f;
+    rsy_status rc = rsy__json_file_load(&f, path);
+    if (rc != RSY_OK)
+        goto fail;
+    snprintf(r->path, sizeof r->path, "%s", path);
+    rsy_sha256_hex(f.text, f.len, r->sha256);
+    rc = parse_recipe(path, f.root, r, search_dirs);
+    if (rc != RSY_OK)
+        goto fail;
+    r->json = f.text; /* the recipe keeps the file's text for the dataset manifest */
+    f.text = NULL;
+    rsy__json_file_clear(&f);
+    *out = r;
+    return RSY_OK;
+fail:
+    rsy__json_file_clear(&f);
+    rsy_recipe_destroy(r);
+    return rc;
+}
+
+void rsy_recipe_destroy(rsy_recipe *r)
+{
+    if (!r)
+        return;
+    free(r->json);
+    free(r);
+}
+
+/* a * b, saturating at UINT64_MAX. */
+static uint64_t mul_sat(uint64_t a, uint64_t b)
+{
+    if (a != 0 && b > UINT64_MAX / a)
+        return UINT64_MAX;
+    return a * b;
+}
+
+uint64_t rsy_recipe_memory_estimate(const rsy_recipe *r, int n_workers)
+{
+    /*
+     * One formula, an upper bound of what a case in flight holds at its peak, per voxel:
+     *     2 working class map (uint16) + 2 instance map (uint16) + 1 output labels (uint8)
+     *   + 16 MRI property maps (float32 T1, T2, PD, Gd)
+     *   + 4 per channel (float32 image of each sequence)
+     *   + 4 bias field (float32)
+     *   + 4 gzip export buffer, at most the largest volume (a float32 channel)
+     *   = 29 + 4 * n_sequences bytes per voxel,
+     * times the cases in flight (n_workers, at least 1), plus a fixed 64 MiB for everything
+     * that does not scale with the grid (recipe and priors, thread stacks, zlib and NIfTI
+     * writer state, manifests).
+     */
+    if (!r)
+        return 0;
+    uint64_t nvox = 1;
+    for (int i = 0; i < 3; i++)
+        nvox = mul_sat(nvox, r->phantom.dims[i] > 0 ? (uint64_t)r->phantom.dims[i] : 0);
+    uint64_t per_voxel = 29u + 4u * (uint64_t)(r->mri.n_sequences > 0 ? r->mri.n_sequences : 0);
+    uint64_t workers = n_workers > 1 ? (uint64_t)n_workers : 1u;
+    uint64_t total = mul_sat(mul_sat(nvox, per_voxel), workers);
+    return total > UINT64_MAX - MEMORY_OVERHEAD_BYTES ? UINT64_MAX
+                                                       : total + MEMORY_OVERHEAD_BYTES;
+}

@@ -1,0 +1,480 @@
+/*
+ * case.c: the per-case pipeline (DESIGN.md section 2).
+ *
+ *   1. phantom: class map (uint16) and subject attributes;
+ *   2. lesions: sampled against the tissue map, rasterised into the class map with an
+ *      instance map beside it, then the subject's volumes are measured again;
+ *   3. tissue properties: one MRI property set per class id (uniform texture model);
+ *   4. imaging, per channel: a signal lookup table over class ids (computed once per class,
+ *      not per voxel), times the case's bias field, then Rician noise with the BrainWeb
+ *      sigma (noise_percent of the reference tissue's noise-free signal [S47]);
+ *   5. the output label map (uint8) and the lesion descriptions;
+ *   6. the findings text from the lesion records measured on the voxels.
+ * Every random number comes from the case's own streams (generator_internal.h), so a case
+ * is the same whichever thread makes it and whatever else runs.
+ */
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "generator_internal.h"
+#include "rsy_phantoms.h"
+#include "rsy_priors.h"
+
+#define RSY__SUBJECT_KV 7
+/* Sampled parameters per lesion: diameter, elongation, 3 semi-axes, 3 centre coordinates,
+ * placement attempts, and one extent per compartment. */
+#define RSY__LESION_FIXED_KV 9
+#define RSY__LESION_KV (RSY__LESION_FIXED_KV + RSY_MAX_COMPARTMENTS)
+/* Acquisition facts per channel: noise sigma and the reference tissue's signal; plus the
+ * intensity scale. */
+#define RSY__ACQ_KV (2 * RSY_MAX_SEQUENCES + 1)
+#define RSY__KEY_MAX (RSY_NAME_MAX + 32)
+
+/* Storage behind one rsy_lesion_info. */
+typedef struct gen_lesion {
+    char type[RSY_NAME_MAX];
+    char display_name[RSY_TEXT_MAX];
+    char host[RSY_NAME_MAX];
+    char region[RSY_TEXT_MAX];
+    rsy_kv params[RSY__LESION_KV];
+    char keys[RSY_MAX_COMPARTMENTS][RSY__KEY_MAX];
+} gen_lesion;
+
+struct rsy_case {
+    size_t case_index;
+    rsy_volume *classes;   /* uint16 working classes */
+    rsy_volume *instances; /* uint16 */
+    rsy_volume *labels;    /* uint8 */
+    int n_channels;
+    rsy_volume *channels[RSY_MAX_SEQUENCES];
+    const rsy_volume *channel_views[RSY_MAX_SEQUENCES];
+    rsy_subject subject;
+    rsy_kv subject_kv[RSY__SUBJECT_KV];
+    rsy_kv acq_kv[RSY__ACQ_KV];
+    char acq_keys[RSY__ACQ_KV][RSY__KEY_MAX];
+    int n_acq;
+    int n_lesions;
+    gen_lesion *lesion_store;
+    rsy_lesion_info *lesions;
+    char *findings;
+    rsy_case_timing timing;
+};
+
+/* ---------------------------------------------------------------------------------------- */
+/* Accessors                                                                                  */
+/* ---------------------------------------------------------------------------------------- */
+void rsy_case_destroy(rsy_case *c)
+{
+    if (!c)
+        return;
+    rsy_volume_destroy(c->classes);
+    rsy_volume_destroy(c->instances);
+    rsy_volume_destroy(c->labels);
+    for (int i = 0; i < c->n_channels; i++)
+        rsy_volume_destroy(c->channels[i]);
+    free(c->lesion_store);
+    free(c->lesions);
+    free(c->findings);
+    free(c);
+}
+
+int rsy_case_n_channels(const rsy_case *c) { return c ? c->n_channels : 0; }
+
+const rsy_volume *rsy_case_channel(const rsy_case *c, int i)
+{
+    return c && i >= 0 && i < c->n_channels ? c->channels[i] : NULL;
+}
+
+const rsy_volume *rsy_case_labels(const rsy_case *c) { return c ? c->labels : NULL; }
+const rsy_volume *rsy_case_classes(const rsy_case *c) { return c ? c->classes : NULL; }
+const rsy_volume *rsy_case_instances(const rsy_case *c) { return c ? c->instances : NULL; }
+int rsy_case_n_lesions(const rsy_case *c) { return c ? c->n_lesions : 0; }
+const char *rsy_case_findings(const rsy_case *c) { return c ? c->findings : NULL; }
+
+rsy_case_timing rsy_case_get_timing(const rsy_case *c)
+{
+    rsy_case_timing zero = {0.0, 0.0, 0.0, 0.0, 0.0};
+    return c ? c->timing : zero;
+}
+
+void rsy__case_data(const rsy_case *c, rsy_case_data *out)
+{
+    memset(out, 0, sizeof *out);
+    out->case_index = c->case_index;
+    out->channels = c->channel_views;
+    out->n_channels = c->n_channels;
+    out->labels = c->labels;
+    out->instances = c->instances;
+    out->lesions = c->lesions;
+    out->n_lesions = c->n_lesions;
+    out->subject = c->subject_kv;
+    out->n_subject = RSY__SUBJECT_KV;
+    out->acquisition = c->acq_kv;
+    out->n_acquisition = c->n_acq;
+    out->findings = c->findings;
+}
+
+void rsy__case_set_export_time(rsy_case *c, double export_s) { c->timing.export_s = export_s; }
+
+/* ---------------------------------------------------------------------------------------- */
+/* Pipeline steps                                                                             */
+/* ---------------------------------------------------------------------------------------- */
+static rsy_kv kv_number(const char *key, double x)
+{
+    rsy_kv kv = {key, RSY_KV_NUMBER, x, NULL};
+    return kv;
+}
+
+static rsy_kv kv_string(const char *key, const char *s)
+{
+    rsy_kv kv = {key, RSY_KV_STRING, 0.0, s};
+    return kv;
+}
+
+static void subject_kv_fill(rsy_case *c)
+{
+    const rsy_subject *s = &c->subject;
+    int n = 0;
+    c->subject_kv[n++] = kv_string("sex", s->sex == RSY_SEX_FEMALE ? "female" : "male");
+    c->subject_kv[n++] = kv_number("age_years", s->age_years);
+    c->subject_kv[n++] = kv_number("size_scale", s->size_scale);
+    c->subject_kv[n++] = kv_number("deformation_mm", s->deformation_mm);
+    c->subject_kv[n++] = kv_number("intracranial_ml", s->intracranial_ml);
+    c->subject_kv[n++] = kv_number("brain_ml", s->brain_ml);
+    c->subject_kv[n++] = kv_number("ventricles_ml", s->ventricles_ml);
+}
+
+/* Class id of the voxel nearest to world point @p xyz_mm (clamped into the grid). */
+static int class_at_world(const rsy_volume *classes, const double xyz_mm[3])
+{
+    const rsy_geometry *g = &classes->geom;
+    double ijk[3];
+    rsy_geometry_world_to_voxel(g, xyz_mm, ijk);
+    int64_t idx[3];
+    for (int a = 0; a < 3; a++) {
+        double v = floor(ijk[a] + 0.5);
+        idx[a] = v < 0.0 ? 0 : (v > (double)(g->dims[a] - 1) ? g->dims[a] - 1 : (int64_t)v);
+    }
+    size_t vox = (size_t)idx[0] + (size_t)g->dims[0] * ((size_t)idx[1] +
+                                                        (size_t)g->dims[1] * (size_t)idx[2]);
+    return ((const uint16_t *)classes->data)[vox];
+}
+
+/* Describe lesion @p l (sampled against the pre-rasterisation class map) for the export. */
+static void lesion_describe(const rsy_recipe *r, const rsy_case *c, const rsy_lesion *l,
+                            int host_class, gen_lesion *gl, rsy_lesion_info *info)
+{
+    const char *family = r->phantom.family;
+    const rsy_prior *p = &r->lesions[l->type_index].prior;
+    snprintf(gl->type, sizeof gl->type, "%s", p->name);
+    snprintf(gl->display_name, sizeof gl->display_name, "%s", p->display_name);
+    const char *host = rsy_phantom_class_name(family, host_class);
+    snprintf(gl->host, sizeof gl->host, "%s", host ? host : "unknown");
+    rsy_phantom_describe_location(family, &c->subject, l->center_mm, gl->region,
+                                  sizeof gl->region);
+
+    double amin = l->semi_axes_mm[0], amax = l->semi_axes_mm[0];
+    for (int a = 1; a < 3; a++) {
+        amin = fmin(amin, l->semi_axes_mm[a]);
+        amax = fmax(amax, l->semi_axes_mm[a]);
+    }
+    int n = 0;
+    gl->params[n++] = kv_number("diameter_mm", l->diameter_mm);
+    gl->params[n++] = kv_number("elongation", amin > 0.0 ? amax / amin : 1.0);
+    gl->params[n++] = kv_number("semi_axis_1_mm", l->semi_axes_mm[0]);
+    gl->params[n++] = kv_number("semi_axis_2_mm", l->semi_axes_mm[1]);
+    gl->params[n++] = kv_number("semi_axis_3_mm", l->semi_axes_mm[2]);
+    gl->params[n++] = kv_number("center_x_mm", l->center_mm[0]);
+    gl->params[n++] = kv_number("center_y_mm", l->center_mm[1]);
+    gl->params[n++] = kv_number("center_z_mm", l->center_mm[2]);
+    gl->params[n++] = kv_number("placement_attempts", (double)l->attempts);
+    for (int k = 0; k < p->n_compartments; k++) {
+        const rsy_compartment *cp = &p->compartments[k];
+        snprintf(gl->keys[k], sizeof gl->keys[k], "%s.%s", cp->name,
+                 cp->extent_kind == RSY_EXTENT_MARGIN_MM ? "margin_mm" : "radius_fraction");
+        gl->params[n++] = kv_number(gl->keys[k], l->extent[k]);
+    }
+    info->instance_id = l->instance_id;
+    info->type = gl->type;
+    info->display_name = gl->display_name;
+    info->host = gl->host;
+    info->region = gl->region;
+    info->params = gl->params;
+    info->n_params = n;
+}
+
+/* Largest class id in a uint16 map. */
+static int max_class(const rsy_volume *classes)
+{
+    const uint16_t *cl = classes->data;
+    size_t nvox = rsy_geometry_nvox(&classes->geom);
+    int m = 0;
+    for (size_t v = 0; v < nvox; v++)
+        if (cl[v] > m)
+            m = cl[v];
+    return m;
+}
+
+/* Channels: signal lookup per class, bias field, Rician noise. */
+static rsy_status imaging(const rsy_recipe *r, rsy_case *c, const rsy__gen_class *tab,
+                          int n_classes)
+{
+    rsy_status rc = RSY_OK;
+    rsy_rng *rng = NULL;
+    float *bias = NULL, *lut = NULL;
+    size_t nvox = rsy_geometry_nvox(&c->classes->geom);
+    const uint16_t *cl = c->classes->data;
+
+    bias = malloc(nvox * sizeof *bias);
+    lut = malloc((size_t)n_classes * sizeof *lut);
+    if (!bias || !lut) {
+        rc = RSY_ENOMEM;
+        goto fail;
+    }
+    rc = rsy_rng_create_stream(&rng, r->seed, c->case_index, RSY__GEN_STAGE_BIAS);
+    if (rc != RSY_OK)
+        goto fail;
+    rc = rsy__gen_bias_field(c->classes, r->mri.bias_amplitude, r->mri.bias_scale_mm, rng, bias);
+    rsy_rng_destroy(rng);
+    rng = NULL;
+    if (rc != RSY_OK) {
+        rsy_log_error("bias field: amplitude %g and scale %g mm are out of range",
+                      r->mri.bias_amplitude, r->mri.bias_scale_mm);
+        goto fail;
+    }
+
+    c->acq_kv[c->n_acq++] = kv_number("intensity_scale", RSY__GEN_SIGNAL_SCALE);
+    for (int ch = 0; ch < r->mri.n_sequences; ch++) {
+        const rsy_sequence *seq = &r->mri.sequences[ch];
+        double r1 = r->mri.gd_r1_per_mM_s;
+        for (int k = 0; k < n_classes; k++)
+            lut[k] = (float)(RSY__GEN_SIGNAL_SCALE * rsy_mri_signal(seq, &tab[k].props, r1));
+
+        /* BrainWeb convention [S47]: sigma is noise_percent of the noise-free signal of the
+         * reference tissue in this sequence (bias field excluded). */
+        const rsy_tissue *ref = rsy_tissue_table_find(&r->tissues, seq->noise_reference);
+        if (!ref) {
+            rsy_log_error("sequence \"%s\": noise reference \"%s\" is not in tissue table "
+                          "\"%s\"",
+                          seq->name, seq->noise_reference, r->tissues.name);
+            rc = RSY_EINVAL;
+            goto fail;
+        }
+        rsy_mri_props ref_props = rsy_tissue_mri_at(ref, r->mri.field_t);
+        double ref_signal = RSY__GEN_SIGNAL_SCALE * rsy_mri_signal(seq, &ref_props, r1);
+        double sigma = seq->noise_percent / 100.0 * ref_signal;
+
+        rsy_volume *img = NULL;
+        rc = rsy_volume_create(&img, &c->classes->geom, RSY_DTYPE_FLOAT32);
+        if (rc != RSY_OK)
+            goto fail;
+        c->channels[c->n_channels] = img;
+        c->channel_views[c->n_channels] = img;
+        c->n_channels++;
+        float *px = img->data;
+        for (size_t v = 0; v < nvox; v++)
+            px[v] = lut[cl[v]] * bias[v];
+
+        rc = rsy_rng_create_stream(&rng, r->seed, c->case_index,
+                                   (uint32_t)RSY_STAGE_ACQUISITION + (uint32_t)ch);
+        if (rc != RSY_OK)
+            goto fail;
+        rsy__gen_rician(px, nvox, sigma, rng);
+        rsy_rng_destroy(rng);
+        rng = NULL;
+
+        snprintf(c->acq_keys[c->n_acq], RSY__KEY_MAX, "%s.noise_sigma", seq->name);
+        c->acq_kv[c->n_acq] = kv_number(c->acq_keys[c->n_acq], sigma);
+        c->n_acq++;
+        snprintf(c->acq_keys[c->n_acq], RSY__KEY_MAX, "%s.reference_signal", seq->name);
+        c->acq_kv[c->n_acq] = kv_number(c->acq_keys[c->n_acq], ref_signal);
+        c->n_acq++;
+    }
+
+fail:
+    rsy_rng_destroy(rng);
+    free(lut);
+    free(bias);
+    return rc;
+}
+
+/* Labels from classes; a second instance map restricted to the compartments inside the
+ * lesion surface (for the mass size); measured records of both; then the findings. */
+static rsy_status labels_and_findings(const rsy_recipe *r, rsy_case *c,
+                                      const rsy__gen_class *tab, const rsy_lesion_set *set,
+                                      const int *host_class)
+{
+    rsy_status rc = RSY_OK;
+    rsy_volume *mass_inst = NULL;
+    rsy_lesion_record *whole = NULL, *mass = NULL;
+    rsy__gen_finding_lesion *fl = NULL;
+    size_t nvox = rsy_geometry_nvox(&c->classes->geom);
+    const uint16_t *cl = c->classes->data;
+    const uint16_t *inst = c->instances->data;
+
+    rc = rsy_volume_create(&c->labels, &c->classes->geom, RSY_DTYPE_UINT8);
+    if (rc != RSY_OK)
+        goto fail;
+    uint8_t *lab = c->labels->data;
+    for (size_t v = 0; v < nvox; v++)
+        lab[v] = (uint8_t)tab[cl[v]].label;
+
+    int n = set->n;
+    if (n > 0) {
+        rc = rsy_volume_create(&mass_inst, &c->classes->geom, RSY_DTYPE_UINT16);
+        if (rc != RSY_OK)
+            goto fail;
+        uint16_t *mi = mass_inst->data;
+        for (size_t v = 0; v < nvox; v++) {
+            const rsy__gen_class *e = &tab[cl[v]];
+            int inside = e->is_lesion &&
+                         r->lesions[e->type_index].prior.compartments[e->compartment]
+                                 .extent_kind == RSY_EXTENT_RADIUS_FRACTION;
+            mi[v] = inside ? inst[v] : 0;
+        }
+        whole = calloc((size_t)n, sizeof *whole);
+        mass = calloc((size_t)n, sizeof *mass);
+        fl = calloc((size_t)n, sizeof *fl);
+        if (!whole || !mass || !fl) {
+            rc = RSY_ENOMEM;
+            goto fail;
+        }
+        rc = rsy_export_measure_lesions(c->instances, c->labels, n, whole);
+        if (rc != RSY_OK)
+            goto fail;
+        rc = rsy_export_measure_lesions(mass_inst, c->labels, n, mass);
+        if (rc != RSY_OK)
+            goto fail;
+        for (int i = 0; i < n; i++) {
+            fl[i].type_index = set->items[i].type_index;
+            fl[i].host_class = host_class[i];
+            fl[i].region = c->lesion_store[i].region;
+            fl[i].extent = set->items[i].extent;
+        }
+    }
+    rc = rsy__gen_findings(r, tab, &c->classes->geom, fl, whole, mass, n, &c->findings);
+
+fail:
+    free(fl);
+    free(mass);
+    free(whole);
+    rsy_volume_destroy(mass_inst);
+    return rc;
+}
+
+rsy_status rsy_case_generate(const rsy_recipe *r, size_t case_index, rsy_case **out)
+{
+    if (!out)
+        return RSY_EINVAL;
+    *out = NULL;
+    if (!r)
+        return RSY_EINVAL;
+    if (strcmp(r->modality, "mri") != 0) {
+        rsy_log_error("%s: modality \"%s\" has no imaging model (expected \"mri\")", r->path,
+                      r->modality);
+        return RSY_EINVAL;
+    }
+    rsy_status rc = RSY_OK;
+    rsy_rng *rng_subject = NULL, *rng_shape = NULL, *rng_lesions = NULL;
+    rsy__gen_class *tab = NULL;
+    int n_classes = 0;
+    int *host_class = NULL;
+    rsy_lesion_set set = {0, NULL};
+    const char *family = r->phantom.family;
+    rsy_case *c = calloc(1, sizeof *c);
+    if (!c)
+        return RSY_ENOMEM;
+    c->case_index = case_index;
+
+    /* 1. Phantom. */
+    double t0 = rsy_time_now();
+    rc = rsy__gen_class_table(r, &tab, &n_classes);
+    if (rc != RSY_OK)
+        goto fail;
+    rc = rsy_rng_create_stream(&rng_subject, r->seed, case_index, RSY_STAGE_SUBJECT);
+    if (rc != RSY_OK)
+        goto fail;
+    rc = rsy_rng_create_stream(&rng_shape, r->seed, case_index, RSY_STAGE_PHANTOM);
+    if (rc != RSY_OK)
+        goto fail;
+    rc = rsy_phantom_generate(&r->phantom, rng_subject, rng_shape, &c->classes, &c->subject);
+    if (rc != RSY_OK)
+        goto fail;
+    double t1 = rsy_time_now();
+    c->timing.phantom_s = t1 - t0;
+
+    /* 2. Lesions. The host of each lesion is read before rasterisation overwrites it. */
+    rc = rsy_rng_create_stream(&rng_lesions, r->seed, case_index, RSY_STAGE_LESIONS);
+    if (rc != RSY_OK)
+        goto fail;
+    rc = rsy_lesions_sample(r, family, c->classes, rng_lesions, &set);
+    if (rc != RSY_OK)
+        goto fail;
+    if (set.n > 0) {
+        host_class = malloc((size_t)set.n * sizeof *host_class);
+        c->lesion_store = calloc((size_t)set.n, sizeof *c->lesion_store);
+        c->lesions = calloc((size_t)set.n, sizeof *c->lesions);
+        if (!host_class || !c->lesion_store || !c->lesions) {
+            rc = RSY_ENOMEM;
+            goto fail;
+        }
+        for (int i = 0; i < set.n; i++)
+            host_class[i] = class_at_world(c->classes, set.items[i].center_mm);
+    }
+    rc = rsy_volume_create(&c->instances, &c->classes->geom, RSY_DTYPE_UINT16);
+    if (rc != RSY_OK)
+        goto fail;
+    rc = rsy_lesions_rasterise(r, family, &set, c->classes, c->instances);
+    if (rc != RSY_OK)
+        goto fail;
+    rsy_phantom_measure(family, c->classes, &c->subject);
+    subject_kv_fill(c);
+    for (int i = 0; i < set.n; i++)
+        lesion_describe(r, c, &set.items[i], host_class[i], &c->lesion_store[i],
+                        &c->lesions[i]);
+    c->n_lesions = set.n;
+    double t2 = rsy_time_now();
+    c->timing.lesions_s = t2 - t1;
+
+    /* 3. Texture: the uniform model gives every voxel its class's properties, already held
+     * per class in the table; only the class ids need checking against it. */
+    int top = max_class(c->classes);
+    if (top >= n_classes) {
+        rsy_log_error("class map holds class id %d, but the recipe defines only %d classes",
+                      top, n_classes);
+        rc = RSY_EINVAL;
+        goto fail;
+    }
+    double t3 = rsy_time_now();
+    c->timing.texture_s = t3 - t2;
+
+    /* 4.-6. Imaging, labels, findings. */
+    rc = imaging(r, c, tab, n_classes);
+    if (rc != RSY_OK)
+        goto fail;
+    rc = labels_and_findings(r, c, tab, &set, host_class);
+    if (rc != RSY_OK)
+        goto fail;
+    c->timing.imaging_s = rsy_time_now() - t3;
+
+    rsy_lesion_set_clear(&set);
+    free(host_class);
+    free(tab);
+    rsy_rng_destroy(rng_lesions);
+    rsy_rng_destroy(rng_shape);
+    rsy_rng_destroy(rng_subject);
+    *out = c;
+    return RSY_OK;
+
+fail:
+    rsy_lesion_set_clear(&set);
+    free(host_class);
+    free(tab);
+    rsy_rng_destroy(rng_lesions);
+    rsy_rng_destroy(rng_shape);
+    rsy_rng_destroy(rng_subject);
+    rsy_case_destroy(c);
+    return rc;
+}

@@ -1,0 +1,124 @@
+/*
+ * run.c: the whole-dataset run. Checks the memory estimate before touching the output
+ * directory, prepares it, then generates and writes the cases on a thread pool and writes
+ * the dataset files last.
+ *
+ * The output does not depend on the thread count: each case draws only from its own streams
+ * (generator_internal.h), the exporter's result does not depend on the order in which cases
+ * arrive, and nothing is reduced across cases here. Progress reports are serialised by a
+ * mutex; they carry a count, never a result.
+ */
+#include <pthread.h>
+#include <stdlib.h>
+
+#include "generator_internal.h"
+
+typedef struct run_ctx {
+    const rsy_recipe *recipe;
+    rsy_export *exporter;
+    const rsy_run_options *opt;
+    pthread_mutex_t lock; /* serialises progress reports */
+    size_t done;
+} run_ctx;
+
+rsy_run_options rsy_run_options_default(void)
+{
+    rsy_run_options o = {1, 0, 0, NULL, NULL, NULL};
+    return o;
+}
+
+static rsy_status run_case(void *vctx, size_t index, int worker)
+{
+    (void)worker;
+    run_ctx *ctx = vctx;
+    if (ctx->opt->cancel && *ctx->opt->cancel)
+        return RSY_ECANCELED;
+
+    rsy_case *c = NULL;
+    rsy_status rc = rsy_case_generate(ctx->recipe, index, &c);
+    if (rc != RSY_OK) {
+        rsy_log_error("case %zu: generation failed: %s", index, rsy_strerror(rc));
+        return rc;
+    }
+    rsy_case_data data;
+    rsy__case_data(c, &data);
+    double t0 = rsy_time_now();
+    rc = rsy_export_write_case(ctx->exporter, &data);
+    rsy__case_set_export_time(c, rsy_time_now() - t0);
+    rsy_case_timing t = rsy_case_get_timing(c);
+    rsy_case_destroy(c);
+    if (rc != RSY_OK) {
+        rsy_log_error("case %zu: writing failed: %s", index, rsy_strerror(rc));
+        return rc;
+    }
+    rsy_log_debug("case %zu: phantom %.3f s, lesions %.3f s, texture %.3f s, imaging %.3f s, "
+                  "export %.3f s",
+                  index, t.phantom_s, t.lesions_s, t.texture_s, t.imaging_s, t.export_s);
+
+    pthread_mutex_lock(&ctx->lock);
+    size_t done = ++ctx->done;
+    if (ctx->opt->progress)
+        ctx->opt->progress(done, (size_t)ctx->recipe->cases, ctx->opt->progress_user);
+    pthread_mutex_unlock(&ctx->lock);
+    return RSY_OK;
+}
+
+rsy_status rsy_generator_run(const rsy_recipe *r, const char *out_dir,
+                             const rsy_run_options *opt)
+{
+    if (!r || !out_dir || !out_dir[0] || r->cases < 1)
+        return RSY_EINVAL;
+    rsy_run_options defaults = rsy_run_options_default();
+    if (!opt)
+        opt = &defaults;
+    if (opt->n_threads < 1) {
+        rsy_log_error("thread count must be >= 1, got %d", opt->n_threads);
+        return RSY_EINVAL;
+    }
+    rsy_status rc = rsy_init();
+    if (rc != RSY_OK)
+        return rc;
+
+    /* Refuse before the directory is touched (DESIGN.md section 10: memory is bounded and
+     * stated). */
+    uint64_t need = rsy_recipe_memory_estimate(r, opt->n_threads);
+    if (opt->max_memory_bytes > 0 && need > opt->max_memory_bytes) {
+        const double gib = 1024.0 * 1024.0 * 1024.0;
+        rsy_log_error("recipe needs about %.3g GiB with -j %d, over the limit of %.3g GiB "
+                      "(--max-memory)",
+                      (double)need / gib, opt->n_threads, (double)opt->max_memory_bytes / gib);
+        return RSY_ELIMIT;
+    }
+
+    const char *names[RSY_MAX_LABELS];
+    int n_labels = rsy_generator_label_names(r, names, RSY_MAX_LABELS);
+    rsy_export_params ep = {r, out_dir, names, n_labels, RSY__GEN_TEXTURE_NOTE_UNIFORM};
+    rsy_export *ex = NULL;
+    rsy_pool *pool = NULL;
+    run_ctx ctx = {r, NULL, opt, PTHREAD_MUTEX_INITIALIZER, 0};
+
+    rc = rsy_export_prepare_dir(out_dir, opt->force);
+    if (rc != RSY_OK)
+        goto done;
+    rc = rsy_export_begin(&ex, &ep);
+    if (rc != RSY_OK)
+        goto done;
+    ctx.exporter = ex;
+    rc = rsy_pool_create(&pool, opt->n_threads);
+    if (rc != RSY_OK)
+        goto done;
+    rc = rsy_pool_run(pool, (size_t)r->cases, run_case, &ctx);
+    if (rc == RSY_ECANCELED)
+        rsy_log_warning("%s: interrupted after %zu of %lld cases; the dataset is incomplete",
+                        out_dir, ctx.done, (long long)r->cases);
+    if (rc != RSY_OK)
+        goto done;
+    /* Only a complete run writes raresynth.json: its absence marks an incomplete dataset. */
+    rc = rsy_export_finish(ex);
+
+done:
+    rsy_pool_destroy(pool);
+    rsy_export_destroy(ex);
+    pthread_mutex_destroy(&ctx.lock);
+    return rc;
+}

@@ -1,0 +1,781 @@
+/*
+ * head.c: the procedural "head" phantom family.
+ *
+ * Anatomy is a set of smooth implicit surfaces in a reference frame (mm, RAS+, origin at the
+ * centre of the cerebral envelope), evaluated per voxel at the point the subject's random
+ * diffeomorphism maps the voxel to (pull-back, so the class map is the anatomy composed with
+ * an invertible map and keeps its topology). Layers, from outside in: scalp, skull (outer and
+ * inner table), subarachnoid CSF, a folded cortical grey-matter band, white matter; inside:
+ * lateral and third ventricles, deep grey nuclei, corpus callosum (white matter crossing the
+ * midline under the interhemispheric fissure), cerebellum below the tentorium, brainstem
+ * continuing as the spinal cord through the foramen magnum.
+ *
+ * Sizes: the intracranial volume (ICV) is drawn from the adult distribution by sex (domain.md
+ * 5.4, [S117] Matsumae et al. 1996: M 1469 +- 102, F 1289 +- 111 cm^3) and the reference
+ * shape is scaled to it (its volume is integrated numerically once per subject). The other
+ * dimensions are textbook adult values, marked (GK) where they appear.
+ */
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "core_internal.h"
+#include "phantoms_internal.h"
+
+/* ---------------------------------------------------------------------------------------- */
+/* Subject-level constants                                                                    */
+/* ---------------------------------------------------------------------------------------- */
+/* Intracranial volume, cm^3, adults [S117]; the draw is truncated at +-2 SD. */
+#define ICV_MALE_MEAN_ML 1469.0
+#define ICV_MALE_SD_ML 102.0
+#define ICV_FEMALE_MEAN_ML 1289.0
+#define ICV_FEMALE_SD_ML 111.0
+#define ICV_TRUNCATION_SD 2.0
+/* Per-axis head shape variation beyond the isotropic size, +-4% (GK). */
+#define AXIS_SCALE_SPREAD 0.04
+/* Ventricular volume grows with age: factor exp(VENT_AGE_SLOPE * (age - VENT_AGE_REF)), about
+ * +1.5%/year, i.e. roughly doubling between the 3rd and 8th decade (GK); mean 17.4 cm^3 in
+ * adults [S118]. Individual variation: log-normal GSD 1.2 truncated to [0.8, 1.25] (GK). */
+#define VENT_AGE_SLOPE_PER_YEAR 0.015
+#define VENT_AGE_REF_YEARS 50.0
+#define VENT_INDIVIDUAL_GSD 1.2
+#define VENT_INDIVIDUAL_MIN 0.8
+#define VENT_INDIVIDUAL_MAX 1.25
+/* Brain atrophy with age (GK): the subarachnoid CSF layer thickens and sulci widen, so that
+ * at middle age CSF is about 11.4% of ICV [S117]. Values at age 20 and slopes per year. */
+#define CSF_LAYER_MM_AT_20 1.3
+#define CSF_LAYER_SLOPE_MM_PER_YEAR 0.025
+#define SULCUS_WIDTH_MM_AT_20 0.9
+#define SULCUS_WIDTH_SLOPE_MM_PER_YEAR 0.02
+#define FISSURE_WIDTH_MM_AT_20 2.0
+#define FISSURE_WIDTH_SLOPE_MM_PER_YEAR 0.02
+
+/* ---------------------------------------------------------------------------------------- */
+/* Shape constants (reference frame, mm)                                                       */
+/* ---------------------------------------------------------------------------------------- */
+/* Soft-tissue and bone thickness ranges (GK): scalp 5-7 mm, skull 6-8 mm, cortex 2.5-3 mm. */
+#define SCALP_MM_MIN 5.0
+#define SCALP_MM_MAX 7.0
+#define SKULL_MM_MIN 6.0
+#define SKULL_MM_MAX 8.0
+#define CORTEX_MM_MIN 2.5
+#define CORTEX_MM_MAX 3.0
+/* Envelope boxiness (0 = ellipsoid) and egg shape (wider posteriorly), GK head shape. */
+#define ENV_BOXINESS 0.35
+#define ENV_EGG 0.06
+/* Cortical folding: sulci are the zero set of band-limited noise (sum of plane waves) with
+ * wavelengths giving gyri about 10-15 mm across, and 10-15 mm deep (GK). */
+#define N_FOLD_MODES 16
+#define FOLD_WAVELENGTH_MM_MIN 24.0
+#define FOLD_WAVELENGTH_MM_MAX 34.0
+#define SULCUS_DEPTH_MM_MIN 10.0
+#define SULCUS_DEPTH_MM_MAX 14.0
+/* Sylvian fissure and tentorium CSF cleft widths (GK). */
+#define SYLVIAN_WIDTH_MM 2.5
+#define TENTORIUM_WIDTH_MM 2.0
+/* Third ventricle: a midline slit between the thalami, about 3-5 mm wide in adults (GK). */
+#define THIRD_VENTRICLE_WIDTH_MM 3.0
+/* Spinal canal (CSF around the cord) and the vertebral bone ring around it (GK). */
+#define CANAL_RADIUS_MM 12.0
+#define VERTEBRA_MM 8.0
+#define CANAL_TOP_MM (-50.0)
+/* Placement: the brain centre sits at most this high above the world origin, which puts the
+ * vertex about 2 cm below the top of a 224-mm field of view, as in a head MRI. */
+#define CENTRE_Z_MAX_MM 20.0
+#define VERTEX_CLEARANCE_MM 8.0
+/* Grid step of the numerical integration of the reference intracranial volume. */
+#define ICV_INTEGRATION_STEP_MM 1.5
+
+/* One segment of a ventricle centre line; radius at each end. */
+typedef struct seg {
+    double a[3], b[3];
+    double ra, rb;
+} seg;
+
+/* Lateral ventricle centre line (right side; the left mirrors it): frontal horn, body, atrium,
+ * occipital horn, then the temporal horn from the atrium. Adult shape (GK), radii tuned so
+ * the total ventricular volume matches [S118] at the reference age. */
+static const double vent_main[][4] = {
+    {9.0, 36.0, 4.0, 3.0},    {10.0, 28.0, 9.0, 6.0},  {10.0, 16.0, 14.0, 7.5},
+    {11.0, 0.0, 18.0, 8.0},   {13.0, -16.0, 18.0, 8.0}, {20.0, -30.0, 12.0, 8.5},
+    {18.0, -44.0, 8.0, 5.0},  {14.0, -56.0, 6.0, 2.5}};
+static const double vent_temporal[][4] = {
+    {20.0, -30.0, 12.0, 7.0}, {27.0, -25.0, -4.0, 5.0}, {30.0, -10.0, -16.0, 4.0},
+    {29.0, 4.0, -20.0, 2.5}};
+#define N_VENT_MAIN (sizeof vent_main / sizeof vent_main[0])
+#define N_VENT_TEMPORAL (sizeof vent_temporal / sizeof vent_temporal[0])
+#define N_VENT_SEGS (N_VENT_MAIN - 1 + N_VENT_TEMPORAL - 1)
+/* Ventricles are flattened vertically: half-height = VENT_FLAT * radius (GK). */
+#define VENT_FLAT 0.55
+
+/* Deep grey nuclei, right side (x > 0): centre and semi-axes (GK adult sizes). */
+enum { DG_CAUDATE_HEAD, DG_CAUDATE_BODY, DG_PUTAMEN, DG_PALLIDUM, DG_THALAMUS, N_DG };
+static const double deep_grey_ref[N_DG][6] = {
+    {14.0, 20.0, 6.0, 6.0, 9.0, 8.0},   /* caudate head, beside the frontal horn */
+    {15.0, 2.0, 15.0, 4.0, 12.0, 4.0},  /* caudate body, on the ventricle's floor */
+    {24.0, 6.0, 0.0, 5.5, 15.0, 10.0},  /* putamen */
+    {18.0, 2.0, -2.0, 3.5, 8.0, 6.0},   /* globus pallidus */
+    {9.0, -14.0, 5.0, 7.5, 14.0, 9.0}}; /* thalamus */
+/* Cerebellum: two hemispheres and the vermis (GK). */
+static const double cerebellum_ref[3][6] = {
+    {23.0, -52.0, -40.0, 25.0, 27.0, 19.0},
+    {-23.0, -52.0, -40.0, 25.0, 27.0, 19.0},
+    {0.0, -55.0, -36.0, 11.0, 22.0, 16.0}};
+/* Brainstem centre line knots (z, y, radius), midbrain to the cord (GK). */
+static const double brainstem_knots[][3] = {
+    {0.0, -14.0, 9.0},    {-12.0, -16.0, 10.5}, {-22.0, -15.0, 13.0}, {-36.0, -19.0, 12.5},
+    {-46.0, -24.0, 9.0},  {-66.0, -28.0, 7.0},  {-90.0, -28.0, 6.0}};
+#define N_BS_KNOTS (sizeof brainstem_knots / sizeof brainstem_knots[0])
+
+/* Everything needed to classify a reference-frame point. */
+typedef struct head_model {
+    /* world -> reference */
+    double centre_mm[3];
+    double inv_scale[3];
+    /* layers */
+    double t_scalp, t_skull, t_csf, t_gm;
+    double w_sulcus, w_fissure;
+    /* folding */
+    double fold_k[N_FOLD_MODES][3];
+    double fold_phase[N_FOLD_MODES];
+    double depth_k[3], depth_phase, depth_mean, depth_amp;
+    /* ventricles: segments, both sides */
+    seg vent[2][N_VENT_SEGS];
+    /* deep grey and cerebellum ellipsoids per side: centre, inverse semi-axes */
+    double dg[2][N_DG][6];
+    double cb[3][6];
+} head_model;
+
+/* ---------------------------------------------------------------------------------------- */
+/* Shared geometric helpers (declared in phantoms_internal.h)                                 */
+/* ---------------------------------------------------------------------------------------- */
+double rsy__head_tentorium_z(double x_mm, double y_mm)
+{
+    double behind = -40.0 - y_mm;
+    return -14.0 - 0.2 * fabs(x_mm) - 0.25 * (behind > 0.0 ? behind : 0.0);
+}
+
+double rsy__head_sylvian_z(double y_mm) { return -11.0 - 0.3 * y_mm; }
+
+double rsy__head_insula_x(double y_mm)
+{
+    double dy = y_mm + 1.0;
+    return 36.0 + 0.02 * dy * dy;
+}
+
+int rsy__head_brainstem_at(double z_mm, double *y_mm, double *r_mm)
+{
+    if (z_mm > brainstem_knots[0][0])
+        return 0;
+    for (size_t i = 1; i < N_BS_KNOTS; i++) {
+        if (z_mm >= brainstem_knots[i][0]) {
+            double t = (brainstem_knots[i - 1][0] - z_mm) /
+                       (brainstem_knots[i - 1][0] - brainstem_knots[i][0]);
+            *y_mm = brainstem_knots[i - 1][1] + t * (brainstem_knots[i][1] -
+                                                     brainstem_knots[i - 1][1]);
+            *r_mm = brainstem_knots[i - 1][2] + t * (brainstem_knots[i][2] -
+                                                     brainstem_knots[i - 1][2]);
+            return 1;
+        }
+    }
+    *y_mm = brainstem_knots[N_BS_KNOTS - 1][1];
+    *r_mm = brainstem_knots[N_BS_KNOTS - 1][2];
+    return 1;
+}
+
+/* ---------------------------------------------------------------------------------------- */
+/* Intracranial space                                                                          */
+/* ---------------------------------------------------------------------------------------- */
+/* First-order signed distance to the level set sqrt(f) = 1 of a boxy ellipsoid
+ * f = (sum q_i^2 + g sum q_i^4) / (1 + g), q_i = p_i / a_i: (sqrt f - 1) / |grad sqrt f|. */
+static double boxy_distance(const double p[3], const double a[3], double g)
+{
+    double f = 0.0, grad2 = 0.0;
+    double q[3];
+    for (int i = 0; i < 3; i++)
+        q[i] = p[i] / a[i];
+    for (int i = 0; i < 3; i++) {
+        double q2 = q[i] * q[i];
+        f += q2 + g * q2 * q2;
+        double df = (2.0 * q[i] + 4.0 * g * q2 * q[i]) / a[i];
+        grad2 += df * df;
+    }
+    f /= 1.0 + g;
+    grad2 /= (1.0 + g) * (1.0 + g);
+    double s = sqrt(f);
+    if (grad2 < 1e-30)
+        return -a[0];
+    /* grad sqrt(f) = grad f / (2 sqrt f) */
+    return (s - 1.0) * 2.0 * s / sqrt(grad2);
+}
+
+static double envelope_distance(const double p[3])
+{
+    double a[3] = {RSY__HEAD_ENV_A_MM * (1.0 - ENV_EGG * p[1] / RSY__HEAD_ENV_B_MM),
+                   RSY__HEAD_ENV_B_MM,
+                   p[2] >= 0.0 ? RSY__HEAD_ENV_C_MM : RSY__HEAD_ENV_C_INF_MM};
+    return boxy_distance(p, a, ENV_BOXINESS);
+}
+
+static double pf_distance(const double p[3])
+{
+    double q[3] = {p[0], p[1] - RSY__HEAD_PF_CY_MM, p[2] - RSY__HEAD_PF_CZ_MM};
+    double a[3] = {RSY__HEAD_PF_A_MM, RSY__HEAD_PF_B_MM, RSY__HEAD_PF_C_MM};
+    return boxy_distance(q, a, 0.0);
+}
+
+static int inside_pf(const double p[3])
+{
+    double x = p[0] / RSY__HEAD_PF_A_MM, y = (p[1] - RSY__HEAD_PF_CY_MM) / RSY__HEAD_PF_B_MM;
+    double z = (p[2] - RSY__HEAD_PF_CZ_MM) / RSY__HEAD_PF_C_MM;
+    return x * x + y * y + z * z < 1.0;
+}
+
+/* Signed distance (approximate, mm, negative inside) to the inner table of the skull: the
+ * union of the cerebral envelope and the posterior fossa, minus the anterior skull base
+ * (the frontal lobes rest on the orbital roofs) and the clivus in front of the brainstem. */
+static double icv_distance(const double p[3])
+{
+    double d = envelope_distance(p);
+    double d_pf = pf_distance(p);
+    if (d_pf < d)
+        d = d_pf;
+    /* Anterior cranial fossa floor: z >= -26 mm in front of the sphenoid ridge, ramping down
+     * to the middle fossa behind it (GK). */
+    double floor_z = p[1] >= 28.0 ? -26.0 : -26.0 - 2.0 * (28.0 - p[1]);
+    double d_floor = (floor_z - p[2]) / (p[1] >= 28.0 ? 1.0 : sqrt(5.0));
+    if (d_floor > d)
+        d = d_floor;
+    /* Clivus and dorsum sellae: bone 5 mm in front of the pons and medulla, |x| < 16 mm,
+     * below z = -12 mm and behind y = 12 mm (GK). The box's signed distance (max of its face
+     * distances) is subtracted from the intracranial space. */
+    double yb, rb;
+    if (rsy__head_brainstem_at(p[2], &yb, &rb)) {
+        double sd = fmax(fmax(fabs(p[0]) - 16.0, p[2] + 12.0), fmax(yb + rb + 5.0 - p[1],
+                                                                     p[1] - 12.0));
+        if (-sd > d)
+            d = -sd;
+    }
+    return d;
+}
+
+/* ---------------------------------------------------------------------------------------- */
+/* Per-voxel classification                                                                    */
+/* ---------------------------------------------------------------------------------------- */
+static int in_ellipsoid(const double e[6], double x, double y, double z)
+{
+    double u = (x - e[0]) * e[3], v = (y - e[1]) * e[4], w = (z - e[2]) * e[5];
+    return u * u + v * v + w * w < 1.0;
+}
+
+static int in_ventricle(const head_model *m, int side, const double p[3])
+{
+    /* Work in a frame stretched vertically so the tubes become flat. */
+    double q[3] = {p[0], p[1], p[2] / VENT_FLAT};
+    for (size_t s = 0; s < N_VENT_SEGS; s++) {
+        const seg *g = &m->vent[side][s];
+        double ab[3], aq[3], ab2 = 0.0, t = 0.0;
+        for (int i = 0; i < 3; i++) {
+            ab[i] = g->b[i] - g->a[i];
+            aq[i] = q[i] - g->a[i];
+            ab2 += ab[i] * ab[i];
+            t += aq[i] * ab[i];
+        }
+        t = ab2 > 0.0 ? t / ab2 : 0.0;
+        t = t < 0.0 ? 0.0 : (t > 1.0 ? 1.0 : t);
+        double r = g->ra + t * (g->rb - g->ra), d2 = 0.0;
+        for (int i = 0; i < 3; i++) {
+            double c = aq[i] - t * ab[i];
+            d2 += c * c;
+        }
+        if (d2 < r * r)
+            return 1;
+    }
+    return 0;
+}
+
+static uint16_t classify_cerebrum(const head_model *m, const double p[3], double delta)
+{
+    double x = p[0], y = p[1], z = p[2], ax = fabs(x);
+    int side = x >= 0.0 ? 0 : 1;
+
+    if (ax < 0.5 * THIRD_VENTRICLE_WIDTH_MM && y > -22.0 && y < 6.0 && z > -8.0 && z < 10.0)
+        return RSY_HEAD_VENTRICLES;
+    if (ax < 45.0 && y > -66.0 && y < 44.0 && z > -30.0 && z < 34.0 && in_ventricle(m, side, p))
+        return RSY_HEAD_VENTRICLES;
+    if (ax < 34.0 && y > -32.0 && y < 34.0 && z > -14.0 && z < 26.0)
+        for (int n = 0; n < N_DG; n++)
+            if (in_ellipsoid(m->dg[side][n], x, y, z))
+                return RSY_HEAD_DEEP_GREY;
+
+    /* Distance to the nearest pial surface: the outer envelope, the interhemispheric fissure
+     * above the corpus callosum, the Sylvian fissure, the tentorium, and the sulci. */
+    double pial = delta;
+    int in_cc_span = y > RSY__HEAD_CC_Y_MIN_MM && y < RSY__HEAD_CC_Y_MAX_MM;
+    double dy_cc = y - RSY__HEAD_CC_MID_MM;
+    double z_cc = RSY__HEAD_CC_TOP_MM - RSY__HEAD_CC_CURV_PER_MM * dy_cc * dy_cc;
+    if (!in_cc_span || z > z_cc) {
+        double d = ax - 0.5 * m->w_fissure;
+        if (d < 0.0)
+            return RSY_HEAD_CSF;
+        if (d < pial)
+            pial = d;
+    }
+    double x_ins = rsy__head_insula_x(y);
+    double dz = fabs(z - rsy__head_sylvian_z(y)) - 0.5 * SYLVIAN_WIDTH_MM;
+    if (ax > x_ins) {
+        if (dz < 0.0)
+            return RSY_HEAD_CSF;
+        if (dz < pial)
+            pial = dz;
+    } else {
+        double d = hypot(dz > 0.0 ? dz : 0.0, x_ins - ax);
+        if (d < pial)
+            pial = d;
+    }
+    if (inside_pf(p)) {
+        double d = z - rsy__head_tentorium_z(x, y);
+        if (d < pial)
+            pial = d;
+    }
+    double depth_max = m->depth_mean + m->depth_amp;
+    if (pial >= m->t_gm && delta < depth_max + m->t_gm) {
+        double n = 0.0, g[3] = {0.0, 0.0, 0.0};
+        for (int k = 0; k < N_FOLD_MODES; k++) {
+            const double *kv = m->fold_k[k];
+            double arg = kv[0] * x + kv[1] * y + kv[2] * z + m->fold_phase[k];
+            double s = sin(arg);
+            n += cos(arg);
+            g[0] -= kv[0] * s;
+            g[1] -= kv[1] * s;
+            g[2] -= kv[2] * s;
+        }
+        double gn = sqrt(g[0] * g[0] + g[1] * g[1] + g[2] * g[2]);
+        double gmin = 0.25 * 2.0 * M_PI / FOLD_WAVELENGTH_MM_MAX * sqrt((double)N_FOLD_MODES);
+        /* First-order distance to the sulcal mid-surface n = 0. */
+        double r_s = fabs(n) / (gn > gmin ? gn : gmin) - 0.5 * m->w_sulcus;
+        double depth = m->depth_mean + m->depth_amp * cos(m->depth_k[0] * x + m->depth_k[1] * y +
+                                                          m->depth_k[2] * z + m->depth_phase);
+        if (delta < depth) {
+            if (r_s < 0.0)
+                return RSY_HEAD_CSF;
+            if (r_s < pial)
+                pial = r_s;
+        } else {
+            double d = hypot(r_s > 0.0 ? r_s : 0.0, delta - depth);
+            if (d < pial)
+                pial = d;
+        }
+    }
+    return pial < m->t_gm ? RSY_HEAD_GREY_MATTER : RSY_HEAD_WHITE_MATTER;
+}
+
+static uint16_t classify_intracranial(const head_model *m, const double p[3], double d_icv)
+{
+    double x = p[0], y = p[1], z = p[2];
+    if (d_icv > -m->t_csf)
+        return RSY_HEAD_CSF;
+    double yb, rb;
+    if (rsy__head_brainstem_at(z, &yb, &rb)) {
+        double e2 = x * x + (y - yb) * (y - yb);
+        if (e2 < rb * rb)
+            return RSY_HEAD_BRAINSTEM;
+        /* Ambient, prepontine and basal cisterns around the brainstem (GK). */
+        double rc = rb + 2.5;
+        if (z < -4.0 && e2 < rc * rc)
+            return RSY_HEAD_CSF;
+        double cx = x / 20.0, cy = (y + 14.0) / 30.0;
+        if (z < -8.0 && cx * cx + cy * cy < 1.0)
+            return RSY_HEAD_CSF;
+    }
+    double zt = rsy__head_tentorium_z(x, y);
+    if (z < zt && inside_pf(p)) {
+        if (z > zt - TENTORIUM_WIDTH_MM)
+            return RSY_HEAD_CSF;
+        for (int c = 0; c < 3; c++)
+            if (in_ellipsoid(m->cb[c], x, y, z))
+                return RSY_HEAD_CEREBELLUM;
+        return RSY_HEAD_CSF;
+    }
+    return classify_cerebrum(m, p, -d_icv - m->t_csf);
+}
+
+/* Face and neck soft tissue below the cranium (GK proportions). */
+static int in_lower_head(const double p[3])
+{
+    double fx = p[0] / 58.0, fy = (p[1] - 20.0) / 70.0, fz = (p[2] + 62.0) / 52.0;
+    if (fx * fx + fy * fy + fz * fz < 1.0)
+        return 1;
+    double nx = p[0] / 52.0, ny = (p[1] + 20.0) / 55.0;
+    return p[2] < -50.0 && nx * nx + ny * ny < 1.0;
+}
+
+static uint16_t classify(const head_model *m, const double p[3])
+{
+    double d_icv = icv_distance(p);
+    if (d_icv < 0.0)
+        return classify_intracranial(m, p, d_icv);
+    double x = p[0], y = p[1], z = p[2];
+    if (z < CANAL_TOP_MM) {
+        double ry = y - RSY__HEAD_CANAL_Y_MM;
+        double rc2 = x * x + ry * ry;
+        if (rc2 < CANAL_RADIUS_MM * CANAL_RADIUS_MM) {
+            double yb, rb;
+            if (rsy__head_brainstem_at(z, &yb, &rb) && x * x + (y - yb) * (y - yb) < rb * rb)
+                return RSY_HEAD_BRAINSTEM;
+            return RSY_HEAD_CSF;
+        }
+        double rv = CANAL_RADIUS_MM + VERTEBRA_MM;
+        if (rc2 < rv * rv)
+            return RSY_HEAD_SKULL;
+    }
+    if (d_icv < m->t_skull)
+        return RSY_HEAD_SKULL;
+    if (d_icv < m->t_skull + m->t_scalp || in_lower_head(p))
+        return RSY_HEAD_SCALP;
+    return RSY_HEAD_BACKGROUND;
+}
+
+/* ---------------------------------------------------------------------------------------- */
+/* Subject and model                                                                           */
+/* ---------------------------------------------------------------------------------------- */
+static double truncated_normal(rsy_rng *r, double mean, double sd, double lo, double hi)
+{
+    for (int i = 0; i < 1000; i++) {
+        double v = mean + rsy_rng_gaussian(r, sd);
+        if (v >= lo && v <= hi)
+            return v;
+    }
+    return mean;
+}
+
+/* Volume (mm^3) of the reference intracranial space, integrated on a regular grid. */
+static double reference_icv_mm3(void)
+{
+    const double h = ICV_INTEGRATION_STEP_MM;
+    const double lo[3] = {-75.0, -95.0, -75.0}, hi[3] = {75.0, 95.0, 70.0};
+    double count = 0.0;
+    for (double z = lo[2] + 0.5 * h; z < hi[2]; z += h)
+        for (double y = lo[1] + 0.5 * h; y < hi[1]; y += h)
+            for (double x = lo[0] + 0.5 * h; x < hi[0]; x += h) {
+                double p[3] = {x, y, z};
+                if (icv_distance(p) < 0.0)
+                    count += 1.0;
+            }
+    return count * h * h * h;
+}
+
+static rsy_status check_spec(const rsy_phantom_spec *spec)
+{
+    if (strcmp(spec->family, "head") != 0) {
+        rsy_log_error("phantom.family: unknown family \"%.*s\" (expected \"head\")",
+                      (int)sizeof spec->family, spec->family);
+        return RSY_EINVAL;
+    }
+    for (int a = 0; a < 3; a++) {
+        if (spec->dims[a] < 16 || spec->dims[a] > 2048) {
+            rsy_log_error("phantom.dims[%d]: expected an integer in 16..2048, got %lld", a,
+                          (long long)spec->dims[a]);
+            return RSY_EINVAL;
+        }
+        if (!(spec->spacing_mm[a] > 0.1 && spec->spacing_mm[a] <= 10.0)) {
+            rsy_log_error("phantom.spacing_mm[%d]: expected a number in (0.1, 10], got %g", a,
+                          spec->spacing_mm[a]);
+            return RSY_EINVAL;
+        }
+    }
+    if (spec->sex != RSY_SEX_RANDOM && spec->sex != RSY_SEX_FEMALE && spec->sex != RSY_SEX_MALE) {
+        rsy_log_error("phantom.sex: invalid value %d", (int)spec->sex);
+        return RSY_EINVAL;
+    }
+    if (!(spec->female_fraction >= 0.0 && spec->female_fraction <= 1.0)) {
+        rsy_log_error("phantom.female_fraction: expected a number in [0, 1], got %g",
+                      spec->female_fraction);
+        return RSY_EINVAL;
+    }
+    if (!(spec->age_min_years >= 18.0 && spec->age_min_years <= spec->age_max_years &&
+          spec->age_max_years <= 100.0)) {
+        rsy_log_error("phantom.age_years: expected 18 <= min <= max <= 100, got [%g, %g]",
+                      spec->age_min_years, spec->age_max_years);
+        return RSY_EINVAL;
+    }
+    if (!(spec->deformation_mm >= 0.0 && spec->deformation_mm <= 20.0)) {
+        rsy_log_error("phantom.deformation_mm: expected a number in [0, 20], got %g",
+                      spec->deformation_mm);
+        return RSY_EINVAL;
+    }
+    if (!(spec->deformation_scale_mm > 5.0 && spec->deformation_scale_mm <= 500.0)) {
+        rsy_log_error("phantom.deformation_scale_mm: expected a number in (5, 500], got %g",
+                      spec->deformation_scale_mm);
+        return RSY_EINVAL;
+    }
+    return RSY_OK;
+}
+
+/* Subject attributes from the subject stream: sex, age, ICV -> size, axis scale, and the
+ * ventricular size factor. The number of draws does not depend on the spec. */
+static void draw_subject(const rsy_phantom_spec *spec, rsy_rng *r, rsy_subject *s,
+                         double *icv_ml, double *vent_factor)
+{
+    double u_sex = rsy_rng_uniform(r);
+    if (spec->sex == RSY_SEX_RANDOM)
+        s->sex = u_sex < spec->female_fraction ? RSY_SEX_FEMALE : RSY_SEX_MALE;
+    else
+        s->sex = spec->sex;
+    s->age_years = rsy_rng_uniform_range(r, spec->age_min_years, spec->age_max_years);
+    if (!(s->age_years >= spec->age_min_years))
+        s->age_years = spec->age_min_years;
+    double mean = s->sex == RSY_SEX_MALE ? ICV_MALE_MEAN_ML : ICV_FEMALE_MEAN_ML;
+    double sd = s->sex == RSY_SEX_MALE ? ICV_MALE_SD_ML : ICV_FEMALE_SD_ML;
+    *icv_ml = truncated_normal(r, mean, sd, mean - ICV_TRUNCATION_SD * sd,
+                               mean + ICV_TRUNCATION_SD * sd);
+    for (int a = 0; a < 3; a++)
+        s->axis_scale[a] = rsy_rng_uniform_range(r, 1.0 - AXIS_SCALE_SPREAD,
+                                                 1.0 + AXIS_SCALE_SPREAD);
+    double indiv = 1.0;
+    for (int i = 0; i < 1000; i++) {
+        indiv = rsy_rng_lognormal(r, 1.0, VENT_INDIVIDUAL_GSD);
+        if (indiv >= VENT_INDIVIDUAL_MIN && indiv <= VENT_INDIVIDUAL_MAX)
+            break;
+        indiv = 1.0;
+    }
+    *vent_factor = indiv * exp(VENT_AGE_SLOPE_PER_YEAR * (s->age_years - VENT_AGE_REF_YEARS));
+}
+
+static void set_ellipsoid(double e[6], const double ref[6], double mirror, double size)
+{
+    e[0] = mirror * ref[0];
+    e[1] = ref[1];
+    e[2] = ref[2];
+    for (int i = 0; i < 3; i++)
+        e[3 + i] = 1.0 / (ref[3 + i] * size);
+}
+
+/* Shape parameters from the shape stream (the deformation draws from it afterwards). */
+static void draw_shape(head_model *m, rsy_rng *r, double age, double vent_factor)
+{
+    m->t_scalp = rsy_rng_uniform_range(r, SCALP_MM_MIN, SCALP_MM_MAX);
+    m->t_skull = rsy_rng_uniform_range(r, SKULL_MM_MIN, SKULL_MM_MAX);
+    m->t_gm = rsy_rng_uniform_range(r, CORTEX_MM_MIN, CORTEX_MM_MAX);
+    double years = age - 20.0;
+    m->t_csf = CSF_LAYER_MM_AT_20 + CSF_LAYER_SLOPE_MM_PER_YEAR * years;
+    m->w_sulcus = SULCUS_WIDTH_MM_AT_20 + SULCUS_WIDTH_SLOPE_MM_PER_YEAR * years;
+    m->w_fissure = FISSURE_WIDTH_MM_AT_20 + FISSURE_WIDTH_SLOPE_MM_PER_YEAR * years;
+
+    for (int k = 0; k < N_FOLD_MODES; k++) {
+        double dir[3], n2 = 0.0;
+        do {
+            n2 = 0.0;
+            for (int i = 0; i < 3; i++) {
+                dir[i] = rsy_rng_gaussian(r, 1.0);
+                n2 += dir[i] * dir[i];
+            }
+        } while (n2 < 1e-12);
+        double lam = rsy_rng_uniform_range(r, FOLD_WAVELENGTH_MM_MIN, FOLD_WAVELENGTH_MM_MAX);
+        double kn = 2.0 * M_PI / lam / sqrt(n2);
+        for (int i = 0; i < 3; i++)
+            m->fold_k[k][i] = kn * dir[i];
+        m->fold_phase[k] = rsy_rng_uniform_range(r, 0.0, 2.0 * M_PI);
+    }
+    double n2 = 0.0;
+    for (int i = 0; i < 3; i++) {
+        m->depth_k[i] = rsy_rng_gaussian(r, 1.0);
+        n2 += m->depth_k[i] * m->depth_k[i];
+    }
+    /* Sulcal depth varies on a 60-mm scale between its bounds. */
+    for (int i = 0; i < 3; i++)
+        m->depth_k[i] *= 2.0 * M_PI / 60.0 / sqrt(n2 > 1e-12 ? n2 : 1.0);
+    m->depth_phase = rsy_rng_uniform_range(r, 0.0, 2.0 * M_PI);
+    m->depth_mean = 0.5 * (SULCUS_DEPTH_MM_MIN + SULCUS_DEPTH_MM_MAX);
+    m->depth_amp = 0.5 * (SULCUS_DEPTH_MM_MAX - SULCUS_DEPTH_MM_MIN);
+
+    /* Ventricles: cross-section area scales with the volume factor, so radii with its root.
+     * Each side gets its own +-5% (GK: mild physiological asymmetry). */
+    for (int side = 0; side < 2; side++) {
+        double mirror = side == 0 ? 1.0 : -1.0;
+        double rs = sqrt(vent_factor * rsy_rng_uniform_range(r, 0.95, 1.05));
+        size_t s = 0;
+        for (size_t i = 0; i + 1 < N_VENT_MAIN; i++, s++) {
+            seg *g = &m->vent[side][s];
+            for (int a = 0; a < 3; a++) {
+                g->a[a] = vent_main[i][a];
+                g->b[a] = vent_main[i + 1][a];
+            }
+            g->ra = rs * vent_main[i][3];
+            g->rb = rs * vent_main[i + 1][3];
+        }
+        for (size_t i = 0; i + 1 < N_VENT_TEMPORAL; i++, s++) {
+            seg *g = &m->vent[side][s];
+            for (int a = 0; a < 3; a++) {
+                g->a[a] = vent_temporal[i][a];
+                g->b[a] = vent_temporal[i + 1][a];
+            }
+            g->ra = rs * vent_temporal[i][3];
+            g->rb = rs * vent_temporal[i + 1][3];
+        }
+        for (size_t i = 0; i < N_VENT_SEGS; i++) {
+            m->vent[side][i].a[0] *= mirror;
+            m->vent[side][i].b[0] *= mirror;
+            m->vent[side][i].a[2] /= VENT_FLAT;
+            m->vent[side][i].b[2] /= VENT_FLAT;
+        }
+        for (int n = 0; n < N_DG; n++)
+            set_ellipsoid(m->dg[side][n], deep_grey_ref[n], mirror,
+                          rsy_rng_uniform_range(r, 0.92, 1.08));
+    }
+    for (int c = 0; c < 3; c++)
+        set_ellipsoid(m->cb[c], cerebellum_ref[c], 1.0, rsy_rng_uniform_range(r, 0.94, 1.06));
+}
+
+void rsy__head_world_to_ref(const rsy_subject *subject, const double xyz_mm[3], double p[3])
+{
+    const double ref[3] = {RSY__HEAD_ENV_A_MM, RSY__HEAD_ENV_B_MM, RSY__HEAD_ENV_C_MM};
+    for (int a = 0; a < 3; a++) {
+        double semi = subject->brain_semi_axes_mm[a];
+        double scale = semi > 0.0 ? semi / ref[a] : 1.0;
+        p[a] = (xyz_mm[a] - subject->brain_center_mm[a]) / scale;
+    }
+}
+
+/* World extent of the voxel centres along each axis. */
+static void fov_bounds(const rsy_geometry *g, double lo[3], double hi[3])
+{
+    for (int a = 0; a < 3; a++) {
+        lo[a] = INFINITY;
+        hi[a] = -INFINITY;
+    }
+    for (int c = 0; c < 8; c++) {
+        double ijk[3] = {(c & 1) ? (double)(g->dims[0] - 1) : 0.0,
+                         (c & 2) ? (double)(g->dims[1] - 1) : 0.0,
+                         (c & 4) ? (double)(g->dims[2] - 1) : 0.0};
+        double w[3];
+        rsy_geometry_voxel_to_world(g, ijk, w);
+        for (int a = 0; a < 3; a++) {
+            lo[a] = fmin(lo[a], w[a]);
+            hi[a] = fmax(hi[a], w[a]);
+        }
+    }
+}
+
+rsy_status rsy__phantom_generate_ex(const rsy_phantom_spec *spec, rsy_rng *subject_rng,
+                                    rsy_rng *shape_rng, rsy_volume **classes_out,
+                                    rsy_subject *subject_out, rsy__deform **deform_out)
+{
+    rsy_status rc = RSY_OK;
+    rsy_volume *vol = NULL;
+    rsy__deform *def = NULL;
+    head_model *m = NULL;
+    rsy_geometry geom;
+    rsy_subject subj;
+
+    if (classes_out != NULL)
+        *classes_out = NULL;
+    if (deform_out != NULL)
+        *deform_out = NULL;
+    if (spec == NULL || subject_rng == NULL || shape_rng == NULL || classes_out == NULL ||
+        subject_out == NULL) {
+        rsy_log_error("phantom: NULL argument");
+        return RSY_EINVAL;
+    }
+    rc = check_spec(spec);
+    if (rc != RSY_OK)
+        return rc;
+    rc = rsy_geometry_init(&geom, spec->dims, spec->spacing_mm);
+    if (rc != RSY_OK) {
+        rsy_log_error("phantom: invalid geometry");
+        return rc;
+    }
+
+    memset(&subj, 0, sizeof subj);
+    double icv_ml = 0.0, vent_factor = 1.0;
+    draw_subject(spec, subject_rng, &subj, &icv_ml, &vent_factor);
+    double ref_icv_ml = reference_icv_mm3() / 1000.0;
+    double axes = subj.axis_scale[0] * subj.axis_scale[1] * subj.axis_scale[2];
+    subj.size_scale = cbrt(icv_ml / (ref_icv_ml * axes));
+
+    m = calloc(1, sizeof *m);
+    if (m == NULL) {
+        rc = RSY_ENOMEM;
+        goto fail;
+    }
+    draw_shape(m, shape_rng, subj.age_years, vent_factor);
+    double scale[3];
+    for (int a = 0; a < 3; a++) {
+        scale[a] = subj.size_scale * subj.axis_scale[a];
+        m->inv_scale[a] = 1.0 / scale[a];
+    }
+
+    double lo[3], hi[3];
+    fov_bounds(&geom, lo, hi);
+    double top_extent = (RSY__HEAD_ENV_C_MM + m->t_skull + m->t_scalp) * scale[2];
+    m->centre_mm[0] = 0.5 * (lo[0] + hi[0]);
+    m->centre_mm[1] = 0.5 * (lo[1] + hi[1]);
+    m->centre_mm[2] = fmin(CENTRE_Z_MAX_MM, hi[2] - VERTEX_CLEARANCE_MM - top_extent);
+    for (int a = 0; a < 3; a++)
+        subj.brain_center_mm[a] = m->centre_mm[a];
+    subj.brain_semi_axes_mm[0] = RSY__HEAD_ENV_A_MM * scale[0];
+    subj.brain_semi_axes_mm[1] = RSY__HEAD_ENV_B_MM * scale[1];
+    subj.brain_semi_axes_mm[2] = RSY__HEAD_ENV_C_MM * scale[2];
+
+    /* Warn (the map is still made, clipped) if the intracranial space leaves the field of
+     * view; its reference extent is the envelope plus the posterior fossa. */
+    const double icv_lo[3] = {-RSY__HEAD_ENV_A_MM * (1.0 + ENV_EGG),
+                              RSY__HEAD_PF_CY_MM - RSY__HEAD_PF_B_MM, RSY__HEAD_FORAMEN_Z_MM};
+    const double icv_hi[3] = {RSY__HEAD_ENV_A_MM * (1.0 + ENV_EGG), RSY__HEAD_ENV_B_MM,
+                              RSY__HEAD_ENV_C_MM};
+    for (int a = 0; a < 3; a++) {
+        double margin = 2.0 * spec->deformation_mm;
+        if (m->centre_mm[a] + icv_lo[a] * scale[a] - margin < lo[a] ||
+            m->centre_mm[a] + icv_hi[a] * scale[a] + margin > hi[a]) {
+            rsy_log_warning("phantom: the intracranial space (%.0f mL) does not fit the field "
+                            "of view along axis %d (%.0f mm); the head is clipped",
+                            icv_ml, a, hi[a] - lo[a] + spec->spacing_mm[a]);
+            break;
+        }
+    }
+
+    rc = rsy__deform_create(&def, lo, hi, spec->deformation_mm, spec->deformation_scale_mm,
+                            shape_rng);
+    if (rc != RSY_OK)
+        goto fail;
+    subj.deformation_mm = def->rms_mm;
+
+    rc = rsy_volume_create(&vol, &geom, RSY_DTYPE_UINT16);
+    if (rc != RSY_OK)
+        goto fail;
+    uint16_t *lab = vol->data;
+    size_t idx = 0;
+    for (int64_t k = 0; k < geom.dims[2]; k++)
+        for (int64_t j = 0; j < geom.dims[1]; j++)
+            for (int64_t i = 0; i < geom.dims[0]; i++, idx++) {
+                double ijk[3] = {(double)i, (double)j, (double)k}, w[3], y[3], p[3];
+                rsy_geometry_voxel_to_world(&geom, ijk, w);
+                rsy__deform_apply(def, w, y);
+                for (int a = 0; a < 3; a++)
+                    p[a] = (y[a] - m->centre_mm[a]) * m->inv_scale[a];
+                lab[idx] = classify(m, p);
+            }
+
+    rsy_phantom_measure("head", vol, &subj);
+    free(m);
+    *subject_out = subj;
+    *classes_out = vol;
+    if (deform_out != NULL)
+        *deform_out = def;
+    else
+        rsy__deform_destroy(def);
+    return RSY_OK;
+fail:
+    rsy_volume_destroy(vol);
+    rsy__deform_destroy(def);
+    free(m);
+    return rc;
+}
+
+rsy_status rsy_phantom_generate(const rsy_phantom_spec *spec, rsy_rng *subject_rng,
+                                rsy_rng *shape_rng, rsy_volume **classes_out,
+                                rsy_subject *subject_out)
+{
+    return rsy__phantom_generate_ex(spec, subject_rng, shape_rng, classes_out, subject_out,
+                                    NULL);
+}

@@ -1,0 +1,161 @@
+#!/usr/bin/env bash
+# Integration tests: the raresynth program as a user runs it, and its output read back with
+# nibabel (tests/check_dataset.py) as nnU-Net users would. Run from the repository root:
+#   RARESYNTH=build/raresynth bash tests/integration.sh
+# Prints one line per check and closes with "N passed, M failed".
+set -u
+RARESYNTH=${RARESYNTH:-build/raresynth}
+PYTHON=${PYTHON:-/usr/bin/python3}
+REPO=$(pwd)
+RARESYNTH=$(readlink -f "$RARESYNTH")
+WORK=$(mktemp -d "${TMPDIR:-/tmp}/rsy-integration-XXXXXX")
+trap 'rm -rf "$WORK"' EXIT
+
+passed=0
+failed=0
+ok() { passed=$((passed + 1)); echo "ok   - $1"; }
+bad() { failed=$((failed + 1)); echo "FAIL - $1"; [ -n "${2:-}" ] && sed 's/^/       /' "$2" | head -20; }
+
+# A recipe directory laid out like configs/ (recipes/ beside priors/ and tissues/), so priors
+# named in a recipe are found the way a user's own recipe finds them.
+mkdir -p "$WORK/configs/recipes"
+ln -s "$REPO/configs/priors" "$WORK/configs/priors"
+ln -s "$REPO/configs/tissues" "$WORK/configs/tissues"
+# derive RECIPE_OUT KEY=JSONVALUE...: a copy of the demo recipe with keys replaced (dotted paths).
+derive() {
+    local out=$1
+    shift
+    "$PYTHON" - "$REPO/configs/recipes/brain-glioblastoma-mri.json" "$out" "$@" <<'EOF'
+import json, sys
+src, dst, *edits = sys.argv[1:]
+r = json.load(open(src))
+for e in edits:
+    key, val = e.split("=", 1)
+    node = r
+    parts = key.split(".")
+    for p in parts[:-1]:
+        node = node[int(p)] if isinstance(node, list) else node[p]
+    node[parts[-1]] = json.loads(val)
+json.dump(r, open(dst, "w"), indent=2)
+EOF
+}
+SMALL="$WORK/configs/recipes/small.json"
+derive "$SMALL" 'phantom.dims=[64,64,64]' 'phantom.spacing_mm=[3.5,3.5,3.5]' 'cases=3'
+
+# ---- command line basics -------------------------------------------------------------------
+"$RARESYNTH" --version >"$WORK/out" 2>&1 && grep -q '^raresynth [0-9]' "$WORK/out" \
+    && ok "--version" || bad "--version" "$WORK/out"
+"$RARESYNTH" --help >"$WORK/out" 2>&1 && grep -q 'generate' "$WORK/out" \
+    && ok "--help" || bad "--help" "$WORK/out"
+"$RARESYNTH" generate --help >"$WORK/out" 2>&1 && grep -q -- '--recipe' "$WORK/out" \
+    && ok "generate --help" || bad "generate --help" "$WORK/out"
+"$RARESYNTH" frobnicate >"$WORK/out" 2>&1; [ $? -eq 2 ] && ok "unknown command exits 2" \
+    || bad "unknown command exits 2" "$WORK/out"
+"$RARESYNTH" generate --recipe "$SMALL" >"$WORK/out" 2>&1; [ $? -eq 2 ] \
+    && ok "missing --out exits 2" || bad "missing --out exits 2" "$WORK/out"
+"$RARESYNTH" generate --recipe "$SMALL" --out "$WORK/x" --cases abc >"$WORK/out" 2>&1
+[ $? -eq 2 ] && [ ! -e "$WORK/x" ] && ok "bad --cases exits 2" || bad "bad --cases exits 2" "$WORK/out"
+
+# ---- a small dataset, read back as a user would --------------------------------------------
+D1="$WORK/d1"
+if "$RARESYNTH" generate --recipe "$SMALL" --out "$D1" --seed 7 -j 2 >"$WORK/gen.log" 2>&1; then
+    ok "generate 3 cases at 64^3"
+else
+    bad "generate 3 cases at 64^3" "$WORK/gen.log"
+fi
+"$PYTHON" tests/check_dataset.py "$D1" >"$WORK/check.log" 2>&1 \
+    && ok "nibabel re-read: $(tail -1 "$WORK/check.log")" || bad "nibabel re-read" "$WORK/check.log"
+"$RARESYNTH" validate "$D1" >"$WORK/val.log" 2>&1 && ok "validate accepts the dataset" \
+    || bad "validate accepts the dataset" "$WORK/val.log"
+n_img=$(ls "$D1"/Dataset501_BrainGBM/imagesTr | wc -l)
+[ "$n_img" -eq 12 ] && ok "3 cases x 4 channels in imagesTr" || bad "3 cases x 4 channels (got $n_img)"
+
+# ---- determinism ------------------------------------------------------------------------------
+D2="$WORK/d2"
+"$RARESYNTH" generate --recipe "$SMALL" --out "$D2" --seed 7 -j 1 -q >"$WORK/gen2.log" 2>&1
+diff -r "$D1" "$D2" >"$WORK/diff.log" 2>&1 && ok "byte-identical for -j 1 and -j 2" \
+    || bad "byte-identical for -j 1 and -j 2" "$WORK/diff.log"
+D3="$WORK/d3"
+"$RARESYNTH" generate --recipe "$SMALL" --out "$D3" --seed 8 -j 2 -q >"$WORK/gen3.log" 2>&1
+if ! cmp -s "$D1/Dataset501_BrainGBM/imagesTr/case_0000_0000.nii.gz" \
+            "$D3/Dataset501_BrainGBM/imagesTr/case_0000_0000.nii.gz"; then
+    ok "a different seed gives different data"
+else
+    bad "a different seed gives different data"
+fi
+
+# ---- the output directory is protected -------------------------------------------------------
+"$RARESYNTH" generate --recipe "$SMALL" --out "$D1" -q >"$WORK/out" 2>&1; rc=$?
+[ $rc -eq 4 ] && grep -q 'not empty' "$WORK/out" && ok "non-empty output refused (exit 4)" \
+    || bad "non-empty output refused (exit 4, got $rc)" "$WORK/out"
+"$RARESYNTH" generate --recipe "$SMALL" --out "$D1" --seed 7 -j 2 --force -q >"$WORK/out" 2>&1 \
+    && diff -r "$D1" "$D2" >/dev/null && ok "--force replaces an earlier run" \
+    || bad "--force replaces an earlier run" "$WORK/out"
+mkdir -p "$WORK/userdir" && echo keep >"$WORK/userdir/notes.txt"
+"$RARESYNTH" generate --recipe "$SMALL" --out "$WORK/userdir" --force -q >"$WORK/out" 2>&1; rc=$?
+[ $rc -ne 0 ] && [ -f "$WORK/userdir/notes.txt" ] && [ "$(ls -A "$WORK/userdir" | wc -l)" -eq 1 ] \
+    && ok "--force never deletes a directory raresynth did not make" \
+    || bad "--force never deletes a directory raresynth did not make (rc $rc)" "$WORK/out"
+
+# ---- validate finds damage --------------------------------------------------------------------
+cp -r "$D1" "$WORK/damaged"
+f="$WORK/damaged/Dataset501_BrainGBM/imagesTr/case_0001_0002.nii.gz"
+printf '\x00\x01\x02' | dd of="$f" bs=1 seek=100 conv=notrunc status=none
+"$RARESYNTH" validate "$WORK/damaged" >"$WORK/out" 2>&1; rc=$?
+[ $rc -eq 6 ] && grep -q 'case_0001_0002' "$WORK/out" && ok "validate names a damaged file (exit 6)" \
+    || bad "validate names a damaged file (exit 6, got $rc)" "$WORK/out"
+rm "$WORK/damaged/Dataset501_BrainGBM/labelsTr/case_0002.nii.gz"
+"$RARESYNTH" validate "$WORK/damaged" >"$WORK/out" 2>&1
+grep -q 'case_0002' "$WORK/out" && ok "validate names a missing label file" \
+    || bad "validate names a missing label file" "$WORK/out"
+"$RARESYNTH" validate "$WORK/nonexistent" >"$WORK/out" 2>&1; rc=$?
+[ $rc -ne 0 ] && grep -q 'nonexistent' "$WORK/out" && ok "validate of a missing directory fails clearly" \
+    || bad "validate of a missing directory fails clearly" "$WORK/out"
+
+# ---- malformed recipes: one clear line, exit 3, no output ------------------------------------
+nbad=0
+for r in tests/recipes_bad/*.json; do
+    [ -e "$r" ] || continue
+    case "$(basename "$r")" in prior_*|tissues_*) continue ;; esac
+    nbad=$((nbad + 1))
+    out="$WORK/bad-$(basename "$r" .json)"
+    "$RARESYNTH" generate --recipe "$r" --out "$out" >"$WORK/out" 2>&1; rc=$?
+    lines=$(grep -c . "$WORK/out")
+    if [ $rc -eq 3 ] && [ "$lines" -eq 1 ] && grep -q "$(basename "$r")" "$WORK/out" && [ ! -e "$out" ]; then
+        ok "bad recipe $(basename "$r"): $(cat "$WORK/out")"
+    else
+        bad "bad recipe $(basename "$r") (exit $rc, $lines lines, output dir $( [ -e "$out" ] && echo created || echo absent))" "$WORK/out"
+    fi
+done
+[ $nbad -ge 12 ] && ok "$nbad malformed recipes checked" || bad "only $nbad malformed recipes (want >= 12)"
+"$RARESYNTH" generate --recipe "$WORK/none.json" --out "$WORK/none" >"$WORK/out" 2>&1; rc=$?
+[ $rc -eq 4 ] && grep -q 'none.json' "$WORK/out" && [ ! -e "$WORK/none" ] \
+    && ok "missing recipe file: exit 4, named" || bad "missing recipe file (exit $rc)" "$WORK/out"
+HUGE="$WORK/configs/recipes/huge.json"
+derive "$HUGE" 'phantom.dims=[2048,2048,2048]' 'phantom.spacing_mm=[0.2,0.2,0.2]'
+"$RARESYNTH" generate --recipe "$HUGE" --out "$WORK/huge" -j 2 >"$WORK/out" 2>&1; rc=$?
+[ $rc -eq 3 ] && grep -qi 'memory' "$WORK/out" && [ ! -e "$WORK/huge" ] \
+    && ok "volume too large for memory refused before work: $(head -1 "$WORK/out")" \
+    || bad "volume too large for memory (exit $rc)" "$WORK/out"
+
+# ---- Ctrl-C stops cleanly and leaves an incomplete, consistent dataset --------------------------
+MANY="$WORK/configs/recipes/many.json"
+derive "$MANY" 'phantom.dims=[64,64,64]' 'phantom.spacing_mm=[3.5,3.5,3.5]' 'cases=400'
+"$RARESYNTH" generate --recipe "$MANY" --out "$WORK/intr" -j 2 -q >"$WORK/out" 2>&1 &
+pid=$!
+for _ in $(seq 1 100); do
+    [ -n "$(ls "$WORK/intr/manifests" 2>/dev/null)" ] && break
+    sleep 0.1
+done
+kill -INT $pid
+wait $pid; rc=$?
+left=$(find "$WORK/intr" -name '*.part-*' | wc -l)
+[ $rc -eq 130 ] && [ ! -e "$WORK/intr/raresynth.json" ] && [ "$left" -eq 0 ] \
+    && ok "Ctrl-C: exit 130, no dataset manifest, no temporary files" \
+    || bad "Ctrl-C (exit $rc, $left temporary files)" "$WORK/out"
+"$RARESYNTH" validate "$WORK/intr" >"$WORK/out" 2>&1; rc=$?
+[ $rc -eq 6 ] && grep -qi 'incomplete' "$WORK/out" && ok "validate reports the interrupted run as incomplete" \
+    || bad "validate reports the interrupted run as incomplete (exit $rc)" "$WORK/out"
+
+echo "$passed passed, $failed failed"
+[ $failed -eq 0 ]

@@ -1,0 +1,723 @@
+/*
+ * test_generator.c: MRI signal equations, gadolinium, contrast ordering with the real tissue
+ * table, Rician noise statistics, the bias field, the per-case pipeline on the demo recipe,
+ * the label dictionary, findings text, and whole runs (determinism across thread counts,
+ * cancellation, the memory limit).
+ */
+#include <math.h>
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+
+#include <cmocka.h>
+
+#include <ftw.h>
+
+#include "generator_internal.h"
+#include "rsy_config.h"
+#include "rsy_core.h"
+#include "rsy_export.h"
+#include "rsy_generator.h"
+#include "rsy_phantoms.h"
+#include "test_util.h"
+
+#define DEMO_RECIPE "configs/recipes/brain-glioblastoma-mri.json"
+#define TISSUE_TABLE "configs/tissues/mri-brain.json"
+
+/* ---------------------------------------------------------------------------------------- */
+/* Helpers                                                                                    */
+/* ---------------------------------------------------------------------------------------- */
+static rsy_recipe *load_demo(int64_t dim, double spacing_mm)
+{
+    rsy_recipe *r = NULL;
+    rsy_status rc = rsy_recipe_load(&r, DEMO_RECIPE, NULL);
+    if (rc != RSY_OK)
+        fprintf(stderr, "loading %s: %s: %s\n", DEMO_RECIPE, rsy_strerror(rc), tu_last_error());
+    assert_int_equal(rc, RSY_OK);
+    for (int a = 0; a < 3; a++) {
+        r->phantom.dims[a] = dim;
+        r->phantom.spacing_mm[a] = spacing_mm;
+    }
+    return r;
+}
+
+static const rsy_sequence *find_seq(const rsy_recipe *r, const char *name)
+{
+    for (int i = 0; i < r->mri.n_sequences; i++)
+        if (strcmp(r->mri.sequences[i].name, name) == 0)
+            return &r->mri.sequences[i];
+    return NULL;
+}
+
+static int seq_index(const rsy_recipe *r, const char *name)
+{
+    const rsy_sequence *s = find_seq(r, name);
+    return s ? (int)(s - r->mri.sequences) : -1;
+}
+
+static int label_index(const rsy_recipe *r, const char *name)
+{
+    const char *names[RSY_MAX_LABELS];
+    int n = rsy_generator_label_names(r, names, RSY_MAX_LABELS);
+    for (int i = 0; i < n; i++)
+        if (strcmp(names[i], name) == 0)
+            return i;
+    return -1;
+}
+
+static double kv_get(const rsy_kv *kv, int n, const char *key)
+{
+    for (int i = 0; i < n; i++)
+        if (strcmp(kv[i].key, key) == 0)
+            return kv[i].number;
+    fail_msg("key %s missing", key);
+    return NAN;
+}
+
+/* ---------------------------------------------------------------------------------------- */
+/* Signal equations                                                                           */
+/* ---------------------------------------------------------------------------------------- */
+static void test_spin_echo(void **state)
+{
+    (void)state;
+    /* TE -> 0 and TR -> infinity: full relaxation and no decay leave exactly PD. */
+    assert_float_equal(rsy_mri_signal_spin_echo(0.83, 900.0, 80.0, 1e12, 1e-9), 0.83, 1e-9);
+    /* Hand-computed closed form of domain.md 2.2 for PD 0.8, T1 800, T2 80, TR 600, TE 15:
+     * 0.8 (1 - 2 e^{-592.5/800} + e^{-600/800}) e^{-15/80}. */
+    double expect = 0.8 * (1.0 - 2.0 * exp(-592.5 / 800.0) + exp(-0.75)) * exp(-15.0 / 80.0);
+    assert_float_equal(rsy_mri_signal_spin_echo(0.8, 800.0, 80.0, 600.0, 15.0), expect, 1e-12);
+    /* TE << TR reduces to PD (1 - e^{-TR/T1}) e^{-TE/T2} (GK): TE = 0.01 ms, relative 1e-5. */
+    double reduced = 0.8 * (1.0 - exp(-600.0 / 800.0)) * exp(-0.01 / 80.0);
+    assert_float_equal(rsy_mri_signal_spin_echo(0.8, 800.0, 80.0, 600.0, 0.01), reduced,
+                       1e-5 * reduced);
+}
+
+static void test_flair_null_point(void **state)
+{
+    (void)state;
+    /* domain.md 2.2 [S42]: TI = T1 [ln 2 - ln(1 + e^{-TR/T1})] nulls the tissue of that T1. */
+    double t1 = 4300.0, tr = 9000.0;
+    double ti = t1 * (log(2.0) - log(1.0 + exp(-tr / t1)));
+    assert_float_equal(ti, 2480.0, 5.0); /* the worked example of domain.md: about 2480 ms */
+    assert_float_equal(rsy_mri_signal_inversion_recovery(1.0, t1, 2000.0, tr, 120.0, ti), 0.0,
+                       1e-12);
+    /* A shorter T1 (white matter) is not nulled and recovers positive magnitude. */
+    assert_true(rsy_mri_signal_inversion_recovery(0.7, 830.0, 69.0, tr, 120.0, ti) > 0.05);
+    /* Magnitude: a TI well before the null gives |negative Mz|, still >= 0. */
+    assert_true(rsy_mri_signal_inversion_recovery(1.0, t1, 2000.0, tr, 120.0, 100.0) > 0.0);
+}
+
+static void test_spgr_ernst(void **state)
+{
+    (void)state;
+    /* The Ernst angle acos(e^{-TR/T1}) maximises the spoiled GRE signal (GK). */
+    double t1 = 900.0, tr = 20.0;
+    double ernst = acos(exp(-tr / t1)) * 180.0 / 3.14159265358979323846;
+    double s_e = rsy_mri_signal_spoiled_gre(1.0, t1, 80.0, tr, 3.0, ernst);
+    for (double a = 1.0; a < 90.0; a += 0.5)
+        assert_true(rsy_mri_signal_spoiled_gre(1.0, t1, 80.0, tr, 3.0, a) <= s_e + 1e-15);
+    assert_true(rsy_mri_signal_spoiled_gre(1.0, t1, 80.0, tr, 3.0, ernst - 1.0) < s_e);
+    assert_true(rsy_mri_signal_spoiled_gre(1.0, t1, 80.0, tr, 3.0, ernst + 1.0) < s_e);
+    /* At 90 degrees it is the saturation-recovery signal PD (1 - E1) e^{-TE/T2}. */
+    assert_float_equal(rsy_mri_signal_spoiled_gre(1.0, t1, 80.0, tr, 3.0, 90.0),
+                       (1.0 - exp(-tr / t1)) * exp(-3.0 / 80.0), 1e-12);
+}
+
+static void test_gd_shortening(void **state)
+{
+    (void)state;
+    /* 1/T1 = 1/1000 ms + 4 /(mM s) x 0.5 mM = 0.001 + 0.002 per ms -> 333.33 ms. */
+    assert_float_equal(rsy_mri_t1_with_gd(1000.0, 4.0, 0.5), 1000.0 / 3.0, 1e-9);
+    assert_float_equal(rsy_mri_t1_with_gd(1000.0, 4.0, 0.0), 1000.0, 0.0);
+
+    rsy_sequence seq;
+    memset(&seq, 0, sizeof seq);
+    seq.kind = RSY_SEQ_SPIN_ECHO;
+    seq.tr_ms = 600.0;
+    seq.te_ms = 15.0;
+    rsy_mri_props p = {1400.0, 120.0, 0.9, 0.4};
+    double pre = rsy_mri_signal(&seq, &p, 4.0);
+    assert_float_equal(pre, rsy_mri_signal_spin_echo(0.9, 1400.0, 120.0, 600.0, 15.0), 1e-15);
+    seq.contrast = 1;
+    double post = rsy_mri_signal(&seq, &p, 4.0);
+    double t1c = rsy_mri_t1_with_gd(1400.0, 4.0, 0.4);
+    assert_float_equal(post, rsy_mri_signal_spin_echo(0.9, t1c, 120.0, 600.0, 15.0), 1e-15);
+    assert_true(post > 1.2 * pre); /* enhancement on T1w */
+    /* The dispatcher uses the right equation for each kind. */
+    seq.contrast = 0;
+    seq.kind = RSY_SEQ_INVERSION_RECOVERY;
+    seq.tr_ms = 9000.0;
+    seq.te_ms = 120.0;
+    seq.ti_ms = 2500.0;
+    assert_float_equal(rsy_mri_signal(&seq, &p, 4.0),
+                       rsy_mri_signal_inversion_recovery(0.9, 1400.0, 120.0, 9000.0, 120.0,
+                                                         2500.0),
+                       1e-15);
+    seq.kind = RSY_SEQ_SPOILED_GRE;
+    seq.tr_ms = 20.0;
+    seq.te_ms = 4.0;
+    seq.flip_deg = 25.0;
+    assert_float_equal(rsy_mri_signal(&seq, &p, 4.0),
+                       rsy_mri_signal_spoiled_gre(0.9, 1400.0, 120.0, 20.0, 4.0, 25.0), 1e-15);
+}
+
+static void test_contrast_ordering_3t(void **state)
+{
+    (void)state;
+    rsy_recipe *r = load_demo(48, 4.5);
+    rsy_tissue_table *tab = NULL;
+    assert_int_equal(rsy_tissue_table_load(&tab, TISSUE_TABLE), RSY_OK);
+    rsy_mri_props wm = rsy_tissue_mri_at(rsy_tissue_table_find(tab, "white_matter"), 3.0);
+    rsy_mri_props gm = rsy_tissue_mri_at(rsy_tissue_table_find(tab, "grey_matter"), 3.0);
+    rsy_mri_props csf = rsy_tissue_mri_at(rsy_tissue_table_find(tab, "csf"), 3.0);
+    const rsy_sequence *t1w = find_seq(r, "T1w"), *t2w = find_seq(r, "T2w");
+    const rsy_sequence *flair = find_seq(r, "FLAIR");
+    assert_non_null(t1w);
+    assert_non_null(t2w);
+    assert_non_null(flair);
+    double r1 = r->mri.gd_r1_per_mM_s;
+    /* Textbook brain contrast (domain.md 2.2, S45): T1w WM > GM > CSF, T2w CSF > GM > WM,
+     * FLAIR nulls CSF below WM. */
+    assert_true(rsy_mri_signal(t1w, &wm, r1) > rsy_mri_signal(t1w, &gm, r1));
+    assert_true(rsy_mri_signal(t1w, &gm, r1) > rsy_mri_signal(t1w, &csf, r1));
+    assert_true(rsy_mri_signal(t2w, &csf, r1) > rsy_mri_signal(t2w, &gm, r1));
+    assert_true(rsy_mri_signal(t2w, &gm, r1) > rsy_mri_signal(t2w, &wm, r1));
+    assert_true(rsy_mri_signal(flair, &csf, r1) < rsy_mri_signal(flair, &wm, r1));
+    assert_string_equal(rsy__gen_sequence_weighting(t1w), "T1");
+    assert_string_equal(rsy__gen_sequence_weighting(t2w), "T2");
+    assert_string_equal(rsy__gen_sequence_weighting(flair), "FLAIR");
+    free(tab);
+    rsy_recipe_destroy(r);
+}
+
+/* ---------------------------------------------------------------------------------------- */
+/* Noise and bias field                                                                       */
+/* ---------------------------------------------------------------------------------------- */
+#define NOISE_N ((size_t)64 * 64 * 64)
+
+static void moments(const float *x, size_t n, double *mean, double *sd)
+{
+    double s = 0.0, s2 = 0.0;
+    for (size_t i = 0; i < n; i++)
+        s += x[i];
+    *mean = s / (double)n;
+    for (size_t i = 0; i < n; i++)
+        s2 += (x[i] - *mean) * (x[i] - *mean);
+    *sd = sqrt(s2 / (double)(n - 1));
+}
+
+static void test_rician_statistics(void **state)
+{
+    (void)state;
+    float *img = malloc(NOISE_N * sizeof *img);
+    assert_non_null(img);
+    rsy_rng *rng = NULL;
+    assert_int_equal(rsy_rng_create(&rng, 20240601), RSY_OK);
+    double sigma = 10.0, mean, sd;
+
+    /* A = 0: Rayleigh, mean sigma sqrt(pi/2) = 12.533 and SD sigma sqrt((4-pi)/2) = 6.551
+     * (S47). With n = 262144 the standard error of the mean is 0.013: tolerance 0.1 (~8 SE),
+     * of the SD about 0.01: tolerance 0.1. */
+    for (size_t i = 0; i < NOISE_N; i++)
+        img[i] = 0.0f;
+    rsy__gen_rician(img, NOISE_N, sigma, rng);
+    moments(img, NOISE_N, &mean, &sd);
+    assert_float_equal(mean, sigma * sqrt(3.14159265358979323846 / 2.0), 0.1);
+    assert_float_equal(sd, sigma * sqrt((4.0 - 3.14159265358979323846) / 2.0), 0.1);
+    for (size_t i = 0; i < NOISE_N; i++)
+        assert_true(img[i] >= 0.0f);
+
+    /* A = 1000 >> sigma: nearly Gaussian, mean A + sigma^2/(2A) = 1000.05 and SD sigma
+     * (standard errors 0.02 and 0.014): tolerances 0.2 on the mean and 2 % on the SD. */
+    for (size_t i = 0; i < NOISE_N; i++)
+        img[i] = 1000.0f;
+    rsy__gen_rician(img, NOISE_N, sigma, rng);
+    moments(img, NOISE_N, &mean, &sd);
+    assert_float_equal(mean, 1000.05, 0.2);
+    assert_float_equal(sd, sigma, 0.02 * sigma);
+
+    /* sigma = 0 leaves the image untouched. */
+    float before[4] = {img[0], img[1], img[2], img[3]};
+    rsy__gen_rician(img, 4, 0.0, rng);
+    assert_memory_equal(img, before, sizeof before);
+    rsy_rng_destroy(rng);
+    free(img);
+}
+
+static void test_bias_field(void **state)
+{
+    (void)state;
+    const int64_t n = 48;
+    const double sp = 4.0, a = 0.2, scale_mm = 120.0;
+    int64_t dims[3] = {n, n, n};
+    double spacing[3] = {sp, sp, sp};
+    rsy_geometry g;
+    assert_int_equal(rsy_geometry_init(&g, dims, spacing), RSY_OK);
+    rsy_volume *cls = NULL;
+    assert_int_equal(rsy_volume_create(&cls, &g, RSY_DTYPE_UINT16), RSY_OK);
+    uint16_t *c = cls->data;
+    size_t nvox = rsy_geometry_nvox(&g);
+    /* A head: a ball of radius 80 mm at the centre. */
+    size_t v = 0;
+    for (int64_t k = 0; k < n; k++)
+        for (int64_t j = 0; j < n; j++)
+            for (int64_t i = 0; i < n; i++, v++) {
+                double ijk[3] = {(double)i, (double)j, (double)k}, x[3];
+                rsy_geometry_voxel_to_world(&g, ijk, x);
+                c[v] = x[0] * x[0] + x[1] * x[1] + x[2] * x[2] < 80.0 * 80.0 ? 1 : 0;
+            }
+    float *f = malloc(nvox * sizeof *f);
+    assert_non_null(f);
+    rsy_rng *rng = NULL;
+    assert_int_equal(rsy_rng_create(&rng, 77), RSY_OK);
+    assert_int_equal(rsy__gen_bias_field(cls, a, scale_mm, rng, f), RSY_OK);
+
+    /* Range: exactly [1 - a, 1 + a] over the head (float rounding 1e-6), within it outside. */
+    double hmin = INFINITY, hmax = -INFINITY;
+    for (v = 0; v < nvox; v++) {
+        assert_true(f[v] >= 1.0 - a - 1e-6 && f[v] <= 1.0 + a + 1e-6);
+        if (c[v]) {
+            hmin = fmin(hmin, f[v]);
+            hmax = fmax(hmax, f[v]);
+        }
+    }
+    assert_float_equal(hmin, 1.0 - a, 1e-6);
+    assert_float_equal(hmax, 1.0 + a, 1e-6);
+
+    /* Smooth over the head: one cosine of wavelength >= scale/sqrt(2) = 85 mm changes by at
+     * most 2 pi sp / 85 = 0.30 of its span per 4 mm step, and its second difference by at
+     * most (2 pi sp / 85)^2 = 0.087 of the span. The normalised sum of the six waves stayed
+     * below 0.12 and 0.06 of the span over 40 seeds tried; white noise would reach the
+     * full span 2a. */
+    double span = 2.0 * a, d1 = 0.0, d2 = 0.0;
+    for (int64_t k = 1; k < n - 1; k++)
+        for (int64_t j = 1; j < n - 1; j++)
+            for (int64_t i = 1; i < n - 1; i++) {
+                size_t w = (size_t)(i + n * (j + n * k));
+                if (!c[w])
+                    continue;
+                size_t step[3] = {1, (size_t)n, (size_t)(n * n)};
+                for (int ax = 0; ax < 3; ax++) {
+                    d1 = fmax(d1, fabs((double)f[w + step[ax]] - f[w]));
+                    d2 = fmax(d2, fabs((double)f[w + step[ax]] - 2.0 * f[w] + f[w - step[ax]]));
+                }
+            }
+    assert_true(d1 <= 0.30 * span);
+    assert_true(d2 <= 0.087 * span);
+
+    /* Amplitude 0 gives a unit field; a bad amplitude is refused. */
+    assert_int_equal(rsy__gen_bias_field(cls, 0.0, scale_mm, rng, f), RSY_OK);
+    for (v = 0; v < nvox; v++)
+        assert_true(f[v] == 1.0f);
+    assert_int_equal(rsy__gen_bias_field(cls, 1.5, scale_mm, rng, f), RSY_EINVAL);
+    assert_int_equal(rsy__gen_bias_field(cls, 0.1, 0.0, rng, f), RSY_EINVAL);
+    rsy_rng_destroy(rng);
+    free(f);
+    rsy_volume_destroy(cls);
+}
+
+/* ---------------------------------------------------------------------------------------- */
+/* Label dictionary                                                                           */
+/* ---------------------------------------------------------------------------------------- */
+static void test_label_names(void **state)
+{
+    (void)state;
+    rsy_recipe *r = load_demo(48, 4.5);
+    const char *names[RSY_MAX_LABELS];
+    /* BraTS-like order for the GBM prior: compartments in first-appearance order. */
+    int n = rsy_generator_label_names(r, names, RSY_MAX_LABELS);
+    assert_int_equal(n, 4);
+    assert_string_equal(names[0], "background");
+    assert_string_equal(names[1], "necrotic_core");
+    assert_string_equal(names[2], "oedema");
+    assert_string_equal(names[3], "enhancing_tumour");
+    /* Fewer slots than labels: the count is still the full count. */
+    assert_int_equal(rsy_generator_label_names(r, names, 2), 4);
+
+    r->label_set = RSY_LABELS_TISSUES_AND_LESIONS;
+    n = rsy_generator_label_names(r, names, RSY_MAX_LABELS);
+    int nt = rsy_phantom_n_classes("head");
+    assert_int_equal(n, nt + 3);
+    for (int c = 1; c < nt; c++)
+        assert_string_equal(names[c], rsy_phantom_class_name("head", c));
+    assert_string_equal(names[nt], "necrotic_core");
+
+    /* The class table maps tissue class c to label c and compartments after them. */
+    rsy__gen_class *tab = NULL;
+    int n_classes = 0;
+    assert_int_equal(rsy__gen_class_table(r, &tab, &n_classes), RSY_OK);
+    assert_int_equal(n_classes, nt + 3);
+    for (int c = 0; c < nt; c++)
+        assert_int_equal(tab[c].label, c);
+    assert_int_equal(tab[nt + 2].label, nt + 2);
+    assert_true(tab[nt + 2].props.gd_mM > 0.0); /* the enhancing tumour takes up Gd */
+    free(tab);
+    rsy_recipe_destroy(r);
+}
+
+/* ---------------------------------------------------------------------------------------- */
+/* One case end to end                                                                        */
+/* ---------------------------------------------------------------------------------------- */
+static double mean_where(const float *img, const uint8_t *lab, size_t n, int value)
+{
+    double s = 0.0;
+    size_t k = 0;
+    for (size_t v = 0; v < n; v++)
+        if (lab[v] == value) {
+            s += img[v];
+            k++;
+        }
+    assert_true(k > 0);
+    return s / (double)k;
+}
+
+static void test_case_end_to_end(void **state)
+{
+    (void)state;
+    rsy_recipe *r = load_demo(48, 4.5);
+    rsy_case *c = NULL;
+    rsy_status rc = rsy_case_generate(r, 0, &c);
+    if (rc != RSY_OK)
+        fprintf(stderr, "case: %s: %s\n", rsy_strerror(rc), tu_last_error());
+    assert_int_equal(rc, RSY_OK);
+    size_t nvox = rsy_geometry_nvox(&rsy_case_labels(c)->geom);
+    assert_int_equal(nvox, 48 * 48 * 48);
+
+    /* Channels: one per sequence, float32, finite and non-negative (magnitudes). */
+    assert_int_equal(rsy_case_n_channels(c), r->mri.n_sequences);
+    for (int ch = 0; ch < rsy_case_n_channels(c); ch++) {
+        const rsy_volume *img = rsy_case_channel(c, ch);
+        assert_int_equal(img->dtype, RSY_DTYPE_FLOAT32);
+        const float *px = img->data;
+        for (size_t v = 0; v < nvox; v++)
+            assert_true(isfinite(px[v]) && px[v] >= 0.0f);
+    }
+    assert_null(rsy_case_channel(c, rsy_case_n_channels(c)));
+
+    /* Labels within the dictionary. */
+    const char *names[RSY_MAX_LABELS];
+    int n_labels = rsy_generator_label_names(r, names, RSY_MAX_LABELS);
+    const uint8_t *lab = rsy_case_labels(c)->data;
+    for (size_t v = 0; v < nvox; v++)
+        assert_true(lab[v] < n_labels);
+
+    /* The GBM prior always gives a lesion; each sampled lesion has voxels, and its centre
+     * is labelled. */
+    rsy_case_data d;
+    rsy__case_data(c, &d);
+    assert_true(rsy_case_n_lesions(c) >= 1);
+    assert_int_equal(d.n_lesions, rsy_case_n_lesions(c));
+    const uint16_t *inst = rsy_case_instances(c)->data;
+    const rsy_geometry *g = &rsy_case_labels(c)->geom;
+    for (int i = 0; i < d.n_lesions; i++) {
+        const rsy_lesion_info *li = &d.lesions[i];
+        assert_int_equal(li->instance_id, i + 1);
+        assert_string_equal(li->type, "glioblastoma");
+        assert_true(strlen(li->region) > 0);
+        size_t count = 0;
+        for (size_t v = 0; v < nvox; v++)
+            count += inst[v] == li->instance_id;
+        assert_true(count > 0);
+        double x[3] = {kv_get(li->params, li->n_params, "center_x_mm"),
+                       kv_get(li->params, li->n_params, "center_y_mm"),
+                       kv_get(li->params, li->n_params, "center_z_mm")};
+        double ijk[3];
+        rsy_geometry_world_to_voxel(g, x, ijk);
+        size_t v = (size_t)llround(ijk[0]) +
+                   (size_t)g->dims[0] * ((size_t)llround(ijk[1]) +
+                                         (size_t)g->dims[1] * (size_t)llround(ijk[2]));
+        assert_true(lab[v] != 0);
+        assert_true(kv_get(li->params, li->n_params, "diameter_mm") > 0.0);
+        assert_true(kv_get(li->params, li->n_params, "oedema.margin_mm") > 0.0);
+    }
+
+    /* Contrast: the enhancing rim is brighter on T1c than on T1w; oedema is brighter than
+     * white matter on FLAIR. */
+    const float *t1w = rsy_case_channel(c, seq_index(r, "T1w"))->data;
+    const float *t1c = rsy_case_channel(c, seq_index(r, "T1c"))->data;
+    const float *flair = rsy_case_channel(c, seq_index(r, "FLAIR"))->data;
+    int enh = label_index(r, "enhancing_tumour"), oed = label_index(r, "oedema");
+    assert_true(mean_where(t1c, lab, nvox, enh) > mean_where(t1w, lab, nvox, enh));
+    const uint16_t *cls = rsy_case_classes(c)->data;
+    double wm = 0.0;
+    size_t nwm = 0;
+    for (size_t v = 0; v < nvox; v++)
+        if (cls[v] == RSY_HEAD_WHITE_MATTER) {
+            wm += flair[v];
+            nwm++;
+        }
+    assert_true(nwm > 0);
+    assert_true(mean_where(flair, lab, nvox, oed) > wm / (double)nwm);
+
+    /* Noise sigma recorded per channel: 3 % of the reference tissue's signal (BrainWeb). */
+    double sigma = kv_get(d.acquisition, d.n_acquisition, "T1w.noise_sigma");
+    double ref = kv_get(d.acquisition, d.n_acquisition, "T1w.reference_signal");
+    assert_float_equal(sigma, find_seq(r, "T1w")->noise_percent / 100.0 * ref, 1e-9);
+    /* Subject attributes. */
+    assert_int_equal(d.n_subject, 7);
+    assert_string_equal(d.subject[0].key, "sex");
+    assert_true(kv_get(d.subject, d.n_subject, "brain_ml") > 0.0);
+
+    /* Findings from the measured lesion. */
+    const char *f = rsy_case_findings(c);
+    assert_non_null(f);
+    if (d.n_lesions == 1) {
+        assert_non_null(strstr(f, "Solitary"));
+        assert_non_null(strstr(f, "No other lesion."));
+    }
+    assert_non_null(strstr(f, "mm (axial long x short axis)"));
+    /* The rim wording needs a core inside it, which a small lesion on this coarse grid may
+     * lose to partial volume. */
+    size_t necrotic = 0;
+    int nec = label_index(r, "necrotic_core");
+    for (size_t v = 0; v < nvox; v++)
+        necrotic += lab[v] == nec;
+    if (necrotic > 0) {
+        assert_non_null(strstr(f, "necrotic core"));
+        assert_non_null(strstr(f, "enhancing rim"));
+    }
+    assert_non_null(strstr(f, "post-contrast T1"));
+    assert_non_null(strstr(f, "oedema (volume"));
+    rsy_case_timing t = rsy_case_get_timing(c);
+    assert_true(t.phantom_s >= 0.0 && t.imaging_s >= 0.0 && t.export_s == 0.0);
+
+    /* The same case again is identical (streams depend on the case index only). */
+    rsy_case *c2 = NULL;
+    assert_int_equal(rsy_case_generate(r, 0, &c2), RSY_OK);
+    for (int ch = 0; ch < rsy_case_n_channels(c); ch++)
+        assert_memory_equal(rsy_case_channel(c, ch)->data, rsy_case_channel(c2, ch)->data,
+                            nvox * sizeof(float));
+    assert_string_equal(rsy_case_findings(c), rsy_case_findings(c2));
+    rsy_case_destroy(c2);
+    rsy_case_destroy(c);
+    rsy_recipe_destroy(r);
+}
+
+static void test_findings_depend_on_sequences(void **state)
+{
+    (void)state;
+    rsy_recipe *r = load_demo(40, 5.5);
+    /* Without the post-contrast sequence, no enhancement is mentioned. */
+    int k = 0;
+    for (int i = 0; i < r->mri.n_sequences; i++)
+        if (!r->mri.sequences[i].contrast)
+            r->mri.sequences[k++] = r->mri.sequences[i];
+    r->mri.n_sequences = k;
+    rsy_case *c = NULL;
+    assert_int_equal(rsy_case_generate(r, 1, &c), RSY_OK);
+    assert_int_equal(rsy_case_n_channels(c), k);
+    assert_null(strstr(rsy_case_findings(c), "enhanc"));
+    assert_non_null(strstr(rsy_case_findings(c), "oedema"));
+    rsy_case_destroy(c);
+
+    /* Without lesion types: no lesion, all labels background. */
+    r->n_lesion_types = 0;
+    assert_int_equal(rsy_case_generate(r, 1, &c), RSY_OK);
+    assert_int_equal(rsy_case_n_lesions(c), 0);
+    assert_string_equal(rsy_case_findings(c), "No focal lesion.");
+    const uint8_t *lab = rsy_case_labels(c)->data;
+    size_t nvox = rsy_geometry_nvox(&rsy_case_labels(c)->geom);
+    for (size_t v = 0; v < nvox; v++)
+        assert_int_equal(lab[v], 0);
+    rsy_case_destroy(c);
+    rsy_recipe_destroy(r);
+}
+
+static void test_case_errors(void **state)
+{
+    (void)state;
+    tu_log_capture();
+    rsy_case *c = NULL;
+    assert_int_equal(rsy_case_generate(NULL, 0, &c), RSY_EINVAL);
+    assert_null(c);
+    rsy_recipe *r = load_demo(40, 5.5);
+    snprintf(r->modality, sizeof r->modality, "ct");
+    assert_int_equal(rsy_case_generate(r, 0, &c), RSY_EINVAL);
+    assert_null(c);
+    assert_non_null(strstr(tu_last_error(), "modality"));
+    snprintf(r->modality, sizeof r->modality, "mri");
+    snprintf(r->mri.sequences[0].noise_reference, RSY_NAME_MAX, "no_such_tissue");
+    assert_int_equal(rsy_case_generate(r, 0, &c), RSY_EINVAL);
+    assert_null(c);
+    assert_non_null(strstr(tu_last_error(), "no_such_tissue"));
+    /* Accessors accept NULL. */
+    assert_int_equal(rsy_case_n_channels(NULL), 0);
+    assert_null(rsy_case_labels(NULL));
+    rsy_case_destroy(NULL);
+    rsy_recipe_destroy(r);
+}
+
+/* ---------------------------------------------------------------------------------------- */
+/* Whole runs                                                                                 */
+/* ---------------------------------------------------------------------------------------- */
+#define MAX_FILES 256
+static struct {
+    char rel[MAX_FILES][512];
+    char sha[MAX_FILES][65];
+    int n;
+    size_t root_len;
+} walk;
+
+static int walk_cb(const char *path, const struct stat *sb, int flag, struct FTW *ftw)
+{
+    (void)sb;
+    (void)ftw;
+    if (flag != FTW_F || walk.n >= MAX_FILES)
+        return 0;
+    snprintf(walk.rel[walk.n], sizeof walk.rel[0], "%s", path + walk.root_len);
+    if (rsy_sha256_file(path, walk.sha[walk.n]) != RSY_OK)
+        return 1;
+    walk.n++;
+    return 0;
+}
+
+static int cmp_index_by_rel(const void *a, const void *b)
+{
+    return strcmp(walk.rel[*(const int *)a], walk.rel[*(const int *)b]);
+}
+
+/* Sorted "relative-path sha256" lines of every file under @p dir, newline-joined. */
+static char *tree_digest(const char *dir)
+{
+    walk.n = 0;
+    walk.root_len = strlen(dir);
+    assert_int_equal(nftw(dir, walk_cb, 16, FTW_PHYS), 0);
+    assert_true(walk.n < MAX_FILES);
+    int order[MAX_FILES];
+    for (int i = 0; i < walk.n; i++)
+        order[i] = i;
+    qsort(order, (size_t)walk.n, sizeof order[0], cmp_index_by_rel);
+    size_t cap = (size_t)walk.n * (512 + 66) + 1;
+    char *out = calloc(1, cap);
+    assert_non_null(out);
+    size_t len = 0;
+    for (int i = 0; i < walk.n; i++)
+        len += (size_t)snprintf(out + len, cap - len, "%s %s\n", walk.rel[order[i]],
+                                walk.sha[order[i]]);
+    return out;
+}
+
+static int exists(const char *dir, const char *name)
+{
+    char p[2048];
+    snprintf(p, sizeof p, "%s%s%s", dir, name ? "/" : "", name ? name : "");
+    struct stat st;
+    return stat(p, &st) == 0;
+}
+
+static void progress_count(size_t done, size_t total, void *user)
+{
+    size_t *last = user;
+    assert_true(done >= 1 && done <= total);
+    *last = done;
+}
+
+static void test_run_deterministic_across_threads(void **state)
+{
+    (void)state;
+    tu_log_capture();
+    rsy_recipe *r = load_demo(40, 5.5);
+    r->cases = 3;
+    char *base = tu_tmpdir("gen-det");
+    assert_non_null(base);
+    char d1[1024], d2[1024];
+    snprintf(d1, sizeof d1, "%s/j1", base);
+    snprintf(d2, sizeof d2, "%s/j2", base);
+
+    rsy_run_options o = rsy_run_options_default();
+    assert_int_equal(o.n_threads, 1);
+    size_t last = 0;
+    o.progress = progress_count;
+    o.progress_user = &last;
+    rsy_status rc = rsy_generator_run(r, d1, &o);
+    if (rc != RSY_OK)
+        fprintf(stderr, "run -j1: %s: %s\n", rsy_strerror(rc), tu_last_error());
+    assert_int_equal(rc, RSY_OK);
+    assert_int_equal(last, 3);
+    o.n_threads = 2;
+    last = 0;
+    assert_int_equal(rsy_generator_run(r, d2, &o), RSY_OK);
+    assert_int_equal(last, 3);
+    assert_true(exists(d1, "raresynth.json"));
+
+    char *t1 = tree_digest(d1);
+    int n1 = walk.n;
+    char *t2 = tree_digest(d2);
+    assert_true(n1 >= 3 * (r->mri.n_sequences + 1)); /* images and labels at least */
+    assert_int_equal(n1, walk.n);
+    if (strcmp(t1, t2) != 0)
+        fprintf(stderr, "-j1:\n%s\n-j2:\n%s\n", t1, t2);
+    assert_string_equal(t1, t2);
+    free(t1);
+    free(t2);
+    tu_rmtree(base);
+    free(base);
+    rsy_recipe_destroy(r);
+}
+
+static void test_run_cancel_and_limit(void **state)
+{
+    (void)state;
+    tu_log_capture();
+    rsy_recipe *r = load_demo(40, 5.5);
+    r->cases = 2;
+    char *base = tu_tmpdir("gen-cancel");
+    assert_non_null(base);
+    char d[1024];
+
+    /* A cancel flag raised before the start: nothing generated, no raresynth.json. */
+    snprintf(d, sizeof d, "%s/cancelled", base);
+    volatile sig_atomic_t flag = 1;
+    rsy_run_options o = rsy_run_options_default();
+    o.cancel = &flag;
+    assert_int_equal(rsy_generator_run(r, d, &o), RSY_ECANCELED);
+    assert_false(exists(d, "raresynth.json"));
+
+    /* A 1 MiB memory limit: refused with one line naming both figures, before any
+     * directory is created. */
+    snprintf(d, sizeof d, "%s/limited", base);
+    o = rsy_run_options_default();
+    o.max_memory_bytes = 1u << 20;
+    int errors = tu_errors();
+    assert_int_equal(rsy_generator_run(r, d, &o), RSY_ELIMIT);
+    assert_int_equal(tu_errors(), errors + 1);
+    assert_non_null(strstr(tu_last_error(), "over the limit of"));
+    assert_non_null(strstr(tu_last_error(), "--max-memory"));
+    assert_false(exists(d, NULL));
+
+    /* Bad arguments. */
+    o = rsy_run_options_default();
+    o.n_threads = 0;
+    assert_int_equal(rsy_generator_run(r, d, &o), RSY_EINVAL);
+    assert_int_equal(rsy_generator_run(NULL, d, NULL), RSY_EINVAL);
+    assert_false(exists(d, NULL));
+    tu_rmtree(base);
+    free(base);
+    rsy_recipe_destroy(r);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_spin_echo),
+        cmocka_unit_test(test_flair_null_point),
+        cmocka_unit_test(test_spgr_ernst),
+        cmocka_unit_test(test_gd_shortening),
+        cmocka_unit_test(test_contrast_ordering_3t),
+        cmocka_unit_test(test_rician_statistics),
+        cmocka_unit_test(test_bias_field),
+        cmocka_unit_test(test_label_names),
+        cmocka_unit_test(test_case_end_to_end),
+        cmocka_unit_test(test_findings_depend_on_sequences),
+        cmocka_unit_test(test_case_errors),
+        cmocka_unit_test(test_run_deterministic_across_threads),
+        cmocka_unit_test(test_run_cancel_and_limit),
+    };
+    tu_log_capture();
+    return cmocka_run_group_tests_name("generator", tests, NULL, NULL);
+}
