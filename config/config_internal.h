@@ -25,15 +25,15 @@
 #define RSY_DATADIR "/usr/local/share/raresynth"
 #endif
 
-#define RSY__KEYPATH_MAX 256              /* "lesions[0].diameter_mm.median" and the like */
-#define RSY__JSON_MAX_BYTES (16u << 20)   /* recipes, priors and tables are small text files */
+#define RSY__KEYPATH_MAX 256            /* "lesions[0].diameter_mm.median" and the like */
+#define RSY__JSON_MAX_BYTES (16u << 20) /* recipes, priors and tables are small text files */
 
 /** A parsed JSON file: its text (NUL-terminated), length and cJSON tree. */
 typedef struct rsy__json_file {
     const char *path; /* as given by the caller, used in every message; borrowed */
     char *text;       /* owned */
     size_t len;
-    cJSON *root;      /* owned */
+    cJSON *root; /* owned */
 } rsy__json_file;
 
 /**
@@ -47,8 +47,8 @@ void rsy__json_file_clear(rsy__json_file *f);
 
 /** Log "FILE: KP: <message>[, got <value>]" as one line and return RSY_ECONFIG. @p got may be
  *  NULL (no value shown). An empty @p kp names the top-level object. */
-rsy_status rsy__cfg_fail(const char *file, const char *kp, const cJSON *got, const char *fmt,
-                         ...) RSY_FORMAT(4, 5);
+rsy_status rsy__cfg_fail(const char *file, const char *kp, const cJSON *got, const char *fmt, ...)
+    RSY_FORMAT(4, 5);
 
 /** Key path of child @p key of @p parent ("a.b"), or of element @p index ("a[3]"). */
 void rsy__kp_key(char out[RSY__KEYPATH_MAX], const char *parent, const char *key);
@@ -81,8 +81,8 @@ int rsy__range_contains(const rsy__range *r, double x);
 rsy_status rsy__cfg_number(const char *file, const cJSON *obj, const char *kp, const char *key,
                            int required, rsy__range r, double *out);
 /** The same checks on an item already in hand (array elements); @p kp names the item. */
-rsy_status rsy__cfg_number_item(const char *file, const cJSON *item, const char *kp,
-                                rsy__range r, double *out);
+rsy_status rsy__cfg_number_item(const char *file, const cJSON *item, const char *kp, rsy__range r,
+                                double *out);
 rsy_status rsy__cfg_int_item(const char *file, const cJSON *item, const char *kp, int64_t lo,
                              int64_t hi, int64_t *out);
 rsy_status rsy__cfg_int(const char *file, const cJSON *obj, const char *kp, const char *key,
@@ -102,9 +102,8 @@ int rsy__is_ident(const char *s);
 rsy_status rsy__cfg_ident(const char *file, const cJSON *obj, const char *kp, const char *key,
                           int required, char out[RSY_NAME_MAX]);
 /** An array of 1..@p max identifiers with no repeats. */
-rsy_status rsy__cfg_ident_list(const char *file, const cJSON *obj, const char *kp,
-                               const char *key, int required, int max,
-                               char out[][RSY_NAME_MAX], int *n_out);
+rsy_status rsy__cfg_ident_list(const char *file, const cJSON *obj, const char *kp, const char *key,
+                               int required, int max, char out[][RSY_NAME_MAX], int *n_out);
 /** An array of 1..RSY_MAX_SOURCES non-empty strings of < RSY_TEXT_MAX bytes. */
 rsy_status rsy__cfg_sources(const char *file, const cJSON *obj, const char *kp, const char *key,
                             char out[][RSY_TEXT_MAX], int *n_out);
@@ -140,8 +139,8 @@ int rsy__tissue_index(const rsy_tissue_table *t, const char *name);
 
 /** MRI properties at one field strength: {"t1_ms", "t2_ms", "pd", "gd_mM"} (gd_mM optional,
  *  default 0), the object being key @p key of @p obj. Shared by tissue tables and priors. */
-rsy_status rsy__cfg_mri_props(const char *file, const cJSON *obj, const char *kp,
-                              const char *key, rsy_mri_props *out);
+rsy_status rsy__cfg_mri_props(const char *file, const cJSON *obj, const char *kp, const char *key,
+                              rsy_mri_props *out);
 
 /** File stem of @p path ("dir/glioblastoma.json" -> "glioblastoma"), truncated to fit. */
 void rsy__path_stem(const char *path, char *out, size_t n);

@@ -27,7 +27,7 @@ const rsy__dist_rules rsy__rules_fraction = {{0.0, 1.0, 1, 0}, 0};
 const rsy__dist_rules rsy__rules_margin_mm = {{0.0, 200.0, 1, 0}, 0};
 
 static const char *const kind_names[] = {"fixed",       "uniform", "lognormal", "normal",
-                                          "categorical", "poisson", NULL};
+                                         "categorical", "poisson", NULL};
 
 static const char *const keys_fixed[] = {"distribution", "value", NULL};
 static const char *const keys_uniform[] = {"distribution", "min", "max", NULL};
@@ -247,9 +247,8 @@ static rsy_status bound(const char *file, const cJSON *obj, const char *kp, cons
     return value_item(file, item, ckp, &r, out);
 }
 
-static rsy_status number_array(const char *file, const cJSON *obj, const char *kp,
-                               const char *key, const rsy__dist_rules *rules, double *vals,
-                               int *n_out)
+static rsy_status number_array(const char *file, const cJSON *obj, const char *kp, const char *key,
+                               const rsy__dist_rules *rules, double *vals, int *n_out)
 {
     char ckp[RSY__KEYPATH_MAX], ekp[RSY__KEYPATH_MAX];
     rsy__kp_key(ckp, kp, key);
@@ -316,11 +315,10 @@ static rsy_status check_bounds(const char *file, const char *kp, const rsy__dist
     if (d->kind == RSY_DIST_POISSON) {
         if (!isfinite(d->min))
             return rsy__cfg_fail(file, kp, NULL, "expected a finite min for a poisson");
-        if (rules->integer && (d->min != floor(d->min) ||
-                               (isfinite(d->max) && d->max != floor(d->max))))
-            return rsy__cfg_fail(file, kp, NULL,
-                                 "expected integer min and max (min %g, max %g)", d->min,
-                                 d->max);
+        if (rules->integer &&
+            (d->min != floor(d->min) || (isfinite(d->max) && d->max != floor(d->max))))
+            return rsy__cfg_fail(file, kp, NULL, "expected integer min and max (min %g, max %g)",
+                                 d->min, d->max);
     }
     if (d->kind == RSY_DIST_LOGNORMAL || d->kind == RSY_DIST_NORMAL ||
         d->kind == RSY_DIST_POISSON) {
@@ -329,8 +327,8 @@ static rsy_status check_bounds(const char *file, const char *kp, const rsy__dist
             return rsy__cfg_fail(file, kp, NULL,
                                  "expected [min, max] = [%g, %g] to hold at least %g%% of the "
                                  "%s distribution (it holds %.3g%%)",
-                                 d->min, d->max, 100.0 * MIN_TRUNCATED_MASS,
-                                 kind_names[d->kind], 100.0 * mass);
+                                 d->min, d->max, 100.0 * MIN_TRUNCATED_MASS, kind_names[d->kind],
+                                 100.0 * mass);
     }
     return RSY_OK;
 }
@@ -414,8 +412,7 @@ rsy_status rsy__cfg_dist(const char *file, const cJSON *item, const char *kp,
             return rc;
         break;
     case RSY_DIST_LOGNORMAL:
-        if ((rc = rsy__cfg_number(file, item, kp, "median", req, positive, &d.median)) !=
-                RSY_OK ||
+        if ((rc = rsy__cfg_number(file, item, kp, "median", req, positive, &d.median)) != RSY_OK ||
             (rc = rsy__cfg_number(file, item, kp, "gsd", req, at_least_one, &d.gsd)) != RSY_OK ||
             (rc = bound(file, item, kp, "min", 0, rules, 1, &d.min)) != RSY_OK ||
             (rc = bound(file, item, kp, "max", 0, rules, 1, &d.max)) != RSY_OK)
@@ -429,8 +426,7 @@ rsy_status rsy__cfg_dist(const char *file, const cJSON *item, const char *kp,
             return rc;
         break;
     case RSY_DIST_POISSON:
-        if ((rc = rsy__cfg_number(file, item, kp, "mean", req, poisson_mean, &d.mean)) !=
-                RSY_OK ||
+        if ((rc = rsy__cfg_number(file, item, kp, "mean", req, poisson_mean, &d.mean)) != RSY_OK ||
             (rc = bound(file, item, kp, "min", 0, rules, 1, &d.min)) != RSY_OK ||
             (rc = bound(file, item, kp, "max", 0, rules, 1, &d.max)) != RSY_OK)
             return rc;

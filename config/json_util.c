@@ -44,8 +44,7 @@ static void value_text(const cJSON *v, char *buf, size_t n)
     cJSON_free(s);
 }
 
-rsy_status rsy__cfg_fail(const char *file, const char *kp, const cJSON *got, const char *fmt,
-                         ...)
+rsy_status rsy__cfg_fail(const char *file, const char *kp, const cJSON *got, const char *fmt, ...)
 {
     char msg[1024];
     char line[2048];
@@ -98,7 +97,7 @@ void rsy__kp_index(char out[RSY__KEYPATH_MAX], const char *parent, int index)
 
 static rsy_status read_file(const char *path, char **text_out, size_t *len_out)
 {
-    rsy_status rc = RSY_OK;
+    rsy_status rc;
     char *buf = NULL;
     size_t len = 0, cap = 0;
     FILE *fp = fopen(path, "rb");
@@ -189,12 +188,10 @@ static void snippet(const char *s, size_t avail, char *out, size_t n)
     out[k] = '\0';
 }
 
-static rsy_status check_duplicates(const char *file, const cJSON *item, const char *kp,
-                                   int depth)
+static rsy_status check_duplicates(const char *file, const cJSON *item, const char *kp, int depth)
 {
     if (depth > MAX_NESTING)
-        return rsy__cfg_fail(file, kp, NULL, "expected at most %d levels of nesting",
-                             MAX_NESTING);
+        return rsy__cfg_fail(file, kp, NULL, "expected at most %d levels of nesting", MAX_NESTING);
     char child_kp[RSY__KEYPATH_MAX];
     if (cJSON_IsObject(item)) {
         for (const cJSON *a = item->child; a; a = a->next) {
@@ -308,8 +305,7 @@ rsy_status rsy__cfg_check_object(const char *file, const char *kp, const cJSON *
             size_t k = 0;
             list[0] = '\0';
             for (const char *const *a = allowed; *a && k < sizeof list; a++) {
-                int w = snprintf(list + k, sizeof list - k, "%s%s", a == allowed ? "" : ", ",
-                                 *a);
+                int w = snprintf(list + k, sizeof list - k, "%s%s", a == allowed ? "" : ", ", *a);
                 if (w < 0)
                     break;
                 k += (size_t)w;
@@ -358,8 +354,8 @@ static rsy_status get_item(const char *file, const cJSON *obj, const char *kp, c
     return RSY_OK;
 }
 
-rsy_status rsy__cfg_number_item(const char *file, const cJSON *item, const char *kp,
-                                rsy__range r, double *out)
+rsy_status rsy__cfg_number_item(const char *file, const cJSON *item, const char *kp, rsy__range r,
+                                double *out)
 {
     if (!cJSON_IsNumber(item) || !rsy__range_contains(&r, item->valuedouble)) {
         char text[128];
@@ -380,8 +376,7 @@ rsy_status rsy__cfg_int_item(const char *file, const cJSON *item, const char *kp
         if (hi == INT64_MAX)
             snprintf(text, sizeof text, "an integer >= %lld", (long long)lo);
         else
-            snprintf(text, sizeof text, "an integer in [%lld, %lld]", (long long)lo,
-                     (long long)hi);
+            snprintf(text, sizeof text, "an integer in [%lld, %lld]", (long long)lo, (long long)hi);
         return rsy__cfg_fail(file, kp, item, "expected %s", text);
     }
     *out = (int64_t)v;
@@ -500,9 +495,8 @@ rsy_status rsy__cfg_ident(const char *file, const cJSON *obj, const char *kp, co
     return ident_item(file, item, ckp, out);
 }
 
-rsy_status rsy__cfg_ident_list(const char *file, const cJSON *obj, const char *kp,
-                               const char *key, int required, int max,
-                               char out[][RSY_NAME_MAX], int *n_out)
+rsy_status rsy__cfg_ident_list(const char *file, const cJSON *obj, const char *kp, const char *key,
+                               int required, int max, char out[][RSY_NAME_MAX], int *n_out)
 {
     const cJSON *item;
     char ckp[RSY__KEYPATH_MAX];
@@ -521,8 +515,8 @@ rsy_status rsy__cfg_ident_list(const char *file, const cJSON *obj, const char *k
             return rc;
         for (int j = 0; j < i; j++)
             if (strcmp(out[j], out[i]) == 0)
-                return rsy__cfg_fail(file, ekp, NULL, "duplicate name \"%s\" (also [%d])",
-                                     out[i], j);
+                return rsy__cfg_fail(file, ekp, NULL, "duplicate name \"%s\" (also [%d])", out[i],
+                                     j);
     }
     *n_out = n;
     return RSY_OK;

@@ -93,8 +93,8 @@ static rsy_status parse_shape(const char *file, const cJSON *root, rsy_prior *p)
 
 static rsy_status parse_placement(const char *file, const cJSON *root, rsy_prior *p)
 {
-    static const char *const keys[] = {"rule", "hosts", "allowed_tissues", "min_separation_mm",
-                                       "max_attempts", NULL};
+    static const char *const keys[] = {
+        "rule", "hosts", "allowed_tissues", "min_separation_mm", "max_attempts", NULL};
     static const char *const rules[] = {"host_tissue", NULL};
     const cJSON *pl = cJSON_GetObjectItemCaseSensitive(root, "placement");
     if (!pl)
@@ -106,10 +106,10 @@ static rsy_status parse_placement(const char *file, const cJSON *root, rsy_prior
     int64_t attempts = DEFAULT_MAX_ATTEMPTS;
     p->min_separation_mm = 0.0;
     if ((rc = rsy__cfg_enum(file, pl, "placement", "rule", 0, rules, &rule)) != RSY_OK ||
-        (rc = rsy__cfg_ident_list(file, pl, "placement", "hosts", 1, RSY_MAX_HOST_TISSUES,
-                                  p->hosts, &p->n_hosts)) != RSY_OK ||
-        (rc = rsy__cfg_ident_list(file, pl, "placement", "allowed_tissues", 0,
-                                  RSY_MAX_HOST_TISSUES, p->allowed, &p->n_allowed)) != RSY_OK ||
+        (rc = rsy__cfg_ident_list(file, pl, "placement", "hosts", 1, RSY_MAX_HOST_TISSUES, p->hosts,
+                                  &p->n_hosts)) != RSY_OK ||
+        (rc = rsy__cfg_ident_list(file, pl, "placement", "allowed_tissues", 0, RSY_MAX_HOST_TISSUES,
+                                  p->allowed, &p->n_allowed)) != RSY_OK ||
         (rc = rsy__cfg_number(file, pl, "placement", "min_separation_mm", 0, range_separation_mm,
                               &p->min_separation_mm)) != RSY_OK ||
         (rc = rsy__cfg_int(file, pl, "placement", "max_attempts", 0, 1, MAX_ATTEMPTS_LIMIT,
@@ -138,7 +138,7 @@ static rsy_status parse_compartment_mri(const char *file, const cJSON *c, const 
 {
     static const char *const keys_abs[] = {"1.5T", "3T", NULL};
     static const char *const keys_rel[] = {"relative_to", "t1_factor", "t2_factor",
-                                           "pd_factor", "gd_mM", NULL};
+                                           "pd_factor",   "gd_mM",     NULL};
     char mkp[RSY__KEYPATH_MAX];
     rsy__kp_key(mkp, kp, "mri");
     const cJSON *mri = cJSON_GetObjectItemCaseSensitive(c, "mri");
@@ -158,16 +158,14 @@ static rsy_status parse_compartment_mri(const char *file, const cJSON *c, const 
         dst->t1_factor = dst->t2_factor = dst->pd_factor = 1.0;
         dst->gd_mM = 0.0;
         if ((rc = rsy__cfg_check_object(file, mkp, mri, keys_rel)) != RSY_OK ||
-            (rc = rsy__cfg_ident(file, mri, mkp, "relative_to", 1, dst->relative_to)) !=
+            (rc = rsy__cfg_ident(file, mri, mkp, "relative_to", 1, dst->relative_to)) != RSY_OK ||
+            (rc = rsy__cfg_number(file, mri, mkp, "t1_factor", 0, range_factor, &dst->t1_factor)) !=
                 RSY_OK ||
-            (rc = rsy__cfg_number(file, mri, mkp, "t1_factor", 0, range_factor,
-                                  &dst->t1_factor)) != RSY_OK ||
-            (rc = rsy__cfg_number(file, mri, mkp, "t2_factor", 0, range_factor,
-                                  &dst->t2_factor)) != RSY_OK ||
-            (rc = rsy__cfg_number(file, mri, mkp, "pd_factor", 0, range_factor,
-                                  &dst->pd_factor)) != RSY_OK ||
-            (rc = rsy__cfg_number(file, mri, mkp, "gd_mM", 0, range_gd_mM, &dst->gd_mM)) !=
-                RSY_OK)
+            (rc = rsy__cfg_number(file, mri, mkp, "t2_factor", 0, range_factor, &dst->t2_factor)) !=
+                RSY_OK ||
+            (rc = rsy__cfg_number(file, mri, mkp, "pd_factor", 0, range_factor, &dst->pd_factor)) !=
+                RSY_OK ||
+            (rc = rsy__cfg_number(file, mri, mkp, "gd_mM", 0, range_gd_mM, &dst->gd_mM)) != RSY_OK)
             return rc;
     } else {
         dst->props_mode = RSY_PROPS_ABSOLUTE;
@@ -180,12 +178,11 @@ static rsy_status parse_compartment_mri(const char *file, const cJSON *c, const 
 }
 
 static rsy_status parse_compartment(const char *file, const cJSON *c, const char *kp,
-                                    unsigned modalities, const rsy_prior *p,
-                                    rsy_compartment *dst)
+                                    unsigned modalities, const rsy_prior *p, rsy_compartment *dst)
 {
-    static const char *const keys[] = {"name",       "display_name", "radius_fraction",
-                                       "margin_mm",  "confined_to",  "mri",
-                                       "texture_sd_fraction", NULL};
+    static const char *const keys[] = {
+        "name",        "display_name", "radius_fraction",     "margin_mm",
+        "confined_to", "mri",          "texture_sd_fraction", NULL};
     char ckp[RSY__KEYPATH_MAX];
     rsy_status rc = rsy__cfg_check_object(file, kp, c, keys);
     if (rc != RSY_OK)
@@ -193,7 +190,7 @@ static rsy_status parse_compartment(const char *file, const cJSON *c, const char
     if ((rc = rsy__cfg_ident(file, c, kp, "name", 1, dst->name)) != RSY_OK)
         return rc;
     /* Default display name: the name with underscores as spaces ("necrotic core"). */
-    snprintf(dst->display_name, sizeof dst->display_name, "%s", dst->name);
+    memcpy(dst->display_name, dst->name, strlen(dst->name) + 1);
     for (char *ch = dst->display_name; *ch; ch++)
         if (*ch == '_')
             *ch = ' ';
@@ -220,8 +217,8 @@ static rsy_status parse_compartment(const char *file, const cJSON *c, const char
         return rc;
 
     dst->n_confined = 0;
-    rc = rsy__cfg_ident_list(file, c, kp, "confined_to", 0, RSY_MAX_HOST_TISSUES,
-                             dst->confined_to, &dst->n_confined);
+    rc = rsy__cfg_ident_list(file, c, kp, "confined_to", 0, RSY_MAX_HOST_TISSUES, dst->confined_to,
+                             &dst->n_confined);
     if (rc != RSY_OK)
         return rc;
     for (int i = 0; i < dst->n_confined; i++)
@@ -268,8 +265,8 @@ static rsy_status parse_compartments(const char *file, const cJSON *root, unsign
                                      "duplicate compartment name \"%s\" (also compartments[%d])",
                                      dst->name, j);
             }
-        if (dst->extent_kind == RSY_EXTENT_RADIUS_FRACTION &&
-            dst->extent.kind == RSY_DIST_FIXED && dst->extent.value == 1.0)
+        if (dst->extent_kind == RSY_EXTENT_RADIUS_FRACTION && dst->extent.kind == RSY_DIST_FIXED &&
+            dst->extent.value == 1.0)
             has_surface = 1;
         p->n_compartments = i + 1;
     }
@@ -282,10 +279,19 @@ static rsy_status parse_compartments(const char *file, const cJSON *root, unsign
 
 rsy_status rsy__prior_load(rsy_prior *p, const char *path, unsigned *modalities_out)
 {
-    static const char *const keys[] = {"raresynth_prior", "name",        "display_name",
-                                       "organ",           "modalities",  "description",
-                                       "count",           "diameter_mm", "shape",
-                                       "placement",       "compartments", "sources", NULL};
+    static const char *const keys[] = {"raresynth_prior",
+                                       "name",
+                                       "display_name",
+                                       "organ",
+                                       "modalities",
+                                       "description",
+                                       "count",
+                                       "diameter_mm",
+                                       "shape",
+                                       "placement",
+                                       "compartments",
+                                       "sources",
+                                       NULL};
     rsy__json_file f;
     char description[RSY_TEXT_MAX];
     char stem[RSY_NAME_MAX + 8];
@@ -306,9 +312,9 @@ rsy_status rsy__prior_load(rsy_prior *p, const char *path, unsigned *modalities_
         goto done;
     rsy__path_stem(path, stem, sizeof stem);
     if (strcmp(stem, p->name) != 0) {
-        rc = rsy__cfg_fail(path, "name", cJSON_GetObjectItemCaseSensitive(root, "name"),
-                           "expected \"%s\", the file's stem (priors are found by file name)",
-                           stem);
+        rc =
+            rsy__cfg_fail(path, "name", cJSON_GetObjectItemCaseSensitive(root, "name"),
+                          "expected \"%s\", the file's stem (priors are found by file name)", stem);
         goto done;
     }
     snprintf(p->display_name, sizeof p->display_name, "%s", p->name);
@@ -316,8 +322,8 @@ rsy_status rsy__prior_load(rsy_prior *p, const char *path, unsigned *modalities_
                               p->display_name)) != RSY_OK ||
         (rc = rsy__cfg_ident(path, root, "", "organ", 1, p->organ)) != RSY_OK ||
         (rc = parse_modalities(path, root, &modalities)) != RSY_OK ||
-        (rc = rsy__cfg_string(path, root, "", "description", 0, RSY_TEXT_MAX - 1,
-                              description)) != RSY_OK)
+        (rc = rsy__cfg_string(path, root, "", "description", 0, RSY_TEXT_MAX - 1, description)) !=
+            RSY_OK)
         goto done;
     const cJSON *count = cJSON_GetObjectItemCaseSensitive(root, "count");
     const cJSON *diam = cJSON_GetObjectItemCaseSensitive(root, "diameter_mm");
@@ -329,8 +335,7 @@ rsy_status rsy__prior_load(rsy_prior *p, const char *path, unsigned *modalities_
         rc = rsy__cfg_fail(path, "diameter_mm", NULL, "required key missing");
         goto done;
     }
-    if ((rc = rsy__cfg_dist(path, count, "count", &rsy__rules_count, NULL, &p->count)) !=
-            RSY_OK ||
+    if ((rc = rsy__cfg_dist(path, count, "count", &rsy__rules_count, NULL, &p->count)) != RSY_OK ||
         (rc = rsy__cfg_dist(path, diam, "diameter_mm", &rsy__rules_diameter_mm, NULL,
                             &p->diameter_mm)) != RSY_OK ||
         (rc = parse_shape(path, root, p)) != RSY_OK ||

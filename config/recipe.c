@@ -53,10 +53,9 @@ static int has_json_suffix(const char *s)
  * be a name [a-z0-9_-]+ (so no path can be smuggled in) and is looked up as NAME.json in
  *   <recipe dir>/../SUBDIR, then for each search dir D: D/SUBDIR and D, then RSY_DATADIR/SUBDIR.
  */
-static rsy_status resolve_ref(const char *file, const char *kp, const cJSON *item,
-                              const char *ref, const char *recipe_dir,
-                              const char *const *search_dirs, const char *subdir,
-                              const char *noun, char out[RSY_PATH_MAX])
+static rsy_status resolve_ref(const char *file, const char *kp, const cJSON *item, const char *ref,
+                              const char *recipe_dir, const char *const *search_dirs,
+                              const char *subdir, const char *noun, char out[RSY_PATH_MAX])
 {
     int w;
     if (has_json_suffix(ref)) {
@@ -246,9 +245,9 @@ static rsy_status parse_age(const char *file, const cJSON *ph, rsy_phantom_spec 
 
 static rsy_status parse_phantom(const char *file, const cJSON *root, rsy_phantom_spec *s)
 {
-    static const char *const keys[] = {"family",          "dims",           "spacing_mm",
-                                       "sex",             "female_fraction", "age_years",
-                                       "deformation_mm", "deformation_scale_mm", NULL};
+    static const char *const keys[] = {
+        "family",    "dims",           "spacing_mm",           "sex", "female_fraction",
+        "age_years", "deformation_mm", "deformation_scale_mm", NULL};
     static const char *const families[] = {"head", NULL};
     static const char *const sexes[] = {"random", "female", "male", NULL};
     static const rsy__range unit = {0.0, 1.0, 0, 0};
@@ -281,8 +280,8 @@ static rsy_status parse_phantom(const char *file, const cJSON *root, rsy_phantom
         (rc = parse_age(file, ph, s)) != RSY_OK ||
         (rc = rsy__cfg_number(file, ph, "phantom", "deformation_mm", 0, deformation,
                               &s->deformation_mm)) != RSY_OK ||
-        (rc = rsy__cfg_number(file, ph, "phantom", "deformation_scale_mm", 0,
-                              deformation_scale, &s->deformation_scale_mm)) != RSY_OK)
+        (rc = rsy__cfg_number(file, ph, "phantom", "deformation_scale_mm", 0, deformation_scale,
+                              &s->deformation_scale_mm)) != RSY_OK)
         return rc;
     snprintf(s->family, sizeof s->family, "%s", families[family]);
     s->sex = sex == 1 ? RSY_SEX_FEMALE : sex == 2 ? RSY_SEX_MALE : RSY_SEX_RANDOM;
@@ -307,33 +306,47 @@ static int is_sequence_name(const char *s)
     return 1;
 }
 
-/* A key that only one sequence type takes: required for it, refused for the others. */
-static rsy_status type_specific(const char *file, const cJSON *sq, const char *kp,
-                                const char *key, int applies, const char *type_name,
-                                rsy__range r, double *out)
+/* A key that only one sequence type takes: required for it, refused for the others.
+ * *item_out is the key's value (NULL when absent), @p ckp its key path. */
+static rsy_status type_specific(const char *file, const cJSON *sq, const char *kp, const char *key,
+                                int applies, const char *type_name, const cJSON **item_out,
+                                char ckp[RSY__KEYPATH_MAX])
 {
-    char ckp[RSY__KEYPATH_MAX];
     rsy__kp_key(ckp, kp, key);
     const cJSON *item = cJSON_GetObjectItemCaseSensitive(sq, key);
+    *item_out = item;
     if (applies && !item)
         return rsy__cfg_fail(file, ckp, NULL, "required key missing (type \"%s\")", type_name);
     if (!applies && item)
-        return rsy__cfg_fail(file, ckp, item, "expected no %s: it only applies to type \"%s\"",
-                             key, type_name);
-    return item ? rsy__cfg_number_item(file, item, ckp, r, out) : RSY_OK;
+        return rsy__cfg_fail(file, ckp, item, "expected no %s: it only applies to type \"%s\"", key,
+                             type_name);
+    return RSY_OK;
 }
 
-static rsy_status parse_sequence(const char *file, const cJSON *sq, const char *kp,
-                                 rsy_sequence *s)
+/* A time in (0, tr_ms): echo and inversion times. */
+static rsy_status time_below_tr(const char *file, const cJSON *item, const char *ckp, double tr_ms,
+                                double *out)
 {
-    static const char *const keys[] = {"name",     "type",     "tr_ms",
-                                       "te_ms",    "ti_ms",    "flip_deg",
-                                       "contrast", "noise_percent", "noise_reference", NULL};
+    static const rsy__range positive = {0.0, INFINITY, 1, 1};
+    rsy_status rc = rsy__cfg_number_item(file, item, ckp, positive, out);
+    if (rc != RSY_OK)
+        return rc;
+    if (!(*out < tr_ms))
+        return rsy__cfg_fail(file, ckp, item, "expected a number < tr_ms (%g)", tr_ms);
+    return RSY_OK;
+}
+
+static rsy_status parse_sequence(const char *file, const cJSON *sq, const char *kp, rsy_sequence *s)
+{
+    static const char *const keys[] = {
+        "name",     "type",     "tr_ms",         "te_ms",           "ti_ms",
+        "flip_deg", "contrast", "noise_percent", "noise_reference", NULL};
     static const char *const types[] = {"spin_echo", "inversion_recovery", "spoiled_gre", NULL};
     static const rsy__range positive = {0.0, INFINITY, 1, 1};
     static const rsy__range noise = {0.0, 50.0, 0, 0};
     static const rsy__range flip = {0.0, 180.0, 1, 1};
     char ckp[RSY__KEYPATH_MAX];
+    const cJSON *item;
     rsy_status rc = rsy__cfg_check_object(file, kp, sq, keys);
     if (rc != RSY_OK)
         return rc;
@@ -354,27 +367,21 @@ static rsy_status parse_sequence(const char *file, const cJSON *sq, const char *
         (rc = rsy__cfg_number(file, sq, kp, "tr_ms", 1, positive, &s->tr_ms)) != RSY_OK)
         return rc;
     s->kind = (rsy_sequence_kind)type;
-    rsy__range below_tr = {0.0, s->tr_ms, 1, 1};
     rsy__kp_key(ckp, kp, "te_ms");
-    const cJSON *te = cJSON_GetObjectItemCaseSensitive(sq, "te_ms");
-    if (!te)
+    item = cJSON_GetObjectItemCaseSensitive(sq, "te_ms");
+    if (!item)
         return rsy__cfg_fail(file, ckp, NULL, "required key missing");
-    if (cJSON_IsNumber(te) && te->valuedouble >= s->tr_ms)
-        return rsy__cfg_fail(file, ckp, te, "expected a number < tr_ms (%g)", s->tr_ms);
-    if ((rc = rsy__cfg_number_item(file, te, ckp, positive, &s->te_ms)) != RSY_OK)
+    if ((rc = time_below_tr(file, item, ckp, s->tr_ms, &s->te_ms)) != RSY_OK)
         return rc;
-    if (cJSON_IsNumber(cJSON_GetObjectItemCaseSensitive(sq, "ti_ms")) &&
-        cJSON_GetObjectItemCaseSensitive(sq, "ti_ms")->valuedouble >= s->tr_ms &&
-        s->kind == RSY_SEQ_INVERSION_RECOVERY) {
-        rsy__kp_key(ckp, kp, "ti_ms");
-        return rsy__cfg_fail(file, ckp, cJSON_GetObjectItemCaseSensitive(sq, "ti_ms"),
-                             "expected a number < tr_ms (%g)", s->tr_ms);
-    }
     if ((rc = type_specific(file, sq, kp, "ti_ms", s->kind == RSY_SEQ_INVERSION_RECOVERY,
-                            "inversion_recovery", below_tr, &s->ti_ms)) != RSY_OK ||
-        (rc = type_specific(file, sq, kp, "flip_deg", s->kind == RSY_SEQ_SPOILED_GRE,
-                            "spoiled_gre", flip, &s->flip_deg)) != RSY_OK ||
-        (rc = rsy__cfg_bool(file, sq, kp, "contrast", 0, &s->contrast)) != RSY_OK ||
+                            "inversion_recovery", &item, ckp)) != RSY_OK ||
+        (item && (rc = time_below_tr(file, item, ckp, s->tr_ms, &s->ti_ms)) != RSY_OK))
+        return rc;
+    if ((rc = type_specific(file, sq, kp, "flip_deg", s->kind == RSY_SEQ_SPOILED_GRE, "spoiled_gre",
+                            &item, ckp)) != RSY_OK ||
+        (item && (rc = rsy__cfg_number_item(file, item, ckp, flip, &s->flip_deg)) != RSY_OK))
+        return rc;
+    if ((rc = rsy__cfg_bool(file, sq, kp, "contrast", 0, &s->contrast)) != RSY_OK ||
         (rc = rsy__cfg_number(file, sq, kp, "noise_percent", 0, noise, &s->noise_percent)) !=
             RSY_OK ||
         (rc = rsy__cfg_ident(file, sq, kp, "noise_reference", 0, s->noise_reference)) != RSY_OK)
@@ -444,9 +451,9 @@ static rsy_status parse_acquisition(const char *file, const cJSON *root, rsy_rec
                                     const char *recipe_dir, const char *const *search_dirs,
                                     char table_path[RSY_PATH_MAX])
 {
-    static const char *const keys[] = {"modality",          "field_strength_T", "tissues",
-                                       "contrast_agent_r1", "bias_field",       "sequences",
-                                       NULL};
+    static const char *const keys[] = {
+        "modality",   "field_strength_T", "tissues", "contrast_agent_r1",
+        "bias_field", "sequences",        NULL};
     static const char *const modalities[] = {"mri", NULL};
     static const rsy__range field = {1.0, 3.5, 0, 0};
     static const rsy__range r1 = {0.0, 100.0, 1, 0};
@@ -466,16 +473,14 @@ static rsy_status parse_acquisition(const char *file, const cJSON *root, rsy_rec
     if ((rc = rsy__cfg_enum(file, acq, kp, "modality", 1, modalities, &modality)) != RSY_OK ||
         (rc = rsy__cfg_number(file, acq, kp, "field_strength_T", 0, field, &m->field_t)) !=
             RSY_OK ||
-        (rc = rsy__cfg_string(file, acq, kp, "tissues", 0, RSY_PATH_MAX - 1, tissues)) !=
+        (rc = rsy__cfg_string(file, acq, kp, "tissues", 0, RSY_PATH_MAX - 1, tissues)) != RSY_OK ||
+        (rc = rsy__cfg_number(file, acq, kp, "contrast_agent_r1", 0, r1, &m->gd_r1_per_mM_s)) !=
             RSY_OK ||
-        (rc = rsy__cfg_number(file, acq, kp, "contrast_agent_r1", 0, r1,
-                              &m->gd_r1_per_mM_s)) != RSY_OK ||
         (rc = parse_bias(file, acq, m)) != RSY_OK)
         return rc;
     snprintf(r->modality, sizeof r->modality, "%s", modalities[modality]);
-    rc = resolve_ref(file, "acquisition.tissues",
-                     cJSON_GetObjectItemCaseSensitive(acq, "tissues"), tissues, recipe_dir,
-                     search_dirs, "tissues", "tissue table", table_path);
+    rc = resolve_ref(file, "acquisition.tissues", cJSON_GetObjectItemCaseSensitive(acq, "tissues"),
+                     tissues, recipe_dir, search_dirs, "tissues", "tissue table", table_path);
     if (rc != RSY_OK)
         return rc;
     rc = rsy__tissue_table_load(&r->tissues, table_path);
@@ -488,9 +493,9 @@ static rsy_status parse_acquisition(const char *file, const cJSON *root, rsy_rec
 /* Lesions                                                                                    */
 /* ---------------------------------------------------------------------------------------- */
 
-static rsy_status parse_lesion(const char *file, const cJSON *item, const char *kp,
-                               rsy_recipe *r, int index, const char *recipe_dir,
-                               const char *const *search_dirs, const char *table_path)
+static rsy_status parse_lesion(const char *file, const cJSON *item, const char *kp, rsy_recipe *r,
+                               int index, const char *recipe_dir, const char *const *search_dirs,
+                               const char *table_path)
 {
     static const char *const keys[] = {"prior", "probability", "count", "diameter_mm", NULL};
     static const rsy__range unit = {0.0, 1.0, 0, 0};
@@ -505,8 +510,8 @@ static rsy_status parse_lesion(const char *file, const cJSON *item, const char *
     if ((rc = rsy__cfg_string(file, item, kp, "prior", 1, RSY_PATH_MAX - 1, ref)) != RSY_OK)
         return rc;
     rsy__kp_key(ckp, kp, "prior");
-    rc = resolve_ref(file, ckp, cJSON_GetObjectItemCaseSensitive(item, "prior"), ref,
-                     recipe_dir, search_dirs, "priors", "prior", prior_path);
+    rc = resolve_ref(file, ckp, cJSON_GetObjectItemCaseSensitive(item, "prior"), ref, recipe_dir,
+                     search_dirs, "priors", "prior", prior_path);
     if (rc != RSY_OK)
         return rc;
     if ((rc = rsy__prior_load(&ls->prior, prior_path, &prior_modalities)) != RSY_OK)
@@ -525,15 +530,13 @@ static rsy_status parse_lesion(const char *file, const cJSON *item, const char *
     if ((rc = rsy__prior_check_tissues(&ls->prior, &r->tissues, table_path)) != RSY_OK)
         return rc;
     ls->probability = 1.0;
-    if ((rc = rsy__cfg_number(file, item, kp, "probability", 0, unit, &ls->probability)) !=
-        RSY_OK)
+    if ((rc = rsy__cfg_number(file, item, kp, "probability", 0, unit, &ls->probability)) != RSY_OK)
         return rc;
     /* Overrides merge into the prior's distributions (docs/recipe.md, "Overrides"). */
     const cJSON *count = cJSON_GetObjectItemCaseSensitive(item, "count");
     if (count) {
         rsy__kp_key(ckp, kp, "count");
-        rc = rsy__cfg_dist(file, count, ckp, &rsy__rules_count, &ls->prior.count,
-                           &ls->prior.count);
+        rc = rsy__cfg_dist(file, count, ckp, &rsy__rules_count, &ls->prior.count, &ls->prior.count);
         if (rc != RSY_OK)
             return rc;
     }
@@ -598,10 +601,9 @@ static rsy_status parse_choice_object(const char *file, const cJSON *root, const
 static rsy_status parse_recipe(const char *file, const cJSON *root, rsy_recipe *r,
                                const char *const *search_dirs)
 {
-    static const char *const keys[] = {"raresynth_recipe", "name",      "dataset_id",
-                                       "description",      "cases",     "seed",
-                                       "phantom",          "lesions",   "acquisition",
-                                       "texture",          "output",    NULL};
+    static const char *const keys[] = {
+        "raresynth_recipe", "name",    "dataset_id",  "description", "cases",  "seed",
+        "phantom",          "lesions", "acquisition", "texture",     "output", NULL};
     static const char *const textures[] = {"uniform", NULL};
     static const char *const label_sets[] = {"lesions", "tissues+lesions", NULL};
     char recipe_dir[RSY_PATH_MAX];
@@ -622,10 +624,8 @@ static rsy_status parse_recipe(const char *file, const cJSON *root, rsy_recipe *
         (rc = parse_phantom(file, root, &r->phantom)) != RSY_OK ||
         (rc = parse_acquisition(file, root, r, recipe_dir, search_dirs, table_path)) != RSY_OK ||
         (rc = parse_lesions(file, root, r, recipe_dir, search_dirs, table_path)) != RSY_OK ||
-        (rc = parse_choice_object(file, root, "texture", "model", textures, &texture)) !=
-            RSY_OK ||
-        (rc = parse_choice_object(file, root, "output", "labels", label_sets, &labels)) !=
-            RSY_OK)
+        (rc = parse_choice_object(file, root, "texture", "model", textures, &texture)) != RSY_OK ||
+        (rc = parse_choice_object(file, root, "output", "labels", label_sets, &labels)) != RSY_OK)
         return rc;
     r->dataset_id = (int)dataset_id;
     r->texture = RSY_TEXTURE_UNIFORM;
@@ -646,6 +646,7 @@ rsy_status rsy_recipe_load(rsy_recipe **out, const char *path, const char *const
     if (!r)
         return RSY_ENOMEM;
     rsy__json_file f;
+    memset(&f, 0, sizeof f);
     rsy_status rc = rsy__json_file_load(&f, path);
     if (rc != RSY_OK)
         goto fail;
@@ -703,6 +704,5 @@ uint64_t rsy_recipe_memory_estimate(const rsy_recipe *r, int n_workers)
     uint64_t per_voxel = 29u + 4u * (uint64_t)(r->mri.n_sequences > 0 ? r->mri.n_sequences : 0);
     uint64_t workers = n_workers > 1 ? (uint64_t)n_workers : 1u;
     uint64_t total = mul_sat(mul_sat(nvox, per_voxel), workers);
-    return total > UINT64_MAX - MEMORY_OVERHEAD_BYTES ? UINT64_MAX
-                                                       : total + MEMORY_OVERHEAD_BYTES;
+    return total > UINT64_MAX - MEMORY_OVERHEAD_BYTES ? UINT64_MAX : total + MEMORY_OVERHEAD_BYTES;
 }

@@ -13,12 +13,12 @@
 #define FIELD_HIGH_T 3.0
 
 static const rsy__range range_relax_ms = {0.0, 1e5, 1, 0}; /* T1, T2: (0, 100 s] */
-static const rsy__range range_pd = {0.0, 1.2, 0, 0};        /* relative to pure water */
+static const rsy__range range_pd = {0.0, 1.2, 0, 0};       /* relative to pure water */
 static const rsy__range range_gd_mM = {0.0, INFINITY, 0, 1};
 static const rsy__range range_texture = {0.0, 0.5, 0, 0};
 
-rsy_status rsy__cfg_mri_props(const char *file, const cJSON *obj, const char *kp,
-                              const char *key, rsy_mri_props *out)
+rsy_status rsy__cfg_mri_props(const char *file, const cJSON *obj, const char *kp, const char *key,
+                              rsy_mri_props *out)
 {
     static const char *const keys[] = {"t1_ms", "t2_ms", "pd", "gd_mM", NULL};
     char ckp[RSY__KEYPATH_MAX];
@@ -40,8 +40,7 @@ rsy_status rsy__cfg_mri_props(const char *file, const cJSON *obj, const char *kp
     return RSY_OK;
 }
 
-static rsy_status parse_tissue(const char *file, const cJSON *item, const char *kp,
-                               rsy_tissue *t)
+static rsy_status parse_tissue(const char *file, const cJSON *item, const char *kp, rsy_tissue *t)
 {
     static const char *const keys[] = {"1.5T", "3T", "texture_sd_fraction", NULL};
     rsy_status rc = rsy__cfg_check_object(file, kp, item, keys);
@@ -58,8 +57,8 @@ static rsy_status parse_tissue(const char *file, const cJSON *item, const char *
 
 rsy_status rsy__tissue_table_load(rsy_tissue_table *out, const char *path)
 {
-    static const char *const keys[] = {"raresynth_tissues", "name", "description", "tissues",
-                                       "sources", NULL};
+    static const char *const keys[] = {"raresynth_tissues", "name",    "description",
+                                       "tissues",           "sources", NULL};
     rsy__json_file f;
     char description[RSY_TEXT_MAX];
     char stem[RSY_NAME_MAX + 8];
@@ -71,14 +70,14 @@ rsy_status rsy__tissue_table_load(rsy_tissue_table *out, const char *path)
     if ((rc = rsy__cfg_check_object(path, "", root, keys)) != RSY_OK ||
         (rc = rsy__cfg_version(path, root, "raresynth_tissues")) != RSY_OK ||
         (rc = rsy__cfg_ident(path, root, "", "name", 1, out->name)) != RSY_OK ||
-        (rc = rsy__cfg_string(path, root, "", "description", 0, RSY_TEXT_MAX - 1,
-                              description)) != RSY_OK)
+        (rc = rsy__cfg_string(path, root, "", "description", 0, RSY_TEXT_MAX - 1, description)) !=
+            RSY_OK)
         goto done;
     rsy__path_stem(path, stem, sizeof stem);
     if (strcmp(stem, out->name) != 0) {
-        rc = rsy__cfg_fail(path, "name", cJSON_GetObjectItemCaseSensitive(root, "name"),
-                           "expected \"%s\", the file's stem (tables are found by file name)",
-                           stem);
+        rc =
+            rsy__cfg_fail(path, "name", cJSON_GetObjectItemCaseSensitive(root, "name"),
+                          "expected \"%s\", the file's stem (tables are found by file name)", stem);
         goto done;
     }
     const cJSON *tissues = cJSON_GetObjectItemCaseSensitive(root, "tissues");

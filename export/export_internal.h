@@ -17,18 +17,17 @@
 #include "core_internal.h"
 #include "rsy_export.h"
 
-#define RSY_EXPORT_MARKER ".raresynth"             /* marker file of a dataset directory */
-#define RSY_EXPORT_MANIFEST "raresynth.json"       /* dataset manifest, written last */
+#define RSY_EXPORT_MARKER ".raresynth"       /* marker file of a dataset directory */
+#define RSY_EXPORT_MANIFEST "raresynth.json" /* dataset manifest, written last */
 #define RSY_EXPORT_DESCRIPTION "dataset_description.json"
 #define RSY_EXPORT_MANIFEST_DIR "manifests"
 #define RSY_EXPORT_INSTANCE_DIR "instances"
 #define RSY_EXPORT_NII ".nii.gz"
 #define RSY_EXPORT_LICENCE "CC-BY-4.0"
 #define RSY_EXPORT_BIDS_VERSION "1.9.0"
-#define RSY_EXPORT_COORDS \
-    "RAS+ world millimetres (NIfTI sform/qform code 1); box mode cccwhd"
-#define RSY_EXPORT_DATA_SOURCES                                                              \
-    "No patient data: every case is generated from procedural anatomy and published "      \
+#define RSY_EXPORT_COORDS "RAS+ world millimetres (NIfTI sform/qform code 1); box mode cccwhd"
+#define RSY_EXPORT_DATA_SOURCES                                                                    \
+    "No patient data: every case is generated from procedural anatomy and published "              \
     "population statistics; no image of any person was used."
 /* Largest JSON document validate reads (a manifest of a huge dataset stays far below). */
 #define RSY_EXPORT_JSON_MAX_BYTES ((size_t)1 << 30)
@@ -37,7 +36,7 @@
 
 /** What the writer keeps of one written case until finish(): enough for the dataset manifest. */
 typedef struct rsy__case_summary {
-    char (*sha)[65];           /* n_channels images, then the label map, then the instance map */
+    char (*sha)[65]; /* n_channels images, then the label map, then the instance map */
     char manifest_sha[65];
     int n_lesions;             /* lesions with at least one voxel */
     double *lesion_volume_mm3; /* n_lesions */
@@ -47,13 +46,13 @@ typedef struct rsy__case_summary {
 struct rsy_export {
     const rsy_recipe *recipe; /* borrowed */
     char *out_dir;
-    char nnunet_dir[96];      /* "DatasetNNN_<name>" */
+    char nnunet_dir[96]; /* "DatasetNNN_<name>" */
     int n_channels;
     int n_labels;
-    char **label_names;       /* n_labels, owned */
-    char *texture_note;       /* owned, never NULL */
+    char **label_names; /* n_labels, owned */
+    char *texture_note; /* owned, never NULL */
     size_t n_cases;
-    pthread_mutex_t lock;     /* guards cases[] */
+    pthread_mutex_t lock;      /* guards cases[] */
     rsy__case_summary **cases; /* n_cases, NULL until written */
 };
 

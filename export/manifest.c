@@ -14,10 +14,10 @@
 
 /* cJSON's Add* functions return NULL on failure and accept a NULL parent, so a document is
  * built in one go and checked once: CHK records any failed step. */
-#define CHK(expr)              \
-    do {                       \
-        if ((expr) == NULL)    \
-            failed = 1;        \
+#define CHK(expr)                                                                                  \
+    do {                                                                                           \
+        if ((expr) == NULL)                                                                        \
+            failed = 1;                                                                            \
     } while (0)
 
 void rsy__export_u64_string(uint64_t v, char buf[24])
@@ -167,8 +167,7 @@ static cJSON *seeds_object(const rsy_export *e, size_t case_index)
     CHK(acq);
     for (int ch = 0; acq && ch < e->n_channels; ch++) {
         rsy__export_u64_string(
-            rsy_seed_derive(seed, case_index, (uint32_t)RSY_STAGE_ACQUISITION + (uint32_t)ch),
-            buf);
+            rsy_seed_derive(seed, case_index, (uint32_t)RSY_STAGE_ACQUISITION + (uint32_t)ch), buf);
         cJSON *str = cJSON_CreateString(buf);
         if (!str || !cJSON_AddItemToArray(acq, str)) {
             cJSON_Delete(str);
@@ -317,8 +316,7 @@ static rsy_status lesion_object(cJSON **out, const rsy_export *e, const rsy_lesi
     rsy_status rc = failed ? RSY_ENOMEM : RSY_OK;
     if (rc == RSY_OK) {
         char what[64];
-        snprintf(what, sizeof what, "case %zu lesion %d parameters", case_index,
-                 r->instance_id);
+        snprintf(what, sizeof what, "case %zu lesion %d parameters", case_index, r->instance_id);
         rc = add_kvs(params, info->params, info->n_params, what);
     }
     if (rc != RSY_OK) {
@@ -395,8 +393,8 @@ fail:
 static rsy_status write_doc(const rsy_export *e, const char *rel, cJSON *doc, int failed)
 {
     char path[RSY_PATH_MAX];
-    rsy_status rc = failed ? RSY_ENOMEM : rsy__export_path(path, sizeof path, "%s/%s", e->out_dir,
-                                                           rel);
+    rsy_status rc =
+        failed ? RSY_ENOMEM : rsy__export_path(path, sizeof path, "%s/%s", e->out_dir, rel);
     if (rc == RSY_OK)
         rc = rsy__export_write_json(doc, path, NULL);
     cJSON_Delete(doc);
@@ -456,9 +454,9 @@ static rsy_status write_bids_description(const rsy_export *e)
              "Synthetic dataset generated from recipe %s (sha256 %s) with dataset seed %s",
              path_basename(r->path), r->sha256, seed);
     CHK(cJSON_AddStringToObject(g, "Description", text));
-    CHK(cJSON_AddStringToObject(doc, "SyntheticData",
-                                "All images and labels in this dataset are synthetic. " 
-                                RSY_EXPORT_DATA_SOURCES));
+    CHK(cJSON_AddStringToObject(
+        doc, "SyntheticData",
+        "All images and labels in this dataset are synthetic. " RSY_EXPORT_DATA_SOURCES));
     return write_doc(e, RSY_EXPORT_DESCRIPTION, doc, failed);
 }
 
@@ -590,7 +588,7 @@ static rsy_status write_dataset_manifest(const rsy_export *e)
     CHK(rec);
     CHK(cJSON_AddStringToObject(rec, "path", path_basename(r->path)));
     CHK(cJSON_AddStringToObject(rec, "sha256", r->sha256));
-    CHK(add_item(rec, "content", cJSON_ParseWithLengthOpts(r->json, strlen(r->json), &end, 1)));
+    CHK(add_item(rec, "content", cJSON_ParseWithLengthOpts(r->json, strlen(r->json) + 1, &end, 1)));
     CHK(cJSON_AddNumberToObject(doc, "n_cases", (double)e->n_cases));
     CHK(add_item(doc, "labels", label_object(e)));
     CHK(add_item(doc, "channels", channel_object(e)));

@@ -45,8 +45,8 @@ double rsy__volume_max(const rsy_volume *v)
  * lies outside the lesion or outside the volume. The extreme points of the set of voxel
  * centres in a slice (and so both ends of every longest chord, and the extremes of every
  * projection) are boundary voxels, so searching them alone gives the exact answer. */
-static int is_boundary(const uint16_t *inst, const int64_t *dims, int64_t i, int64_t j,
-                       int64_t k, uint16_t id)
+static int is_boundary(const uint16_t *inst, const int64_t *dims, int64_t i, int64_t j, int64_t k,
+                       uint16_t id)
 {
     const int64_t nx = dims[0], ny = dims[1];
     const size_t base = ((size_t)k * (size_t)ny + (size_t)j) * (size_t)nx;
@@ -142,7 +142,8 @@ rsy_status rsy_export_measure_lesions(const rsy_volume *instances, const rsy_vol
     int64_t *pts = NULL;
     rsy_status rc = RSY_OK;
 
-    if (!instances || !labels || !records || n_instances < 0 || n_instances > UINT16_MAX) {
+    if (!instances || !labels || (!records && n_instances > 0) || n_instances < 0 ||
+        n_instances > UINT16_MAX) {
         rsy_log_error("invalid arguments (n_instances %d)", n_instances);
         return RSY_EINVAL;
     }

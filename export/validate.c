@@ -140,7 +140,7 @@ static cJSON *load_json(vctx *v, const char *rel, int report_missing, int count)
     }
     v->rep->files_checked += count;
     const char *end = NULL;
-    cJSON *doc = cJSON_ParseWithLengthOpts(text, len, &end, 1);
+    cJSON *doc = cJSON_ParseWithLengthOpts(text, len + 1, &end, 1);
     if (!doc) {
         size_t off = end && end >= text ? (size_t)(end - text) : 0, line = 1;
         for (size_t i = 0; i < off && i < len; i++)
@@ -272,8 +272,9 @@ static void find_nnunet_dir(vctx *v)
         if (strncmp(ent->d_name, "Dataset", 7) != 0)
             continue;
         if (!nnunet_name_ok(ent->d_name)) {
-            problem(v, ent->d_name, "nnU-Net folder name is not DatasetNNN_Name (NNN three "
-                                    "digits, Name letters and digits)");
+            problem(v, ent->d_name,
+                    "nnU-Net folder name is not DatasetNNN_Name (NNN three "
+                    "digits, Name letters and digits)");
             continue;
         }
         if (found++) {
@@ -421,8 +422,9 @@ static void dictionaries_from_manifest(vctx *v)
     if (v->n_labels < 0)
         parse_labels(v, rel, cJSON_GetObjectItemCaseSensitive(m, "labels"));
     const cJSON *files = cJSON_GetObjectItemCaseSensitive(m, "files");
-    const cJSON *images = cJSON_GetObjectItemCaseSensitive(files, "images"), *im;
+    const cJSON *images = cJSON_GetObjectItemCaseSensitive(files, "images");
     if (v->n_channels < 0 && cJSON_IsArray(images)) {
+        const cJSON *im;
         int n = 0;
         cJSON_ArrayForEach(im, images)
         {
@@ -511,8 +513,7 @@ static void check_header(vctx *v, const char *rel, const rsy_nifti_info *h, cons
     if (h->num_ext != 0)
         problem(v, rel, "has %d header extension(s) (need none)", h->num_ext);
     if (h->qform_code != 1 || h->sform_code != 1)
-        problem(v, rel, "qform_code %d, sform_code %d (need both 1)", h->qform_code,
-                h->sform_code);
+        problem(v, rel, "qform_code %d, sform_code %d (need both 1)", h->qform_code, h->sform_code);
     double worst = 0.0;
     for (int r = 0; r < 3; r++)
         for (int c = 0; c < 4; c++)
@@ -599,8 +600,9 @@ static void check_label_values(vctx *v, const char *rel, const rsy_volume *vol)
             first = x;
     }
     if (bad)
-        problem(v, rel, "label value %g is not declared in dataset.json (declared 0..%d): "
-                        "%zu voxels",
+        problem(v, rel,
+                "label value %g is not declared in dataset.json (declared 0..%d): "
+                "%zu voxels",
                 first, v->n_labels - 1, bad);
 }
 
@@ -656,16 +658,16 @@ static void check_sha(vctx *v, const char *rel, const cJSON *man, const char *ma
         if (!want)
             problem(v, manrel, "files: no SHA-256 recorded for %s", rel);
         else if (strcmp(want, hex) != 0)
-            problem(v, rel, "SHA-256 differs from %s (file changed after it was written)",
-                    manrel);
+            problem(v, rel, "SHA-256 differs from %s (file changed after it was written)", manrel);
     }
     if (entry) {
         const char *want = json_str(dataset_file_entry(entry, rel), "sha256");
         if (!want)
             problem(v, RSY_EXPORT_MANIFEST, "no SHA-256 recorded for %s", rel);
         else if (strcmp(want, hex) != 0)
-            problem(v, rel, "SHA-256 differs from " RSY_EXPORT_MANIFEST
-                            " (file changed after it was written)");
+            problem(v, rel,
+                    "SHA-256 differs from " RSY_EXPORT_MANIFEST
+                    " (file changed after it was written)");
     }
 }
 
@@ -695,8 +697,8 @@ static void cmp_int(lctx *l, const char *key, const cJSON *item, int64_t measure
 static void cmp_num(lctx *l, const char *key, const cJSON *item, double measured)
 {
     if (!cJSON_IsNumber(item))
-        problem(l->v, l->manrel, "lesions[%d] (instance %d): %s missing or not a number",
-                l->index, l->id, key);
+        problem(l->v, l->manrel, "lesions[%d] (instance %d): %s missing or not a number", l->index,
+                l->id, key);
     else if (!close_enough(item->valuedouble, measured))
         problem(l->v, l->manrel,
                 "lesions[%d] (instance %d): %s is %.9g in the manifest, %.9g measured from the "
@@ -731,8 +733,7 @@ static void compare_lesion(lctx *l, const cJSON *o, const rsy_lesion_record *r)
         b0[a] = (double)r->bbox_min[a];
         b1[a] = (double)r->bbox_max[a];
     }
-    cmp_int(l, "voxel_count", cJSON_GetObjectItemCaseSensitive(o, "voxel_count"),
-            r->voxel_count);
+    cmp_int(l, "voxel_count", cJSON_GetObjectItemCaseSensitive(o, "voxel_count"), r->voxel_count);
     cmp_num(l, "volume_mm3", cJSON_GetObjectItemCaseSensitive(o, "volume_mm3"), r->volume_mm3);
     cmp_vec(l, o, "centroid_vox", r->centroid_vox, 3, 0);
     cmp_vec(l, o, "centroid_mm", r->centroid_mm, 3, 0);
@@ -751,8 +752,7 @@ static void compare_lesion(lctx *l, const cJSON *o, const rsy_lesion_record *r)
 
     const cJSON *comp = cJSON_GetObjectItemCaseSensitive(o, "compartments"), *c;
     if (!cJSON_IsObject(comp)) {
-        problem(v, l->manrel, "lesions[%d] (instance %d): compartments missing", l->index,
-                l->id);
+        problem(v, l->manrel, "lesions[%d] (instance %d): compartments missing", l->index, l->id);
         return;
     }
     for (int lab = 1; lab < v->n_labels; lab++) {
@@ -761,8 +761,7 @@ static void compare_lesion(lctx *l, const cJSON *o, const rsy_lesion_record *r)
             continue;
         char key[RSY_NAME_MAX + 32];
         snprintf(key, sizeof key, "compartments.%s.voxel_count", v->label_names[lab]);
-        cmp_int(l, key, cJSON_GetObjectItemCaseSensitive(co, "voxel_count"),
-                r->label_voxels[lab]);
+        cmp_int(l, key, cJSON_GetObjectItemCaseSensitive(co, "voxel_count"), r->label_voxels[lab]);
     }
     cJSON_ArrayForEach(c, comp)
     {
@@ -770,8 +769,9 @@ static void compare_lesion(lctx *l, const cJSON *o, const rsy_lesion_record *r)
         for (int lab = 1; lab < v->n_labels; lab++)
             known |= strcmp(c->string, v->label_names[lab]) == 0;
         if (!known)
-            problem(v, l->manrel, "lesions[%d] (instance %d): compartment \"%s\" is not a "
-                                  "declared label",
+            problem(v, l->manrel,
+                    "lesions[%d] (instance %d): compartment \"%s\" is not a "
+                    "declared label",
                     l->index, l->id, c->string);
     }
 }
@@ -843,8 +843,8 @@ static const cJSON *dataset_case_entry(const vctx *v, const char *id)
 
 static void check_case(vctx *v, const char *id)
 {
-    char manrel[RSY_EXPORT_REL_MAX], rel[RSY_EXPORT_REL_MAX], labrel[RSY_EXPORT_REL_MAX],
-        instrel[RSY_EXPORT_REL_MAX], what[RSY_NAME_MAX + 64], hex[65], path[RSY_PATH_MAX];
+    char manrel[RSY_EXPORT_REL_MAX], instrel[RSY_EXPORT_REL_MAX], what[RSY_NAME_MAX + 64],
+        path[RSY_PATH_MAX];
     const cJSON *entry = v->dsman ? dataset_case_entry(v, id) : NULL;
     rsy_volume *lab = NULL, *inst = NULL;
     v->rep->cases_checked++;
@@ -859,20 +859,22 @@ static void check_case(vctx *v, const char *id)
         if (!cid || strcmp(cid, id) != 0)
             problem(v, manrel, "case_id \"%s\" does not match the file name", cid ? cid : "");
         if (v->nnjson && !cJSON_Compare(cJSON_GetObjectItemCaseSensitive(man, "labels"),
-                                        cJSON_GetObjectItemCaseSensitive(v->nnjson, "labels"),
-                                        1))
+                                        cJSON_GetObjectItemCaseSensitive(v->nnjson, "labels"), 1))
             problem(v, manrel, "labels differ from dataset.json");
     }
     if (entry && full_path(v, manrel, path, sizeof path) && file_exists(v, manrel)) {
         const char *want = json_str(entry, "manifest_sha256");
+        char hex[65];
         if (rsy_sha256_file(path, hex) != RSY_OK)
             problem(v, manrel, "cannot be read for its checksum");
         else if (!want || strcmp(want, hex) != 0)
-            problem(v, manrel, "SHA-256 differs from " RSY_EXPORT_MANIFEST
-                               " (manifest changed after it was written)");
+            problem(v, manrel,
+                    "SHA-256 differs from " RSY_EXPORT_MANIFEST
+                    " (manifest changed after it was written)");
     }
 
     if (v->have_nnunet) {
+        char rel[RSY_EXPORT_REL_MAX], labrel[RSY_EXPORT_REL_MAX];
         snprintf(labrel, sizeof labrel, "%s/labelsTr/%s" RSY_EXPORT_NII, v->nnunet_dir, id);
         snprintf(what, sizeof what, "label map of %s", id);
         lab = read_volume(v, labrel, 1, what);
@@ -880,8 +882,7 @@ static void check_case(vctx *v, const char *id)
             check_label_values(v, labrel, lab);
         check_sha(v, labrel, man, manrel, entry);
         for (int ch = 0; ch < v->n_channels; ch++) {
-            snprintf(rel, sizeof rel, "%s/imagesTr/%s_%04d" RSY_EXPORT_NII, v->nnunet_dir, id,
-                     ch);
+            snprintf(rel, sizeof rel, "%s/imagesTr/%s_%04d" RSY_EXPORT_NII, v->nnunet_dir, id, ch);
             snprintf(what, sizeof what, "channel %d (%s) of %s", ch, v->channel_names[ch], id);
             rsy_volume *img = read_volume(v, rel, 0, what);
             if (img) {
@@ -913,7 +914,7 @@ static void check_case(vctx *v, const char *id)
 /* ---------------------------------------------------------------------------------------- */
 rsy_status rsy_export_validate(const char *dir, rsy_validate_report *rep)
 {
-    rsy_validate_report local;
+    rsy_validate_report local = {0, 0, 0, 0};
     rsy_validate_report *r = rep ? rep : &local;
     struct stat st;
     rsy_status rc = RSY_OK;
@@ -946,8 +947,7 @@ rsy_status rsy_export_validate(const char *dir, rsy_validate_report *rep)
              !ok))
             problem(&v, RSY_EXPORT_MANIFEST, "\"raresynth_dataset\": 1 missing");
     } else {
-        problem(&v, NULL, "incomplete dataset: " RSY_EXPORT_MANIFEST
-                          " missing (interrupted run?)");
+        problem(&v, NULL, "incomplete dataset: " RSY_EXPORT_MANIFEST " missing (interrupted run?)");
     }
 
     if ((rc = collect_cases(&v)) != RSY_OK)

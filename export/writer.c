@@ -108,7 +108,6 @@ rsy_status rsy_export_prepare_dir(const char *dir, int force)
 {
     char path[RSY_PATH_MAX];
     struct stat st;
-    rsy_status rc;
 
     if (!dir || !*dir) {
         rsy_log_error("no output directory given");
@@ -147,7 +146,7 @@ rsy_status rsy_export_prepare_dir(const char *dir, int force)
     } else if (errno != ENOENT) {
         rsy_log_error("%s: %s", dir, strerror(errno));
         return RSY_EIO;
-    } else if ((rc = rsy_mkdir_p(dir)) != RSY_OK) {
+    } else if (rsy_mkdir_p(dir) != RSY_OK) {
         return RSY_EIO;
     }
 
@@ -217,8 +216,7 @@ static rsy_status check_labels(const rsy_export_params *p)
         }
         for (int j = 0; j < i; j++) {
             if (strcmp(p->label_names[j], n) == 0) {
-                rsy_log_error("label dictionary: name \"%s\" used for values %d and %d", n, j,
-                              i);
+                rsy_log_error("label dictionary: name \"%s\" used for values %d and %d", n, j, i);
                 return RSY_EINVAL;
             }
         }
@@ -253,7 +251,7 @@ rsy_status rsy_export_begin(rsy_export **out, const rsy_export_params *p)
     }
     /* The recipe text is embedded as a JSON object in raresynth.json: check it parses now. */
     const char *end = NULL;
-    probe = cJSON_ParseWithLengthOpts(r->json, strlen(r->json), &end, 1);
+    probe = cJSON_ParseWithLengthOpts(r->json, strlen(r->json) + 1, &end, 1);
     if (!cJSON_IsObject(probe)) {
         rsy_log_error("recipe: embedded JSON text is not a JSON object");
         rc = RSY_EINVAL;
@@ -451,8 +449,7 @@ rsy_status rsy_export_write_case(rsy_export *e, const rsy_case_data *c)
             goto fail;
         }
     }
-    if ((rc = rsy_export_measure_lesions(c->instances, c->labels, c->n_lesions, records)) !=
-        RSY_OK)
+    if ((rc = rsy_export_measure_lesions(c->instances, c->labels, c->n_lesions, records)) != RSY_OK)
         goto fail;
     for (int l = 0; l < c->n_lesions; l++) {
         if (records[l].voxel_count == 0) {

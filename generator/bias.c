@@ -122,7 +122,7 @@ rsy_status rsy__gen_bias_field(const rsy_volume *classes, double amplitude, doub
 
     /* Map [gmin, gmax] over the head to [ln(1-a), ln(1+a)] and exponentiate. An empty head
      * or a flat log-field gives a unit field. */
-    double lo = log(1.0 - amplitude), hi = log(1.0 + amplitude);
+    double lo = log1p(-amplitude), hi = log1p(amplitude);
     double span = gmax - gmin;
     if (!(span > 1e-12)) {
         for (v = 0; v < nvox; v++)

@@ -80,18 +80,36 @@ void rsy_case_destroy(rsy_case *c)
     free(c);
 }
 
-int rsy_case_n_channels(const rsy_case *c) { return c ? c->n_channels : 0; }
+int rsy_case_n_channels(const rsy_case *c)
+{
+    return c ? c->n_channels : 0;
+}
 
 const rsy_volume *rsy_case_channel(const rsy_case *c, int i)
 {
     return c && i >= 0 && i < c->n_channels ? c->channels[i] : NULL;
 }
 
-const rsy_volume *rsy_case_labels(const rsy_case *c) { return c ? c->labels : NULL; }
-const rsy_volume *rsy_case_classes(const rsy_case *c) { return c ? c->classes : NULL; }
-const rsy_volume *rsy_case_instances(const rsy_case *c) { return c ? c->instances : NULL; }
-int rsy_case_n_lesions(const rsy_case *c) { return c ? c->n_lesions : 0; }
-const char *rsy_case_findings(const rsy_case *c) { return c ? c->findings : NULL; }
+const rsy_volume *rsy_case_labels(const rsy_case *c)
+{
+    return c ? c->labels : NULL;
+}
+const rsy_volume *rsy_case_classes(const rsy_case *c)
+{
+    return c ? c->classes : NULL;
+}
+const rsy_volume *rsy_case_instances(const rsy_case *c)
+{
+    return c ? c->instances : NULL;
+}
+int rsy_case_n_lesions(const rsy_case *c)
+{
+    return c ? c->n_lesions : 0;
+}
+const char *rsy_case_findings(const rsy_case *c)
+{
+    return c ? c->findings : NULL;
+}
 
 rsy_case_timing rsy_case_get_timing(const rsy_case *c)
 {
@@ -116,7 +134,10 @@ void rsy__case_data(const rsy_case *c, rsy_case_data *out)
     out->findings = c->findings;
 }
 
-void rsy__case_set_export_time(rsy_case *c, double export_s) { c->timing.export_s = export_s; }
+void rsy__case_set_export_time(rsy_case *c, double export_s)
+{
+    c->timing.export_s = export_s;
+}
 
 /* ---------------------------------------------------------------------------------------- */
 /* Pipeline steps                                                                             */
@@ -157,8 +178,8 @@ static int class_at_world(const rsy_volume *classes, const double xyz_mm[3])
         double v = floor(ijk[a] + 0.5);
         idx[a] = v < 0.0 ? 0 : (v > (double)(g->dims[a] - 1) ? g->dims[a] - 1 : (int64_t)v);
     }
-    size_t vox = (size_t)idx[0] + (size_t)g->dims[0] * ((size_t)idx[1] +
-                                                        (size_t)g->dims[1] * (size_t)idx[2]);
+    size_t vox = (size_t)idx[0] +
+                 (size_t)g->dims[0] * ((size_t)idx[1] + (size_t)g->dims[1] * (size_t)idx[2]);
     return ((const uint16_t *)classes->data)[vox];
 }
 
@@ -172,8 +193,7 @@ static void lesion_describe(const rsy_recipe *r, const rsy_case *c, const rsy_le
     snprintf(gl->display_name, sizeof gl->display_name, "%s", p->display_name);
     const char *host = rsy_phantom_class_name(family, host_class);
     snprintf(gl->host, sizeof gl->host, "%s", host ? host : "unknown");
-    rsy_phantom_describe_location(family, &c->subject, l->center_mm, gl->region,
-                                  sizeof gl->region);
+    rsy_phantom_describe_location(family, &c->subject, l->center_mm, gl->region, sizeof gl->region);
 
     double amin = l->semi_axes_mm[0], amax = l->semi_axes_mm[0];
     for (int a = 1; a < 3; a++) {
@@ -302,9 +322,8 @@ fail:
 
 /* Labels from classes; a second instance map restricted to the compartments inside the
  * lesion surface (for the mass size); measured records of both; then the findings. */
-static rsy_status labels_and_findings(const rsy_recipe *r, rsy_case *c,
-                                      const rsy__gen_class *tab, const rsy_lesion_set *set,
-                                      const int *host_class)
+static rsy_status labels_and_findings(const rsy_recipe *r, rsy_case *c, const rsy__gen_class *tab,
+                                      const rsy_lesion_set *set, const int *host_class)
 {
     rsy_status rc = RSY_OK;
     rsy_volume *mass_inst = NULL;
@@ -330,8 +349,8 @@ static rsy_status labels_and_findings(const rsy_recipe *r, rsy_case *c,
         for (size_t v = 0; v < nvox; v++) {
             const rsy__gen_class *e = &tab[cl[v]];
             int inside = e->is_lesion &&
-                         r->lesions[e->type_index].prior.compartments[e->compartment]
-                                 .extent_kind == RSY_EXTENT_RADIUS_FRACTION;
+                         r->lesions[e->type_index].prior.compartments[e->compartment].extent_kind ==
+                             RSY_EXTENT_RADIUS_FRACTION;
             mi[v] = inside ? inst[v] : 0;
         }
         whole = calloc((size_t)n, sizeof *whole);
@@ -432,8 +451,7 @@ rsy_status rsy_case_generate(const rsy_recipe *r, size_t case_index, rsy_case **
     rsy_phantom_measure(family, c->classes, &c->subject);
     subject_kv_fill(c);
     for (int i = 0; i < set.n; i++)
-        lesion_describe(r, c, &set.items[i], host_class[i], &c->lesion_store[i],
-                        &c->lesions[i]);
+        lesion_describe(r, c, &set.items[i], host_class[i], &c->lesion_store[i], &c->lesions[i]);
     c->n_lesions = set.n;
     double t2 = rsy_time_now();
     c->timing.lesions_s = t2 - t1;
@@ -442,8 +460,8 @@ rsy_status rsy_case_generate(const rsy_recipe *r, size_t case_index, rsy_case **
      * per class in the table; only the class ids need checking against it. */
     int top = max_class(c->classes);
     if (top >= n_classes) {
-        rsy_log_error("class map holds class id %d, but the recipe defines only %d classes",
-                      top, n_classes);
+        rsy_log_error("class map holds class id %d, but the recipe defines only %d classes", top,
+                      n_classes);
         rc = RSY_EINVAL;
         goto fail;
     }

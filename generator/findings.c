@@ -81,32 +81,47 @@ static void sb_printf(sbuf *b, const char *fmt, ...)
 /* Sequence groups                                                                            */
 /* ---------------------------------------------------------------------------------------- */
 typedef struct seq_groups {
-    int n_plain;                                /* distinct weightings without contrast */
+    int n_plain; /* distinct weightings without contrast */
     const char *plain_name[RSY_MAX_SEQUENCES];
     const rsy_sequence *plain_seq[RSY_MAX_SEQUENCES];
-    int n_post;                                 /* post-contrast sequences */
+    int n_post; /* post-contrast sequences */
     const char *post_name[RSY_MAX_SEQUENCES];
     const rsy_sequence *post_seq[RSY_MAX_SEQUENCES];
 } seq_groups;
 
+/* Reading order of weightings in the text ("T1", "T2/FLAIR"); other names come last. */
+static int weighting_rank(const char *w)
+{
+    static const char *const order[] = {"T1", "T2", "PD", "FLAIR"};
+    for (int i = 0; i < 4; i++)
+        if (strcmp(w, order[i]) == 0)
+            return i;
+    return 4;
+}
+
 static void groups_build(const rsy_recipe *r, seq_groups *g)
 {
     memset(g, 0, sizeof *g);
-    for (int s = 0; s < r->mri.n_sequences; s++) {
-        const rsy_sequence *q = &r->mri.sequences[s];
-        const char *w = rsy__gen_sequence_weighting(q);
-        if (q->contrast) {
-            g->post_name[g->n_post] = w;
-            g->post_seq[g->n_post++] = q;
-            continue;
-        }
-        int seen = 0;
-        for (int i = 0; i < g->n_plain; i++)
-            if (strcmp(g->plain_name[i], w) == 0)
-                seen = 1;
-        if (!seen) {
-            g->plain_name[g->n_plain] = w;
-            g->plain_seq[g->n_plain++] = q;
+    /* Sequences are visited rank by rank in reading order (stable within a rank), so the
+     * groups need no sorting afterwards. */
+    for (int rank = 0; rank <= 4; rank++) {
+        for (int s = 0; s < r->mri.n_sequences; s++) {
+            const rsy_sequence *q = &r->mri.sequences[s];
+            const char *w = rsy__gen_sequence_weighting(q);
+            if (weighting_rank(w) != rank)
+                continue;
+            if (q->contrast) {
+                g->post_name[g->n_post] = w;
+                g->post_seq[g->n_post++] = q;
+                continue;
+            }
+            int seen = 0;
+            for (int i = 0; i < g->n_plain; i++)
+                seen |= strcmp(g->plain_name[i], w) == 0;
+            if (!seen) {
+                g->plain_name[g->n_plain] = w;
+                g->plain_seq[g->n_plain++] = q;
+            }
         }
     }
 }
@@ -115,7 +130,7 @@ static void groups_build(const rsy_recipe *r, seq_groups *g)
 typedef struct appearance {
     int n_hyper, n_hypo;
     const char *hyper[RSY_MAX_SEQUENCES], *hypo[RSY_MAX_SEQUENCES];
-    int contrast_acquired;  /* a post-contrast sequence exists */
+    int contrast_acquired;   /* a post-contrast sequence exists */
     const char *enhances_on; /* weighting of the first post-contrast sequence showing it */
 } appearance;
 
@@ -191,9 +206,8 @@ static void sb_signal_clause(sbuf *b, const appearance *a, const char *host_name
 
 static const char *count_word(int n)
 {
-    static const char *const words[] = {"No",  "One",   "Two",   "Three", "Four",
-                                        "Five", "Six",  "Seven", "Eight", "Nine",
-                                        "Ten", "Eleven", "Twelve"};
+    static const char *const words[] = {"No",    "One",   "Two",  "Three", "Four",   "Five",  "Six",
+                                        "Seven", "Eight", "Nine", "Ten",   "Eleven", "Twelve"};
     return n >= 0 && n <= 12 ? words[n] : NULL;
 }
 
@@ -211,7 +225,7 @@ static int is_intra_axial(const char *host)
  * surface (radius fraction) and the margins outside it. */
 typedef struct lesion_parts {
     int n_inner, n_margin;
-    int inner[RSY_MAX_COMPARTMENTS];  /* inside the surface, innermost first */
+    int inner[RSY_MAX_COMPARTMENTS]; /* inside the surface, innermost first */
     int margin[RSY_MAX_COMPARTMENTS];
 } lesion_parts;
 
@@ -244,11 +258,11 @@ static double eq_diameter_mm(int64_t voxels, double vox_mm3)
     return cbrt(6.0 * (double)voxels * vox_mm3 / RSY__PI);
 }
 
-/* The description of one lesion after its headline: size, then the compartments. */
-static void sb_lesion(sbuf *b, const rsy_recipe *r, const rsy__gen_class *classes,
-                      int n_tissue, const seq_groups *g, double vox_mm3,
-                      const rsy__gen_finding_lesion *fl, const rsy_lesion_record *whole,
-                      const rsy_lesion_record *mass, int capitalise, int solitary)
+/* The sentence of one lesion: location, size, then signal or compartments. @p number is 0
+ * for a solitary lesion, else its number in the enumeration. */
+static void sb_lesion(sbuf *b, const rsy_recipe *r, const rsy__gen_class *classes, int n_tissue,
+                      const seq_groups *g, double vox_mm3, const rsy__gen_finding_lesion *fl,
+                      const rsy_lesion_record *whole, const rsy_lesion_record *mass, int number)
 {
     const rsy_prior *p = &r->lesions[fl->type_index].prior;
     int class_base = n_tissue + rsy_lesion_compartment_offset(r, fl->type_index);
@@ -258,16 +272,15 @@ static void sb_lesion(sbuf *b, const rsy_recipe *r, const rsy__gen_class *classe
     lesion_parts parts;
     parts_of(p, classes, class_base, fl, whole, &parts);
 
-    const char *noun = size->long_axis_mm >= RSY__FINDINGS_MASS_MM ? "mass" : "lesion";
-    int intra = is_intra_axial(host);
-    if (solitary)
-        sb_printf(b, "Solitary %s%s", intra ? "intra-axial " : "", noun);
-    else if (capitalise)
-        sb_printf(b, "%c%s", noun[0] - 'a' + 'A', noun + 1);
-    else
-        sb_printf(b, "%s", noun);
-    sb_printf(b, " in the %s measuring %.0f x %.0f mm (axial long x short axis)", fl->region,
-              size->long_axis_mm, size->short_axis_mm);
+    if (number == 0) {
+        const char *noun = size->long_axis_mm >= RSY__FINDINGS_MASS_MM ? "mass" : "lesion";
+        sb_printf(b, "Solitary %s%s in the %s measuring",
+                  is_intra_axial(host) ? "intra-axial " : "", noun, fl->region);
+    } else {
+        sb_printf(b, "Lesion %d in the %s measures", number, fl->region);
+    }
+    sb_printf(b, " %.0f x %.0f mm (axial long x short axis)", size->long_axis_mm,
+              size->short_axis_mm);
 
     appearance a;
     if (parts.n_inner <= 1) {
@@ -301,8 +314,8 @@ static void sb_lesion(sbuf *b, const rsy_recipe *r, const rsy__gen_class *classe
         int64_t inner_vox = 0;
         for (int j = 0; j < parts.n_inner - 1; j++)
             inner_vox += whole->label_voxels[classes[class_base + parts.inner[j]].label];
-        double thick = 0.5 * (eq_diameter_mm(mass->voxel_count, vox_mm3) -
-                              eq_diameter_mm(inner_vox, vox_mm3));
+        double thick =
+            0.5 * (eq_diameter_mm(mass->voxel_count, vox_mm3) - eq_diameter_mm(inner_vox, vox_mm3));
         double thick_mm = thick < 1.0 ? 1.0 : floor(thick + 0.5);
         const char *irregular =
             p->lobulation_lmax > 0 && p->lobulation_amplitude > 0.0 ? "irregular " : "";
@@ -310,9 +323,20 @@ static void sb_lesion(sbuf *b, const rsy_recipe *r, const rsy__gen_class *classe
             sb_printf(b, "an %senhancing rim about %.0f mm thick on post-contrast %s", irregular,
                       thick_mm, a.enhances_on);
         } else {
-            sb_printf(b, "a%s %srim of ", irregular[0] ? "n" : "", irregular);
-            sb_display(b, cp);
-            sb_printf(b, " about %.0f mm thick", thick_mm);
+            /* Described by its signal, not by its name: a prior's name such as "enhancing
+             * tumour" must not claim an enhancement that no sequence shows. */
+            sb_printf(b, "a%s %s", irregular[0] ? "n" : "", irregular);
+            if (a.n_hyper) {
+                sb_join_slash(b, a.hyper, a.n_hyper);
+                sb_printf(b, " hyperintense ");
+            }
+            if (a.n_hypo) {
+                if (a.n_hyper)
+                    sb_printf(b, "and ");
+                sb_join_slash(b, a.hypo, a.n_hypo);
+                sb_printf(b, " hypointense ");
+            }
+            sb_printf(b, "rim about %.0f mm thick", thick_mm);
             if (a.contrast_acquired)
                 sb_printf(b, " without enhancement");
         }
@@ -363,8 +387,8 @@ rsy_status rsy__gen_findings(const rsy_recipe *r, const rsy__gen_class *classes,
     } else if (shown == 1) {
         for (int i = 0; i < n_lesions; i++)
             if (whole[i].voxel_count > 0)
-                sb_lesion(&b, r, classes, n_tissue, &g, vox_mm3, &lesions[i], &whole[i],
-                          &mass[i], 1, 1);
+                sb_lesion(&b, r, classes, n_tissue, &g, vox_mm3, &lesions[i], &whole[i], &mass[i],
+                          0);
         sb_printf(&b, " No other lesion.");
     } else {
         const char *w = count_word(shown);
@@ -376,9 +400,9 @@ rsy_status rsy__gen_findings(const rsy_recipe *r, const rsy__gen_class *classes,
         for (int i = 0; i < n_lesions; i++) {
             if (whole[i].voxel_count <= 0)
                 continue;
-            sb_printf(&b, " Lesion %d: ", ++num);
+            sb_printf(&b, " ");
             sb_lesion(&b, r, classes, n_tissue, &g, vox_mm3, &lesions[i], &whole[i], &mass[i],
-                      0, 0);
+                      ++num);
         }
     }
     if (b.oom) {

@@ -31,7 +31,7 @@
 #define RSY__GEN_SIGNAL_SCALE 1000.0
 
 /** Texture note recorded in the dataset manifest for the uniform texture model. */
-#define RSY__GEN_TEXTURE_NOTE_UNIFORM \
+#define RSY__GEN_TEXTURE_NOTE_UNIFORM                                                              \
     "uniform per class (no texture model yet); acquisition noise only"
 
 /* ---------------------------------------------------------------------------------------- */
@@ -39,11 +39,11 @@
 /* ---------------------------------------------------------------------------------------- */
 /** What the generator knows about one class id of the working class map. */
 typedef struct rsy__gen_class {
-    rsy_mri_props props;   /* at the recipe's field strength */
-    int is_lesion;         /* 1 for lesion compartment classes */
-    int type_index;        /* lesion type (recipe order), -1 for tissues */
-    int compartment;       /* compartment index within the prior, -1 for tissues */
-    int label;             /* output label value */
+    rsy_mri_props props; /* at the recipe's field strength */
+    int is_lesion;       /* 1 for lesion compartment classes */
+    int type_index;      /* lesion type (recipe order), -1 for tissues */
+    int compartment;     /* compartment index within the prior, -1 for tissues */
+    int label;           /* output label value */
 } rsy__gen_class;
 
 /**
@@ -87,9 +87,9 @@ void rsy__gen_rician(float *img, size_t n, double sigma, rsy_rng *rng);
 /* ---------------------------------------------------------------------------------------- */
 /** Per-lesion facts the findings text needs beyond the measured records. */
 typedef struct rsy__gen_finding_lesion {
-    int type_index;      /* into recipe->lesions */
-    int host_class;      /* class id at the centre before rasterisation */
-    const char *region;  /* "right frontal lobe" */
+    int type_index;       /* into recipe->lesions */
+    int host_class;       /* class id at the centre before rasterisation */
+    const char *region;   /* "right frontal lobe" */
     const double *extent; /* sampled extent of each compartment (rsy_lesion.extent) */
 } rsy__gen_finding_lesion;
 

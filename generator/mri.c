@@ -17,8 +17,7 @@
 /* Degrees to radians. */
 #define RSY__DEG_TO_RAD (3.14159265358979323846 / 180.0)
 
-double rsy_mri_signal_spin_echo(double pd, double t1_ms, double t2_ms, double tr_ms,
-                                double te_ms)
+double rsy_mri_signal_spin_echo(double pd, double t1_ms, double t2_ms, double tr_ms, double te_ms)
 {
     /* domain.md 2.2 (GK): the full form keeps the TE/2 refocusing term, so it stays exact
      * when TE is not negligible against TR. */
@@ -34,8 +33,8 @@ double rsy_mri_signal_inversion_recovery(double pd, double t1_ms, double t2_ms, 
     return pd * fabs(mz) * exp(-te_ms / t2_ms);
 }
 
-double rsy_mri_signal_spoiled_gre(double pd, double t1_ms, double t2_ms, double tr_ms,
-                                  double te_ms, double flip_deg)
+double rsy_mri_signal_spoiled_gre(double pd, double t1_ms, double t2_ms, double tr_ms, double te_ms,
+                                  double flip_deg)
 {
     /* domain.md 2.2 (GK). The tissue tables carry no T2*, so T2 stands in for it: the
      * contrast is then that of a spin-echo-like decay, which is the usual simplification of

@@ -34,8 +34,7 @@ RSY_API double rsy_mri_signal_spoiled_gre(double pd, double t1_ms, double t2_ms,
 /** T1 shortened by gadolinium: 1/T1 = 1/T1₀ + r1·[Gd] (T1 in ms, r1 in 1/(mM·s)). */
 RSY_API double rsy_mri_t1_with_gd(double t1_ms, double r1_per_mM_s, double gd_mM);
 /** Signal of @p seq for tissue properties @p p (contrast applied if seq->contrast). */
-RSY_API double rsy_mri_signal(const rsy_sequence *seq, const rsy_mri_props *p,
-                              double r1_per_mM_s);
+RSY_API double rsy_mri_signal(const rsy_sequence *seq, const rsy_mri_props *p, double r1_per_mM_s);
 
 /* ---------------------------------------------------------------------------------------- */
 /* The per-case pipeline                                                                      */

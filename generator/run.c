@@ -63,8 +63,7 @@ static rsy_status run_case(void *vctx, size_t index, int worker)
     return RSY_OK;
 }
 
-rsy_status rsy_generator_run(const rsy_recipe *r, const char *out_dir,
-                             const rsy_run_options *opt)
+rsy_status rsy_generator_run(const rsy_recipe *r, const char *out_dir, const rsy_run_options *opt)
 {
     if (!r || !out_dir || !out_dir[0] || r->cases < 1)
         return RSY_EINVAL;

@@ -7,12 +7,18 @@
 
 /* Indexed by rsy_head_class. */
 static const char *const head_class_names[RSY_HEAD_N_CLASSES] = {
-    "background", "scalp",      "skull",     "csf",        "grey_matter",
+    "background",   "scalp",      "skull",     "csf",        "grey_matter",
     "white_matter", "ventricles", "deep_grey", "cerebellum", "brainstem"};
 
-static int is_head(const char *family) { return family != NULL && strcmp(family, "head") == 0; }
+static int is_head(const char *family)
+{
+    return family != NULL && strcmp(family, "head") == 0;
+}
 
-int rsy_phantom_n_classes(const char *family) { return is_head(family) ? RSY_HEAD_N_CLASSES : 0; }
+int rsy_phantom_n_classes(const char *family)
+{
+    return is_head(family) ? RSY_HEAD_N_CLASSES : 0;
+}
 
 const char *rsy_phantom_class_name(const char *family, int id)
 {

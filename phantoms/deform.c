@@ -64,12 +64,10 @@ static void sample(const rsy__deform *d, const double *f, const double x_mm[3], 
     out[0] = out[1] = out[2] = 0.0;
     for (int c = 0; c < 8; c++) {
         int di = c & 1, dj = (c >> 1) & 1, dk = (c >> 2) & 1;
-        double wc = (di ? w[0] : 1.0 - w[0]) * (dj ? w[1] : 1.0 - w[1]) *
-                    (dk ? w[2] : 1.0 - w[2]);
+        double wc = (di ? w[0] : 1.0 - w[0]) * (dj ? w[1] : 1.0 - w[1]) * (dk ? w[2] : 1.0 - w[2]);
         if (wc == 0.0)
             continue;
-        const double *p = f + 3 * node_index(d, i0[0] + di * i1, i0[1] + dj * j1,
-                                             i0[2] + dk * k1);
+        const double *p = f + 3 * node_index(d, i0[0] + di * i1, i0[1] + dj * j1, i0[2] + dk * k1);
         out[0] += wc * p[0];
         out[1] += wc * p[1];
         out[2] += wc * p[2];

@@ -41,14 +41,16 @@
 #define VENT_INDIVIDUAL_GSD 1.2
 #define VENT_INDIVIDUAL_MIN 0.8
 #define VENT_INDIVIDUAL_MAX 1.25
-/* Brain atrophy with age (GK): the subarachnoid CSF layer thickens and sulci widen, so that
- * at middle age CSF is about 11.4% of ICV [S117]. Values at age 20 and slopes per year. */
-#define CSF_LAYER_MM_AT_20 1.3
-#define CSF_LAYER_SLOPE_MM_PER_YEAR 0.025
-#define SULCUS_WIDTH_MM_AT_20 0.9
-#define SULCUS_WIDTH_SLOPE_MM_PER_YEAR 0.02
-#define FISSURE_WIDTH_MM_AT_20 2.0
-#define FISSURE_WIDTH_SLOPE_MM_PER_YEAR 0.02
+/* Brain atrophy with age (GK): the subarachnoid CSF layer thickens and sulci widen. Values at
+ * age 20 and slopes per year, chosen so that all CSF (extra-axial, sulcal, cisternal and
+ * ventricular) is 10% of ICV at 20-30 y and 13-16% at 60-80 y, around the adult 11.4% of
+ * [S117]. */
+#define CSF_LAYER_MM_AT_20 0.7
+#define CSF_LAYER_SLOPE_MM_PER_YEAR 0.012
+#define SULCUS_WIDTH_MM_AT_20 0.4
+#define SULCUS_WIDTH_SLOPE_MM_PER_YEAR 0.012
+#define FISSURE_WIDTH_MM_AT_20 1.5
+#define FISSURE_WIDTH_SLOPE_MM_PER_YEAR 0.01
 
 /* ---------------------------------------------------------------------------------------- */
 /* Shape constants (reference frame, mm)                                                       */
@@ -66,8 +68,8 @@
 /* Cortical folding: sulci are the zero set of band-limited noise (sum of plane waves) with
  * wavelengths giving gyri about 10-15 mm across, and 10-15 mm deep (GK). */
 #define N_FOLD_MODES 16
-#define FOLD_WAVELENGTH_MM_MIN 24.0
-#define FOLD_WAVELENGTH_MM_MAX 34.0
+#define FOLD_WAVELENGTH_MM_MIN 12.0
+#define FOLD_WAVELENGTH_MM_MAX 18.0
 #define SULCUS_DEPTH_MM_MIN 10.0
 #define SULCUS_DEPTH_MM_MAX 14.0
 /* Sylvian fissure and tentorium CSF cleft widths (GK). */
@@ -95,36 +97,36 @@ typedef struct seg {
 /* Lateral ventricle centre line (right side; the left mirrors it): frontal horn, body, atrium,
  * occipital horn, then the temporal horn from the atrium. Adult shape (GK), radii tuned so
  * the total ventricular volume matches [S118] at the reference age. */
-static const double vent_main[][4] = {
-    {9.0, 36.0, 4.0, 3.0},    {10.0, 28.0, 9.0, 6.0},  {10.0, 16.0, 14.0, 7.5},
-    {11.0, 0.0, 18.0, 8.0},   {13.0, -16.0, 18.0, 8.0}, {20.0, -30.0, 12.0, 8.5},
-    {18.0, -44.0, 8.0, 5.0},  {14.0, -56.0, 6.0, 2.5}};
-static const double vent_temporal[][4] = {
-    {20.0, -30.0, 12.0, 7.0}, {27.0, -25.0, -4.0, 5.0}, {30.0, -10.0, -16.0, 4.0},
-    {29.0, 4.0, -20.0, 2.5}};
+static const double vent_main[][4] = {{9.0, 36.0, 4.0, 2.3},    {10.0, 28.0, 9.0, 4.5},
+                                      {10.0, 16.0, 14.0, 5.8},  {11.0, 0.0, 18.0, 6.3},
+                                      {13.0, -16.0, 18.0, 6.3}, {20.0, -30.0, 12.0, 6.3},
+                                      {18.0, -44.0, 8.0, 3.8},  {14.0, -56.0, 6.0, 1.8}};
+static const double vent_temporal[][4] = {{20.0, -30.0, 12.0, 5.4},
+                                          {27.0, -25.0, -4.0, 3.8},
+                                          {30.0, -10.0, -16.0, 3.1},
+                                          {29.0, 4.0, -20.0, 1.8}};
 #define N_VENT_MAIN (sizeof vent_main / sizeof vent_main[0])
 #define N_VENT_TEMPORAL (sizeof vent_temporal / sizeof vent_temporal[0])
 #define N_VENT_SEGS (N_VENT_MAIN - 1 + N_VENT_TEMPORAL - 1)
 /* Ventricles are flattened vertically: half-height = VENT_FLAT * radius (GK). */
-#define VENT_FLAT 0.55
+#define VENT_FLAT 0.75
 
 /* Deep grey nuclei, right side (x > 0): centre and semi-axes (GK adult sizes). */
 enum { DG_CAUDATE_HEAD, DG_CAUDATE_BODY, DG_PUTAMEN, DG_PALLIDUM, DG_THALAMUS, N_DG };
 static const double deep_grey_ref[N_DG][6] = {
-    {14.0, 20.0, 6.0, 6.0, 9.0, 8.0},   /* caudate head, beside the frontal horn */
-    {15.0, 2.0, 15.0, 4.0, 12.0, 4.0},  /* caudate body, on the ventricle's floor */
-    {24.0, 6.0, 0.0, 5.5, 15.0, 10.0},  /* putamen */
-    {18.0, 2.0, -2.0, 3.5, 8.0, 6.0},   /* globus pallidus */
-    {9.0, -14.0, 5.0, 7.5, 14.0, 9.0}}; /* thalamus */
+    {14.0, 20.0, 6.0, 6.0, 9.0, 8.0},    /* caudate head, beside the frontal horn */
+    {15.0, 2.0, 15.0, 4.0, 12.0, 4.0},   /* caudate body, on the ventricle's floor */
+    {24.0, 6.0, 0.0, 6.0, 16.0, 11.0},   /* putamen */
+    {18.0, 2.0, -2.0, 3.5, 8.0, 6.0},    /* globus pallidus */
+    {9.5, -14.0, 5.0, 8.0, 16.0, 10.0}}; /* thalamus */
 /* Cerebellum: two hemispheres and the vermis (GK). */
-static const double cerebellum_ref[3][6] = {
-    {23.0, -52.0, -40.0, 25.0, 27.0, 19.0},
-    {-23.0, -52.0, -40.0, 25.0, 27.0, 19.0},
-    {0.0, -55.0, -36.0, 11.0, 22.0, 16.0}};
+static const double cerebellum_ref[3][6] = {{23.0, -52.0, -38.0, 27.0, 30.0, 23.0},
+                                            {-23.0, -52.0, -38.0, 27.0, 30.0, 23.0},
+                                            {0.0, -55.0, -34.0, 11.0, 23.0, 18.0}};
 /* Brainstem centre line knots (z, y, radius), midbrain to the cord (GK). */
 static const double brainstem_knots[][3] = {
-    {0.0, -14.0, 9.0},    {-12.0, -16.0, 10.5}, {-22.0, -15.0, 13.0}, {-36.0, -19.0, 12.5},
-    {-46.0, -24.0, 9.0},  {-66.0, -28.0, 7.0},  {-90.0, -28.0, 6.0}};
+    {0.0, -14.0, 9.0},   {-12.0, -16.0, 10.5}, {-22.0, -15.0, 13.0}, {-36.0, -19.0, 12.5},
+    {-46.0, -24.0, 9.0}, {-66.0, -28.0, 7.0},  {-90.0, -28.0, 6.0}};
 #define N_BS_KNOTS (sizeof brainstem_knots / sizeof brainstem_knots[0])
 
 /* Everything needed to classify a reference-frame point. */
@@ -155,7 +157,10 @@ double rsy__head_tentorium_z(double x_mm, double y_mm)
     return -14.0 - 0.2 * fabs(x_mm) - 0.25 * (behind > 0.0 ? behind : 0.0);
 }
 
-double rsy__head_sylvian_z(double y_mm) { return -11.0 - 0.3 * y_mm; }
+double rsy__head_sylvian_z(double y_mm)
+{
+    return -11.0 - 0.3 * y_mm;
+}
 
 double rsy__head_insula_x(double y_mm)
 {
@@ -171,10 +176,10 @@ int rsy__head_brainstem_at(double z_mm, double *y_mm, double *r_mm)
         if (z_mm >= brainstem_knots[i][0]) {
             double t = (brainstem_knots[i - 1][0] - z_mm) /
                        (brainstem_knots[i - 1][0] - brainstem_knots[i][0]);
-            *y_mm = brainstem_knots[i - 1][1] + t * (brainstem_knots[i][1] -
-                                                     brainstem_knots[i - 1][1]);
-            *r_mm = brainstem_knots[i - 1][2] + t * (brainstem_knots[i][2] -
-                                                     brainstem_knots[i - 1][2]);
+            *y_mm =
+                brainstem_knots[i - 1][1] + t * (brainstem_knots[i][1] - brainstem_knots[i - 1][1]);
+            *r_mm =
+                brainstem_knots[i - 1][2] + t * (brainstem_knots[i][2] - brainstem_knots[i - 1][2]);
             return 1;
         }
     }
@@ -212,8 +217,7 @@ static double boxy_distance(const double p[3], const double a[3], double g)
 static double envelope_distance(const double p[3])
 {
     double a[3] = {RSY__HEAD_ENV_A_MM * (1.0 - ENV_EGG * p[1] / RSY__HEAD_ENV_B_MM),
-                   RSY__HEAD_ENV_B_MM,
-                   p[2] >= 0.0 ? RSY__HEAD_ENV_C_MM : RSY__HEAD_ENV_C_INF_MM};
+                   RSY__HEAD_ENV_B_MM, p[2] >= 0.0 ? RSY__HEAD_ENV_C_MM : RSY__HEAD_ENV_C_INF_MM};
     return boxy_distance(p, a, ENV_BOXINESS);
 }
 
@@ -251,8 +255,8 @@ static double icv_distance(const double p[3])
      * distances) is subtracted from the intracranial space. */
     double yb, rb;
     if (rsy__head_brainstem_at(p[2], &yb, &rb)) {
-        double sd = fmax(fmax(fabs(p[0]) - 16.0, p[2] + 12.0), fmax(yb + rb + 5.0 - p[1],
-                                                                     p[1] - 12.0));
+        double sd =
+            fmax(fmax(fabs(p[0]) - 16.0, p[2] + 12.0), fmax(yb + rb + 5.0 - p[1], p[1] - 12.0));
         if (-sd > d)
             d = -sd;
     }
@@ -380,12 +384,9 @@ static uint16_t classify_intracranial(const head_model *m, const double p[3], do
         double e2 = x * x + (y - yb) * (y - yb);
         if (e2 < rb * rb)
             return RSY_HEAD_BRAINSTEM;
-        /* Ambient, prepontine and basal cisterns around the brainstem (GK). */
+        /* Ambient and prepontine cisterns around the brainstem (GK). */
         double rc = rb + 2.5;
         if (z < -4.0 && e2 < rc * rc)
-            return RSY_HEAD_CSF;
-        double cx = x / 20.0, cy = (y + 14.0) / 30.0;
-        if (z < -8.0 && cx * cx + cy * cy < 1.0)
             return RSY_HEAD_CSF;
     }
     double zt = rsy__head_tentorium_z(x, y);
@@ -403,10 +404,10 @@ static uint16_t classify_intracranial(const head_model *m, const double p[3], do
 /* Face and neck soft tissue below the cranium (GK proportions). */
 static int in_lower_head(const double p[3])
 {
-    double fx = p[0] / 58.0, fy = (p[1] - 20.0) / 70.0, fz = (p[2] + 62.0) / 52.0;
+    double fx = p[0] / 60.0, fy = (p[1] - 22.0) / 68.0, fz = (p[2] + 55.0) / 60.0;
     if (fx * fx + fy * fy + fz * fz < 1.0)
         return 1;
-    double nx = p[0] / 52.0, ny = (p[1] + 20.0) / 55.0;
+    double nx = p[0] / 56.0, ny = (p[1] + 10.0) / 64.0;
     return p[2] < -50.0 && nx * nx + ny * ny < 1.0;
 }
 
@@ -467,7 +468,7 @@ static double reference_icv_mm3(void)
 
 static rsy_status check_spec(const rsy_phantom_spec *spec)
 {
-    if (strcmp(spec->family, "head") != 0) {
+    if (strncmp(spec->family, "head", sizeof spec->family) != 0) {
         rsy_log_error("phantom.family: unknown family \"%.*s\" (expected \"head\")",
                       (int)sizeof spec->family, spec->family);
         return RSY_EINVAL;
@@ -514,8 +515,8 @@ static rsy_status check_spec(const rsy_phantom_spec *spec)
 
 /* Subject attributes from the subject stream: sex, age, ICV -> size, axis scale, and the
  * ventricular size factor. The number of draws does not depend on the spec. */
-static void draw_subject(const rsy_phantom_spec *spec, rsy_rng *r, rsy_subject *s,
-                         double *icv_ml, double *vent_factor)
+static void draw_subject(const rsy_phantom_spec *spec, rsy_rng *r, rsy_subject *s, double *icv_ml,
+                         double *vent_factor)
 {
     double u_sex = rsy_rng_uniform(r);
     if (spec->sex == RSY_SEX_RANDOM)
@@ -527,11 +528,11 @@ static void draw_subject(const rsy_phantom_spec *spec, rsy_rng *r, rsy_subject *
         s->age_years = spec->age_min_years;
     double mean = s->sex == RSY_SEX_MALE ? ICV_MALE_MEAN_ML : ICV_FEMALE_MEAN_ML;
     double sd = s->sex == RSY_SEX_MALE ? ICV_MALE_SD_ML : ICV_FEMALE_SD_ML;
-    *icv_ml = truncated_normal(r, mean, sd, mean - ICV_TRUNCATION_SD * sd,
-                               mean + ICV_TRUNCATION_SD * sd);
+    *icv_ml =
+        truncated_normal(r, mean, sd, mean - ICV_TRUNCATION_SD * sd, mean + ICV_TRUNCATION_SD * sd);
     for (int a = 0; a < 3; a++)
-        s->axis_scale[a] = rsy_rng_uniform_range(r, 1.0 - AXIS_SCALE_SPREAD,
-                                                 1.0 + AXIS_SCALE_SPREAD);
+        s->axis_scale[a] =
+            rsy_rng_uniform_range(r, 1.0 - AXIS_SCALE_SPREAD, 1.0 + AXIS_SCALE_SPREAD);
     double indiv = 1.0;
     for (int i = 0; i < 1000; i++) {
         indiv = rsy_rng_lognormal(r, 1.0, VENT_INDIVIDUAL_GSD);
@@ -776,6 +777,5 @@ rsy_status rsy_phantom_generate(const rsy_phantom_spec *spec, rsy_rng *subject_r
                                 rsy_rng *shape_rng, rsy_volume **classes_out,
                                 rsy_subject *subject_out)
 {
-    return rsy__phantom_generate_ex(spec, subject_rng, shape_rng, classes_out, subject_out,
-                                    NULL);
+    return rsy__phantom_generate_ex(spec, subject_rng, shape_rng, classes_out, subject_out, NULL);
 }

@@ -23,8 +23,7 @@ void rsy_phantom_measure(const char *family, const rsy_volume *classes, rsy_subj
     if (subject == NULL)
         return;
     subject->intracranial_ml = subject->brain_ml = subject->ventricles_ml = 0.0;
-    if (family == NULL || strcmp(family, "head") != 0 || classes == NULL ||
-        classes->data == NULL) {
+    if (family == NULL || strcmp(family, "head") != 0 || classes == NULL || classes->data == NULL) {
         rsy_log_error("phantom measure: need family \"head\" and a class map");
         return;
     }

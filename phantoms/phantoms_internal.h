@@ -71,7 +71,7 @@ typedef struct rsy__deform {
     double h_mm;         /* node spacing (isotropic) */
     int n_squarings;     /* scaling-and-squaring steps used */
     double rms_mm;       /* RMS of |u| over the grid nodes */
-    double *u;           /* 3 * n[0]*n[1]*n[2] displacement components, x fastest, xyz interleaved */
+    double *u;           /* 3 * n0 * n1 * n2 components, x fastest, xyz interleaved */
 } rsy__deform;
 
 /**

@@ -12,12 +12,14 @@
  * one of the prior's hosts, jittered uniformly within that voxel. A position is accepted when
  *  (a) at least 90 % of 200 quasi-random points inside the lesion surface fall on voxels of
  *      the prior's allowed tissues (so a tumour stays inside the brain), and
- *  (b) its bounding sphere keeps a surface-to-surface gap of at least min_separation_mm to the
- *      bounding sphere of every lesion placed before it. A bounding sphere has the radius of
- *      the surface bound (rsy__priors_surface_bound_mm) plus the lesion's largest margin
- *      compartment (oedema-like shells), so whole lesions, shells included, keep apart and
- *      every lesion's compartments can be drawn in full. Between lesions of two types the
- *      larger of the two priors' separations applies.
+ *  (b) its bounding sphere keeps a gap of at least min_separation_mm to the bounding sphere
+ *      of every lesion placed before it. A bounding sphere encloses the lesion surface (radius
+ *      rsy__priors_surface_bound_mm), so the surfaces are at least that far apart, as the
+ *      prior's key says ("between lesion surfaces"). Margin shells (oedema) are left out on
+ *      purpose: shells of neighbouring foci may touch and merge, as confluent peritumoural
+ *      oedema does, and rasterisation gives shared voxels to the lower instance id.
+ *      Including them would make multifocal disease with wide oedema unplaceable in a head.
+ *      Between lesions of two types the larger of the two priors' separations applies.
  * The 90 % threshold and the 200 points are engineering choices (GK): enough points to resolve
  * 5 % of the volume, few enough to try thousands of positions per lesion in milliseconds.
  */
@@ -256,19 +258,19 @@ typedef struct place_ctx {
     const host_index *hosts;
     const double (*pts)[3];
     const rsy_lesion *placed; /* lesions placed so far ... */
-    const double *outer_mm;   /* ... and their bounding radii */
+    const double *bound_mm;   /* ... and the radii of their bounding spheres */
     int n_placed;
 } place_ctx;
 
 /* Test (b) against every lesion placed before. */
 static int separated(const place_ctx *ctx, const rsy_prior *p, const rsy_lesion *l,
-                     double outer_mm)
+                     double bound_mm)
 {
     for (int i = 0; i < ctx->n_placed; i++) {
         const rsy_lesion *q = &ctx->placed[i];
         const double sep = fmax(p->min_separation_mm,
                                 ctx->recipe->lesions[q->type_index].prior.min_separation_mm);
-        const double need = outer_mm + ctx->outer_mm[i] + sep;
+        const double need = bound_mm + ctx->bound_mm[i] + sep;
         double d2 = 0.0;
         for (int k = 0; k < 3; k++) {
             const double dk = l->center_mm[k] - q->center_mm[k];
@@ -281,7 +283,7 @@ static int separated(const place_ctx *ctx, const rsy_prior *p, const rsy_lesion 
 }
 
 static rsy_status place_host_tissue(const place_ctx *ctx, const rsy_prior *p, rsy_lesion *l,
-                                    double outer_mm, int index_in_type, int count)
+                                    double bound_mm, int index_in_type, int count)
 {
     const host_index *h = ctx->hosts;
     const uint64_t n_hosts = h->cum[h->n_rows];
@@ -296,7 +298,7 @@ static rsy_status place_host_tissue(const place_ctx *ctx, const rsy_prior *p, rs
             for (int k = 0; k < 3; k++)
                 ijk[k] += rsy_rng_uniform(ctx->rng) - 0.5;
             rsy_geometry_voxel_to_world(&ctx->classes->geom, ijk, l->center_mm);
-            if (separated(ctx, p, l, outer_mm) &&
+            if (separated(ctx, p, l, bound_mm) &&
                 allowed_enough(l, ctx->classes, ctx->tissues->allowed, ctx->pts)) {
                 l->attempts = attempt;
                 return RSY_OK;
@@ -384,7 +386,7 @@ rsy_status rsy_lesions_sample(const rsy_recipe *r, const char *family,
         return rc;
 
     rsy_lesion *items = NULL;
-    double *outer_mm = NULL;
+    double *bound_mm = NULL;
     host_index hosts = {.cls = classes->data,
                         .nx = classes->geom.dims[0],
                         .n_rows = classes->geom.dims[1] * classes->geom.dims[2],
@@ -430,12 +432,12 @@ rsy_status rsy_lesions_sample(const rsy_recipe *r, const char *family,
             goto fail;
         }
         items = grown;
-        double *grown_outer = realloc(outer_mm, (size_t)(n + count) * sizeof *outer_mm);
-        if (!grown_outer) {
+        double *grown_bound = realloc(bound_mm, (size_t)(n + count) * sizeof *bound_mm);
+        if (!grown_bound) {
             rc = RSY_ENOMEM;
             goto fail;
         }
-        outer_mm = grown_outer;
+        bound_mm = grown_bound;
 
         for (int i = 0; i < count; i++) {
             rsy_lesion *l = &items[n];
@@ -445,7 +447,7 @@ rsy_status rsy_lesions_sample(const rsy_recipe *r, const char *family,
             rc = draw_lesion(p, rng, l);
             if (rc != RSY_OK)
                 goto fail;
-            const double outer = rsy__priors_surface_bound_mm(l) + rsy__priors_margin_max_mm(p, l);
+            const double bound = rsy__priors_surface_bound_mm(l);
             const place_ctx ctx = {.recipe = r,
                                    .classes = classes,
                                    .rng = rng,
@@ -453,11 +455,11 @@ rsy_status rsy_lesions_sample(const rsy_recipe *r, const char *family,
                                    .hosts = &hosts,
                                    .pts = (const double(*)[3])pts,
                                    .placed = items,
-                                   .outer_mm = outer_mm,
+                                   .bound_mm = bound_mm,
                                    .n_placed = n};
             switch (p->rule) {
             case RSY_PLACE_HOST_TISSUE:
-                rc = place_host_tissue(&ctx, p, l, outer, i, count);
+                rc = place_host_tissue(&ctx, p, l, bound, i, count);
                 break;
             default:
                 rsy_log_error("prior '%s': unknown placement rule %d", p->name, (int)p->rule);
@@ -466,19 +468,19 @@ rsy_status rsy_lesions_sample(const rsy_recipe *r, const char *family,
             }
             if (rc != RSY_OK)
                 goto fail;
-            outer_mm[n] = outer;
+            bound_mm[n] = bound;
             n++;
         }
     }
     free(hosts.cum);
-    free(outer_mm);
+    free(bound_mm);
     out->n = n;
     out->items = items;
     return RSY_OK;
 
 fail:
     free(hosts.cum);
-    free(outer_mm);
+    free(bound_mm);
     free(items);
     return rc;
 }

@@ -90,6 +90,24 @@ static rsy_volume *uniform_map(int64_t n, double spacing_mm, uint16_t cl)
     return v;
 }
 
+/* Grey matter with a white-matter sphere of @p host_radius_mm at the origin: lesions centred
+ * on the host fit entirely in the volume, so nothing is clipped. */
+static rsy_volume *core_map(int64_t n, double spacing_mm, double host_radius_mm)
+{
+    rsy_volume *v = uniform_map(n, spacing_mm, RSY_HEAD_GREY_MATTER);
+    uint16_t *c = v->data;
+    for (int64_t k = 0; k < n; k++)
+        for (int64_t j = 0; j < n; j++)
+            for (int64_t i = 0; i < n; i++) {
+                const double ijk[3] = {(double)i, (double)j, (double)k};
+                double x[3];
+                rsy_geometry_voxel_to_world(&v->geom, ijk, x);
+                if (x[0] * x[0] + x[1] * x[1] + x[2] * x[2] < host_radius_mm * host_radius_mm)
+                    c[(k * n + j) * n + i] = RSY_HEAD_WHITE_MATTER;
+            }
+    return v;
+}
+
 static rsy_volume *zero_like(const rsy_volume *v)
 {
     rsy_volume *z = NULL;
@@ -352,7 +370,7 @@ static void test_shape_draw(void **state)
     prior_basic(&p, "shape", 20.0);
     p.lobulation_lmax = 4;
     p.lobulation_amplitude = 0.12;
-    rsy_rng *g = rng_new(11, 0, 0 + 0);
+    rsy_rng *g = rng_new(11, 0);
     double msq = 0.0, var_l[5] = {0}, axis_sq[3][3] = {{0}};
     for (int i = 0; i < N; i++) {
         rsy_lesion l;
@@ -420,4 +438,729 @@ static void test_shape_draw(void **state)
     rsy_rng_destroy(g);
     assert_int_equal(l0.n_sh, 0);
     assert_true(rsy__priors_sh_scale_bound(&l0) == 1.0);
+}
+
+/* Exact radial coordinates of spheres, rotated ellipsoids and a lobulated surface. */
+static void test_radial(void **state)
+{
+    (void)state;
+    rsy_lesion l;
+    memset(&l, 0, sizeof l);
+    const double c[3] = {1.0, 2.0, 3.0};
+    memcpy(l.center_mm, c, sizeof c);
+    for (int k = 0; k < 3; k++) {
+        l.semi_axes_mm[k] = 10.0;
+        l.rotation[k][k] = 1.0;
+    }
+    double dist;
+    double x[3] = {c[0] + 4.0, c[1], c[2] + 3.0};
+    assert_true(fabs(rsy_lesion_radial(&l, x, &dist) - 0.5) < 1e-12);
+    assert_true(fabs(dist + 5.0) < 1e-12);
+    x[0] = c[0];
+    x[1] = c[1] + 12.0;
+    x[2] = c[2];
+    assert_true(fabs(rsy_lesion_radial(&l, x, &dist) - 1.2) < 1e-12);
+    assert_true(fabs(dist - 2.0) < 1e-12);
+    assert_true(rsy_lesion_radial(&l, c, &dist) == 0.0);
+    assert_true(fabs(dist + 10.0) < 1e-12);
+    assert_true(fabs(rsy_lesion_radial(&l, x, NULL) - 1.2) < 1e-12);
+
+    /* Prolate 20 x 10 x 10 with its long axis along world y (column 0 = (0, 1, 0)). */
+    const double rot[3][3] = {{0, -1, 0}, {1, 0, 0}, {0, 0, 1}};
+    memcpy(l.rotation, rot, sizeof rot);
+    l.semi_axes_mm[0] = 20.0;
+    const double py[3] = {c[0], c[1] + 30.0, c[2]};
+    assert_true(fabs(rsy_lesion_radial(&l, py, &dist) - 1.5) < 1e-12);
+    assert_true(fabs(dist - 10.0) < 1e-12);
+    const double px[3] = {c[0] + 15.0, c[1], c[2]};
+    assert_true(fabs(rsy_lesion_radial(&l, px, &dist) - 1.5) < 1e-12);
+    assert_true(fabs(dist - 5.0) < 1e-12);
+
+    /* Lobulated: a_20 = 0.2 gives s = 1 + 0.2 Y_20(z axis) = 1 + 0.4 * 0.3153916 along z. */
+    l.n_sh = 9;
+    l.sh[6] = 0.2;
+    const double s = 1.0 + 0.2 * 2.0 * 0.31539156525252005;
+    const double pz[3] = {c[0], c[1], c[2] + 10.0 * s};
+    assert_true(fabs(rsy_lesion_radial(&l, pz, &dist) - 1.0) < 1e-12);
+    assert_true(fabs(dist) < 1e-12);
+    /* The clamp: a large negative coefficient gives the floor 0.5 along z. */
+    l.sh[6] = -5.0;
+    const double pz2[3] = {c[0], c[1], c[2] + 5.0};
+    assert_true(fabs(rsy_lesion_radial(&l, pz2, &dist) - 1.0) < 1e-12);
+}
+
+static void test_compartment_offsets(void **state)
+{
+    (void)state;
+    rsy_recipe *r = recipe_new();
+    rsy_prior *a = recipe_add(r, 1.0);
+    prior_gbm(a, d_fixed(20), d_fixed(5));
+    rsy_prior *b = recipe_add(r, 1.0);
+    prior_basic(b, "small", 5.0);
+    add_fraction(b, "core", d_fixed(0.5));
+    add_fraction(b, "rim", d_fixed(1.0));
+    assert_int_equal(rsy_lesion_compartment_offset(r, 0), 0);
+    assert_int_equal(rsy_lesion_compartment_offset(r, 1), 3);
+    assert_int_equal(rsy_lesion_compartment_offset(r, 2), 5);
+    assert_int_equal(rsy_lesion_compartment_total(r), 5);
+    assert_int_equal(rsy_lesion_compartment_total(NULL), 0);
+    free(r);
+}
+
+/* ---------------------------------------------------------------------------------------- */
+/* Sampling statistics                                                                        */
+/* ---------------------------------------------------------------------------------------- */
+
+static const char *const WM_GM[] = {"white_matter", "grey_matter", NULL};
+
+/* Type 0 metastasis-like (1-3 per case), type 1 small two-compartment lesion present in 30 %
+ * of cases. */
+static rsy_recipe *stats_recipe(void)
+{
+    rsy_recipe *r = recipe_new();
+    rsy_prior *a = recipe_add(r, 1.0);
+    prior_basic(a, "metastasis", 0.0);
+    a->count.kind = RSY_DIST_CATEGORICAL;
+    a->count.n_categories = 3;
+    const double values[3] = {1, 2, 3}, weights[3] = {0.6, 0.3, 0.1};
+    memcpy(a->count.values, values, sizeof values);
+    memcpy(a->count.weights, weights, sizeof weights);
+    a->diameter_mm = d_lognormal(8.0, 1.4, 4.0, 20.0);
+    a->elongation = d_uniform(1.0, 1.5);
+    a->lobulation_lmax = 3;
+    a->lobulation_amplitude = 0.1;
+    add_fraction(a, "necrotic_core", d_uniform(0.3, 0.6));
+    add_fraction(a, "enhancing_tumour", d_fixed(1.0));
+    add_margin(a, "oedema", d_uniform(2.0, 6.0), WM_ONLY);
+    a->min_separation_mm = 4.0;
+    rsy_prior *b = recipe_add(r, 0.3);
+    prior_basic(b, "cavernoma", 6.0);
+    set_names(b->hosts, &b->n_hosts, WM_GM);
+    add_fraction(b, "core", d_fixed(0.6));
+    add_fraction(b, "rim", d_fixed(1.0));
+    b->min_separation_mm = 2.0;
+    return r;
+}
+
+#define STATS_CASES 600
+#define STATS_PTS 1000
+
+static void test_sample_statistics(void **state)
+{
+    (void)state;
+    rsy_recipe *r = stats_recipe();
+    rsy_volume *map = head_map(64, 2.0);
+    const rsy_prior *pa = &r->lesions[0].prior;
+    double *diam = malloc(3 * STATS_CASES * sizeof *diam);
+    double *margin = malloc(3 * STATS_CASES * sizeof *margin);
+    double(*pts)[STATS_PTS][3] = malloc(4 * sizeof *pts);
+    int npts[4];
+    assert_non_null(diam);
+    assert_non_null(margin);
+    assert_non_null(pts);
+    size_t n_a = 0;
+    int hist[4] = {0}, present_b = 0;
+    double min_allowed_fraction = 1.0;
+    rsy_rng *mc = rng_new(77, 0);
+
+    for (int c = 0; c < STATS_CASES; c++) {
+        rsy_rng *g = rng_new(2024, (uint64_t)c);
+        rsy_lesion_set set = {0, NULL};
+        assert_int_equal(rsy_lesions_sample(r, FAMILY, map, g, &set), RSY_OK);
+        rsy_rng_destroy(g);
+        assert_true(set.n >= 1 && set.n <= 4);
+        int count_a = 0, count_b = 0;
+        for (int i = 0; i < set.n; i++) {
+            const rsy_lesion *l = &set.items[i];
+            const rsy_prior *p = &r->lesions[l->type_index].prior;
+            assert_int_equal(l->instance_id, i + 1);
+            assert_true(l->attempts >= 1 && l->attempts <= p->max_attempts);
+            if (l->type_index == 0) {
+                count_a++;
+                diam[n_a] = l->diameter_mm;
+                margin[n_a] = l->extent[2];
+                n_a++;
+                assert_true(l->extent[0] >= 0.3 && l->extent[0] <= 0.6);
+                assert_true(l->extent[1] == 1.0);
+            } else {
+                count_b++;
+            }
+            /* The centre lies on a host voxel. */
+            const uint16_t host = class_at(map, l->center_mm);
+            assert_true(in_list(host, l->type_index == 0 ? WM_ONLY : WM_GM));
+            /* Allowed-tissue fraction of the lesion body by Monte Carlo (>= 400 points). The
+             * sampler accepts at >= 90 % of 200 quasi-random points; the two estimates differ
+             * by a few percent on a lesion at the limit: threshold 80 %. */
+            const int nin = region_points(l, 0.0, mc, 20000, pts[i], 400);
+            assert_true(nin == 400);
+            int ok = 0;
+            for (int k = 0; k < nin; k++)
+                ok += in_list(class_at(map, pts[i][k]), BRAIN_TISSUES);
+            min_allowed_fraction = fmin(min_allowed_fraction, (double)ok / nin);
+            /* Points of the lesion body for the separation test (between surfaces: margin
+             * shells of neighbours may touch). */
+            npts[i] = region_points(l, 0.0, mc, 20 * STATS_PTS, pts[i], STATS_PTS);
+            assert_true(npts[i] == STATS_PTS);
+        }
+        /* No two lesions closer than the separation: the minimum distance between points of
+         * two lesions can only over-estimate the true one, so this is exact one-sided. */
+        for (int i = 0; i < set.n; i++)
+            for (int j = i + 1; j < set.n; j++) {
+                const double sep = fmax(r->lesions[set.items[i].type_index].prior.min_separation_mm,
+                                        r->lesions[set.items[j].type_index].prior.min_separation_mm);
+                double dmin2 = HUGE_VAL;
+                for (int a = 0; a < npts[i]; a++)
+                    for (int b = 0; b < npts[j]; b++) {
+                        double d2 = 0.0;
+                        for (int k = 0; k < 3; k++)
+                            d2 += (pts[i][a][k] - pts[j][b][k]) * (pts[i][a][k] - pts[j][b][k]);
+                        dmin2 = fmin(dmin2, d2);
+                    }
+                assert_true(sqrt(dmin2) >= sep);
+            }
+        assert_true(count_a >= 1 && count_a <= 3);
+        assert_true(count_b <= 1);
+        hist[count_a]++;
+        present_b += count_b;
+        rsy_lesion_set_clear(&set);
+        assert_null(set.items);
+    }
+    rsy_rng_destroy(mc);
+    assert_true(min_allowed_fraction >= 0.8);
+
+    /* Diameters and margins against the prior's CDFs: KS critical value at the 1 % level,
+     * 1.63/sqrt(n) (asymptotic Kolmogorov distribution). */
+    const double ks_crit = 1.63 / sqrt((double)n_a);
+    assert_true(ks_statistic(diam, n_a, &pa->diameter_mm) < ks_crit);
+    assert_true(ks_statistic(margin, n_a, &pa->compartments[2].extent) < ks_crit);
+
+    /* Counts against the categorical weights: chi-square, 2 degrees of freedom, 1 % critical
+     * value 9.21. */
+    double chi2 = 0.0;
+    for (int k = 1; k <= 3; k++) {
+        const double expected = STATS_CASES * pa->count.weights[k - 1];
+        chi2 += (hist[k] - expected) * (hist[k] - expected) / expected;
+    }
+    assert_true(chi2 < 9.21);
+    /* Presence of type 1: Binomial(600, 0.3), mean 180, SD 11.2; tolerance 4 SD. */
+    assert_true(abs(present_b - 180) <= 45);
+
+    free(pts);
+    free(margin);
+    free(diam);
+    rsy_volume_destroy(map);
+    free(r);
+}
+
+/* ---------------------------------------------------------------------------------------- */
+/* Rasterisation                                                                              */
+/* ---------------------------------------------------------------------------------------- */
+
+/* Glioblastoma-like type (3 compartments, oedema confined to WM) plus a two-compartment
+ * metastasis-like type, both always present. */
+static rsy_recipe *gbm_recipe(void)
+{
+    rsy_recipe *r = recipe_new();
+    prior_gbm(recipe_add(r, 1.0), d_uniform(16.0, 28.0), d_uniform(3.0, 8.0));
+    rsy_prior *b = recipe_add(r, 1.0);
+    prior_basic(b, "metastasis", 0.0);
+    b->diameter_mm = d_lognormal(8.0, 1.3, 6.0, 14.0);
+    b->lobulation_lmax = 2;
+    b->lobulation_amplitude = 0.1;
+    add_fraction(b, "core", d_fixed(0.5));
+    add_fraction(b, "rim", d_fixed(1.0));
+    return r;
+}
+
+/* Every check that relates the class map, the instance map and the lesion set. */
+static void check_rasterised(const rsy_recipe *r, const rsy_lesion_set *set,
+                             const rsy_volume *orig, const rsy_volume *cls,
+                             const rsy_volume *inst)
+{
+    const uint16_t *o = orig->data, *c = cls->data, *in = inst->data;
+    const int64_t *d = orig->geom.dims;
+    /* per lesion, per compartment: voxel count and range of the radial coordinate */
+    enum { MAXL = 8 };
+    assert_true(set->n <= MAXL);
+    size_t count[MAXL][RSY_MAX_COMPARTMENTS] = {{0}};
+    double lo[MAXL][RSY_MAX_COMPARTMENTS], hi[MAXL][RSY_MAX_COMPARTMENTS];
+    for (int i = 0; i < MAXL; i++)
+        for (int k = 0; k < RSY_MAX_COMPARTMENTS; k++) {
+            lo[i][k] = HUGE_VAL;
+            hi[i][k] = -HUGE_VAL;
+        }
+    for (int64_t z = 0; z < d[2]; z++)
+        for (int64_t y = 0; y < d[1]; y++)
+            for (int64_t x = 0; x < d[0]; x++) {
+                const size_t v = (size_t)((z * d[1] + y) * d[0] + x);
+                if (in[v] == 0) {
+                    assert_int_equal(c[v], o[v]); /* untouched outside lesions */
+                    continue;
+                }
+                assert_true(in[v] <= set->n);
+                const rsy_lesion *l = &set->items[in[v] - 1];
+                const int t = l->type_index;
+                const rsy_prior *p = &r->lesions[t].prior;
+                const int base = N_TISSUE + rsy_lesion_compartment_offset(r, t);
+                assert_true(c[v] >= base && c[v] < base + p->n_compartments);
+                const int k = c[v] - base;
+                const rsy_compartment *cp = &p->compartments[k];
+                /* Only tissues the compartment may replace were replaced. */
+                if (cp->n_confined > 0)
+                    assert_int_equal(o[v], RSY_HEAD_WHITE_MATTER);
+                else
+                    assert_true(in_list(o[v], BRAIN_TISSUES));
+                const double ijk[3] = {(double)x, (double)y, (double)z};
+                double xyz[3], dist;
+                rsy_geometry_voxel_to_world(&orig->geom, ijk, xyz);
+                const double rn = rsy_lesion_radial(l, xyz, &dist);
+                if (cp->extent_kind == RSY_EXTENT_RADIUS_FRACTION)
+                    assert_true(rn < l->extent[k]);
+                else
+                    assert_true(rn >= 1.0 && dist > 0.0 && dist <= l->extent[k]);
+                count[in[v] - 1][k]++;
+                lo[in[v] - 1][k] = fmin(lo[in[v] - 1][k], rn);
+                hi[in[v] - 1][k] = fmax(hi[in[v] - 1][k], rn);
+            }
+    for (int i = 0; i < set->n; i++) {
+        const rsy_prior *p = &r->lesions[set->items[i].type_index].prior;
+        size_t total = 0;
+        for (int k = 0; k < p->n_compartments; k++)
+            total += count[i][k];
+        assert_true(total > 0);
+        /* Compartments nest: along every ray from the centre r/R grows monotonically, so
+         * nesting core -> enhancing/rim -> oedema means disjoint, ordered ranges of r/R. */
+        for (int a = 0; a + 1 < p->n_compartments; a++) {
+            for (int b = a + 1; b < p->n_compartments; b++) {
+                if (!count[i][a] || !count[i][b])
+                    continue;
+                const rsy_compartment *ca = &p->compartments[a], *cb = &p->compartments[b];
+                const int a_inner = ca->extent_kind == RSY_EXTENT_RADIUS_FRACTION &&
+                                    (cb->extent_kind == RSY_EXTENT_MARGIN_MM ||
+                                     set->items[i].extent[a] < set->items[i].extent[b]);
+                if (a_inner)
+                    assert_true(hi[i][a] < lo[i][b]);
+                else
+                    assert_true(hi[i][b] < lo[i][a]);
+            }
+        }
+    }
+}
+
+static void test_rasterise(void **state)
+{
+    (void)state;
+    rsy_recipe *r = gbm_recipe();
+    rsy_volume *map = head_map(64, 2.5);
+    size_t core_voxels = 0, oedema_voxels = 0;
+    for (int c = 0; c < 30; c++) {
+        rsy_rng *g = rng_new(31337, (uint64_t)c);
+        rsy_lesion_set set = {0, NULL};
+        assert_int_equal(rsy_lesions_sample(r, FAMILY, map, g, &set), RSY_OK);
+        rsy_rng_destroy(g);
+        assert_int_equal(set.n, 2);
+        rsy_volume *cls = NULL, *inst = zero_like(map);
+        assert_int_equal(rsy_volume_clone(&cls, map), RSY_OK);
+        assert_int_equal(rsy_lesions_rasterise(r, FAMILY, &set, cls, inst), RSY_OK);
+        check_rasterised(r, &set, map, cls, inst);
+        const uint16_t *cv = cls->data;
+        for (size_t v = 0; v < rsy_geometry_nvox(&map->geom); v++) {
+            core_voxels += cv[v] == N_TISSUE + 0;
+            oedema_voxels += cv[v] == N_TISSUE + 2;
+        }
+        rsy_volume_destroy(inst);
+        rsy_volume_destroy(cls);
+        rsy_lesion_set_clear(&set);
+    }
+    assert_true(core_voxels > 0);
+    assert_true(oedema_voxels > 0);
+    rsy_volume_destroy(map);
+    free(r);
+}
+
+static rsy_lesion sphere_lesion(int id, const double c[3], double radius_mm)
+{
+    rsy_lesion l;
+    memset(&l, 0, sizeof l);
+    l.instance_id = id;
+    memcpy(l.center_mm, c, sizeof l.center_mm);
+    l.diameter_mm = 2.0 * radius_mm;
+    for (int k = 0; k < 3; k++) {
+        l.semi_axes_mm[k] = radius_mm;
+        l.rotation[k][k] = 1.0;
+    }
+    l.extent[0] = 1.0;
+    return l;
+}
+
+static size_t count_value(const rsy_volume *v, uint16_t value)
+{
+    const uint16_t *p = v->data;
+    size_t n = 0;
+    for (size_t i = 0; i < rsy_geometry_nvox(&v->geom); i++)
+        n += p[i] == value;
+    return n;
+}
+
+/* Where two lesions overlap the lower instance id keeps its voxels. */
+static void test_overlap_lower_id_wins(void **state)
+{
+    (void)state;
+    rsy_recipe *r = recipe_new();
+    rsy_prior *p = recipe_add(r, 1.0);
+    prior_basic(p, "blob", 16.0);
+    add_fraction(p, "lesion", d_fixed(1.0));
+    rsy_volume *map = uniform_map(48, 1.0, RSY_HEAD_WHITE_MATTER);
+    const double c1[3] = {-5.0, 0.0, 0.0}, c2[3] = {5.0, 0.0, 0.0};
+    rsy_lesion both[2] = {sphere_lesion(1, c1, 8.0), sphere_lesion(2, c2, 8.0)};
+    rsy_lesion second = sphere_lesion(1, c2, 8.0);
+    rsy_lesion_set s_both = {2, both}, s_first = {1, both}, s_second = {1, &second};
+
+    rsy_volume *cls[3], *inst[3];
+    const rsy_lesion_set *sets[3] = {&s_both, &s_first, &s_second};
+    for (int k = 0; k < 3; k++) {
+        assert_int_equal(rsy_volume_clone(&cls[k], map), RSY_OK);
+        inst[k] = zero_like(map);
+        assert_int_equal(rsy_lesions_rasterise(r, FAMILY, sets[k], cls[k], inst[k]), RSY_OK);
+    }
+    const uint16_t *ib = inst[0]->data, *i1 = inst[1]->data, *i2 = inst[2]->data;
+    size_t overlap = 0;
+    for (size_t v = 0; v < rsy_geometry_nvox(&map->geom); v++) {
+        assert_int_equal(ib[v] == 1, i1[v] == 1);      /* lesion 1 is drawn in full */
+        assert_int_equal(ib[v] == 2, i2[v] && !i1[v]); /* lesion 2 gets the rest */
+        overlap += i1[v] && i2[v];
+    }
+    assert_true(overlap > 0);
+    assert_int_equal(count_value(inst[0], 2) + overlap, count_value(inst[2], 1));
+    for (int k = 0; k < 3; k++) {
+        rsy_volume_destroy(cls[k]);
+        rsy_volume_destroy(inst[k]);
+    }
+    rsy_volume_destroy(map);
+    free(r);
+}
+
+/* A sphere (no lobulation, elongation 1) of radius 10 voxels rasterises to 4/3 pi R^3 voxels
+ * within 3 % (the lattice-point error of a sphere of radius 10 is about 1 %). */
+static void test_sphere_volume(void **state)
+{
+    (void)state;
+    rsy_recipe *r = recipe_new();
+    rsy_prior *p = recipe_add(r, 1.0);
+    prior_basic(p, "sphere", 20.0);
+    add_fraction(p, "lesion", d_fixed(1.0));
+    rsy_volume *map = core_map(48, 1.0, 5.0); /* lesion within 15 mm of the origin */
+    const double expected = 4.0 / 3.0 * M_PI * 1000.0;
+    for (int seed = 0; seed < 5; seed++) {
+        rsy_rng *g = rng_new(500 + (uint64_t)seed, 0);
+        rsy_lesion_set set = {0, NULL};
+        assert_int_equal(rsy_lesions_sample(r, FAMILY, map, g, &set), RSY_OK);
+        rsy_rng_destroy(g);
+        assert_int_equal(set.n, 1);
+        assert_int_equal(set.items[0].n_sh, 0);
+        rsy_volume *cls = NULL, *inst = zero_like(map);
+        assert_int_equal(rsy_volume_clone(&cls, map), RSY_OK);
+        assert_int_equal(rsy_lesions_rasterise(r, FAMILY, &set, cls, inst), RSY_OK);
+        const double n = (double)count_value(inst, 1);
+        assert_true(fabs(n / expected - 1.0) < 0.03);
+        assert_int_equal((size_t)n, count_value(cls, N_TISSUE));
+        rsy_volume_destroy(inst);
+        rsy_volume_destroy(cls);
+        rsy_lesion_set_clear(&set);
+    }
+    rsy_volume_destroy(map);
+    free(r);
+}
+
+/* Elongation 2: the principal axes of the rasterised voxels have SDs in the ratio a/c = 2
+ * (uniform ellipsoid: variance a^2/5 per axis) within 10 %, the two short axes are equal
+ * within 10 %, the long axis is the lesion's first axis, and the volume is the sphere's of
+ * the drawn diameter within 3 %. */
+static void test_elongation(void **state)
+{
+    (void)state;
+    rsy_recipe *r = recipe_new();
+    rsy_prior *p = recipe_add(r, 1.0);
+    prior_basic(p, "prolate", 24.0);
+    p->elongation = d_fixed(2.0);
+    add_fraction(p, "lesion", d_fixed(1.0));
+    rsy_volume *map = core_map(64, 1.0, 5.0); /* lesion within 24 mm of the origin */
+    gsl_matrix *cov = gsl_matrix_alloc(3, 3), *evec = gsl_matrix_alloc(3, 3);
+    gsl_vector *eval = gsl_vector_alloc(3);
+    gsl_eigen_symmv_workspace *ws = gsl_eigen_symmv_alloc(3);
+    assert_true(cov && evec && eval && ws);
+    for (int seed = 0; seed < 3; seed++) {
+        rsy_rng *g = rng_new(900 + (uint64_t)seed, 0);
+        rsy_lesion_set set = {0, NULL};
+        assert_int_equal(rsy_lesions_sample(r, FAMILY, map, g, &set), RSY_OK);
+        rsy_rng_destroy(g);
+        rsy_volume *cls = NULL, *inst = zero_like(map);
+        assert_int_equal(rsy_volume_clone(&cls, map), RSY_OK);
+        assert_int_equal(rsy_lesions_rasterise(r, FAMILY, &set, cls, inst), RSY_OK);
+        double s1[3] = {0}, s2[3][3] = {{0}};
+        size_t n = 0;
+        const uint16_t *in = inst->data;
+        const int64_t *d = map->geom.dims;
+        for (int64_t z = 0; z < d[2]; z++)
+            for (int64_t y = 0; y < d[1]; y++)
+                for (int64_t x = 0; x < d[0]; x++) {
+                    if (!in[(z * d[1] + y) * d[0] + x])
+                        continue;
+                    const double ijk[3] = {(double)x, (double)y, (double)z};
+                    double w[3];
+                    rsy_geometry_voxel_to_world(&map->geom, ijk, w);
+                    for (int a = 0; a < 3; a++) {
+                        s1[a] += w[a];
+                        for (int b = 0; b < 3; b++)
+                            s2[a][b] += w[a] * w[b];
+                    }
+                    n++;
+                }
+        assert_true(fabs(n / (4.0 / 3.0 * M_PI * 1728.0) - 1.0) < 0.03);
+        for (int a = 0; a < 3; a++)
+            for (int b = 0; b < 3; b++)
+                gsl_matrix_set(cov, (size_t)a, (size_t)b,
+                               s2[a][b] / n - (s1[a] / n) * (s1[b] / n));
+        assert_int_equal(gsl_eigen_symmv(cov, eval, evec, ws), 0);
+        assert_int_equal(gsl_eigen_symmv_sort(eval, evec, GSL_EIGEN_SORT_VAL_DESC), 0);
+        const double l0 = gsl_vector_get(eval, 0), l1 = gsl_vector_get(eval, 1),
+                     l2 = gsl_vector_get(eval, 2);
+        assert_true(fabs(sqrt(l0 / l2) / 2.0 - 1.0) < 0.10);
+        assert_true(fabs(sqrt(l1 / l2) - 1.0) < 0.10);
+        double dot = 0.0;
+        for (int a = 0; a < 3; a++)
+            dot += gsl_matrix_get(evec, (size_t)a, 0) * set.items[0].rotation[a][0];
+        assert_true(fabs(dot) > 0.99);
+        rsy_volume_destroy(inst);
+        rsy_volume_destroy(cls);
+        rsy_lesion_set_clear(&set);
+    }
+    gsl_eigen_symmv_free(ws);
+    gsl_vector_free(eval);
+    gsl_matrix_free(evec);
+    gsl_matrix_free(cov);
+    rsy_volume_destroy(map);
+    free(r);
+}
+
+/* ---------------------------------------------------------------------------------------- */
+/* Placement failures, determinism, argument checks                                           */
+/* ---------------------------------------------------------------------------------------- */
+
+static void test_placement_failure(void **state)
+{
+    (void)state;
+    rsy_recipe *r = recipe_new();
+    rsy_prior *p = recipe_add(r, 1.0);
+    prior_basic(p, "glioblastoma", 20.0);
+    add_fraction(p, "tumour", d_fixed(1.0));
+    rsy_lesion_set set = {7, NULL};
+
+    /* No host tissue at all. */
+    rsy_volume *gm = uniform_map(32, 2.0, RSY_HEAD_GREY_MATTER);
+    rsy_rng *g = rng_new(1, 0);
+    tu_log_capture();
+    assert_int_equal(rsy_lesions_sample(r, FAMILY, gm, g, &set), RSY_EPLACEMENT);
+    assert_int_equal(tu_errors(), 1);
+    assert_non_null(strstr(tu_last_error(), "glioblastoma"));
+    assert_non_null(strstr(tu_last_error(), "host_tissue"));
+    assert_non_null(strstr(tu_last_error(), "white_matter"));
+    assert_int_equal(set.n, 0);
+    assert_null(set.items);
+
+    /* One white-matter voxel in CSF: the centre is found but the body never fits. */
+    rsy_volume *csf = uniform_map(32, 2.0, RSY_HEAD_CSF);
+    ((uint16_t *)csf->data)[(16 * 32 + 16) * 32 + 16] = RSY_HEAD_WHITE_MATTER;
+    p->max_attempts = 50;
+    tu_log_capture();
+    assert_int_equal(rsy_lesions_sample(r, FAMILY, csf, g, &set), RSY_EPLACEMENT);
+    assert_int_equal(tu_errors(), 1);
+    assert_non_null(strstr(tu_last_error(), "glioblastoma"));
+    assert_non_null(strstr(tu_last_error(), "50 attempts"));
+    assert_null(set.items);
+    /* A lesion smaller than the voxel fits on it. */
+    p->diameter_mm = d_fixed(1.0);
+    assert_int_equal(rsy_lesions_sample(r, FAMILY, csf, g, &set), RSY_OK);
+    assert_int_equal(set.n, 1);
+    rsy_lesion_set_clear(&set);
+    rsy_rng_destroy(g);
+    rsy_volume_destroy(csf);
+    rsy_volume_destroy(gm);
+    free(r);
+}
+
+static void test_determinism(void **state)
+{
+    (void)state;
+    rsy_recipe *r = gbm_recipe();
+    rsy_volume *map = head_map(64, 2.5);
+    rsy_lesion_set s[3] = {{0, NULL}, {0, NULL}, {0, NULL}};
+    rsy_volume *cls[2], *inst[2];
+    for (int k = 0; k < 3; k++) {
+        rsy_rng *g = rng_new(4242, k < 2 ? 3 : 4);
+        assert_int_equal(rsy_lesions_sample(r, FAMILY, map, g, &s[k]), RSY_OK);
+        rsy_rng_destroy(g);
+    }
+    lesions_assert_equal(&s[0], &s[1]);
+    assert_true(memcmp(s[0].items[0].center_mm, s[2].items[0].center_mm,
+                       sizeof s[0].items[0].center_mm) != 0);
+    for (int k = 0; k < 2; k++) {
+        assert_int_equal(rsy_volume_clone(&cls[k], map), RSY_OK);
+        inst[k] = zero_like(map);
+        assert_int_equal(rsy_lesions_rasterise(r, FAMILY, &s[k], cls[k], inst[k]), RSY_OK);
+    }
+    assert_memory_equal(cls[0]->data, cls[1]->data, rsy_volume_nbytes(map));
+    assert_memory_equal(inst[0]->data, inst[1]->data, rsy_volume_nbytes(map));
+    for (int k = 0; k < 2; k++) {
+        rsy_volume_destroy(cls[k]);
+        rsy_volume_destroy(inst[k]);
+    }
+    for (int k = 0; k < 3; k++)
+        rsy_lesion_set_clear(&s[k]);
+    rsy_volume_destroy(map);
+    free(r);
+}
+
+static int warnings_seen;
+static char warning_text[1024];
+
+static void warning_handler(rsy_log_level level, const char *func, const char *msg, void *user)
+{
+    (void)func;
+    (void)user;
+    if (level == RSY_LOG_WARNING) {
+        warnings_seen++;
+        snprintf(warning_text, sizeof warning_text, "%s", msg);
+    }
+}
+
+static void test_bad_arguments(void **state)
+{
+    (void)state;
+    rsy_recipe *r = recipe_new();
+    rsy_prior *p = recipe_add(r, 1.0);
+    prior_basic(p, "blob", 8.0);
+    add_fraction(p, "lesion", d_fixed(1.0));
+    rsy_volume *map = uniform_map(24, 2.0, RSY_HEAD_WHITE_MATTER);
+    rsy_rng *g = rng_new(5, 0);
+    rsy_lesion_set set = {0, NULL};
+    tu_log_capture();
+
+    assert_int_equal(rsy_lesions_sample(NULL, FAMILY, map, g, &set), RSY_EINVAL);
+    assert_int_equal(rsy_lesions_sample(r, FAMILY, map, g, NULL), RSY_EINVAL);
+    assert_int_equal(rsy_lesions_sample(r, FAMILY, NULL, g, &set), RSY_EINVAL);
+    assert_int_equal(rsy_lesions_sample(r, "thorax", map, g, &set), RSY_EINVAL);
+    map->dtype = RSY_DTYPE_INT16;
+    assert_int_equal(rsy_lesions_sample(r, FAMILY, map, g, &set), RSY_EINVAL);
+    map->dtype = RSY_DTYPE_UINT16;
+    snprintf(p->hosts[0], RSY_NAME_MAX, "white_mater");
+    assert_int_equal(rsy_lesions_sample(r, FAMILY, map, g, &set), RSY_EINVAL);
+    assert_non_null(strstr(tu_last_error(), "white_mater"));
+    assert_non_null(strstr(tu_last_error(), "blob"));
+    snprintf(p->hosts[0], RSY_NAME_MAX, "white_matter");
+    assert_null(set.items);
+
+    /* Rasterisation: geometry and dtype mismatches, malformed sets. */
+    assert_int_equal(rsy_lesions_sample(r, FAMILY, map, g, &set), RSY_OK);
+    rsy_volume *cls = NULL, *inst = zero_like(map), *small = uniform_map(16, 2.0, 0);
+    assert_int_equal(rsy_volume_clone(&cls, map), RSY_OK);
+    assert_int_equal(rsy_lesions_rasterise(r, FAMILY, &set, cls, small), RSY_EINVAL);
+    inst->dtype = RSY_DTYPE_UINT8;
+    assert_int_equal(rsy_lesions_rasterise(r, FAMILY, &set, cls, inst), RSY_EINVAL);
+    inst->dtype = RSY_DTYPE_UINT16;
+    assert_int_equal(rsy_lesions_rasterise(r, "thorax", &set, cls, inst), RSY_EINVAL);
+    set.items[0].type_index = 3;
+    assert_int_equal(rsy_lesions_rasterise(r, FAMILY, &set, cls, inst), RSY_EINVAL);
+    set.items[0].type_index = 0;
+    set.items[0].instance_id = 0;
+    assert_int_equal(rsy_lesions_rasterise(r, FAMILY, &set, cls, inst), RSY_EINVAL);
+    set.items[0].instance_id = 1;
+    assert_memory_equal(cls->data, map->data, rsy_volume_nbytes(map)); /* nothing written */
+
+    /* A lesion outside the volume rasterises to nothing: a warning, not an error. */
+    set.items[0].center_mm[0] = 500.0;
+    warnings_seen = 0;
+    rsy_log_set_handler(warning_handler, NULL);
+    assert_int_equal(rsy_lesions_rasterise(r, FAMILY, &set, cls, inst), RSY_OK);
+    assert_int_equal(warnings_seen, 1);
+    assert_non_null(strstr(warning_text, "lesion 1"));
+    assert_int_equal(count_value(inst, 1), 0);
+    tu_log_capture();
+
+    rsy_lesion_set_clear(&set);
+    rsy_lesion_set_clear(NULL);
+    rsy_volume_destroy(small);
+    rsy_volume_destroy(inst);
+    rsy_volume_destroy(cls);
+    rsy_rng_destroy(g);
+    rsy_volume_destroy(map);
+    free(r);
+}
+
+/* ---------------------------------------------------------------------------------------- */
+/* The shipped glioblastoma recipe                                                            */
+/* ---------------------------------------------------------------------------------------- */
+
+#define GBM_RECIPE "configs/recipes/brain-glioblastoma-mri.json"
+
+static void test_recipe_file(void **state)
+{
+    (void)state;
+    rsy_recipe *r = NULL;
+    assert_int_equal(rsy_recipe_load(&r, GBM_RECIPE, NULL), RSY_OK);
+    assert_true(r->n_lesion_types >= 1);
+    /* 64^3 at 3 mm: a 192 mm field of view with a brain of radius 69 mm (adult-like). */
+    rsy_volume *map = head_map(64, 3.0);
+    const int n_tissue = rsy_phantom_n_classes(r->phantom.family);
+    assert_int_equal(n_tissue, N_TISSUE);
+    for (int c = 0; c < 10; c++) {
+        rsy_rng *g = NULL;
+        assert_int_equal(rsy_rng_create_stream(&g, r->seed, (uint64_t)c, RSY_STAGE_LESIONS),
+                         RSY_OK);
+        rsy_lesion_set set = {0, NULL};
+        assert_int_equal(rsy_lesions_sample(r, r->phantom.family, map, g, &set), RSY_OK);
+        rsy_rng_destroy(g);
+        rsy_volume *cls = NULL, *inst = zero_like(map);
+        assert_int_equal(rsy_volume_clone(&cls, map), RSY_OK);
+        assert_int_equal(rsy_lesions_rasterise(r, r->phantom.family, &set, cls, inst), RSY_OK);
+        for (int i = 0; i < set.n; i++) {
+            const rsy_lesion *l = &set.items[i];
+            const rsy_prior *p = &r->lesions[l->type_index].prior;
+            assert_true(rsy_dist_cdf(&p->diameter_mm, l->diameter_mm) > 0.0);
+            assert_true(count_value(inst, (uint16_t)l->instance_id) > 0);
+        }
+        rsy_volume_destroy(inst);
+        rsy_volume_destroy(cls);
+        rsy_lesion_set_clear(&set);
+    }
+    rsy_volume_destroy(map);
+    rsy_recipe_destroy(r);
+}
+
+static int group_setup(void **state)
+{
+    (void)state;
+    (void)rsy_init();
+    tu_log_capture();
+    return 0;
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_sh_basis),
+        cmocka_unit_test(test_shape_draw),
+        cmocka_unit_test(test_radial),
+        cmocka_unit_test(test_compartment_offsets),
+        cmocka_unit_test(test_sample_statistics),
+        cmocka_unit_test(test_rasterise),
+        cmocka_unit_test(test_overlap_lower_id_wins),
+        cmocka_unit_test(test_sphere_volume),
+        cmocka_unit_test(test_elongation),
+        cmocka_unit_test(test_placement_failure),
+        cmocka_unit_test(test_determinism),
+        cmocka_unit_test(test_bad_arguments),
+        cmocka_unit_test(test_recipe_file),
+    };
+    return cmocka_run_group_tests_name("priors", tests, group_setup, NULL);
 }

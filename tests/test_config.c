@@ -1,0 +1,716 @@
+/*
+ * test_config.c: recipes, priors and tissue tables (config/).
+ *
+ * - every JSON file under configs/recipes, configs/priors and configs/tissues loads (the
+ *   directories are listed at run time, so new files are covered automatically);
+ * - defaults are filled, overrides merge into the prior's distributions;
+ * - every malformed recipe in tests/recipes_bad/ gives RSY_ECONFIG and exactly one logged
+ *   line naming the file, the key path and the expectation;
+ * - rsy_dist_sample follows rsy_dist_cdf for every kind (Kolmogorov-Smirnov, fixed seeds);
+ * - tissue lookup and field interpolation; the memory estimate grows with dims and workers.
+ * Run from the repository root.
+ */
+#include <dirent.h>
+#include <math.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "test_util.h"
+
+#include "rsy_config.h"
+#include "rsy_core.h"
+
+#define KS_N 5000
+/* Kolmogorov-Smirnov critical value at the 5% level: 1.36 / sqrt(n) = 0.0192 for n = 5000.
+ * The seeds are fixed, so the outcome is deterministic; for the discrete kinds the KS test is
+ * conservative, so the same bound holds. */
+#define KS_CRIT (1.36 / sqrt((double)KS_N))
+
+static const char *const search_configs[] = {"configs", NULL};
+
+/* ---------------------------------------------------------------------------------------- */
+/* Helpers                                                                                    */
+/* ---------------------------------------------------------------------------------------- */
+
+static int has_suffix(const char *s, const char *suffix)
+{
+    size_t n = strlen(s), k = strlen(suffix);
+    return n > k && strcmp(s + n - k, suffix) == 0;
+}
+
+/* Write @p text to dir/name; returns the malloc'd path. */
+static char *write_file(const char *dir, const char *name, const char *text)
+{
+    size_t n = strlen(dir) + strlen(name) + 2;
+    char *path = malloc(n);
+    assert_non_null(path);
+    snprintf(path, n, "%s/%s", dir, name);
+    FILE *fp = fopen(path, "wb");
+    assert_non_null(fp);
+    assert_int_equal(fwrite(text, 1, strlen(text), fp), strlen(text));
+    assert_int_equal(fclose(fp), 0);
+    return path;
+}
+
+/* Read a whole file (test side, independent of the library). */
+static char *slurp(const char *path, size_t *len)
+{
+    FILE *fp = fopen(path, "rb");
+    assert_non_null(fp);
+    assert_int_equal(fseek(fp, 0, SEEK_END), 0);
+    long n = ftell(fp);
+    assert_true(n >= 0);
+    rewind(fp);
+    char *buf = malloc((size_t)n + 1);
+    assert_non_null(buf);
+    assert_int_equal(fread(buf, 1, (size_t)n, fp), (size_t)n);
+    buf[n] = '\0';
+    fclose(fp);
+    *len = (size_t)n;
+    return buf;
+}
+
+/* Load a recipe written into a scratch directory from @p text. */
+static rsy_status load_text(const char *text, rsy_recipe **out)
+{
+    char *dir = tu_tmpdir("config");
+    assert_non_null(dir);
+    char *path = write_file(dir, "recipe.json", text);
+    rsy_status rc = rsy_recipe_load(out, path, search_configs);
+    free(path);
+    tu_rmtree(dir);
+    free(dir);
+    return rc;
+}
+
+static int cmp_double(const void *a, const void *b)
+{
+    double x = *(const double *)a, y = *(const double *)b;
+    return (x > y) - (x < y);
+}
+
+/* KS distance of KS_N samples of @p d (seed @p seed) to rsy_dist_cdf(d, .).
+ * Continuous kinds use the classic two-sided statistic over the sorted sample; discrete kinds
+ * compare the step functions at each support point, where both jump. Also checks that every
+ * sample lies within the support bounds. */
+static double ks_distance(const rsy_dist *d, uint64_t seed, int discrete)
+{
+    rsy_rng *rng = NULL;
+    assert_int_equal(rsy_rng_create(&rng, seed), RSY_OK);
+    double *x = malloc(KS_N * sizeof *x);
+    assert_non_null(x);
+    for (int i = 0; i < KS_N; i++) {
+        x[i] = rsy_dist_sample(d, rng);
+        if (d->kind != RSY_DIST_CATEGORICAL && d->kind != RSY_DIST_FIXED) {
+            assert_true(x[i] >= d->min);
+            assert_true(x[i] <= d->max);
+        }
+    }
+    rsy_rng_destroy(rng);
+    qsort(x, KS_N, sizeof *x, cmp_double);
+    double dmax = 0.0;
+    if (!discrete) {
+        for (int i = 0; i < KS_N; i++) {
+            double f = rsy_dist_cdf(d, x[i]);
+            dmax = fmax(dmax, fmax((i + 1.0) / KS_N - f, f - (double)i / KS_N));
+        }
+    } else {
+        /* Support points: the sample values themselves plus every integer in the sampled
+         * range (so values never drawn count too). */
+        double lo = x[0], hi = x[KS_N - 1];
+        int j = 0;
+        for (double v = floor(lo) - 1.0; v <= hi + 1.0; v += 1.0) {
+            while (j < KS_N && x[j] <= v)
+                j++;
+            dmax = fmax(dmax, fabs((double)j / KS_N - rsy_dist_cdf(d, v)));
+        }
+        for (int i = 0; i < KS_N; i++) {
+            int k = i;
+            while (k + 1 < KS_N && x[k + 1] == x[i])
+                k++;
+            dmax = fmax(dmax, fabs((k + 1.0) / KS_N - rsy_dist_cdf(d, x[i])));
+        }
+    }
+    free(x);
+    return dmax;
+}
+
+/* ---------------------------------------------------------------------------------------- */
+/* Shipped configs                                                                            */
+/* ---------------------------------------------------------------------------------------- */
+
+typedef enum { KIND_RECIPE, KIND_PRIOR, KIND_TISSUES } config_kind;
+
+static int load_all_in(const char *dir, config_kind kind)
+{
+    DIR *dp = opendir(dir);
+    assert_non_null(dp);
+    int n = 0;
+    struct dirent *e;
+    while ((e = readdir(dp)) != NULL) {
+        if (!has_suffix(e->d_name, ".json"))
+            continue;
+        char path[1024];
+        snprintf(path, sizeof path, "%s/%s", dir, e->d_name);
+        tu_log_capture();
+        rsy_status rc = RSY_EINVAL;
+        if (kind == KIND_RECIPE) {
+            rsy_recipe *r = NULL;
+            rc = rsy_recipe_load(&r, path, NULL);
+            rsy_recipe_destroy(r);
+        } else if (kind == KIND_PRIOR) {
+            rsy_prior *p = NULL;
+            rc = rsy_prior_load(&p, path);
+            free(p);
+        } else {
+            rsy_tissue_table *t = NULL;
+            rc = rsy_tissue_table_load(&t, path);
+            free(t);
+        }
+        if (rc != RSY_OK)
+            print_error("%s: %s (%s)\n", path, rsy_strerror(rc), tu_last_error());
+        assert_int_equal(rc, RSY_OK);
+        assert_int_equal(tu_errors(), 0);
+        n++;
+    }
+    closedir(dp);
+    return n;
+}
+
+static void test_all_configs_load(void **state)
+{
+    (void)state;
+    assert_true(load_all_in("configs/tissues", KIND_TISSUES) >= 1);
+    assert_true(load_all_in("configs/priors", KIND_PRIOR) >= 1);
+    assert_true(load_all_in("configs/recipes", KIND_RECIPE) >= 1);
+}
+
+static void test_gbm_recipe(void **state)
+{
+    (void)state;
+    const char *path = "configs/recipes/brain-glioblastoma-mri.json";
+    rsy_recipe *r = NULL;
+    tu_log_capture();
+    assert_int_equal(rsy_recipe_load(&r, path, NULL), RSY_OK);
+    assert_string_equal(r->path, path);
+    assert_string_equal(r->name, "BrainGBM");
+    assert_int_equal(r->dataset_id, 501);
+    assert_int_equal(r->seed, 20261122u);
+    for (int i = 0; i < 3; i++) {
+        assert_int_equal(r->phantom.dims[i], 128);
+        assert_true(r->phantom.spacing_mm[i] == 1.75);
+    }
+    assert_string_equal(r->phantom.family, "head");
+    assert_int_equal(r->phantom.sex, RSY_SEX_RANDOM);
+    assert_true(r->phantom.age_min_years == 45.0 && r->phantom.age_max_years == 75.0);
+    assert_string_equal(r->modality, "mri");
+    assert_true(r->mri.field_t == 3.0);
+    assert_true(r->mri.bias_amplitude == 0.1);
+    assert_int_equal(r->mri.n_sequences, 4);
+    const char *names[] = {"T1w", "T1c", "T2w", "FLAIR"};
+    for (int i = 0; i < 4; i++)
+        assert_string_equal(r->mri.sequences[i].name, names[i]);
+    assert_int_equal(r->mri.sequences[1].contrast, 1);
+    assert_int_equal(r->mri.sequences[0].contrast, 0);
+    assert_int_equal(r->mri.sequences[3].kind, RSY_SEQ_INVERSION_RECOVERY);
+    assert_true(r->mri.sequences[3].ti_ms == 2500.0);
+    assert_string_equal(r->mri.sequences[2].noise_reference, "csf");
+    assert_int_equal(r->n_lesion_types, 1);
+    assert_string_equal(r->lesions[0].prior.name, "glioblastoma");
+    assert_string_equal(r->tissues.name, "mri-brain");
+    assert_int_equal(r->label_set, RSY_LABELS_LESIONS);
+    assert_int_equal(r->texture, RSY_TEXTURE_UNIFORM);
+
+    /* The embedded text and hash are those of the file's bytes. */
+    size_t len;
+    char *text = slurp(path, &len);
+    char hex[65];
+    rsy_sha256_hex(text, len, hex);
+    assert_string_equal(r->sha256, hex);
+    assert_non_null(r->json);
+    assert_string_equal(r->json, text);
+    free(text);
+    rsy_recipe_destroy(r);
+    rsy_recipe_destroy(NULL);
+}
+
+/* ---------------------------------------------------------------------------------------- */
+/* Defaults, overrides, seeds                                                                 */
+/* ---------------------------------------------------------------------------------------- */
+
+#define MINIMAL_HEAD                                                                               \
+    "{\"raresynth_recipe\": 1, \"name\": \"Min\", \"dataset_id\": 7,\n"                            \
+    " \"phantom\": {\"family\": \"head\"},\n"                                                      \
+    " \"acquisition\": {\"modality\": \"mri\", \"sequences\": [{\"name\": \"A\", "                 \
+    "\"type\": \"spin_echo\", \"tr_ms\": 500, \"te_ms\": 10}]}"
+
+static void test_defaults(void **state)
+{
+    (void)state;
+    rsy_recipe *r = NULL;
+    tu_log_capture();
+    assert_int_equal(load_text(MINIMAL_HEAD "}\n", &r), RSY_OK);
+    assert_int_equal(r->cases, 10);
+    assert_int_equal(r->seed, 0);
+    assert_string_equal(r->description, "");
+    for (int i = 0; i < 3; i++) {
+        assert_int_equal(r->phantom.dims[i], 128);
+        assert_true(r->phantom.spacing_mm[i] == 1.75);
+    }
+    assert_int_equal(r->phantom.sex, RSY_SEX_RANDOM);
+    assert_true(r->phantom.female_fraction == 0.5);
+    assert_true(r->phantom.age_min_years == 20.0 && r->phantom.age_max_years == 80.0);
+    assert_true(r->phantom.deformation_mm == 2.0);
+    assert_true(r->phantom.deformation_scale_mm == 40.0);
+    assert_int_equal(r->n_lesion_types, 0);
+    assert_true(r->mri.field_t == 3.0);
+    assert_true(r->mri.gd_r1_per_mM_s == 4.0);
+    assert_true(r->mri.bias_amplitude == 0.1);
+    assert_true(r->mri.bias_scale_mm == 120.0);
+    const rsy_sequence *s = &r->mri.sequences[0];
+    assert_true(s->noise_percent == 3.0);
+    assert_string_equal(s->noise_reference, "white_matter");
+    assert_int_equal(s->contrast, 0);
+    assert_true(s->ti_ms == 0.0 && s->flip_deg == 0.0);
+    /* The default table "mri-brain" was found through the search directory. */
+    assert_string_equal(r->tissues.name, "mri-brain");
+    assert_int_equal(r->texture, RSY_TEXTURE_UNIFORM);
+    assert_int_equal(r->label_set, RSY_LABELS_LESIONS);
+    assert_int_equal(tu_errors(), 0);
+    rsy_recipe_destroy(r);
+}
+
+static void test_overrides_merge(void **state)
+{
+    (void)state;
+    rsy_prior *p = NULL;
+    tu_log_capture();
+    assert_int_equal(rsy_prior_load(&p, "configs/priors/glioblastoma.json"), RSY_OK);
+
+    /* A partial object overrides only the keys it gives. */
+    rsy_recipe *r = NULL;
+    assert_int_equal(load_text(MINIMAL_HEAD ", \"lesions\": [{\"prior\": \"glioblastoma\", "
+                                            "\"probability\": 0.5, \"diameter_mm\": "
+                                            "{\"median\": 30}, \"count\": 2}]}",
+                               &r),
+                     RSY_OK);
+    const rsy_prior *q = &r->lesions[0].prior;
+    assert_true(r->lesions[0].probability == 0.5);
+    assert_int_equal(q->diameter_mm.kind, RSY_DIST_LOGNORMAL);
+    assert_true(q->diameter_mm.median == 30.0);
+    assert_true(q->diameter_mm.gsd == p->diameter_mm.gsd);
+    assert_true(q->diameter_mm.min == p->diameter_mm.min);
+    assert_true(q->diameter_mm.max == p->diameter_mm.max);
+    assert_int_equal(q->count.kind, RSY_DIST_FIXED);
+    assert_true(q->count.value == 2.0);
+    /* Everything else is the prior's. */
+    assert_int_equal(q->n_compartments, p->n_compartments);
+    assert_string_equal(q->compartments[2].name, p->compartments[2].name);
+    rsy_recipe_destroy(r);
+
+    /* Another kind replaces the distribution; a weights-only override keeps the values. */
+    assert_int_equal(load_text(MINIMAL_HEAD ", \"lesions\": [{\"prior\": \"glioblastoma\", "
+                                            "\"diameter_mm\": {\"distribution\": \"uniform\", "
+                                            "\"min\": 20, \"max\": 40}, "
+                                            "\"count\": {\"weights\": [0.5, 0.3, 0.2]}}]}",
+                               &r),
+                     RSY_OK);
+    q = &r->lesions[0].prior;
+    assert_int_equal(q->diameter_mm.kind, RSY_DIST_UNIFORM);
+    assert_true(q->diameter_mm.min == 20.0 && q->diameter_mm.max == 40.0);
+    assert_int_equal(q->count.kind, RSY_DIST_CATEGORICAL);
+    assert_int_equal(q->count.n_categories, p->count.n_categories);
+    assert_true(q->count.values[1] == p->count.values[1]);
+    assert_true(q->count.weights[0] == 0.5 && q->count.weights[2] == 0.2);
+    rsy_recipe_destroy(r);
+
+    /* The merged result is validated as a whole: two weights for the prior's three values. */
+    assert_int_equal(load_text(MINIMAL_HEAD ", \"lesions\": [{\"prior\": \"glioblastoma\", "
+                                            "\"count\": {\"weights\": [0.5, 0.5]}}]}",
+                               &r),
+                     RSY_ECONFIG);
+    assert_int_equal(tu_errors(), 1);
+    assert_non_null(strstr(tu_last_error(), "lesions[0].count.weights: expected one weight"));
+    free(p);
+}
+
+static void test_seed_forms(void **state)
+{
+    (void)state;
+    rsy_recipe *r = NULL;
+    tu_log_capture();
+    assert_int_equal(load_text(MINIMAL_HEAD ", \"seed\": \"18446744073709551615\"}", &r), RSY_OK);
+    assert_true(r->seed == UINT64_MAX);
+    rsy_recipe_destroy(r);
+    assert_int_equal(load_text(MINIMAL_HEAD ", \"seed\": 9007199254740992}", &r), RSY_OK);
+    assert_true(r->seed == 9007199254740992ull);
+    rsy_recipe_destroy(r);
+    assert_int_equal(load_text(MINIMAL_HEAD ", \"seed\": 9007199254740994}", &r), RSY_ECONFIG);
+    assert_int_equal(load_text(MINIMAL_HEAD ", \"seed\": -1}", &r), RSY_ECONFIG);
+    assert_int_equal(load_text(MINIMAL_HEAD ", \"seed\": \"\"}", &r), RSY_ECONFIG);
+    assert_int_equal(tu_errors(), 3);
+    assert_null(r);
+}
+
+/* ---------------------------------------------------------------------------------------- */
+/* Malformed recipes                                                                          */
+/* ---------------------------------------------------------------------------------------- */
+
+typedef struct bad_case {
+    const char *recipe;   /* under tests/recipes_bad/ */
+    const char *file;     /* file the message must name (a prior for errors inside it) */
+    const char *expected; /* key path and expectation */
+} bad_case;
+
+static const bad_case bad_cases[] = {
+    {"bad_syntax.json", "bad_syntax.json:4:3:", "malformed JSON (syntax error near"},
+    {"trailing_garbage.json",
+     "trailing_garbage.json:32:1:", "malformed JSON (unexpected text after the value: \"}\")"},
+    {"empty.json", "empty.json:2:1:", "malformed JSON (empty document)"},
+    {"top_level_array.json", "top_level_array.json",
+     "expected a JSON object at the top level, got [1,2,3]"},
+    {"dup_key.json", "dup_key.json", "phantom.dims: duplicate key"},
+    {"wrong_version.json", "wrong_version.json", "raresynth_recipe: expected 1"},
+    {"unknown_top_key.json", "unknown_top_key.json", "cases_count: unknown key (expected one of"},
+    {"typo_nested.json", "typo_nested.json", "phantom.spacing_m: unknown key"},
+    {"typo_dist_key.json", "typo_dist_key.json", "lesions[0].diameter_mm.medain: unknown key"},
+    {"wrong_type.json", "wrong_type.json",
+     "cases: expected an integer in [1, 10000000], got \"ten\""},
+    {"negative_diameter.json", "negative_diameter.json",
+     "lesions[0].diameter_mm.median: expected a number > 0, got -5"},
+    {"string_number.json", "string_number.json",
+     "lesions[0].diameter_mm.median: expected a number > 0, got \"abc\""},
+    {"uniform_min_gt_max.json", "uniform_min_gt_max.json",
+     "lesions[0].diameter_mm: expected min <= max"},
+    {"count_fraction.json", "count_fraction.json",
+     "lesions[0].count: expected an integer in [1, 1000], got 1.5"},
+    {"dims_zero.json", "dims_zero.json",
+     "phantom.dims[0]: expected an integer in [16, 2048], got 0"},
+    {"dims_fraction.json", "dims_fraction.json",
+     "phantom.dims[1]: expected an integer in [16, 2048], got 32.5"},
+    {"dims_huge.json", "dims_huge.json",
+     "phantom.dims[2]: expected an integer in [16, 2048], got 100000"},
+    {"missing_sequences.json", "missing_sequences.json",
+     "acquisition.sequences: required key missing"},
+    {"missing_prior.json", "missing_prior.json",
+     "lesions[0].prior: no prior named \"glioblastomaa\" (looked in tests/recipes_bad/../priors, "
+     "configs/priors, configs, "},
+    {"path_traversal.json", "path_traversal.json",
+     "lesions[0].prior: expected a prior name of 1 to 63 characters from [a-z0-9_-]"},
+    {"unknown_tissue_table.json", "unknown_tissue_table.json",
+     "acquisition.tissues: no tissue table named \"mri-brian\""},
+    {"prior_unknown_tissue.json", "fixture_prior_unknown_tissue.json",
+     "compartments[1].mri.relative_to: no tissue \"whte_matter\" in the tissue table "
+     "\"mri-brain\""},
+    {"prior_two_extents.json", "fixture_prior_two_extents.json",
+     "compartments[2]: expected exactly one of radius_fraction and margin_mm, got both"},
+    {"te_ge_tr.json", "te_ge_tr.json",
+     "acquisition.sequences[0].te_ms: expected a number < tr_ms (600), got 700"},
+    {"ti_missing.json", "ti_missing.json",
+     "acquisition.sequences[0].ti_ms: required key missing (type \"inversion_recovery\")"},
+    {"dup_sequence.json", "dup_sequence.json",
+     "acquisition.sequences[1].name: duplicate sequence name \"T1w\""},
+    {"seed_not_number.json", "seed_not_number.json",
+     "seed: expected a decimal string of an unsigned 64-bit integer"},
+    {"seed_overflow.json", "seed_overflow.json", "got \"18446744073709551616\""},
+    {"unknown_sequence_type.json", "unknown_sequence_type.json",
+     "acquisition.sequences[0].type: expected one of \"spin_echo\", \"inversion_recovery\", "
+     "\"spoiled_gre\", got \"fast_spin_echo\""},
+    {"noise_reference_unknown.json", "noise_reference_unknown.json",
+     "acquisition.sequences[0].noise_reference: no tissue \"wm\""},
+};
+
+static void test_bad_recipes(void **state)
+{
+    (void)state;
+    size_t n = sizeof bad_cases / sizeof bad_cases[0];
+    assert_true(n >= 14);
+    for (size_t i = 0; i < n; i++) {
+        const bad_case *c = &bad_cases[i];
+        char path[512];
+        snprintf(path, sizeof path, "tests/recipes_bad/%s", c->recipe);
+        rsy_recipe *r = (rsy_recipe *)&r; /* must be reset to NULL on failure */
+        tu_log_capture();
+        rsy_status rc = rsy_recipe_load(&r, path, search_configs);
+        const char *msg = tu_last_error();
+        if (rc != RSY_ECONFIG || tu_errors() != 1 || !strstr(msg, c->file) ||
+            !strstr(msg, c->expected))
+            print_error("%s: rc %d, %d error lines, last \"%s\"; expected \"%s\" and \"%s\"\n",
+                        c->recipe, (int)rc, tu_errors(), msg, c->file, c->expected);
+        assert_int_equal(rc, RSY_ECONFIG);
+        assert_null(r);
+        assert_int_equal(tu_errors(), 1);
+        assert_non_null(strstr(msg, c->file));
+        assert_non_null(strstr(msg, c->expected));
+        assert_null(strchr(msg, '\n'));
+    }
+}
+
+static void test_unreadable_recipe(void **state)
+{
+    (void)state;
+    rsy_recipe *r = NULL;
+    tu_log_capture();
+    assert_int_equal(rsy_recipe_load(&r, "tests/recipes_bad/no-such-file.json", NULL), RSY_EIO);
+    assert_null(r);
+    assert_int_equal(tu_errors(), 1);
+    assert_non_null(strstr(tu_last_error(), "no-such-file.json"));
+    assert_int_equal(rsy_recipe_load(NULL, "x.json", NULL), RSY_EINVAL);
+}
+
+/* ---------------------------------------------------------------------------------------- */
+/* Priors and tissue tables loaded directly                                                   */
+/* ---------------------------------------------------------------------------------------- */
+
+static void test_prior_direct(void **state)
+{
+    (void)state;
+    rsy_prior *p = NULL;
+    tu_log_capture();
+    assert_int_equal(rsy_prior_load(&p, "configs/priors/glioblastoma.json"), RSY_OK);
+    assert_string_equal(p->name, "glioblastoma");
+    assert_string_equal(p->organ, "brain");
+    assert_string_equal(p->path, "configs/priors/glioblastoma.json");
+    assert_int_equal(p->count.kind, RSY_DIST_CATEGORICAL);
+    assert_true(p->count.values[0] == 1.0);
+    assert_int_equal(p->diameter_mm.kind, RSY_DIST_LOGNORMAL);
+    /* 3-6 cm is the central ~80% (domain.md Card 4): check it through the CDF. */
+    double central = rsy_dist_cdf(&p->diameter_mm, 60.0) - rsy_dist_cdf(&p->diameter_mm, 30.0);
+    assert_true(central > 0.78 && central < 0.84);
+    assert_int_equal(p->n_hosts, 1);
+    assert_string_equal(p->hosts[0], "white_matter");
+    assert_int_equal(p->n_allowed, 3);
+    assert_int_equal(p->n_compartments, 3);
+    assert_string_equal(p->compartments[0].name, "necrotic_core");
+    assert_string_equal(p->compartments[1].name, "oedema");
+    assert_string_equal(p->compartments[2].name, "enhancing_tumour");
+    assert_int_equal(p->compartments[1].extent_kind, RSY_EXTENT_MARGIN_MM);
+    assert_int_equal(p->compartments[1].n_confined, 1);
+    assert_int_equal(p->compartments[1].props_mode, RSY_PROPS_RELATIVE);
+    assert_string_equal(p->compartments[1].relative_to, "white_matter");
+    assert_int_equal(p->compartments[0].props_mode, RSY_PROPS_ABSOLUTE);
+    assert_true(p->compartments[2].extent.kind == RSY_DIST_FIXED &&
+                p->compartments[2].extent.value == 1.0);
+    assert_true(p->compartments[2].gd_mM > 0.0);
+    assert_true(p->n_sources >= 1);
+    assert_int_equal(tu_errors(), 0);
+    free(p);
+
+    /* Errors inside a prior name the prior's file and its key path. */
+    p = (rsy_prior *)&p;
+    assert_int_equal(rsy_prior_load(&p, "tests/recipes_bad/fixture_prior_two_extents.json"),
+                     RSY_ECONFIG);
+    assert_null(p);
+    assert_int_equal(tu_errors(), 1);
+    assert_non_null(strstr(tu_last_error(), "fixture_prior_two_extents.json: compartments[2]"));
+
+    /* The name must equal the file stem. */
+    char *dir = tu_tmpdir("config");
+    assert_non_null(dir);
+    size_t len;
+    char *text = slurp("configs/priors/glioblastoma.json", &len);
+    char *path = write_file(dir, "other.json", text);
+    tu_log_capture();
+    assert_int_equal(rsy_prior_load(&p, path), RSY_ECONFIG);
+    assert_int_equal(tu_errors(), 1);
+    assert_non_null(strstr(tu_last_error(), "other.json: name: expected \"other\""));
+    free(path);
+    free(text);
+    tu_rmtree(dir);
+    free(dir);
+}
+
+static void test_tissue_table(void **state)
+{
+    (void)state;
+    rsy_tissue_table *t = NULL;
+    tu_log_capture();
+    assert_int_equal(rsy_tissue_table_load(&t, "configs/tissues/mri-brain.json"), RSY_OK);
+    assert_string_equal(t->name, "mri-brain");
+    const char *head[] = {"background",   "scalp",      "skull",     "csf",        "grey_matter",
+                          "white_matter", "ventricles", "deep_grey", "cerebellum", "brainstem"};
+    assert_int_equal(t->n_tissues, 10);
+    for (int i = 0; i < 10; i++)
+        assert_non_null(rsy_tissue_table_find(t, head[i]));
+    assert_null(rsy_tissue_table_find(t, "liver"));
+    assert_true(rsy_tissue_table_find(t, "background")->mri_3t.pd == 0.0);
+
+    const rsy_tissue *wm = rsy_tissue_table_find(t, "white_matter");
+    rsy_mri_props a = rsy_tissue_mri_at(wm, 1.5), b = rsy_tissue_mri_at(wm, 3.0);
+    assert_true(a.t1_ms == wm->mri_1p5t.t1_ms && b.t1_ms == wm->mri_3t.t1_ms);
+    rsy_mri_props m = rsy_tissue_mri_at(wm, 2.25);
+    assert_true(fabs(m.t1_ms - 0.5 * (a.t1_ms + b.t1_ms)) < 1e-9);
+    assert_true(fabs(m.t2_ms - 0.5 * (a.t2_ms + b.t2_ms)) < 1e-9);
+    /* Clamped outside [1.5, 3] T. */
+    assert_true(rsy_tissue_mri_at(wm, 1.0).t1_ms == a.t1_ms);
+    assert_true(rsy_tissue_mri_at(wm, 3.5).t1_ms == b.t1_ms);
+    /* Deep grey lies between GM and WM at both fields. */
+    const rsy_tissue *gm = rsy_tissue_table_find(t, "grey_matter");
+    const rsy_tissue *dg = rsy_tissue_table_find(t, "deep_grey");
+    assert_true(dg->mri_3t.t1_ms > wm->mri_3t.t1_ms && dg->mri_3t.t1_ms < gm->mri_3t.t1_ms);
+    assert_true(dg->mri_1p5t.t1_ms > wm->mri_1p5t.t1_ms && dg->mri_1p5t.t1_ms < gm->mri_1p5t.t1_ms);
+    assert_int_equal(tu_errors(), 0);
+    free(t);
+
+    t = (rsy_tissue_table *)&t;
+    assert_int_equal(rsy_tissue_table_load(&t, "tests/recipes_bad/no-such-table.json"), RSY_EIO);
+    assert_null(t);
+    assert_int_equal(tu_errors(), 1);
+}
+
+/* ---------------------------------------------------------------------------------------- */
+/* Distributions                                                                              */
+/* ---------------------------------------------------------------------------------------- */
+
+static rsy_dist dist_of(rsy_dist_kind kind)
+{
+    rsy_dist d;
+    memset(&d, 0, sizeof d);
+    d.kind = kind;
+    return d;
+}
+
+static void test_dist_statistics(void **state)
+{
+    (void)state;
+    rsy_dist d;
+
+    d = dist_of(RSY_DIST_UNIFORM);
+    d.min = 0.35;
+    d.max = 0.65;
+    assert_true(ks_distance(&d, 101, 0) < KS_CRIT);
+
+    /* Lognormal, truncated on both sides (the glioblastoma diameter). */
+    d = dist_of(RSY_DIST_LOGNORMAL);
+    d.median = 42.4;
+    d.gsd = 1.31;
+    d.min = 15.0;
+    d.max = 80.0;
+    assert_true(ks_distance(&d, 102, 0) < KS_CRIT);
+    /* Lognormal with a truncation that cuts deep (re-drawing must follow the CDF). */
+    d.min = 40.0;
+    d.max = 50.0;
+    assert_true(ks_distance(&d, 103, 0) < KS_CRIT);
+
+    d = dist_of(RSY_DIST_NORMAL);
+    d.mean = 10.0;
+    d.sd = 4.0;
+    d.min = 0.0;
+    d.max = INFINITY;
+    assert_true(ks_distance(&d, 104, 0) < KS_CRIT);
+
+    d = dist_of(RSY_DIST_CATEGORICAL);
+    d.n_categories = 3;
+    d.values[0] = 1;
+    d.values[1] = 2;
+    d.values[2] = 3;
+    d.weights[0] = 0.9;
+    d.weights[1] = 0.07;
+    d.weights[2] = 0.03;
+    assert_true(ks_distance(&d, 105, 1) < KS_CRIT);
+
+    /* Poisson shifted by min = 1 and truncated at max = 4. */
+    d = dist_of(RSY_DIST_POISSON);
+    d.mean = 2.0;
+    d.min = 1.0;
+    d.max = 4.0;
+    assert_true(ks_distance(&d, 106, 1) < KS_CRIT);
+    d.max = INFINITY;
+    assert_true(ks_distance(&d, 107, 1) < KS_CRIT);
+
+    d = dist_of(RSY_DIST_FIXED);
+    d.value = d.min = d.max = 7.0;
+    assert_true(ks_distance(&d, 108, 1) == 0.0);
+
+    /* The statistic can fail: a shifted distribution is far beyond the bound. */
+    d = dist_of(RSY_DIST_NORMAL);
+    d.mean = 10.0;
+    d.sd = 4.0;
+    d.min = -INFINITY;
+    d.max = INFINITY;
+    rsy_dist shifted = d;
+    shifted.mean = 10.5;
+    rsy_rng *rng = NULL;
+    assert_int_equal(rsy_rng_create(&rng, 109), RSY_OK);
+    double *x = malloc(KS_N * sizeof *x);
+    assert_non_null(x);
+    for (int i = 0; i < KS_N; i++)
+        x[i] = rsy_dist_sample(&shifted, rng);
+    rsy_rng_destroy(rng);
+    qsort(x, KS_N, sizeof *x, cmp_double);
+    double dmax = 0.0;
+    for (int i = 0; i < KS_N; i++) {
+        double f = rsy_dist_cdf(&d, x[i]);
+        dmax = fmax(dmax, fmax((i + 1.0) / KS_N - f, f - (double)i / KS_N));
+    }
+    free(x);
+    assert_true(dmax > KS_CRIT);
+}
+
+static void test_dist_cdf_edges(void **state)
+{
+    (void)state;
+    rsy_dist d = dist_of(RSY_DIST_LOGNORMAL);
+    d.median = 42.4;
+    d.gsd = 1.31;
+    d.min = 15.0;
+    d.max = 80.0;
+    assert_true(rsy_dist_cdf(&d, 14.9) == 0.0);
+    assert_true(rsy_dist_cdf(&d, 80.0) == 1.0);
+    /* The truncated median stays close to the untruncated one (nearly symmetric cut). */
+    assert_true(fabs(rsy_dist_cdf(&d, 42.4) - 0.5) < 0.01);
+    rsy_dist u = dist_of(RSY_DIST_UNIFORM);
+    u.min = u.max = 3.0;
+    assert_true(rsy_dist_cdf(&u, 2.9) == 0.0 && rsy_dist_cdf(&u, 3.0) == 1.0);
+}
+
+/* ---------------------------------------------------------------------------------------- */
+/* Memory estimate                                                                            */
+/* ---------------------------------------------------------------------------------------- */
+
+static void test_memory_estimate(void **state)
+{
+    (void)state;
+    rsy_recipe *r = NULL;
+    tu_log_capture();
+    assert_int_equal(rsy_recipe_load(&r, "configs/recipes/brain-glioblastoma-mri.json", NULL),
+                     RSY_OK);
+    uint64_t base = rsy_recipe_memory_estimate(r, 1);
+    /* 128^3 voxels x (29 + 4 x 4 channels) bytes + 64 MiB (the documented formula). */
+    assert_true(base == 128ull * 128 * 128 * (29 + 16) + (64ull << 20));
+    uint64_t prev = base;
+    for (int w = 2; w <= 16; w *= 2) {
+        uint64_t m = rsy_recipe_memory_estimate(r, w);
+        assert_true(m > prev);
+        prev = m;
+    }
+    assert_true(rsy_recipe_memory_estimate(r, 0) == base);
+    prev = 0;
+    for (int64_t n = 16; n <= 2048; n *= 2) {
+        r->phantom.dims[0] = r->phantom.dims[1] = r->phantom.dims[2] = n;
+        uint64_t m = rsy_recipe_memory_estimate(r, 4);
+        assert_true(m > prev);
+        prev = m;
+    }
+    r->phantom.dims[2] = 64;
+    uint64_t m64 = rsy_recipe_memory_estimate(r, 4);
+    assert_true(m64 < prev);
+    /* Saturates instead of wrapping around. */
+    assert_true(rsy_recipe_memory_estimate(r, 1 << 30) > prev);
+    rsy_recipe_destroy(r);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_all_configs_load),  cmocka_unit_test(test_gbm_recipe),
+        cmocka_unit_test(test_defaults),          cmocka_unit_test(test_overrides_merge),
+        cmocka_unit_test(test_seed_forms),        cmocka_unit_test(test_bad_recipes),
+        cmocka_unit_test(test_unreadable_recipe), cmocka_unit_test(test_prior_direct),
+        cmocka_unit_test(test_tissue_table),      cmocka_unit_test(test_dist_statistics),
+        cmocka_unit_test(test_dist_cdf_edges),    cmocka_unit_test(test_memory_estimate),
+    };
+    return cmocka_run_group_tests_name("config", tests, NULL, NULL);
+}

@@ -1,0 +1,773 @@
+/*
+ * test_export.c: lesion measurement, output-directory rules, the dataset writer and
+ * `validate` (cmocka group "export").
+ *
+ * Volumes are synthetic and at most 32^3. Measurements are compared with closed-form answers;
+ * datasets are written, validated, compared byte for byte across write orders, then corrupted
+ * one way at a time and each corruption must be reported with the right message.
+ */
+#include <errno.h>
+#include <math.h>
+#include <pthread.h>
+#include <sys/stat.h>
+
+#include <cjson/cJSON.h>
+
+#include "test_util.h"
+
+#include "rsy_export.h"
+
+/* ---------------------------------------------------------------------------------------- */
+/* Log capture: every error line, so a test can look for one message among several.          */
+/* ---------------------------------------------------------------------------------------- */
+static char errors_buf[1 << 16];
+static size_t errors_len;
+static pthread_mutex_t errors_lock = PTHREAD_MUTEX_INITIALIZER;
+
+static void capture(rsy_log_level level, const char *func, const char *msg, void *user)
+{
+    (void)func;
+    (void)user;
+    if (level != RSY_LOG_ERROR)
+        return;
+    pthread_mutex_lock(&errors_lock);
+    int n = snprintf(errors_buf + errors_len, sizeof errors_buf - errors_len, "%s\n", msg);
+    if (n > 0 && errors_len + (size_t)n < sizeof errors_buf)
+        errors_len += (size_t)n;
+    pthread_mutex_unlock(&errors_lock);
+    if (getenv("RSY_TEST_VERBOSE"))
+        fprintf(stderr, "[error %s] %s\n", func, msg);
+}
+
+static void errors_reset(void)
+{
+    errors_len = 0;
+    errors_buf[0] = '\0';
+    rsy_log_set_handler(capture, NULL);
+    rsy_log_set_level(RSY_LOG_WARNING);
+}
+
+/* 1 if some error line contains both @p a and @p b (b may be NULL). */
+static int logged(const char *a, const char *b)
+{
+    const char *line = errors_buf;
+    while (*line) {
+        const char *end = strchr(line, '\n');
+        size_t n = end ? (size_t)(end - line) : strlen(line);
+        char buf[2048];
+        snprintf(buf, sizeof buf, "%.*s", (int)n, line);
+        if (strstr(buf, a) && (!b || strstr(buf, b)))
+            return 1;
+        line += n + (end ? 1 : 0);
+    }
+    fprintf(stderr, "expected an error with \"%s\"%s%s%s; got:\n%s", a, b ? " and \"" : "",
+            b ? b : "", b ? "\"" : "", errors_buf);
+    return 0;
+}
+
+/* ---------------------------------------------------------------------------------------- */
+/* Synthetic volumes                                                                          */
+/* ---------------------------------------------------------------------------------------- */
+#define N 32
+
+static rsy_volume *new_volume(const double spacing[3], rsy_dtype t)
+{
+    rsy_geometry g;
+    const int64_t dims[3] = {N, N, N};
+    rsy_volume *v = NULL;
+    assert_int_equal(rsy_geometry_init(&g, dims, spacing), RSY_OK);
+    assert_int_equal(rsy_volume_create(&v, &g, t), RSY_OK);
+    return v;
+}
+
+static size_t at(int64_t i, int64_t j, int64_t k)
+{
+    return ((size_t)k * N + (size_t)j) * N + (size_t)i;
+}
+
+static void set_box(rsy_volume *inst, rsy_volume *lab, const int64_t lo[3], const int64_t hi[3],
+                    uint16_t id, uint8_t label)
+{
+    for (int64_t k = lo[2]; k <= hi[2]; k++)
+        for (int64_t j = lo[1]; j <= hi[1]; j++)
+            for (int64_t i = lo[0]; i <= hi[0]; i++) {
+                ((uint16_t *)inst->data)[at(i, j, k)] = id;
+                if (lab)
+                    ((uint8_t *)lab->data)[at(i, j, k)] = label;
+            }
+}
+
+/* A box lesion: the long axis is the diagonal between corner voxel centres of one slice; the
+ * short axis is the rectangle's width across that diagonal, 2ab/sqrt(a^2+b^2). */
+static void test_measure_box(void **state)
+{
+    (void)state;
+    const double sp[3] = {1.0, 1.25, 2.0};
+    rsy_volume *inst = new_volume(sp, RSY_DTYPE_UINT16), *lab = new_volume(sp, RSY_DTYPE_UINT8);
+    const int64_t lo[3] = {4, 10, 5}, hi[3] = {9, 13, 7};
+    set_box(inst, lab, lo, hi, 1, 2);
+    const int64_t lo1[3] = {4, 10, 5}, hi1[3] = {9, 13, 5}; /* bottom slice: label 1 */
+    set_box(inst, lab, lo1, hi1, 1, 1);
+
+    rsy_lesion_record r;
+    assert_int_equal(rsy_export_measure_lesions(inst, lab, 1, &r), RSY_OK);
+    assert_int_equal(r.instance_id, 1);
+    assert_int_equal(r.voxel_count, 6 * 4 * 3);
+    assert_float_equal(r.volume_mm3, 72 * 1.0 * 1.25 * 2.0, 1e-9);
+    assert_float_equal(r.centroid_vox[0], 6.5, 1e-12);
+    assert_float_equal(r.centroid_vox[1], 11.5, 1e-12);
+    assert_float_equal(r.centroid_vox[2], 6.0, 1e-12);
+    double mm[3];
+    rsy_geometry_voxel_to_world(&inst->geom, r.centroid_vox, mm);
+    for (int a = 0; a < 3; a++) {
+        assert_int_equal(r.bbox_min[a], lo[a]);
+        assert_int_equal(r.bbox_max[a], hi[a]);
+        assert_float_equal(r.centroid_mm[a], mm[a], 1e-9);
+        /* For a box the bbox centre is the centroid; sizes include voxel edges. */
+        assert_float_equal(r.box_cccwhd_mm[a], mm[a], 1e-9);
+        assert_float_equal(r.box_cccwhd_mm[3 + a], (double)(hi[a] - lo[a] + 1) * sp[a], 1e-9);
+    }
+    const double a = 5 * sp[0], b = 3 * sp[1];
+    assert_float_equal(r.long_axis_mm, sqrt(a * a + b * b), 1e-9);
+    assert_float_equal(r.short_axis_mm, 2 * a * b / sqrt(a * a + b * b), 1e-9);
+    assert_int_equal(r.key_slice, 5); /* every slice ties: the lowest wins */
+    assert_int_equal(r.slice_min, 5);
+    assert_int_equal(r.slice_max, 7);
+    assert_float_equal(r.equivalent_diameter_mm, cbrt(6 * r.volume_mm3 / M_PI), 1e-9);
+    assert_int_equal(r.label_voxels[0], 0);
+    assert_int_equal(r.label_voxels[1], 24);
+    assert_int_equal(r.label_voxels[2], 48);
+    rsy_volume_destroy(inst);
+    rsy_volume_destroy(lab);
+}
+
+/* A disc of radius r voxels in one slice: long and short axis are both 2r within one voxel. */
+static void test_measure_disc(void **state)
+{
+    (void)state;
+    const double sp[3] = {0.8, 0.8, 3.0};
+    rsy_volume *inst = new_volume(sp, RSY_DTYPE_UINT16), *lab = new_volume(sp, RSY_DTYPE_UINT8);
+    const int r_vox = 9, c = 15;
+    for (int j = 0; j < N; j++)
+        for (int i = 0; i < N; i++)
+            if ((i - c) * (i - c) + (j - c) * (j - c) <= r_vox * r_vox)
+                ((uint16_t *)inst->data)[at(i, j, 20)] = 1;
+    rsy_lesion_record r;
+    assert_int_equal(rsy_export_measure_lesions(inst, lab, 1, &r), RSY_OK);
+    const double d_mm = 2 * r_vox * sp[0];
+    assert_true(fabs(r.long_axis_mm - d_mm) <= sp[0]);
+    assert_true(fabs(r.short_axis_mm - d_mm) <= sp[0]);
+    assert_true(r.short_axis_mm <= r.long_axis_mm + 1e-12);
+    assert_int_equal(r.key_slice, 20);
+    assert_int_equal(r.slice_min, 20);
+    assert_int_equal(r.slice_max, 20);
+    assert_float_equal(r.centroid_vox[0], c, 1e-12); /* symmetric disc */
+    assert_float_equal(r.centroid_vox[1], c, 1e-12);
+    rsy_volume_destroy(inst);
+    rsy_volume_destroy(lab);
+}
+
+/* Several lesions: a single voxel (axes 0), a 3-voxel line (long 2 voxels, short 0), an
+ * instance with no voxel, and voxels of an id above n_instances (ignored). */
+static void test_measure_several(void **state)
+{
+    (void)state;
+    const double sp[3] = {1.5, 1.0, 1.0};
+    rsy_volume *inst = new_volume(sp, RSY_DTYPE_UINT16), *lab = new_volume(sp, RSY_DTYPE_UINT8);
+    ((uint16_t *)inst->data)[at(3, 3, 3)] = 1;
+    const int64_t lo[3] = {10, 12, 14}, hi[3] = {12, 12, 14};
+    set_box(inst, lab, lo, hi, 2, 3);
+    ((uint16_t *)inst->data)[at(30, 30, 30)] = 4;
+    rsy_lesion_record r[3];
+    assert_int_equal(rsy_export_measure_lesions(inst, lab, 3, r), RSY_OK);
+    assert_int_equal(r[0].voxel_count, 1);
+    assert_float_equal(r[0].long_axis_mm, 0.0, 0.0);
+    assert_float_equal(r[0].short_axis_mm, 0.0, 0.0);
+    assert_int_equal(r[0].key_slice, 3);
+    assert_float_equal(r[0].equivalent_diameter_mm, cbrt(6 * 1.5 / M_PI), 1e-12);
+    assert_int_equal(r[0].label_voxels[0], 1);
+    assert_int_equal(r[1].voxel_count, 3);
+    assert_float_equal(r[1].long_axis_mm, 2 * sp[0], 1e-12);
+    assert_float_equal(r[1].short_axis_mm, 0.0, 1e-12);
+    assert_int_equal(r[1].label_voxels[3], 3);
+    assert_int_equal(r[2].instance_id, 3);
+    assert_int_equal(r[2].voxel_count, 0);
+    assert_float_equal(r[2].volume_mm3, 0.0, 0.0);
+
+    /* Error paths: wrong dtype, geometry mismatch. */
+    errors_reset();
+    assert_int_equal(rsy_export_measure_lesions(lab, lab, 1, r), RSY_EINVAL);
+    const double sp2[3] = {1.0, 1.0, 1.0};
+    rsy_volume *lab2 = new_volume(sp2, RSY_DTYPE_UINT8);
+    assert_int_equal(rsy_export_measure_lesions(inst, lab2, 1, r), RSY_EINVAL);
+    assert_true(logged("geometry", NULL));
+    rsy_volume_destroy(lab2);
+    rsy_volume_destroy(inst);
+    rsy_volume_destroy(lab);
+}
+
+/* ---------------------------------------------------------------------------------------- */
+/* Files and trees                                                                            */
+/* ---------------------------------------------------------------------------------------- */
+static void write_text(const char *path, const char *text)
+{
+    FILE *f = fopen(path, "wb");
+    assert_non_null(f);
+    assert_int_equal(fputs(text, f) >= 0, 1);
+    assert_int_equal(fclose(f), 0);
+}
+
+static int exists(const char *path)
+{
+    struct stat st;
+    return lstat(path, &st) == 0;
+}
+
+static void test_prepare_dir(void **state)
+{
+    (void)state;
+    char *tmp = tu_tmpdir("export-prep");
+    assert_non_null(tmp);
+    char out[1024], p[1200], outside[1200];
+    errors_reset();
+
+    /* Missing (nested) directory: created, marker written. */
+    snprintf(out, sizeof out, "%s/a/b", tmp);
+    assert_int_equal(rsy_export_prepare_dir(out, 0), RSY_OK);
+    snprintf(p, sizeof p, "%s/.raresynth", out);
+    assert_true(exists(p));
+    /* Only the marker: counts as non-empty, but force may replace it. */
+    assert_int_equal(rsy_export_prepare_dir(out, 0), RSY_EIO);
+    assert_true(logged("output directory is not empty (use --force)", NULL));
+
+    /* With a marker and force: contents removed; a symlink is removed, not followed. */
+    snprintf(outside, sizeof outside, "%s/keep.txt", tmp);
+    write_text(outside, "must survive");
+    snprintf(p, sizeof p, "%s/sub", out);
+    assert_int_equal(mkdir(p, 0755), 0);
+    snprintf(p, sizeof p, "%s/sub/file.txt", out);
+    write_text(p, "old");
+    snprintf(p, sizeof p, "%s/link", out);
+    assert_int_equal(symlink(outside, p), 0);
+    assert_int_equal(rsy_export_prepare_dir(out, 1), RSY_OK);
+    assert_false(exists(p));
+    snprintf(p, sizeof p, "%s/sub", out);
+    assert_false(exists(p));
+    assert_true(exists(outside));
+    snprintf(p, sizeof p, "%s/.raresynth", out);
+    assert_true(exists(p));
+
+    /* A non-empty directory without the marker is never emptied, even with force. */
+    errors_reset();
+    snprintf(out, sizeof out, "%s/theirs", tmp);
+    assert_int_equal(mkdir(out, 0755), 0);
+    snprintf(p, sizeof p, "%s/precious.txt", out);
+    write_text(p, "data");
+    assert_int_equal(rsy_export_prepare_dir(out, 1), RSY_EIO);
+    assert_true(logged("theirs", "marker"));
+    assert_true(exists(p));
+    assert_int_equal(rsy_export_prepare_dir(out, 0), RSY_EIO);
+
+    /* A regular file is not a directory. */
+    assert_int_equal(rsy_export_prepare_dir(p, 1), RSY_EIO);
+    /* An empty existing directory is fine. */
+    snprintf(out, sizeof out, "%s/empty", tmp);
+    assert_int_equal(mkdir(out, 0755), 0);
+    assert_int_equal(rsy_export_prepare_dir(out, 0), RSY_OK);
+
+    tu_rmtree(tmp);
+    free(tmp);
+}
+
+/* ---------------------------------------------------------------------------------------- */
+/* A small dataset: 3 cases, 2 channels, 32^3                                                 */
+/* ---------------------------------------------------------------------------------------- */
+#define N_CASES 3
+static const char *const label_names[] = {"background", "necrotic_core", "oedema",
+                                          "enhancing_tumour"};
+
+static rsy_recipe *make_recipe(void)
+{
+    rsy_recipe *r = calloc(1, sizeof *r);
+    assert_non_null(r);
+    snprintf(r->path, sizeof r->path, "/somewhere/recipes/export-test.json");
+    snprintf(r->sha256, sizeof r->sha256, "%064d", 7);
+    static char json[] = "{\"raresynth_recipe\": 1, \"name\": \"ExportTest\", \"dataset_id\": 7,"
+                         " \"seed\": \"18446744073709551557\"}";
+    r->json = json;
+    snprintf(r->name, sizeof r->name, "ExportTest");
+    r->dataset_id = 7;
+    snprintf(r->description, sizeof r->description, "export unit test");
+    r->cases = N_CASES;
+    r->seed = UINT64_C(18446744073709551557); /* > 2^53: must survive as a string */
+    snprintf(r->modality, sizeof r->modality, "mri");
+    r->mri.field_t = 3.0;
+    r->mri.gd_r1_per_mM_s = 4.0;
+    r->mri.bias_amplitude = 0.1;
+    r->mri.bias_scale_mm = 120;
+    r->mri.n_sequences = 2;
+    rsy_sequence *s = &r->mri.sequences[0];
+    snprintf(s->name, sizeof s->name, "T1w");
+    s->kind = RSY_SEQ_SPIN_ECHO;
+    s->tr_ms = 600;
+    s->te_ms = 15;
+    s->noise_percent = 3;
+    snprintf(s->noise_reference, sizeof s->noise_reference, "white_matter");
+    s = &r->mri.sequences[1];
+    snprintf(s->name, sizeof s->name, "FLAIR");
+    s->kind = RSY_SEQ_INVERSION_RECOVERY;
+    s->tr_ms = 9000;
+    s->te_ms = 120;
+    s->ti_ms = 2500;
+    s->noise_percent = 3;
+    snprintf(s->noise_reference, sizeof s->noise_reference, "csf");
+    return r;
+}
+
+typedef struct tcase {
+    rsy_volume *ch[2], *lab, *inst;
+    const rsy_volume *chp[2];
+    rsy_lesion_info lesions[2];
+    rsy_kv params[2], subject[2], acq[1];
+    rsy_case_data data;
+} tcase;
+
+/* Case 0 and 1: a ball (core 1 inside oedema 2) and a box (enhancing 3); case 2: no lesion. */
+static void make_case(tcase *t, size_t index)
+{
+    const double sp[3] = {1.0, 1.0, 1.5};
+    memset(t, 0, sizeof *t);
+    for (int c = 0; c < 2; c++) {
+        t->ch[c] = new_volume(sp, RSY_DTYPE_FLOAT32);
+        float *x = t->ch[c]->data;
+        for (size_t i = 0; i < (size_t)N * N * N; i++)
+            x[i] = (float)(100.0 * (double)(c + 1) + (double)((i * 7919u + index * 31u) % 97u));
+        t->chp[c] = t->ch[c];
+    }
+    t->lab = new_volume(sp, RSY_DTYPE_UINT8);
+    t->inst = new_volume(sp, RSY_DTYPE_UINT16);
+    int n_les = index < 2 ? 2 : 0;
+    if (n_les) {
+        const int cx = 10 + (int)index * 3, cy = 12, cz = 14;
+        for (int k = 0; k < N; k++)
+            for (int j = 0; j < N; j++)
+                for (int i = 0; i < N; i++) {
+                    int d2 = (i - cx) * (i - cx) + (j - cy) * (j - cy) + (k - cz) * (k - cz);
+                    if (d2 <= 25) {
+                        ((uint16_t *)t->inst->data)[at(i, j, k)] = 1;
+                        ((uint8_t *)t->lab->data)[at(i, j, k)] = d2 <= 4 ? 1 : 2;
+                    }
+                }
+        const int64_t lo[3] = {22, 20, 4}, hi[3] = {26, 22, 6 + (int64_t)index};
+        set_box(t->inst, t->lab, lo, hi, 2, 3);
+    }
+    t->params[0] = (rsy_kv){"diameter_mm", RSY_KV_NUMBER, 10.0, NULL};
+    t->params[1] = (rsy_kv){"shape", RSY_KV_STRING, 0.0, "ball"};
+    t->lesions[0] = (rsy_lesion_info){
+        1, "glioblastoma", "Glioblastoma", "white_matter", "right frontal lobe", t->params, 2};
+    t->lesions[1] = (rsy_lesion_info){
+        2, "glioblastoma", "Glioblastoma", "grey_matter", "left parietal lobe", t->params, 1};
+    t->subject[0] = (rsy_kv){"sex", RSY_KV_STRING, 0.0, index % 2 ? "male" : "female"};
+    t->subject[1] = (rsy_kv){"age_years", RSY_KV_NUMBER, 40.0 + (double)index, NULL};
+    t->acq[0] = (rsy_kv){"noise_sigma_T1w", RSY_KV_NUMBER, 0.03, NULL};
+    t->data = (rsy_case_data){index, t->chp,     2, t->lab, t->inst, t->lesions,
+                              n_les, t->subject, 2, t->acq, 1,       "A test finding."};
+}
+
+static void free_case(tcase *t)
+{
+    for (int c = 0; c < 2; c++)
+        rsy_volume_destroy(t->ch[c]);
+    rsy_volume_destroy(t->lab);
+    rsy_volume_destroy(t->inst);
+}
+
+typedef struct writer_ctx {
+    rsy_export *e;
+    tcase *cases;
+} writer_ctx;
+
+/* Pool task: task i writes case N_CASES-1-i, so two workers write in reverse order. */
+static rsy_status write_reverse(void *ctx, size_t index, int worker)
+{
+    (void)worker;
+    writer_ctx *w = ctx;
+    return rsy_export_write_case(w->e, &w->cases[N_CASES - 1 - index].data);
+}
+
+/* Write the test dataset into @p out (prepared first); @p threads 1 = in order. */
+static void write_dataset(const char *out, const rsy_recipe *r, int threads)
+{
+    tcase cases[N_CASES];
+    for (size_t i = 0; i < N_CASES; i++)
+        make_case(&cases[i], i);
+    assert_int_equal(rsy_export_prepare_dir(out, 1), RSY_OK);
+    rsy_export_params p = {r, out, label_names, 4, "uniform tissue properties (test)"};
+    rsy_export *e = NULL;
+    assert_int_equal(rsy_export_begin(&e, &p), RSY_OK);
+    if (threads == 1) {
+        for (size_t i = 0; i < N_CASES; i++)
+            assert_int_equal(rsy_export_write_case(e, &cases[i].data), RSY_OK);
+    } else {
+        rsy_pool *pool = NULL;
+        assert_int_equal(rsy_pool_create(&pool, threads), RSY_OK);
+        writer_ctx w = {e, cases};
+        assert_int_equal(rsy_pool_run(pool, N_CASES, write_reverse, &w), RSY_OK);
+        rsy_pool_destroy(pool);
+    }
+    assert_int_equal(rsy_export_finish(e), RSY_OK);
+    rsy_export_destroy(e);
+    for (size_t i = 0; i < N_CASES; i++)
+        free_case(&cases[i]);
+}
+
+/* Byte comparison of two trees, through nftw over the first. */
+static const char *cmp_root_a, *cmp_root_b;
+static int cmp_files, cmp_diffs;
+
+static char *slurp(const char *path, size_t *len)
+{
+    FILE *f = fopen(path, "rb");
+    if (!f)
+        return NULL;
+    char *buf = NULL;
+    size_t cap = 0, n = 0, got;
+    do {
+        if (n == cap) {
+            cap = cap ? 2 * cap : 65536;
+            char *g = realloc(buf, cap);
+            assert_non_null(g);
+            buf = g;
+        }
+        got = fread(buf + n, 1, cap - n, f);
+        n += got;
+    } while (got > 0);
+    fclose(f);
+    *len = n;
+    return buf;
+}
+
+static int cmp_cb(const char *path, const struct stat *sb, int flag, struct FTW *ftw)
+{
+    (void)sb;
+    (void)ftw;
+    if (flag != FTW_F)
+        return 0;
+    char other[2048];
+    snprintf(other, sizeof other, "%s%s", cmp_root_b, path + strlen(cmp_root_a));
+    size_t la = 0, lb = 0;
+    char *a = slurp(path, &la), *b = slurp(other, &lb);
+    cmp_files++;
+    if (!a || !b || la != lb || memcmp(a, b, la) != 0) {
+        fprintf(stderr, "differs: %s\n", path + strlen(cmp_root_a));
+        cmp_diffs++;
+    }
+    free(a);
+    free(b);
+    return 0;
+}
+
+static int part_files;
+static int part_cb(const char *path, const struct stat *sb, int flag, struct FTW *ftw)
+{
+    (void)sb;
+    (void)flag;
+    (void)ftw;
+    if (strstr(path, ".part"))
+        part_files++;
+    return 0;
+}
+
+static int count_part_files(const char *dir)
+{
+    part_files = 0;
+    nftw(dir, part_cb, 16, FTW_PHYS);
+    return part_files;
+}
+
+static void test_dataset_roundtrip(void **state)
+{
+    (void)state;
+    char *tmp = tu_tmpdir("export-ds");
+    assert_non_null(tmp);
+    char a[1024], b[1024], p[1200];
+    rsy_recipe *r = make_recipe();
+    errors_reset();
+    snprintf(a, sizeof a, "%s/in_order", tmp);
+    snprintf(b, sizeof b, "%s/reverse", tmp);
+    write_dataset(a, r, 1);
+    write_dataset(b, r, 2);
+
+    rsy_validate_report rep;
+    assert_int_equal(rsy_export_validate(a, &rep), RSY_OK);
+    assert_int_equal(rep.problems, 0);
+    assert_int_equal(rep.complete, 1);
+    assert_int_equal(rep.cases_checked, N_CASES);
+    /* Per case: 2 images + label + instances + manifest; plus raresynth.json, dataset.json. */
+    assert_int_equal(rep.files_checked, N_CASES * 5 + 2);
+    assert_int_equal(errors_len, 0);
+
+    cmp_root_a = a;
+    cmp_root_b = b;
+    cmp_files = cmp_diffs = 0;
+    assert_int_equal(nftw(a, cmp_cb, 16, FTW_PHYS), 0);
+    assert_int_equal(cmp_diffs, 0);
+    assert_int_equal(cmp_files, N_CASES * 5 + 4); /* + marker, dataset_description.json */
+
+    /* Layout and key facts. */
+    snprintf(p, sizeof p, "%s/Dataset007_ExportTest/imagesTr/case_0002_0001.nii.gz", a);
+    assert_true(exists(p));
+    snprintf(p, sizeof p, "%s/raresynth.json", a);
+    size_t len = 0;
+    char *text = slurp(p, &len);
+    assert_non_null(text);
+    assert_non_null(strstr(text, "\"seed\":\t\"18446744073709551557\""));
+    assert_null(strstr(text, tmp)); /* no absolute path */
+    cJSON *doc = cJSON_Parse(text);
+    assert_non_null(doc);
+    cJSON *rec = cJSON_GetObjectItemCaseSensitive(doc, "recipe");
+    assert_string_equal(cJSON_GetObjectItemCaseSensitive(rec, "path")->valuestring,
+                        "export-test.json");
+    assert_true(cJSON_IsObject(cJSON_GetObjectItemCaseSensitive(rec, "content")));
+    cJSON_Delete(doc);
+    free(text);
+    snprintf(p, sizeof p, "%s/Dataset007_ExportTest/dataset.json", a);
+    text = slurp(p, &len);
+    assert_non_null(text);
+    doc = cJSON_Parse(text);
+    assert_non_null(doc);
+    assert_null(cJSON_GetObjectItemCaseSensitive(doc, "dataset"));
+    assert_int_equal(cJSON_GetObjectItemCaseSensitive(doc, "numTraining")->valueint, N_CASES);
+    cJSON *ln = cJSON_GetObjectItemCaseSensitive(doc, "labels");
+    assert_int_equal(cJSON_GetObjectItemCaseSensitive(ln, "enhancing_tumour")->valueint, 3);
+    cJSON *cn = cJSON_GetObjectItemCaseSensitive(doc, "channel_names");
+    assert_string_equal(cJSON_GetObjectItemCaseSensitive(cn, "1")->valuestring, "FLAIR");
+    cJSON_Delete(doc);
+    free(text);
+    /* Case 2 has no lesion: an empty list. */
+    snprintf(p, sizeof p, "%s/manifests/case_0002.json", a);
+    text = slurp(p, &len);
+    assert_non_null(text);
+    doc = cJSON_Parse(text);
+    assert_int_equal(cJSON_GetArraySize(cJSON_GetObjectItemCaseSensitive(doc, "lesions")), 0);
+    cJSON_Delete(doc);
+    free(text);
+
+    free(r);
+    tu_rmtree(tmp);
+    free(tmp);
+}
+
+/* ---------------------------------------------------------------------------------------- */
+/* Corruptions: each one alone on a fresh dataset, each reported                              */
+/* ---------------------------------------------------------------------------------------- */
+typedef enum {
+    C_DELETE_CHANNEL,
+    C_FLIP_BYTE,
+    C_EDIT_VOXEL_COUNT,
+    C_STRAY_FILE,
+    C_UNDECLARED_LABEL,
+    C_NO_DATASET_MANIFEST,
+    C_UNSAFE_CASE_ID
+} corruption;
+
+static void edit_json(const char *path, corruption c)
+{
+    size_t len;
+    char *text = slurp(path, &len);
+    assert_non_null(text);
+    cJSON *doc = cJSON_Parse(text);
+    assert_non_null(doc);
+    free(text);
+    if (c == C_EDIT_VOXEL_COUNT) {
+        cJSON *l0 = cJSON_GetArrayItem(cJSON_GetObjectItemCaseSensitive(doc, "lesions"), 0);
+        cJSON *vc = cJSON_GetObjectItemCaseSensitive(l0, "voxel_count");
+        cJSON_SetNumberValue(vc, vc->valuedouble + 1);
+    } else {
+        cJSON *c1 = cJSON_GetArrayItem(cJSON_GetObjectItemCaseSensitive(doc, "cases"), 1);
+        cJSON_SetValuestring(cJSON_GetObjectItemCaseSensitive(c1, "case_id"), "../../etc");
+    }
+    text = cJSON_Print(doc);
+    write_text(path, text);
+    cJSON_free(text);
+    cJSON_Delete(doc);
+}
+
+static void corrupt(const char *dir, corruption c)
+{
+    char p[1200];
+    const char *nn = "Dataset007_ExportTest";
+    switch (c) {
+    case C_DELETE_CHANNEL:
+        snprintf(p, sizeof p, "%s/%s/imagesTr/case_0001_0001.nii.gz", dir, nn);
+        assert_int_equal(remove(p), 0);
+        break;
+    case C_FLIP_BYTE: {
+        snprintf(p, sizeof p, "%s/%s/imagesTr/case_0000_0000.nii.gz", dir, nn);
+        FILE *f = fopen(p, "r+b");
+        assert_non_null(f);
+        assert_int_equal(fseek(f, 2000, SEEK_SET), 0);
+        int ch = fgetc(f);
+        assert_int_equal(fseek(f, 2000, SEEK_SET), 0);
+        fputc(ch ^ 0x5a, f);
+        assert_int_equal(fclose(f), 0);
+        break;
+    }
+    case C_EDIT_VOXEL_COUNT:
+        snprintf(p, sizeof p, "%s/manifests/case_0001.json", dir);
+        edit_json(p, c);
+        break;
+    case C_STRAY_FILE:
+        snprintf(p, sizeof p, "%s/%s/imagesTr/stray.nii.gz", dir, nn);
+        write_text(p, "not an image");
+        break;
+    case C_UNDECLARED_LABEL: {
+        const double sp[3] = {1.0, 1.0, 1.5};
+        rsy_volume *lab = new_volume(sp, RSY_DTYPE_UINT8);
+        ((uint8_t *)lab->data)[at(1, 2, 3)] = 9;
+        snprintf(p, sizeof p, "%s/%s/labelsTr/case_0002.nii.gz", dir, nn);
+        assert_int_equal(rsy_volume_write_nifti(lab, p, RSY_NIFTI_LABEL), RSY_OK);
+        rsy_volume_destroy(lab);
+        break;
+    }
+    case C_NO_DATASET_MANIFEST:
+        snprintf(p, sizeof p, "%s/raresynth.json", dir);
+        assert_int_equal(remove(p), 0);
+        break;
+    case C_UNSAFE_CASE_ID:
+        snprintf(p, sizeof p, "%s/raresynth.json", dir);
+        edit_json(p, c);
+        break;
+    }
+}
+
+static void check_corruption(const char *tmp, const rsy_recipe *r, corruption c, const char *a,
+                             const char *b)
+{
+    char dir[1024];
+    snprintf(dir, sizeof dir, "%s/c%d", tmp, (int)c);
+    write_dataset(dir, r, 1);
+    corrupt(dir, c);
+    errors_reset();
+    rsy_validate_report rep;
+    assert_int_equal(rsy_export_validate(dir, &rep), RSY_EINVALID_DATASET);
+    assert_true(rep.problems > 0);
+    assert_true(logged(a, b));
+    /* Every case is still checked, whatever is wrong elsewhere. */
+    assert_int_equal(rep.cases_checked, c == C_UNSAFE_CASE_ID ? N_CASES - 1 : N_CASES);
+    assert_int_equal(rep.complete, c != C_NO_DATASET_MANIFEST);
+    tu_rmtree(dir);
+}
+
+static void test_validate_corruptions(void **state)
+{
+    (void)state;
+    char *tmp = tu_tmpdir("export-bad");
+    assert_non_null(tmp);
+    rsy_recipe *r = make_recipe();
+    check_corruption(tmp, r, C_DELETE_CHANNEL, "imagesTr/case_0001_0001.nii.gz: missing",
+                     "channel 1 (FLAIR)");
+    check_corruption(tmp, r, C_FLIP_BYTE, "case_0000_0000.nii.gz: SHA-256 differs",
+                     "raresynth.json");
+    check_corruption(tmp, r, C_EDIT_VOXEL_COUNT, "manifests/case_0001.json: lesions[0]",
+                     "voxel_count is");
+    check_corruption(tmp, r, C_STRAY_FILE, "imagesTr: stray file stray.nii.gz", NULL);
+    check_corruption(tmp, r, C_UNDECLARED_LABEL, "labelsTr/case_0002.nii.gz: label value 9",
+                     "not declared");
+    check_corruption(tmp, r, C_NO_DATASET_MANIFEST, "incomplete dataset", "raresynth.json missing");
+    check_corruption(tmp, r, C_UNSAFE_CASE_ID, "raresynth.json: cases[1].case_id", "unsafe");
+    /* The incomplete dataset's cases are still checked: a flipped byte there is found too. */
+    free(r);
+    tu_rmtree(tmp);
+    free(tmp);
+}
+
+/* ---------------------------------------------------------------------------------------- */
+/* Error paths of the writer                                                                  */
+/* ---------------------------------------------------------------------------------------- */
+static void test_writer_errors(void **state)
+{
+    (void)state;
+    char *tmp = tu_tmpdir("export-err");
+    assert_non_null(tmp);
+    char out[1024], p[1200];
+    rsy_recipe *r = make_recipe();
+    tcase t;
+    make_case(&t, 0);
+    errors_reset();
+    snprintf(out, sizeof out, "%s/ds", tmp);
+    assert_int_equal(rsy_export_prepare_dir(out, 0), RSY_OK);
+
+    /* Bad label dictionaries. */
+    const char *bad_names[] = {"lesion", "background"};
+    rsy_export_params bp = {r, out, bad_names, 2, NULL};
+    rsy_export *e = NULL;
+    assert_int_equal(rsy_export_begin(&e, &bp), RSY_EINVAL);
+    assert_null(e);
+    const char *dup_names[] = {"background", "x", "x"};
+    bp.label_names = dup_names;
+    bp.n_labels = 3;
+    assert_int_equal(rsy_export_begin(&e, &bp), RSY_EINVAL);
+
+    rsy_export_params p2 = {r, out, label_names, 4, NULL};
+    assert_int_equal(rsy_export_begin(&e, &p2), RSY_OK);
+    /* A case index beyond the dataset, a label value outside the dictionary. */
+    t.data.case_index = N_CASES;
+    assert_int_equal(rsy_export_write_case(e, &t.data), RSY_EINVAL);
+    t.data.case_index = 0;
+    ((uint8_t *)t.lab->data)[0] = 4;
+    assert_int_equal(rsy_export_write_case(e, &t.data), RSY_EINVAL);
+    assert_true(logged("label value 4", "not in the dictionary"));
+    ((uint8_t *)t.lab->data)[0] = 0;
+    /* finish() before every case is written. */
+    assert_int_equal(rsy_export_finish(e), RSY_EINVAL);
+    assert_true(logged("3 of 3 cases not written", NULL));
+
+    /* Unwritable location: imagesTr replaced by a regular file. */
+    snprintf(p, sizeof p, "%s/Dataset007_ExportTest/imagesTr", out);
+    assert_int_equal(rmdir(p), 0);
+    write_text(p, "in the way");
+    assert_int_equal(rsy_export_write_case(e, &t.data), RSY_EIO);
+    assert_int_equal(count_part_files(out), 0);
+    assert_int_equal(remove(p), 0);
+    assert_int_equal(mkdir(p, 0755), 0);
+
+    /* The dataset manifest's name taken by a directory: the rename fails, no .part stays. */
+    for (size_t i = 0; i < N_CASES; i++) {
+        tcase c;
+        make_case(&c, i);
+        assert_int_equal(rsy_export_write_case(e, &c.data), RSY_OK);
+        free_case(&c);
+    }
+    snprintf(p, sizeof p, "%s/raresynth.json", out);
+    assert_int_equal(mkdir(p, 0755), 0);
+    assert_int_equal(rsy_export_finish(e), RSY_EIO);
+    assert_int_equal(count_part_files(out), 0);
+    assert_int_equal(rmdir(p), 0);
+    assert_int_equal(rsy_export_finish(e), RSY_OK);
+    rsy_export_destroy(e);
+    rsy_export_destroy(NULL);
+
+    rsy_validate_report rep;
+    errors_reset();
+    assert_int_equal(rsy_export_validate(out, &rep), RSY_OK);
+    snprintf(p, sizeof p, "%s/nothing-here", tmp);
+    assert_int_equal(rsy_export_validate(p, &rep), RSY_EIO);
+
+    free_case(&t);
+    free(r);
+    tu_rmtree(tmp);
+    free(tmp);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_measure_box),       cmocka_unit_test(test_measure_disc),
+        cmocka_unit_test(test_measure_several),   cmocka_unit_test(test_prepare_dir),
+        cmocka_unit_test(test_dataset_roundtrip), cmocka_unit_test(test_validate_corruptions),
+        cmocka_unit_test(test_writer_errors),
+    };
+    rsy_init();
+    return cmocka_run_group_tests_name("export", tests, NULL, NULL);
+}
