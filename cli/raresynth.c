@@ -302,6 +302,35 @@ static int dataset_marked(const char *dir)
     return access(p, F_OK) == 0;
 }
 
+/* Where priors and tissue tables are looked for after the recipe's own ../priors and
+ * ../tissues: the configs/ folder of the source tree this program was built in (so a recipe
+ * kept anywhere can name a shipped prior without installing), then the installed data
+ * directory, which the library adds itself. */
+static const char *const *data_search_dirs(void)
+{
+    static char configs_dir[PATH_MAX];
+    static const char *dirs[2] = {NULL, NULL};
+    char exe[PATH_MAX];
+    ssize_t n = readlink("/proc/self/exe", exe, sizeof exe - 1);
+    if (n <= 0)
+        return dirs;
+    exe[n] = '\0';
+    char *slash = strrchr(exe, '/');
+    if (!slash)
+        return dirs;
+    *slash = '\0';
+    /* The program is build/raresynth or build/<variant>/raresynth. */
+    for (int up = 1; up <= 2 && !dirs[0]; up++) {
+        int len = snprintf(configs_dir, sizeof configs_dir, "%.*s/%s/configs", PATH_MAX - 64,
+                           exe, up == 1 ? ".." : "../..");
+        char probe[PATH_MAX + 16];
+        snprintf(probe, sizeof probe, "%s/priors", configs_dir);
+        if (len > 0 && len < (int)sizeof configs_dir && access(probe, R_OK | X_OK) == 0)
+            dirs[0] = configs_dir;
+    }
+    return dirs;
+}
+
 static int cmd_generate(int argc, char **argv)
 {
     const char *recipe_path = NULL, *out = NULL;
@@ -380,7 +409,7 @@ static int cmd_generate(int argc, char **argv)
     }
 
     rsy_recipe *recipe = NULL;
-    rsy_status rc = rsy_recipe_load(&recipe, recipe_path, NULL);
+    rsy_status rc = rsy_recipe_load(&recipe, recipe_path, data_search_dirs());
     if (rc != RSY_OK) {
         if (!g_errors_logged)
             fail("%s: cannot load recipe: %s", recipe_path, rsy_strerror(rc));

@@ -30,7 +30,8 @@ typedef struct rsy_lesion {
     double semi_axes_mm[3];/* ellipsoid semi-axes after elongation, volume-preserving */
     double rotation[3][3]; /* columns: ellipsoid axes in world coordinates */
     int n_sh;              /* spherical-harmonic coefficients used */
-    double sh[RSY_SH_MAX_COEFFS]; /* a_lm for l = 2..lmax in (l, m) order, l^2 + l + m */
+    double sh[RSY_SH_MAX_COEFFS]; /* a_lm for l = 2..lmax in (l, m) order, l^2 + l + m;
+                                     entries 0..3 are 0, n_sh = (lmax+1)^2 or 0 */
     double extent[RSY_MAX_COMPARTMENTS]; /* per compartment: drawn fraction or margin mm */
     int attempts;          /* placement attempts used */
 } rsy_lesion;
@@ -77,7 +78,9 @@ RSY_API RSY_NODISCARD rsy_status rsy_lesions_rasterise(const rsy_recipe *r, cons
 /**
  * The lesion's normalised radial coordinate at world point @p xyz_mm: r / R(θ,φ), where R is
  * the lobulated ellipsoidal surface (1 on the surface, < 1 inside). Also returns, through
- * @p dist_out_mm if not NULL, the approximate distance in mm outside the surface (<= 0 inside).
+ * @p dist_out_mm if not NULL, the approximate distance in mm outside the surface (<= 0 inside),
+ * measured along the ray from the lesion centre: exact where the surface is normal to that
+ * ray, an over-estimate of the Euclidean distance on oblique parts of the surface.
  */
 RSY_API double rsy_lesion_radial(const rsy_lesion *l, const double xyz_mm[3],
                                  double *dist_out_mm);
