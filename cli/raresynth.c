@@ -439,7 +439,7 @@ static int cmd_generate(int argc, char **argv)
     sigaction(SIGINT, &sa, NULL);
     sigaction(SIGTERM, &sa, NULL);
 
-    if (!quiet)
+    if (g_level >= RSY_LOG_INFO)
         fprintf(stderr, "raresynth: generating %" PRId64 " cases of %s (seed %" PRIu64
                         ", -j %d) into %s\n",
                 recipe->cases, recipe->name, recipe->seed, jobs, out);
