@@ -48,6 +48,7 @@ endif
 # GSL links against OpenBLAS, not the reference gslcblas.
 GSL_CFLAGS ?= $(shell $(PKG_CONFIG) --cflags gsl)
 GSL_LIBS ?= $(shell $(PKG_CONFIG) --libs-only-L gsl) -lgsl
+BLAS_CFLAGS ?= $(shell $(PKG_CONFIG) --cflags openblas 2>/dev/null)
 BLAS_LIBS ?= $(shell $(PKG_CONFIG) --libs openblas 2>/dev/null || echo -lopenblas)
 HDF5_CFLAGS ?= $(shell $(PKG_CONFIG) --cflags hdf5)
 HDF5_LIBS ?= $(shell $(PKG_CONFIG) --libs hdf5)
@@ -67,7 +68,7 @@ INCLUDES = $(addprefix -I,$(MODULES))
 ALL_CPPFLAGS = $(INCLUDES) -D_XOPEN_SOURCE=700 -DRSY_DATADIR='"$(datadir)/raresynth"' \
                $(CPPFLAGS)
 ALL_CFLAGS = -std=c11 -pthread -fPIC -fvisibility=hidden $(OPTFLAGS) $(WARNFLAGS) \
-             $(GSL_CFLAGS) $(HDF5_CFLAGS) $(CJSON_CFLAGS) $(FFTW_CFLAGS) $(NIFTI_CFLAGS) \
+             $(GSL_CFLAGS) $(BLAS_CFLAGS) $(HDF5_CFLAGS) $(CJSON_CFLAGS) $(FFTW_CFLAGS) $(NIFTI_CFLAGS) \
              $(CFLAGS)
 DEP_LIBS = $(NIFTI_LIBS) $(CJSON_LIBS) $(HDF5_LIBS) $(FFTW_LIBS) $(GSL_LIBS) $(BLAS_LIBS) \
            -lpng -lz -lm -pthread
