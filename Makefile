@@ -83,8 +83,10 @@ BENCH_SRCS = $(wildcard bench/bench_*.c)
 BENCH_BINS = $(patsubst bench/%.c,$(BUILD)/bench/%,$(BENCH_SRCS))
 PUBLIC_HEADERS = $(foreach m,$(MODULES),$(m)/rsy_$(m).h)
 
+VERSION := $(shell sed -n 's/^\#define RSY_VERSION_STRING "\(.*\)"/\1/p' core/rsy_core.h)
+SOVERSION := $(shell sed -n 's/^\#define RSY_VERSION_MAJOR //p' core/rsy_core.h)
 STATIC_LIB = $(BUILD)/libraresynth.a
-SHARED_LIB = $(BUILD)/libraresynth.so
+SHARED_LIB = $(BUILD)/libraresynth.so.$(VERSION)
 PROGRAM = $(BUILD)/raresynth
 
 DEMO_RECIPE ?= configs/recipes/brain-glioblastoma-mri.json
@@ -105,8 +107,9 @@ $(STATIC_LIB): $(LIB_OBJS)
 	$(AR) rcs $@ $^
 
 $(SHARED_LIB): $(LIB_OBJS)
-	$(CC) -shared -Wl,-soname,libraresynth.so.$(shell sed -n 's/^#define RSY_VERSION_MAJOR //p' core/rsy_core.h) \
-	    $(ALL_LDFLAGS) -o $@ $^ $(DEP_LIBS)
+	$(CC) -shared -Wl,-soname,libraresynth.so.$(SOVERSION) $(ALL_LDFLAGS) -o $@ $^ $(DEP_LIBS)
+	ln -sf libraresynth.so.$(VERSION) $(BUILD)/libraresynth.so.$(SOVERSION)
+	ln -sf libraresynth.so.$(SOVERSION) $(BUILD)/libraresynth.so
 
 $(PROGRAM): $(CLI_OBJ) $(STATIC_LIB)
 	$(CC) $(ALL_LDFLAGS) -o $@ $(CLI_OBJ) $(STATIC_LIB) $(DEP_LIBS)
@@ -170,14 +173,16 @@ install: all
 	install -m 755 $(PROGRAM) $(DESTDIR)$(bindir)/raresynth
 	install -m 644 $(STATIC_LIB) $(DESTDIR)$(libdir)/
 	install -m 755 $(SHARED_LIB) $(DESTDIR)$(libdir)/
+	ln -sf libraresynth.so.$(VERSION) $(DESTDIR)$(libdir)/libraresynth.so.$(SOVERSION)
+	ln -sf libraresynth.so.$(SOVERSION) $(DESTDIR)$(libdir)/libraresynth.so
 	install -m 644 $(PUBLIC_HEADERS) $(DESTDIR)$(includedir)/raresynth/
 	cp -R configs/. $(DESTDIR)$(datadir)/raresynth/
-	sed -e 's|@prefix@|$(prefix)|' -e 's|@version@|$(shell sed -n 's/^#define RSY_VERSION_STRING "\(.*\)"/\1/p' core/rsy_core.h)|' \
-	    raresynth.pc.in > $(DESTDIR)$(libdir)/pkgconfig/raresynth.pc
+	sed -e 's|@prefix@|$(prefix)|' -e 's|@version@|$(VERSION)|' raresynth.pc.in \
+	    > $(DESTDIR)$(libdir)/pkgconfig/raresynth.pc
 
 uninstall:
 	rm -f $(DESTDIR)$(bindir)/raresynth $(DESTDIR)$(libdir)/libraresynth.a \
-	    $(DESTDIR)$(libdir)/libraresynth.so $(DESTDIR)$(libdir)/pkgconfig/raresynth.pc
+	    $(DESTDIR)$(libdir)/libraresynth.so* $(DESTDIR)$(libdir)/pkgconfig/raresynth.pc
 	rm -rf $(DESTDIR)$(includedir)/raresynth $(DESTDIR)$(datadir)/raresynth
 
 clean:

@@ -303,13 +303,16 @@ static int dataset_marked(const char *dir)
 }
 
 /* Where priors and tissue tables are looked for after the recipe's own ../priors and
- * ../tissues: the configs/ folder of the source tree this program was built in (so a recipe
- * kept anywhere can name a shipped prior without installing), then the installed data
- * directory, which the library adds itself. */
+ * ../tissues: relative to this program, the configs/ folder of the source tree it was built in
+ * (build/raresynth or build/<variant>/raresynth: a recipe kept anywhere can name a shipped
+ * prior without installing) and the data folder of an installation (PREFIX/bin/raresynth with
+ * PREFIX/share/raresynth, wherever PREFIX was moved); the library then adds the data folder
+ * compiled in. */
 static const char *const *data_search_dirs(void)
 {
-    static char configs_dir[PATH_MAX];
-    static const char *dirs[2] = {NULL, NULL};
+    static char found[3][PATH_MAX];
+    static const char *dirs[4] = {NULL, NULL, NULL, NULL};
+    static const char *const candidates[3] = {"../configs", "../../configs", "../share/raresynth"};
     char exe[PATH_MAX];
     ssize_t n = readlink("/proc/self/exe", exe, sizeof exe - 1);
     if (n <= 0)
@@ -319,14 +322,16 @@ static const char *const *data_search_dirs(void)
     if (!slash)
         return dirs;
     *slash = '\0';
-    /* The program is build/raresynth or build/<variant>/raresynth. */
-    for (int up = 1; up <= 2 && !dirs[0]; up++) {
-        int len = snprintf(configs_dir, sizeof configs_dir, "%.*s/%s/configs", PATH_MAX - 64,
-                           exe, up == 1 ? ".." : "../..");
+    int n_dirs = 0;
+    for (int c = 0; c < 3; c++) {
+        int len = snprintf(found[n_dirs], sizeof found[n_dirs], "%.*s/%s", PATH_MAX - 64, exe,
+                           candidates[c]);
         char probe[PATH_MAX + 16];
-        snprintf(probe, sizeof probe, "%s/priors", configs_dir);
-        if (len > 0 && len < (int)sizeof configs_dir && access(probe, R_OK | X_OK) == 0)
-            dirs[0] = configs_dir;
+        snprintf(probe, sizeof probe, "%s/priors", found[n_dirs]);
+        if (len > 0 && len < PATH_MAX && access(probe, R_OK | X_OK) == 0) {
+            dirs[n_dirs] = found[n_dirs];
+            n_dirs++;
+        }
     }
     return dirs;
 }

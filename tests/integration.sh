@@ -157,5 +157,30 @@ left=$(find "$WORK/intr" -name '*.part-*' | wc -l)
 [ $rc -eq 6 ] && grep -qi 'incomplete' "$WORK/out" && ok "validate reports the interrupted run as incomplete" \
     || bad "validate reports the interrupted run as incomplete (exit $rc)" "$WORK/out"
 
+# ---- install: a program and a library a user can build against ------------------------------
+if make -s install PREFIX="$WORK/inst" >"$WORK/inst.log" 2>&1; then
+    printf '%s\n' '#include <stdio.h>' '#include <rsy_core.h>' '#include <rsy_generator.h>' \
+        'int main(void) { printf("%s\n", rsy_version()); return rsy_init() == RSY_OK ? 0 : 1; }' \
+        >"$WORK/use.c"
+    pc="$WORK/inst/lib/pkgconfig"
+    if cc "$WORK/use.c" $(PKG_CONFIG_PATH=$pc pkg-config --cflags raresynth) -o "$WORK/use" \
+           $(PKG_CONFIG_PATH=$pc pkg-config --libs raresynth) -Wl,-rpath,"$WORK/inst/lib" \
+           >>"$WORK/inst.log" 2>&1 && "$WORK/use" >>"$WORK/inst.log" 2>&1; then
+        ok "installed library links through pkg-config"
+    else
+        bad "installed library links through pkg-config" "$WORK/inst.log"
+    fi
+    mkdir -p "$WORK/elsewhere"
+    cp "$REPO/configs/recipes/brain-glioblastoma-mri.json" "$WORK/elsewhere/r.json"
+    if "$WORK/inst/bin/raresynth" generate --recipe "$WORK/elsewhere/r.json" \
+           --out "$WORK/elsewhere/d" --cases 1 -q >"$WORK/out" 2>&1; then
+        ok "installed program finds the installed priors for a recipe kept elsewhere"
+    else
+        bad "installed program finds the installed priors" "$WORK/out"
+    fi
+else
+    bad "make install" "$WORK/inst.log"
+fi
+
 echo "$passed passed, $failed failed"
 [ $failed -eq 0 ]
