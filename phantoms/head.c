@@ -43,12 +43,12 @@
 #define VENT_INDIVIDUAL_MAX 1.25
 /* Brain atrophy with age (GK): the subarachnoid CSF layer thickens and sulci widen. Values at
  * age 20 and slopes per year, chosen so that all CSF (extra-axial, sulcal, cisternal and
- * ventricular) is 10% of ICV at 20-30 y and 13-16% at 60-80 y, around the adult 11.4% of
- * [S117]. */
-#define CSF_LAYER_MM_AT_20 0.7
-#define CSF_LAYER_SLOPE_MM_PER_YEAR 0.012
-#define SULCUS_WIDTH_MM_AT_20 0.4
-#define SULCUS_WIDTH_SLOPE_MM_PER_YEAR 0.012
+ * ventricular) is about 10% of ICV at 20-30 y, 12% at 40-55 y (the adult 11.4% of [S117])
+ * and 14-16% at 70-80 y. Sulcal span under 1 mm in young adults, widening with age (GK). */
+#define CSF_LAYER_MM_AT_20 0.4
+#define CSF_LAYER_SLOPE_MM_PER_YEAR 0.008
+#define SULCUS_WIDTH_MM_AT_20 0.3
+#define SULCUS_WIDTH_SLOPE_MM_PER_YEAR 0.01
 #define FISSURE_WIDTH_MM_AT_20 1.5
 #define FISSURE_WIDTH_SLOPE_MM_PER_YEAR 0.01
 
@@ -65,22 +65,81 @@
 /* Envelope boxiness (0 = ellipsoid) and egg shape (wider posteriorly), GK head shape. */
 #define ENV_BOXINESS 0.35
 #define ENV_EGG 0.06
-/* Cortical folding: sulci are the zero set of band-limited noise (sum of plane waves) with
- * wavelengths giving gyri about 10-15 mm across, and 10-15 mm deep (GK). */
-#define N_FOLD_MODES 16
-#define FOLD_WAVELENGTH_MM_MIN 12.0
-#define FOLD_WAVELENGTH_MM_MAX 18.0
+/* Cortical folding (GK adult values): sulci are clefts 10-20 mm deep, about 12-15 mm apart, so
+ * gyri are about 1 cm wide with a white-matter core. Their mid-surfaces are the boundaries of
+ * a Voronoi tessellation (Worley's cellular noise, SIGGRAPH 1996) of seeds jittered on a 3D
+ * grid of FOLD_CELL_MM, evaluated on the radial projection of a point onto the envelope, so
+ * every sulcus runs perpendicular to the brain surface and the sulci form one connected,
+ * branching network around gyral cells. */
+#define FOLD_CELL_MM 15.0
+/* Seeds within a cell: jitter fraction (1 = anywhere in the cell). */
+#define FOLD_JITTER 0.9
 #define SULCUS_DEPTH_MM_MIN 10.0
-#define SULCUS_DEPTH_MM_MAX 14.0
+#define SULCUS_DEPTH_MM_MAX 20.0
+/* Sulcal depth varies smoothly over the surface on this scale (GK: deep primary sulci,
+ * shallower secondary ones). */
+#define SULCUS_DEPTH_SCALE_MM 50.0
+/* Sulci end (at a fundus lined by grey matter) where the point lies closer to the envelope
+ * centre than this envelope-normalised radius, which keeps sulcal CSF out of the deep white
+ * matter, the basal ganglia and the ventricles; FUNDUS_SCALE_MM converts the radius deficit
+ * to millimetres. Medial sulci (cingulate, parieto-occipital...) are cut from the
+ * interhemispheric fissure only within the maximal sulcal depth plus MEDIAL_SULCI_MARGIN_MM of
+ * the convexity. */
+#define SULCI_MIN_RADIUS 0.6
+#define FUNDUS_SCALE_MM 60.0
+#define MEDIAL_SULCI_MARGIN_MM 6.0
 /* Sylvian fissure and tentorium CSF cleft widths (GK). */
 #define SYLVIAN_WIDTH_MM 2.5
 #define TENTORIUM_WIDTH_MM 2.0
+/* Width of the ambient and prepontine cisterns around the brainstem (GK). */
+#define CISTERN_MM 2.5
 /* Third ventricle: a midline slit between the thalami, about 3-5 mm wide in adults (GK). */
 #define THIRD_VENTRICLE_WIDTH_MM 3.0
-/* Spinal canal (CSF around the cord) and the vertebral bone ring around it (GK). */
+/* Skull base (GK adult anatomy, reference frame): the anterior cranial fossa floor (orbital
+ * roofs) at ANT_FOSSA_Z; the middle fossa floor at MID_FOSSA_Z laterally, rising towards the
+ * sella turcica by MID_FOSSA_RISE at the midline (Gaussian of width MID_FOSSA_SIGMA); the
+ * sphenoid ridge between them runs from SPHENOID_Y0 to SPHENOID_Y1. */
+#define ANT_FOSSA_Z_MM (-24.0)
+#define MID_FOSSA_Z_MM (-44.0)
+#define MID_FOSSA_RISE_MM 16.0
+#define MID_FOSSA_SIGMA_MM 9.0
+#define SPHENOID_Y0_MM 10.0
+#define SPHENOID_Y1_MM 24.0
+/* Clivus: the posterior surface of the sloping bone from the dorsum sellae (y, z) to the
+ * basion, leaving a prepontine cistern of a few millimetres in front of the pons (GK). */
+#define CLIVUS_TOP_Y_MM 4.0
+#define CLIVUS_TOP_Z_MM (-20.0)
+#define CLIVUS_BASION_Y_MM (-16.0)
+#define CLIVUS_BASION_Z_MM (-66.0)
+/* Prepontine and cerebellopontine-angle space between the clivus and the cerebellum: a
+ * rounded box (centre y, z and semi-axes, mm). */
+#define PREPONTINE_CY_MM (-12.0)
+#define PREPONTINE_CZ_MM (-38.0)
+#define PREPONTINE_A_MM 18.0
+#define PREPONTINE_B_MM 14.0
+#define PREPONTINE_C_MM 28.0
+/* Spinal canal (CSF around the cord) and the cervical vertebrae below the foramen magnum:
+ * a vertebral body (with the dens) in front of the canal and a posterior arch (GK). */
 #define CANAL_RADIUS_MM 12.0
-#define VERTEBRA_MM 8.0
 #define CANAL_TOP_MM (-50.0)
+#define VERTEBRA_TOP_MM (-72.0)
+#define VERTEBRAL_ARCH_MM 5.0
+#define VERTEBRAL_BODY_A_MM 13.0
+#define VERTEBRAL_BODY_B_MM 9.0
+#define VERTEBRAL_BODY_OFFSET_MM 19.0
+/* Face and neck soft tissue (GK proportions): a face ellipsoid below the frontal bone and an
+ * elliptic neck column, blended with the scalp by a smooth minimum of this radius so the
+ * outline has no corners. */
+#define FACE_CY_MM 24.0
+#define FACE_CZ_MM (-58.0)
+#define FACE_A_MM 56.0
+#define FACE_B_MM 64.0
+#define FACE_C_MM 52.0
+#define NECK_CY_MM (-16.0)
+#define NECK_A_MM 50.0
+#define NECK_B_MM 54.0
+#define NECK_TOP_MM (-40.0)
+#define SOFT_BLEND_MM 24.0
 /* Placement: the brain centre sits at most this high above the world origin, which puts the
  * vertex about 2 cm below the top of a 224-mm field of view, as in a head MRI. */
 #define CENTRE_Z_MAX_MM 20.0
@@ -94,13 +153,31 @@ typedef struct seg {
     double ra, rb;
 } seg;
 
-/* Lateral ventricle centre line (right side; the left mirrors it): frontal horn, body, atrium,
- * occipital horn, then the temporal horn from the atrium. Adult shape (GK), radii tuned so
- * the total ventricular volume matches [S118] at the reference age. */
-static const double vent_main[][4] = {{9.0, 36.0, 4.0, 2.3},    {10.0, 28.0, 9.0, 4.5},
-                                      {10.0, 16.0, 14.0, 5.8},  {11.0, 0.0, 18.0, 6.3},
-                                      {13.0, -16.0, 18.0, 6.3}, {20.0, -30.0, 12.0, 6.3},
-                                      {18.0, -44.0, 8.0, 3.8},  {14.0, -56.0, 6.0, 1.8}};
+/* Lateral ventricle, right side (the left mirrors it), adult shape (GK).
+ * Frontal horn and body: in coronal section a wing between the septum pellucidum (medial wall,
+ * VENT_SEPTUM_HALF_MM from the midline) and a pointed superolateral angle; the roof is the
+ * underside of the corpus callosum (VENT_CC_THICK_MM below its upper surface), the floor
+ * slopes up laterally over the caudate nucleus, so the two sides together form the coronal
+ * "butterfly". Knots along y give the wing's lateral extent (mm from the septum) and its
+ * height at the septum; the frontal horn is taller and the body flatter. */
+#define VENT_SEPTUM_HALF_MM 1.2
+#define VENT_CC_THICK_MM 7.0
+#define VENT_ROOF_DROOP_MM 2.0
+#define VENT_FLOOR_POWER 1.6
+static const double vent_wing[][3] = {/* y, lateral extent, height at the septum */
+                                      {38.0, 0.0, 0.0},   {33.0, 9.0, 10.0},
+                                      {24.0, 14.0, 14.0}, {12.0, 14.0, 12.0},
+                                      {0.0, 14.0, 9.0},   {-12.0, 15.0, 9.0},
+                                      {-20.0, 15.0, 9.0}, {-24.0, 0.0, 0.0}};
+#define N_VENT_WING (sizeof vent_wing / sizeof vent_wing[0])
+/* Atrium (trigone), occipital horn and temporal horn as swept spheres (centre x, y, z and
+ * radius), continuing the body backwards; the temporal horn curves forwards and down into the
+ * temporal lobe from the atrium. Radii tuned so the total ventricular volume matches [S118]
+ * at the reference age. */
+static const double vent_main[][4] = {{12.0, -16.0, 16.0, 5.0},
+                                      {20.0, -30.0, 12.0, 6.3},
+                                      {18.0, -44.0, 8.0, 3.8},
+                                      {14.0, -56.0, 6.0, 1.8}};
 static const double vent_temporal[][4] = {{20.0, -30.0, 12.0, 5.4},
                                           {27.0, -25.0, -4.0, 3.8},
                                           {30.0, -10.0, -16.0, 3.1},
@@ -119,10 +196,11 @@ static const double deep_grey_ref[N_DG][6] = {
     {24.0, 6.0, 0.0, 6.0, 16.0, 11.0},   /* putamen */
     {18.0, 2.0, -2.0, 3.5, 8.0, 6.0},    /* globus pallidus */
     {9.5, -14.0, 5.0, 8.0, 16.0, 10.0}}; /* thalamus */
-/* Cerebellum: two hemispheres and the vermis (GK). */
-static const double cerebellum_ref[3][6] = {{23.0, -52.0, -38.0, 27.0, 30.0, 23.0},
-                                            {-23.0, -52.0, -38.0, 27.0, 30.0, 23.0},
-                                            {0.0, -55.0, -34.0, 11.0, 23.0, 18.0}};
+/* Cerebellum: two hemispheres and the vermis, together about 140 cm^3 and filling the
+ * posterior fossa but for a thin CSF layer and the cisterna magna (GK). */
+static const double cerebellum_ref[3][6] = {{23.0, -52.0, -38.0, 29.5, 32.0, 24.5},
+                                            {-23.0, -52.0, -38.0, 29.5, 32.0, 24.5},
+                                            {0.0, -55.0, -34.0, 12.0, 25.0, 19.0}};
 /* Brainstem centre line knots (z, y, radius), midbrain to the cord (GK). */
 static const double brainstem_knots[][3] = {
     {0.0, -14.0, 9.0},   {-12.0, -16.0, 10.5}, {-22.0, -15.0, 13.0}, {-36.0, -19.0, 12.5},
@@ -137,9 +215,9 @@ typedef struct head_model {
     /* layers */
     double t_scalp, t_skull, t_csf, t_gm;
     double w_sulcus, w_fissure;
+    double vent_wing_scale[2]; /* linear size of the ventricular wing section, per side */
     /* folding */
-    double fold_k[N_FOLD_MODES][3];
-    double fold_phase[N_FOLD_MODES];
+    uint64_t fold_seed;
     double depth_k[3], depth_phase, depth_mean, depth_amp;
     /* ventricles: segments, both sides */
     seg vent[2][N_VENT_SEGS];
@@ -221,11 +299,51 @@ static double envelope_distance(const double p[3])
     return boxy_distance(p, a, ENV_BOXINESS);
 }
 
+static double smoothstep(double e0, double e1, double x)
+{
+    double t = (x - e0) / (e1 - e0);
+    t = t < 0.0 ? 0.0 : (t > 1.0 ? 1.0 : t);
+    return t * t * (3.0 - 2.0 * t);
+}
+
+/* Signed distance (first order, positive below) to the floor of the anterior and middle
+ * cranial fossae, a smooth height field z_f(x, y): the orbital roofs in front of the sphenoid
+ * ridge, the deeper middle fossa behind it, rising to the sella turcica at the midline. */
+static double floor_distance(const double p[3])
+{
+    const double s2 = MID_FOSSA_SIGMA_MM * MID_FOSSA_SIGMA_MM;
+    const double span = SPHENOID_Y1_MM - SPHENOID_Y0_MM;
+    double x = p[0], y = p[1];
+    double gauss = exp(-0.5 * x * x / s2);
+    double mid = MID_FOSSA_Z_MM + MID_FOSSA_RISE_MM * gauss;
+    double t = smoothstep(SPHENOID_Y0_MM, SPHENOID_Y1_MM, y);
+    double u = (y - SPHENOID_Y0_MM) / span;
+    double dt_dy = u > 0.0 && u < 1.0 ? 6.0 * u * (1.0 - u) / span : 0.0;
+    double zf = mid + t * (ANT_FOSSA_Z_MM - mid);
+    double gx = -MID_FOSSA_RISE_MM * gauss * x / s2 * (1.0 - t);
+    double gy = (ANT_FOSSA_Z_MM - mid) * dt_dy;
+    return (zf - p[2]) / sqrt(1.0 + gx * gx + gy * gy);
+}
+
+/* Signed distance to the posterior surface of the clivus, positive in front (in the bone). */
+static double clivus_distance(const double p[3])
+{
+    double vy = CLIVUS_BASION_Y_MM - CLIVUS_TOP_Y_MM, vz = CLIVUS_BASION_Z_MM - CLIVUS_TOP_Z_MM;
+    double len = sqrt(vy * vy + vz * vz);
+    /* (-vz, vy) / len is the unit normal pointing forwards (to +y) and down. */
+    return (-(p[1] - CLIVUS_TOP_Y_MM) * vz + (p[2] - CLIVUS_TOP_Z_MM) * vy) / len;
+}
+
 static double pf_distance(const double p[3])
 {
     double q[3] = {p[0], p[1] - RSY__HEAD_PF_CY_MM, p[2] - RSY__HEAD_PF_CZ_MM};
     double a[3] = {RSY__HEAD_PF_A_MM, RSY__HEAD_PF_B_MM, RSY__HEAD_PF_C_MM};
-    return boxy_distance(q, a, 0.0);
+    double d = boxy_distance(q, a, 0.0);
+    /* The prepontine space between the clivus and the cerebellum. */
+    double qp[3] = {p[0], p[1] - PREPONTINE_CY_MM, p[2] - PREPONTINE_CZ_MM};
+    double ap[3] = {PREPONTINE_A_MM, PREPONTINE_B_MM, PREPONTINE_C_MM};
+    double dp = fmax(boxy_distance(qp, ap, ENV_BOXINESS), clivus_distance(p));
+    return fmin(d, dp);
 }
 
 static int inside_pf(const double p[3])
@@ -235,32 +353,18 @@ static int inside_pf(const double p[3])
     return x * x + y * y + z * z < 1.0;
 }
 
+/* Signed distance (approximate, mm, negative inside) to the supratentorial compartment: the
+ * cerebral envelope above the floor of the anterior and middle fossae. */
+static double cerebral_distance(const double p[3])
+{
+    return fmax(envelope_distance(p), floor_distance(p));
+}
+
 /* Signed distance (approximate, mm, negative inside) to the inner table of the skull: the
- * union of the cerebral envelope and the posterior fossa, minus the anterior skull base
- * (the frontal lobes rest on the orbital roofs) and the clivus in front of the brainstem. */
+ * supratentorial compartment united with the posterior fossa (behind the clivus). */
 static double icv_distance(const double p[3])
 {
-    double d = envelope_distance(p);
-    double d_pf = pf_distance(p);
-    if (d_pf < d)
-        d = d_pf;
-    /* Anterior cranial fossa floor: z >= -26 mm in front of the sphenoid ridge, ramping down
-     * to the middle fossa behind it (GK). */
-    double floor_z = p[1] >= 28.0 ? -26.0 : -26.0 - 2.0 * (28.0 - p[1]);
-    double d_floor = (floor_z - p[2]) / (p[1] >= 28.0 ? 1.0 : sqrt(5.0));
-    if (d_floor > d)
-        d = d_floor;
-    /* Clivus and dorsum sellae: bone 5 mm in front of the pons and medulla, |x| < 16 mm,
-     * below z = -12 mm and behind y = 12 mm (GK). The box's signed distance (max of its face
-     * distances) is subtracted from the intracranial space. */
-    double yb, rb;
-    if (rsy__head_brainstem_at(p[2], &yb, &rb)) {
-        double sd =
-            fmax(fmax(fabs(p[0]) - 16.0, p[2] + 12.0), fmax(yb + rb + 5.0 - p[1], p[1] - 12.0));
-        if (-sd > d)
-            d = -sd;
-    }
-    return d;
+    return fmin(cerebral_distance(p), pf_distance(p));
 }
 
 /* ---------------------------------------------------------------------------------------- */
@@ -272,8 +376,37 @@ static int in_ellipsoid(const double e[6], double x, double y, double z)
     return u * u + v * v + w * w < 1.0;
 }
 
+/* Height of the upper surface of the corpus callosum at the midline, at @p y_mm. */
+static double cc_top_z(double y_mm)
+{
+    double dy = y_mm - RSY__HEAD_CC_MID_MM;
+    return RSY__HEAD_CC_TOP_MM - RSY__HEAD_CC_CURV_PER_MM * dy * dy;
+}
+
+/* Frontal horn and body of one lateral ventricle (the wing of vent_wing), at distance @p ax
+ * from the midline. */
+static int in_ventricle_wing(double scale, double ax, double y, double z)
+{
+    if (y >= vent_wing[0][0] || y <= vent_wing[N_VENT_WING - 1][0])
+        return 0;
+    size_t i = 0;
+    while (i + 2 < N_VENT_WING && y <= vent_wing[i + 1][0])
+        i++;
+    double t = (vent_wing[i][0] - y) / (vent_wing[i][0] - vent_wing[i + 1][0]);
+    double w = scale * (vent_wing[i][1] + t * (vent_wing[i + 1][1] - vent_wing[i][1]));
+    double h = scale * (vent_wing[i][2] + t * (vent_wing[i + 1][2] - vent_wing[i][2]));
+    double u = (ax - VENT_SEPTUM_HALF_MM) / w;
+    if (!(u >= 0.0 && u < 1.0))
+        return 0;
+    double z_roof = cc_top_z(y) - VENT_CC_THICK_MM - VENT_ROOF_DROOP_MM * u * u;
+    double z_floor = z_roof - h * pow(1.0 - u, VENT_FLOOR_POWER);
+    return z < z_roof && z > z_floor;
+}
+
 static int in_ventricle(const head_model *m, int side, const double p[3])
 {
+    if (in_ventricle_wing(m->vent_wing_scale[side], fabs(p[0]), p[1], p[2]))
+        return 1;
     /* Work in a frame stretched vertically so the tubes become flat. */
     double q[3] = {p[0], p[1], p[2] / VENT_FLAT};
     for (size_t s = 0; s < N_VENT_SEGS; s++) {
@@ -298,17 +431,101 @@ static int in_ventricle(const head_model *m, int side, const double p[3])
     return 0;
 }
 
+/* Seed of folding cell @p c: a point jittered in the cell from a hash of its integer
+ * coordinates and the subject's seed (splitmix64 finaliser; Steele et al., OOPSLA 2014). */
+static void fold_seed_point(uint64_t seed, const int64_t c[3], double out[3])
+{
+    uint64_t h = seed;
+    for (int i = 0; i < 3; i++) {
+        h ^= (uint64_t)c[i] + 0x9e3779b97f4a7c15ULL + (h << 6) + (h >> 2);
+        h += 0x9e3779b97f4a7c15ULL;
+        uint64_t z = h;
+        z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ULL;
+        z = (z ^ (z >> 27)) * 0x94d049bb133111ebULL;
+        z ^= z >> 31;
+        double u = (double)(z >> 11) * (1.0 / 9007199254740992.0);
+        out[i] = ((double)c[i] + 0.5 + FOLD_JITTER * (u - 0.5)) * FOLD_CELL_MM;
+    }
+}
+
+/* Tangential distance (mm) from reference point @p p to the nearest sulcal mid-surface, and
+ * the local sulcal depth, both from the folding pattern on the radial projection of @p p onto
+ * the ellipsoid of the envelope's semi-axes. */
+static void sulcus_at(const head_model *m, const double p[3], double *dist_mm, double *depth_mm)
+{
+    const double a[3] = {RSY__HEAD_ENV_A_MM, RSY__HEAD_ENV_B_MM,
+                         p[2] >= 0.0 ? RSY__HEAD_ENV_C_MM : RSY__HEAD_ENV_C_INF_MM};
+    double rho2 = 0.0;
+    for (int i = 0; i < 3; i++)
+        rho2 += p[i] * p[i] / (a[i] * a[i]);
+    double rho = sqrt(rho2 > 1e-12 ? rho2 : 1e-12);
+    double q[3], nrm[3], nn = 0.0;
+    for (int i = 0; i < 3; i++) {
+        q[i] = p[i] / rho;
+        nrm[i] = q[i] / (a[i] * a[i]);
+        nn += nrm[i] * nrm[i];
+    }
+    nn = sqrt(nn);
+    /* Nearest and second-nearest seeds among the 27 cells around q. */
+    double d1 = INFINITY, d2 = INFINITY, s1[3] = {0.0, 0.0, 0.0}, s2[3] = {0.0, 0.0, 0.0};
+    int64_t c0[3];
+    for (int i = 0; i < 3; i++)
+        c0[i] = (int64_t)floor(q[i] / FOLD_CELL_MM);
+    for (int64_t dk = -1; dk <= 1; dk++)
+        for (int64_t dj = -1; dj <= 1; dj++)
+            for (int64_t di = -1; di <= 1; di++) {
+                int64_t c[3] = {c0[0] + di, c0[1] + dj, c0[2] + dk};
+                double sd[3], dd = 0.0;
+                fold_seed_point(m->fold_seed, c, sd);
+                for (int i = 0; i < 3; i++)
+                    dd += (q[i] - sd[i]) * (q[i] - sd[i]);
+                if (dd < d1) {
+                    d2 = d1;
+                    memcpy(s2, s1, sizeof s1);
+                    d1 = dd;
+                    memcpy(s1, sd, sizeof sd);
+                } else if (dd < d2) {
+                    d2 = dd;
+                    memcpy(s2, sd, sizeof sd);
+                }
+            }
+    /* Distance to their bisector plane, measured along the surface: the plane's unit normal
+     * e = (s2 - s1) / |s2 - s1| has tangential part e_t, and a step t along e_t moves the
+     * plane distance by t |e_t|^2 / |e_t| = t |e_t|. */
+    double e[3], len = 0.0;
+    for (int i = 0; i < 3; i++) {
+        e[i] = s2[i] - s1[i];
+        len += e[i] * e[i];
+    }
+    len = sqrt(len);
+    double en = 0.0;
+    for (int i = 0; i < 3; i++) {
+        e[i] /= len;
+        en += e[i] * nrm[i] / nn;
+    }
+    double et = sqrt(fmax(1.0 - en * en, 0.0));
+    double plane = (d2 - d1) / (2.0 * len);
+    *dist_mm = rho * plane / fmax(et, 0.3);
+    *depth_mm = m->depth_mean + m->depth_amp * cos(m->depth_k[0] * q[0] + m->depth_k[1] * q[1] +
+                                                   m->depth_k[2] * q[2] + m->depth_phase);
+}
+
 static uint16_t classify_cerebrum(const head_model *m, const double p[3], double delta)
 {
     double x = p[0], y = p[1], z = p[2], ax = fabs(x);
     int side = x >= 0.0 ? 0 : 1;
 
-    if (ax < 0.5 * THIRD_VENTRICLE_WIDTH_MM && y > -22.0 && y < 6.0 && z > -8.0 && z < 10.0)
+    if (ax < 0.5 * THIRD_VENTRICLE_WIDTH_MM && y > -22.0 && y < 6.0 && z > -8.0 && z < 12.0)
         return RSY_HEAD_VENTRICLES;
-    if (ax < 45.0 && y > -66.0 && y < 44.0 && z > -30.0 && z < 34.0 && in_ventricle(m, side, p))
+    int near_deep = ax < 45.0 && y > -66.0 && y < 44.0 && z > -30.0 && z < 34.0;
+    /* The caudate nucleus indents the frontal horn and lines the body's floor. */
+    if (near_deep && (in_ellipsoid(m->dg[side][DG_CAUDATE_HEAD], x, y, z) ||
+                      in_ellipsoid(m->dg[side][DG_CAUDATE_BODY], x, y, z)))
+        return RSY_HEAD_DEEP_GREY;
+    if (near_deep && in_ventricle(m, side, p))
         return RSY_HEAD_VENTRICLES;
-    if (ax < 34.0 && y > -32.0 && y < 34.0 && z > -14.0 && z < 26.0)
-        for (int n = 0; n < N_DG; n++)
+    if (near_deep)
+        for (int n = DG_PUTAMEN; n < N_DG; n++)
             if (in_ellipsoid(m->dg[side][n], x, y, z))
                 return RSY_HEAD_DEEP_GREY;
 
@@ -316,14 +533,13 @@ static uint16_t classify_cerebrum(const head_model *m, const double p[3], double
      * above the corpus callosum, the Sylvian fissure, the tentorium, and the sulci. */
     double pial = delta;
     int in_cc_span = y > RSY__HEAD_CC_Y_MIN_MM && y < RSY__HEAD_CC_Y_MAX_MM;
-    double dy_cc = y - RSY__HEAD_CC_MID_MM;
-    double z_cc = RSY__HEAD_CC_TOP_MM - RSY__HEAD_CC_CURV_PER_MM * dy_cc * dy_cc;
-    if (!in_cc_span || z > z_cc) {
-        double d = ax - 0.5 * m->w_fissure;
-        if (d < 0.0)
+    double d_medial = INFINITY;
+    if (!in_cc_span || z > cc_top_z(y)) {
+        d_medial = ax - 0.5 * m->w_fissure;
+        if (d_medial < 0.0)
             return RSY_HEAD_CSF;
-        if (d < pial)
-            pial = d;
+        if (d_medial < pial)
+            pial = d_medial;
     }
     double x_ins = rsy__head_insula_x(y);
     double dz = fabs(z - rsy__head_sylvian_z(y)) - 0.5 * SYLVIAN_WIDTH_MM;
@@ -342,31 +558,34 @@ static uint16_t classify_cerebrum(const head_model *m, const double p[3], double
         if (d < pial)
             pial = d;
     }
-    double depth_max = m->depth_mean + m->depth_amp;
-    if (pial >= m->t_gm && delta < depth_max + m->t_gm) {
-        double n = 0.0, g[3] = {0.0, 0.0, 0.0};
-        for (int k = 0; k < N_FOLD_MODES; k++) {
-            const double *kv = m->fold_k[k];
-            double arg = kv[0] * x + kv[1] * y + kv[2] * z + m->fold_phase[k];
-            double s = sin(arg);
-            n += cos(arg);
-            g[0] -= kv[0] * s;
-            g[1] -= kv[1] * s;
-            g[2] -= kv[2] * s;
-        }
-        double gn = sqrt(g[0] * g[0] + g[1] * g[1] + g[2] * g[2]);
-        double gmin = 0.25 * 2.0 * M_PI / FOLD_WAVELENGTH_MM_MAX * sqrt((double)N_FOLD_MODES);
-        /* First-order distance to the sulcal mid-surface n = 0. */
-        double r_s = fabs(n) / (gn > gmin ? gn : gmin) - 0.5 * m->w_sulcus;
-        double depth = m->depth_mean + m->depth_amp * cos(m->depth_k[0] * x + m->depth_k[1] * y +
-                                                          m->depth_k[2] * z + m->depth_phase);
-        if (delta < depth) {
+    /* The ambient cistern around the midbrain is lined by cortex (medial temporal lobe). */
+    double yb, rb;
+    if (z < -4.0 && rsy__head_brainstem_at(z, &yb, &rb)) {
+        double d = hypot(x, y - yb) - (rb + CISTERN_MM);
+        if (d < pial)
+            pial = d;
+    }
+    /* Sulci are cut from the convexity, and from the medial surface away from the deep
+     * midline structures. */
+    double from = delta;
+    if (d_medial < from && delta < SULCUS_DEPTH_MM_MAX + MEDIAL_SULCI_MARGIN_MM)
+        from = d_medial;
+    if (from < SULCUS_DEPTH_MM_MAX + m->t_gm) {
+        double e[3] = {x / RSY__HEAD_ENV_A_MM, y / RSY__HEAD_ENV_B_MM,
+                       z / (z >= 0.0 ? RSY__HEAD_ENV_C_MM : RSY__HEAD_ENV_C_INF_MM)};
+        double rho = sqrt(e[0] * e[0] + e[1] * e[1] + e[2] * e[2]);
+        double r_s, depth;
+        sulcus_at(m, p, &r_s, &depth);
+        r_s -= 0.5 * m->w_sulcus;
+        /* How far beyond the fundus the point lies (negative inside the cleft's depth). */
+        double beyond = fmax(from - depth, (SULCI_MIN_RADIUS - rho) * FUNDUS_SCALE_MM);
+        if (beyond < 0.0) {
             if (r_s < 0.0)
                 return RSY_HEAD_CSF;
             if (r_s < pial)
                 pial = r_s;
         } else {
-            double d = hypot(r_s > 0.0 ? r_s : 0.0, delta - depth);
+            double d = hypot(r_s > 0.0 ? r_s : 0.0, beyond);
             if (d < pial)
                 pial = d;
         }
@@ -385,7 +604,7 @@ static uint16_t classify_intracranial(const head_model *m, const double p[3], do
         if (e2 < rb * rb)
             return RSY_HEAD_BRAINSTEM;
         /* Ambient and prepontine cisterns around the brainstem (GK). */
-        double rc = rb + 2.5;
+        double rc = rb + CISTERN_MM;
         if (z < -4.0 && e2 < rc * rc)
             return RSY_HEAD_CSF;
     }
@@ -398,17 +617,34 @@ static uint16_t classify_intracranial(const head_model *m, const double p[3], do
                 return RSY_HEAD_CEREBELLUM;
         return RSY_HEAD_CSF;
     }
-    return classify_cerebrum(m, p, -d_icv - m->t_csf);
+    /* Outside the supratentorial compartment: the cisterns in front of the pons. */
+    double d_cer = cerebral_distance(p);
+    if (d_cer > -m->t_csf)
+        return RSY_HEAD_CSF;
+    return classify_cerebrum(m, p, -d_cer - m->t_csf);
 }
 
-/* Face and neck soft tissue below the cranium (GK proportions). */
-static int in_lower_head(const double p[3])
+/* Polynomial smooth minimum of radius @p k (Quilez): equals min(a, b) when they differ by
+ * more than k, and rounds the crease where they meet. */
+static double smooth_min(double a, double b, double k)
 {
-    double fx = p[0] / 60.0, fy = (p[1] - 22.0) / 68.0, fz = (p[2] + 55.0) / 60.0;
-    if (fx * fx + fy * fy + fz * fz < 1.0)
-        return 1;
-    double nx = p[0] / 56.0, ny = (p[1] + 10.0) / 64.0;
-    return p[2] < -50.0 && nx * nx + ny * ny < 1.0;
+    double h = k - fabs(a - b);
+    h = h > 0.0 ? h / k : 0.0;
+    return fmin(a, b) - 0.25 * h * h * k;
+}
+
+/* Signed distance (approximate) to the skin: the scalp over the cranium, the face and the
+ * neck, blended smoothly. */
+static double skin_distance(const head_model *m, const double p[3], double d_icv)
+{
+    double d_head = d_icv - m->t_skull - m->t_scalp;
+    double qf[3] = {p[0], p[1] - FACE_CY_MM, p[2] - FACE_CZ_MM};
+    const double af[3] = {FACE_A_MM, FACE_B_MM, FACE_C_MM};
+    double d_face = boxy_distance(qf, af, 0.0);
+    double nx = p[0] / NECK_A_MM, ny = (p[1] - NECK_CY_MM) / NECK_B_MM;
+    double d_neck = (sqrt(nx * nx + ny * ny) - 1.0) * fmin(NECK_A_MM, NECK_B_MM);
+    d_neck = fmax(d_neck, p[2] - NECK_TOP_MM);
+    return smooth_min(d_head, smooth_min(d_face, d_neck, SOFT_BLEND_MM), SOFT_BLEND_MM);
 }
 
 static uint16_t classify(const head_model *m, const double p[3])
@@ -426,13 +662,17 @@ static uint16_t classify(const head_model *m, const double p[3])
                 return RSY_HEAD_BRAINSTEM;
             return RSY_HEAD_CSF;
         }
-        double rv = CANAL_RADIUS_MM + VERTEBRA_MM;
-        if (rc2 < rv * rv)
-            return RSY_HEAD_SKULL;
+        if (z < VERTEBRA_TOP_MM) {
+            double rv = CANAL_RADIUS_MM + VERTEBRAL_ARCH_MM;
+            double bx = x / VERTEBRAL_BODY_A_MM;
+            double by = (ry - VERTEBRAL_BODY_OFFSET_MM) / VERTEBRAL_BODY_B_MM;
+            if (rc2 < rv * rv || bx * bx + by * by < 1.0)
+                return RSY_HEAD_SKULL;
+        }
     }
     if (d_icv < m->t_skull)
         return RSY_HEAD_SKULL;
-    if (d_icv < m->t_skull + m->t_scalp || in_lower_head(p))
+    if (skin_distance(m, p, d_icv) < 0.0)
         return RSY_HEAD_SCALP;
     return RSY_HEAD_BACKGROUND;
 }
@@ -563,29 +803,15 @@ static void draw_shape(head_model *m, rsy_rng *r, double age, double vent_factor
     m->w_sulcus = SULCUS_WIDTH_MM_AT_20 + SULCUS_WIDTH_SLOPE_MM_PER_YEAR * years;
     m->w_fissure = FISSURE_WIDTH_MM_AT_20 + FISSURE_WIDTH_SLOPE_MM_PER_YEAR * years;
 
-    for (int k = 0; k < N_FOLD_MODES; k++) {
-        double dir[3], n2 = 0.0;
-        do {
-            n2 = 0.0;
-            for (int i = 0; i < 3; i++) {
-                dir[i] = rsy_rng_gaussian(r, 1.0);
-                n2 += dir[i] * dir[i];
-            }
-        } while (n2 < 1e-12);
-        double lam = rsy_rng_uniform_range(r, FOLD_WAVELENGTH_MM_MIN, FOLD_WAVELENGTH_MM_MAX);
-        double kn = 2.0 * M_PI / lam / sqrt(n2);
-        for (int i = 0; i < 3; i++)
-            m->fold_k[k][i] = kn * dir[i];
-        m->fold_phase[k] = rsy_rng_uniform_range(r, 0.0, 2.0 * M_PI);
-    }
+    m->fold_seed = rsy_rng_u64(r);
     double n2 = 0.0;
     for (int i = 0; i < 3; i++) {
         m->depth_k[i] = rsy_rng_gaussian(r, 1.0);
         n2 += m->depth_k[i] * m->depth_k[i];
     }
-    /* Sulcal depth varies on a 60-mm scale between its bounds. */
+    /* Sulcal depth varies smoothly over the surface between its bounds. */
     for (int i = 0; i < 3; i++)
-        m->depth_k[i] *= 2.0 * M_PI / 60.0 / sqrt(n2 > 1e-12 ? n2 : 1.0);
+        m->depth_k[i] *= 2.0 * M_PI / SULCUS_DEPTH_SCALE_MM / sqrt(n2 > 1e-12 ? n2 : 1.0);
     m->depth_phase = rsy_rng_uniform_range(r, 0.0, 2.0 * M_PI);
     m->depth_mean = 0.5 * (SULCUS_DEPTH_MM_MIN + SULCUS_DEPTH_MM_MAX);
     m->depth_amp = 0.5 * (SULCUS_DEPTH_MM_MAX - SULCUS_DEPTH_MM_MIN);
@@ -595,6 +821,7 @@ static void draw_shape(head_model *m, rsy_rng *r, double age, double vent_factor
     for (int side = 0; side < 2; side++) {
         double mirror = side == 0 ? 1.0 : -1.0;
         double rs = sqrt(vent_factor * rsy_rng_uniform_range(r, 0.95, 1.05));
+        m->vent_wing_scale[side] = rs;
         size_t s = 0;
         for (size_t i = 0; i + 1 < N_VENT_MAIN; i++, s++) {
             seg *g = &m->vent[side][s];

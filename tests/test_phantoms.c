@@ -186,6 +186,184 @@ static void test_population(void **state)
     assert_true(csf_mean > 0.07 && csf_mean < 0.17);
 }
 
+/* Chamfer distance (mm, 3x3x3 two-pass, within 8% of Euclidean) from every voxel to the
+ * nearest voxel of a class in @p mask_classes (bit set); caller frees the result. */
+static double *chamfer_distance(const rsy_volume *v, unsigned mask_classes)
+{
+    const uint16_t *l = v->data;
+    int64_t nx = v->geom.dims[0], ny = v->geom.dims[1], nz = v->geom.dims[2];
+    size_t nv = rsy_geometry_nvox(&v->geom);
+    double h = v->geom.spacing_mm[0];
+    double *d = malloc(nv * sizeof *d);
+    if (d == NULL)
+        return NULL;
+    for (size_t q = 0; q < nv; q++)
+        d[q] = (mask_classes >> l[q]) & 1u ? 0.0 : 1e9;
+    for (int pass = 0; pass < 2; pass++) {
+        int64_t s = pass == 0 ? 1 : -1;
+        for (int64_t kk = 0; kk < nz; kk++)
+            for (int64_t jj = 0; jj < ny; jj++)
+                for (int64_t ii = 0; ii < nx; ii++) {
+                    int64_t k = pass == 0 ? kk : nz - 1 - kk, j = pass == 0 ? jj : ny - 1 - jj;
+                    int64_t i = pass == 0 ? ii : nx - 1 - ii;
+                    size_t q = (size_t)((k * ny + j) * nx + i);
+                    for (int64_t dk = -1; dk <= 0; dk++)
+                        for (int64_t dj = -1; dj <= 1; dj++)
+                            for (int64_t di = -1; di <= 1; di++) {
+                                if (dk == 0 && (dj > 0 || (dj == 0 && di >= 0)))
+                                    continue;
+                                int64_t a = i + s * di, b = j + s * dj, c = k + s * dk;
+                                if (a < 0 || b < 0 || c < 0 || a >= nx || b >= ny || c >= nz)
+                                    continue;
+                                double w = h * sqrt((double)(di * di + dj * dj + dk * dk));
+                                double cand = d[(size_t)((c * ny + b) * nx + a)] + w;
+                                if (cand < d[q])
+                                    d[q] = cand;
+                            }
+                }
+    }
+    return d;
+}
+
+/* Share of the ventricle voxels on one side (x beyond 2 mm of the brain centre) held by the
+ * largest 6-connected component of that side. */
+static double largest_component_share(const rsy_volume *v, double cx, int right)
+{
+    const uint16_t *l = v->data;
+    int64_t nx = v->geom.dims[0], ny = v->geom.dims[1], nz = v->geom.dims[2];
+    size_t nv = rsy_geometry_nvox(&v->geom);
+    unsigned char *in = calloc(nv, 1);
+    size_t *stack = malloc(nv * sizeof *stack);
+    size_t total = 0, best = 0;
+    assert_non_null(in);
+    assert_non_null(stack);
+    for (size_t q = 0; q < nv; q++) {
+        if (l[q] != RSY_HEAD_VENTRICLES)
+            continue;
+        int64_t i = (int64_t)(q % (size_t)nx);
+        double ijk[3] = {(double)i, 0.0, 0.0}, w[3];
+        rsy_geometry_voxel_to_world(&v->geom, ijk, w);
+        if (right ? w[0] > cx + 2.0 : w[0] < cx - 2.0) {
+            in[q] = 1;
+            total++;
+        }
+    }
+    for (size_t q0 = 0; q0 < nv; q0++) {
+        if (in[q0] != 1)
+            continue;
+        size_t n = 0, top = 0;
+        stack[top++] = q0;
+        in[q0] = 2;
+        while (top > 0) {
+            size_t q = stack[--top];
+            n++;
+            int64_t i = (int64_t)(q % (size_t)nx), j = (int64_t)(q / (size_t)nx % (size_t)ny);
+            int64_t k = (int64_t)(q / (size_t)(nx * ny));
+            const int64_t off[6][3] = {{1, 0, 0}, {-1, 0, 0}, {0, 1, 0},
+                                       {0, -1, 0}, {0, 0, 1}, {0, 0, -1}};
+            for (int t = 0; t < 6; t++) {
+                int64_t a = i + off[t][0], b = j + off[t][1], c = k + off[t][2];
+                if (a < 0 || b < 0 || c < 0 || a >= nx || b >= ny || c >= nz)
+                    continue;
+                size_t r = (size_t)((c * ny + b) * nx + a);
+                if (in[r] == 1) {
+                    in[r] = 2;
+                    stack[top++] = r;
+                }
+            }
+        }
+        if (n > best)
+            best = n;
+    }
+    free(in);
+    free(stack);
+    return total > 0 ? (double)best / (double)total : 0.0;
+}
+
+/*
+ * Cortex and ventricles at the demo's resolution (1.75 mm; a 64^3 grid holds the upper
+ * 11 cm of the head, clipped at the sides, which is allowed with a warning):
+ * - no sulcal CSF in the deep white matter: every CSF voxel above the brain centre + 10 mm
+ *   and more than 8 mm off the midline (so not the interhemispheric or Sylvian fissure) lies
+ *   within 40 mm of the skull. Sulci are cut at most 20 mm deep (medial ones within 26 mm of
+ *   the convexity); 40 mm covers that times the largest head scale (1.15), the CSF layer, the
+ *   deformation (2 x 2 mm), a voxel and the chamfer error (8%). The periventricular white
+ *   matter lies 45 mm or more from the skull;
+ * - a continuous cortical ribbon: of the white-matter voxels on the white matter's boundary,
+ *   at most 8% touch CSF, skull, scalp or background (elsewhere grey matter, deep grey,
+ *   ventricles, cerebellum or brainstem cover the white matter). The corpus callosum under
+ *   the interhemispheric fissure touches CSF by design, and 1.75-mm sampling of a 2.5-3 mm
+ *   ribbon leaves a few diagonal contacts;
+ * - at least 90% of the grey-matter voxels lie within 8 mm of non-brain (CSF, skull, scalp,
+ *   background): the grey matter is a shell, not scattered through the white matter;
+ * - each lateral ventricle is one piece: its largest 6-connected component holds >= 90% of
+ *   its voxels (the thin temporal horn tip may be cut by voxelisation).
+ */
+static void test_cortex_and_ventricles(void **state)
+{
+    (void)state;
+    rsy_phantom_spec spec = default_spec();
+    for (int a = 0; a < 3; a++)
+        spec.spacing_mm[a] = 1.75;
+    for (uint64_t c = 0; c < 3; c++) {
+        rsy_volume *v = NULL;
+        rsy_subject s;
+        spec.age_min_years = spec.age_max_years = 30.0 + 25.0 * (double)c;
+        assert_int_equal(make_subject(&spec, DATASET_SEED, c, &v, &s, NULL), RSY_OK);
+        const uint16_t *l = v->data;
+        int64_t nx = v->geom.dims[0], ny = v->geom.dims[1], nz = v->geom.dims[2];
+        const unsigned outside = (1u << RSY_HEAD_BACKGROUND) | (1u << RSY_HEAD_SCALP) |
+                                 (1u << RSY_HEAD_SKULL);
+        double *d_skull = chamfer_distance(v, outside);
+        double *d_nonbrain = chamfer_distance(v, outside | (1u << RSY_HEAD_CSF));
+        assert_non_null(d_skull);
+        assert_non_null(d_nonbrain);
+        size_t n_wm_edge = 0, n_wm_bare = 0, n_gm = 0, n_gm_shell = 0, n_csf_checked = 0;
+        double csf_depth_max = 0.0;
+        for (int64_t k = 1; k + 1 < nz; k++)
+            for (int64_t j = 1; j + 1 < ny; j++)
+                for (int64_t i = 1; i + 1 < nx; i++) {
+                    size_t q = (size_t)((k * ny + j) * nx + i);
+                    double ijk[3] = {(double)i, (double)j, (double)k}, w[3];
+                    rsy_geometry_voxel_to_world(&v->geom, ijk, w);
+                    if (l[q] == RSY_HEAD_CSF && w[2] > s.brain_center_mm[2] + 10.0 &&
+                        fabs(w[0] - s.brain_center_mm[0]) > 8.0) {
+                        n_csf_checked++;
+                        if (d_skull[q] > csf_depth_max)
+                            csf_depth_max = d_skull[q];
+                    }
+                    if (l[q] == RSY_HEAD_GREY_MATTER) {
+                        n_gm++;
+                        n_gm_shell += d_nonbrain[q] <= 8.0;
+                    }
+                    if (l[q] != RSY_HEAD_WHITE_MATTER)
+                        continue;
+                    const size_t nb[6] = {q - 1, q + 1, q - (size_t)nx, q + (size_t)nx,
+                                          q - (size_t)(nx * ny), q + (size_t)(nx * ny)};
+                    int edge = 0, bare = 0;
+                    for (int t = 0; t < 6; t++) {
+                        uint16_t cl = l[nb[t]];
+                        edge |= cl != RSY_HEAD_WHITE_MATTER;
+                        bare |= cl == RSY_HEAD_CSF || ((outside >> cl) & 1u);
+                    }
+                    n_wm_edge += (size_t)edge;
+                    n_wm_bare += (size_t)bare;
+                }
+        if (getenv("RSY_TEST_VERBOSE"))
+            printf("csf depth max %.1f mm, bare WM %.3f, GM shell %.3f\n", csf_depth_max,
+                   (double)n_wm_bare / (double)n_wm_edge, (double)n_gm_shell / (double)n_gm);
+        assert_true(n_csf_checked > 100);
+        assert_true(csf_depth_max < 40.0);
+        assert_true(n_wm_edge > 0 && (double)n_wm_bare < 0.08 * (double)n_wm_edge);
+        assert_true(n_gm > 0 && (double)n_gm_shell > 0.90 * (double)n_gm);
+        assert_true(largest_component_share(v, s.brain_center_mm[0], 1) >= 0.90);
+        assert_true(largest_component_share(v, s.brain_center_mm[0], 0) >= 0.90);
+        free(d_skull);
+        free(d_nonbrain);
+        rsy_volume_destroy(v);
+    }
+}
+
 /* Fixed sex and age: the ICV mean follows the sex, and ventricles are larger at 80 than 20. */
 static void test_sex_and_age(void **state)
 {
@@ -467,6 +645,7 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test_setup(test_class_tables, setup),
         cmocka_unit_test_setup(test_population, setup),
+        cmocka_unit_test_setup(test_cortex_and_ventricles, setup),
         cmocka_unit_test_setup(test_sex_and_age, setup),
         cmocka_unit_test_setup(test_determinism, setup),
         cmocka_unit_test_setup(test_deformation, setup),
