@@ -18,6 +18,7 @@
  */
 #include <math.h>
 #include <string.h>
+#include <stdlib.h>
 
 #include "priors_internal.h"
 
@@ -100,10 +101,11 @@ static int voxel_box(const rsy_geometry *g, const double center_mm[3], double ra
     return 1;
 }
 
-/* Draw one lesion; returns the number of voxels written. */
+/* Draw one lesion's compartments inside its surface (@p margins = 0) or outside it
+ * (@p margins = 1); returns the number of voxels written. */
 static size_t rasterise_one(const rsy_prior *p, const rsy__prior_tissues *tis,
                             const rsy_lesion *l, int class_base, uint16_t *cls,
-                            uint16_t *inst, const rsy_geometry *g)
+                            uint16_t *inst, const rsy_geometry *g, int margins)
 {
     compartment_order order;
     order_compartments(p, l, &order);
@@ -149,7 +151,8 @@ static size_t rasterise_one(const rsy_prior *p, const rsy__prior_tissues *tis,
                 double dist_mm;
                 const double rn = rsy__priors_radial_unit(l, u, sqrt(d2), &dist_mm);
                 const int c = compartment_at(&order, l->extent, rn, dist_mm);
-                if (c < 0 || !tis->permitted[c][cv])
+                if (c < 0 || !tis->permitted[c][cv] ||
+                    (p->compartments[c].extent_kind == RSY_EXTENT_MARGIN_MM) != margins)
                     continue;
                 cls[v] = (uint16_t)(class_base + c);
                 inst[v] = id;
@@ -232,28 +235,44 @@ rsy_status rsy_lesions_rasterise(const rsy_recipe *r, const char *family,
     if (rc != RSY_OK)
         return rc;
 
-    /* Tissue sets are built once per lesion type, on first use. */
+    /* Tissue sets are built once per lesion type. */
     rsy__prior_tissues tissues[RSY_MAX_LESION_TYPES];
     int built[RSY_MAX_LESION_TYPES] = {0};
     for (int i = 0; i < set->n; i++) {
-        const rsy_lesion *l = &set->items[i];
-        const int t = l->type_index;
-        const rsy_prior *p = &r->lesions[t].prior;
+        const int t = set->items[i].type_index;
         if (!built[t]) {
-            rc = rsy__priors_tissues_build(family, p, &tissues[t]);
+            rc = rsy__priors_tissues_build(family, &r->lesions[t].prior, &tissues[t]);
             if (rc != RSY_OK)
                 return rc;
             built[t] = 1;
         }
-        const int class_base = n_tissue + rsy_lesion_compartment_offset(r, t);
-        const size_t n = rasterise_one(p, &tissues[t], l, class_base, classes->data,
-                                       instances->data, &classes->geom);
-        if (n == 0)
+    }
+    /* Two passes: every lesion's compartments inside its surface first, then the margin
+     * compartments (oedema) on the voxels left. A lesion's core or enhancing rim thus always
+     * beats a neighbour's oedema; within a pass the lower instance id wins. */
+    size_t *written = calloc((size_t)(set->n > 0 ? set->n : 1), sizeof *written);
+    if (!written)
+        return RSY_ENOMEM;
+    for (int margins = 0; margins <= 1; margins++) {
+        for (int i = 0; i < set->n; i++) {
+            const rsy_lesion *l = &set->items[i];
+            const int t = l->type_index;
+            const int class_base = n_tissue + rsy_lesion_compartment_offset(r, t);
+            written[i] += rasterise_one(&r->lesions[t].prior, &tissues[t], l, class_base,
+                                        classes->data, instances->data, &classes->geom, margins);
+        }
+    }
+    for (int i = 0; i < set->n; i++) {
+        const rsy_lesion *l = &set->items[i];
+        const rsy_prior *p = &r->lesions[l->type_index].prior;
+        if (written[i] == 0)
             rsy_log_warning("lesion %d (prior '%s', diameter %.1f mm) covers no voxel it may "
                             "replace",
                             l->instance_id, p->name, l->diameter_mm);
         else
-            rsy_log_debug("lesion %d (prior '%s'): %zu voxels", l->instance_id, p->name, n);
+            rsy_log_debug("lesion %d (prior '%s'): %zu voxels", l->instance_id, p->name,
+                          written[i]);
     }
+    free(written);
     return RSY_OK;
 }

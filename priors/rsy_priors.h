@@ -59,15 +59,18 @@ RSY_API int rsy_lesion_compartment_total(const rsy_recipe *r);
 RSY_API RSY_NODISCARD rsy_status rsy_lesions_sample(const rsy_recipe *r, const char *family,
                                                     const rsy_volume *classes, rsy_rng *rng,
                                                     rsy_lesion_set *out);
+/** Free the lesions of @p s and set it empty (n = 0, items = NULL). @since 0.1 */
 RSY_API void rsy_lesion_set_clear(rsy_lesion_set *s);
 
 /**
  * Rasterise @p set into @p classes (uint16, modified in place: voxels of allowed tissues
  * inside a compartment take that compartment's class id; confined compartments only replace
  * their tissues) and fill @p instances (uint16, same geometry, zeroed by the caller). Where
- * lesions overlap, the lower instance id wins. Lesions whose rasterisation is empty are
- * reported by rsy_log_warning and keep their id (the exporter drops them from the records).
- * @return RSY_OK, RSY_EINVAL (geometry or dtype mismatch).
+ * lesions overlap, compartments inside a lesion surface beat margin compartments (a core or
+ * rim is never holed by a neighbour's oedema), then the lower instance id wins. Lesions whose
+ * rasterisation is empty are reported by rsy_log_warning and keep their id (the exporter drops
+ * them from the records).
+ * @return RSY_OK, RSY_EINVAL (geometry or dtype mismatch), RSY_ENOMEM.
  * @since 0.1
  */
 RSY_API RSY_NODISCARD rsy_status rsy_lesions_rasterise(const rsy_recipe *r, const char *family,

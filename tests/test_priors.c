@@ -848,6 +848,51 @@ static void test_overlap_lower_id_wins(void **state)
     free(r);
 }
 
+/* A lesion's mass beats a neighbour's oedema: lesion 1 (lower id) has a 10 mm oedema margin
+ * reaching into lesion 2's mass; lesion 2 must still be drawn whole (its mass voxels equal
+ * those it gets alone), and lesion 1's oedema keeps only the voxels nobody's mass claims. */
+static void test_mass_beats_neighbour_margin(void **state)
+{
+    (void)state;
+    rsy_recipe *r = recipe_new();
+    rsy_prior *p = recipe_add(r, 1.0);
+    prior_basic(p, "blob", 16.0);
+    add_fraction(p, "lesion", d_fixed(1.0));
+    add_margin(p, "oedema", d_fixed(10.0), NULL);
+    rsy_volume *map = uniform_map(48, 1.0, RSY_HEAD_WHITE_MATTER);
+    const double c1[3] = {-7.0, 0.0, 0.0}, c2[3] = {8.0, 0.0, 0.0};
+    rsy_lesion both[2] = {sphere_lesion(1, c1, 6.0), sphere_lesion(2, c2, 6.0)};
+    both[0].extent[1] = both[1].extent[1] = 10.0;
+    rsy_lesion alone = sphere_lesion(1, c2, 6.0);
+    alone.extent[1] = 10.0;
+    rsy_lesion_set s_both = {2, both}, s_alone = {1, &alone};
+
+    rsy_volume *cb = NULL, *ca = NULL, *ib = zero_like(map), *ia = zero_like(map);
+    assert_int_equal(rsy_volume_clone(&cb, map), RSY_OK);
+    assert_int_equal(rsy_volume_clone(&ca, map), RSY_OK);
+    assert_int_equal(rsy_lesions_rasterise(r, FAMILY, &s_both, cb, ib), RSY_OK);
+    assert_int_equal(rsy_lesions_rasterise(r, FAMILY, &s_alone, ca, ia), RSY_OK);
+    const uint16_t *clb = cb->data, *cla = ca->data, *ivb = ib->data;
+    const uint16_t mass = N_TISSUE + 0, oedema = N_TISSUE + 1;
+    size_t mass_alone = 0, mass_2 = 0, oedema_1 = 0;
+    for (size_t v = 0; v < rsy_geometry_nvox(&map->geom); v++) {
+        mass_alone += cla[v] == mass;
+        mass_2 += clb[v] == mass && ivb[v] == 2;
+        oedema_1 += clb[v] == oedema && ivb[v] == 1;
+        if (cla[v] == mass) /* every voxel of lesion 2's mass alone is its mass together */
+            assert_true(clb[v] == mass && ivb[v] == 2);
+    }
+    assert_true(mass_alone > 0);
+    assert_int_equal(mass_2, mass_alone);
+    assert_true(oedema_1 > 0);
+    rsy_volume_destroy(cb);
+    rsy_volume_destroy(ca);
+    rsy_volume_destroy(ib);
+    rsy_volume_destroy(ia);
+    rsy_volume_destroy(map);
+    free(r);
+}
+
 /* A sphere (no lobulation, elongation 1) of radius 10 voxels rasterises to 4/3 pi R^3 voxels
  * within 3 % (the lattice-point error of a sphere of radius 10 is about 1 %). */
 static void test_sphere_volume(void **state)
@@ -1163,6 +1208,7 @@ int main(void)
         cmocka_unit_test(test_sample_statistics),
         cmocka_unit_test(test_rasterise),
         cmocka_unit_test(test_overlap_lower_id_wins),
+        cmocka_unit_test(test_mass_beats_neighbour_margin),
         cmocka_unit_test(test_sphere_volume),
         cmocka_unit_test(test_elongation),
         cmocka_unit_test(test_placement_failure),
