@@ -30,4 +30,9 @@ void rsy__nifti_unlock(void);
  *  caller (free()); NULL when out of memory. Remove the file or rename it over @p path. */
 char *rsy__file_temp_path(const char *path);
 
+/** fsync a file or directory by path (a directory: its entries, i.e. completed renames).
+ *  @return RSY_OK, or RSY_EIO with errno set. A filesystem that cannot sync directories
+ *  (EINVAL) counts as success. */
+rsy_status rsy__fsync_path(const char *path);
+
 #endif /* RSY_CORE_INTERNAL_H */

@@ -2,6 +2,7 @@
  * fileio.c: monotonic time, atomic whole-file writes, whole-file reads and mkdir -p.
  */
 #include <errno.h>
+#include <fcntl.h>
 #include <stdatomic.h>
 #include <stdio.h>
 #include <string.h>
@@ -60,7 +61,8 @@ rsy_status rsy_file_write_atomic(const char *path, const void *data, size_t len)
         goto fail;
     }
     errno = 0;
-    if (fflush(f) != 0 || ferror(f)) {
+    /* Flushed and synced: the data is on disk before the rename says the file is complete. */
+    if (fflush(f) != 0 || ferror(f) || fsync(fileno(f)) != 0) {
         err = errno ? errno : EIO;
         goto fail;
     }
@@ -85,6 +87,22 @@ fail:
     remove(tmp);
     free(tmp);
     return rc;
+}
+
+rsy_status rsy__fsync_path(const char *path)
+{
+    int fd = open(path, O_RDONLY | O_CLOEXEC);
+    if (fd < 0)
+        return RSY_EIO;
+    int rc = fsync(fd);
+    int err = errno;
+    close(fd);
+    /* A directory on a filesystem that cannot sync directories (EINVAL) is not an error. */
+    if (rc != 0 && err != EINVAL) {
+        errno = err;
+        return RSY_EIO;
+    }
+    return RSY_OK;
 }
 
 rsy_status rsy_file_read_all(const char *path, size_t max_bytes, char **out, size_t *len_out)

@@ -179,7 +179,10 @@ static rsy_status build_header(const rsy_volume *v, rsy_nifti_kind kind, int dat
     nifti_image_free(nim);
     rsy__nifti_unlock();
 
-    /* Pin what formats.md requires regardless of nifti_clib's defaults. */
+    /* Pin what formats.md requires regardless of nifti_clib's defaults. The unused dims are 1,
+     * not 0 (NIfTI-1: dim[i] for i > dim[0] should be 1; some older readers insist). */
+    for (int k = 4; k < 8; k++)
+        hdr->dim[k] = 1;
     hdr->sizeof_hdr = NIFTI1_HEADER_BYTES;
     hdr->vox_offset = (float)NIFTI1_VOX_OFFSET;
     memcpy(hdr->magic, "n+1", 4);
@@ -287,6 +290,12 @@ rsy_status rsy_volume_write_nifti(const rsy_volume *v, const char *path, rsy_nif
         else
             rsy_log_error("%s: zlib error %d while closing", path, zrc);
         rc = RSY_EIO;
+        goto fail;
+    }
+    /* The data must be on disk before the name says the file is complete. */
+    rc = rsy__fsync_path(tmp);
+    if (rc != RSY_OK) {
+        rsy_log_error("%s: %s", path, strerror(errno));
         goto fail;
     }
     if (rename(tmp, path) != 0) {

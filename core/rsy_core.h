@@ -202,10 +202,12 @@ RSY_API RSY_NODISCARD rsy_status rsy_rng_create(rsy_rng **out, uint64_t seed);
 /** Shorthand for rsy_rng_create(out, rsy_seed_derive(dataset_seed, case_index, stage)). */
 RSY_API RSY_NODISCARD rsy_status rsy_rng_create_stream(rsy_rng **out, uint64_t dataset_seed,
                                                        uint64_t case_index, uint32_t stage);
+/** Free a stream; NULL is a no-op. @since 0.1 */
 RSY_API void rsy_rng_destroy(rsy_rng *r);
 /** Name recorded in manifests, e.g. "xoshiro256** (SplitMix64 seeding) via GSL 2.7.1". */
 RSY_API const char *rsy_rng_description(void);
 
+/** Next raw 64-bit output of the stream. @since 0.1 */
 RSY_API uint64_t rsy_rng_u64(rsy_rng *r);
 /** Uniform on [0, 1) with 53 random bits. */
 RSY_API double rsy_rng_uniform(rsy_rng *r);
@@ -242,7 +244,9 @@ typedef rsy_status (*rsy_task_fn)(void *ctx, size_t index, int worker);
  *  On success @p *out is owned by the caller; release with rsy_pool_destroy().
  *  @return RSY_OK, RSY_EINVAL (n_threads < 1 or > 1024), RSY_ENOMEM. @since 0.1 */
 RSY_API RSY_NODISCARD rsy_status rsy_pool_create(rsy_pool **out, int n_threads);
+/** Free a pool (no task may be running); NULL is a no-op. @since 0.1 */
 RSY_API void rsy_pool_destroy(rsy_pool *p);
+/** Number of workers of @p p. @since 0.1 */
 RSY_API int rsy_pool_threads(const rsy_pool *p);
 /**
  * Run fn(ctx, i, worker) for i in [0, n_tasks), tasks taken in increasing index order, and
