@@ -2,10 +2,12 @@
  * raresynth: the command-line tool. Argument parsing, progress display and exit codes only;
  * every piece of work is a library call (STYLE.md section 7). Exit codes: docs/EXIT_CODES.md.
  */
+#include <dirent.h>
 #include <errno.h>
 #include <inttypes.h>
 #include <limits.h>
 #include <signal.h>
+#include <stdatomic.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -30,7 +32,7 @@ enum {
 };
 
 static volatile sig_atomic_t g_cancel;
-static int g_errors_logged;
+static atomic_int g_errors_logged; /* the log handler runs on worker threads */
 static rsy_log_level g_level = RSY_LOG_WARNING;
 
 static void on_signal(int sig)
@@ -212,7 +214,7 @@ static int default_jobs(void)
     return n < 1 ? 1 : (n > 64 ? 64 : (int)n);
 }
 
-/* Option value: "--opt=value", "--opt value" or "-o value". */
+/* Option value: "--opt=value", "--opt value", "-o value" or "-ovalue". */
 static const char *opt_value(int argc, char **argv, int *i, const char *longname,
                              const char *shortname)
 {
@@ -220,6 +222,8 @@ static const char *opt_value(int argc, char **argv, int *i, const char *longname
     size_t ln = strlen(longname);
     if (strncmp(a, longname, ln) == 0 && a[ln] == '=')
         return a + ln + 1;
+    if (shortname && strncmp(a, shortname, 2) == 0 && a[2])
+        return a + 2;
     if (strcmp(a, longname) == 0 || (shortname && strcmp(a, shortname) == 0)) {
         if (*i + 1 >= argc)
             return NULL;
@@ -233,6 +237,12 @@ static int is_opt(const char *a, const char *longname, const char *shortname)
     size_t ln = strlen(longname);
     return strcmp(a, longname) == 0 || (strncmp(a, longname, ln) == 0 && a[ln] == '=') ||
            (shortname && strcmp(a, shortname) == 0);
+}
+
+/* Like is_opt, and also "-ovalue" for options that take a value. */
+static int is_valued_opt(const char *a, const char *longname, const char *shortname)
+{
+    return is_opt(a, longname, shortname) || (shortname && strncmp(a, shortname, 2) == 0);
 }
 
 /* ---- progress display ------------------------------------------------------------------ */
@@ -295,6 +305,24 @@ static int dataset_complete(const char *dir)
     return access(p, F_OK) == 0;
 }
 
+/* Whether DIR holds at least one finished case (its manifest is written last, atomically). */
+static int dataset_has_cases(const char *dir)
+{
+    char p[PATH_MAX];
+    snprintf(p, sizeof p, "%s/manifests", dir);
+    DIR *d = opendir(p);
+    if (!d)
+        return 0;
+    int found = 0;
+    const struct dirent *e;
+    while (!found && (e = readdir(d)) != NULL) {
+        size_t n = strlen(e->d_name);
+        found = n > 5 && strcmp(e->d_name + n - 5, ".json") == 0;
+    }
+    closedir(d);
+    return found;
+}
+
 static int dataset_marked(const char *dir)
 {
     char p[PATH_MAX];
@@ -347,13 +375,13 @@ static int cmd_generate(int argc, char **argv)
         if (is_opt(a, "--help", "-h")) {
             fputs(generate_usage, stdout);
             return EXIT_OK;
-        } else if (is_opt(a, "--recipe", "-r")) {
+        } else if (is_valued_opt(a, "--recipe", "-r")) {
             if (!(recipe_path = opt_value(argc, argv, &i, "--recipe", "-r")))
                 goto missing;
-        } else if (is_opt(a, "--out", "-o")) {
+        } else if (is_valued_opt(a, "--out", "-o")) {
             if (!(out = opt_value(argc, argv, &i, "--out", "-o")))
                 goto missing;
-        } else if (is_opt(a, "--cases", "-n")) {
+        } else if (is_valued_opt(a, "--cases", "-n")) {
             if (!(v = opt_value(argc, argv, &i, "--cases", "-n")))
                 goto missing;
             if (parse_u64(v, &cases) || cases < 1 || cases > 10000000) {
@@ -361,7 +389,7 @@ static int cmd_generate(int argc, char **argv)
                 return EXIT_USAGE;
             }
             have_cases = 1;
-        } else if (is_opt(a, "--seed", "-s")) {
+        } else if (is_valued_opt(a, "--seed", "-s")) {
             if (!(v = opt_value(argc, argv, &i, "--seed", "-s")))
                 goto missing;
             if (parse_u64(v, &seed)) {
@@ -369,19 +397,12 @@ static int cmd_generate(int argc, char **argv)
                 return EXIT_USAGE;
             }
             have_seed = 1;
-        } else if (is_opt(a, "--jobs", "-j")) {
+        } else if (is_valued_opt(a, "--jobs", "-j")) {
             uint64_t j;
             if (!(v = opt_value(argc, argv, &i, "--jobs", "-j")))
                 goto missing;
             if (parse_u64(v, &j) || j < 1 || j > 1024) {
                 fail("--jobs: expected an integer in 1..1024, got '%s'", v);
-                return EXIT_USAGE;
-            }
-            jobs = (int)j;
-        } else if (strncmp(a, "-j", 2) == 0 && a[2]) {
-            uint64_t j;
-            if (parse_u64(a + 2, &j) || j < 1 || j > 1024) {
-                fail("-j: expected an integer in 1..1024, got '%s'", a + 2);
                 return EXIT_USAGE;
             }
             jobs = (int)j;
@@ -399,6 +420,11 @@ static int cmd_generate(int argc, char **argv)
             rsy_log_set_level(RSY_LOG_ERROR);
         } else if (is_opt(a, "--verbose", "-v")) {
             rsy_log_set_level(g_level = RSY_LOG_INFO);
+        } else if (a[0] != '-') {
+            fail("generate: unexpected argument '%s' (options take the form --recipe FILE; see "
+                 "raresynth generate --help)",
+                 a);
+            return EXIT_USAGE;
         } else {
             fail("generate: unknown option '%s' (see raresynth generate --help)", a);
             return EXIT_USAGE;
@@ -467,10 +493,11 @@ static int cmd_generate(int argc, char **argv)
     }
     if (!g_errors_logged)
         fail("generate failed: %s", rsy_strerror(rc));
-    /* Work had started if the directory now carries our marker but no dataset manifest, and it
-     * was not an earlier run that we refused to touch. */
-    if (dataset_marked(out) && !dataset_complete(out) && (force || !had_earlier_run)) {
-        fail("%s holds an incomplete dataset (raresynth.json not written)", out);
+    /* Partial output: this run finished some cases but not the dataset (a directory we
+     * refused to touch, holding an earlier run, is not this run's output). */
+    if ((force || !had_earlier_run) && !dataset_complete(out) && dataset_has_cases(out)) {
+        fail("%s holds an incomplete dataset (raresynth.json not written); rerun with --force",
+             out);
         return EXIT_PARTIAL;
     }
     return exit_code_for(rc);
