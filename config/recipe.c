@@ -638,6 +638,9 @@ rsy_status rsy_recipe_load(rsy_recipe **out, const char *path, const char *const
     if (!out || !path)
         return RSY_EINVAL;
     *out = NULL;
+    rsy_status rc0 = rsy_init(); /* GSL's abort-on-error handler off before any GSL call */
+    if (rc0 != RSY_OK)
+        return rc0;
     if (strlen(path) >= RSY_PATH_MAX) {
         rsy_log_error("%.200s...: path longer than %d bytes", path, RSY_PATH_MAX - 1);
         return RSY_EINVAL;

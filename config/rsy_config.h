@@ -75,6 +75,7 @@ typedef struct rsy_tissue {
 
 typedef struct rsy_tissue_table {
     char name[RSY_NAME_MAX];
+    char path[RSY_PATH_MAX]; /* file it was loaded from */
     int n_tissues;
     rsy_tissue tissues[RSY_MAX_TISSUES];
     int n_sources;
@@ -229,6 +230,7 @@ typedef struct rsy_recipe {
  */
 RSY_API RSY_NODISCARD rsy_status rsy_recipe_load(rsy_recipe **out, const char *path,
                                                  const char *const *search_dirs);
+/** Free a recipe and its embedded text; NULL is a no-op. @since 0.1 */
 RSY_API void rsy_recipe_destroy(rsy_recipe *r);
 
 /** Load one prior file on its own (for `priors show` and tests). Ownership: caller frees

@@ -63,6 +63,11 @@ rsy_status rsy__tissue_table_load(rsy_tissue_table *out, const char *path)
     char description[RSY_TEXT_MAX];
     char stem[RSY_NAME_MAX + 8];
     memset(out, 0, sizeof *out);
+    if (strlen(path) >= sizeof out->path) {
+        rsy_log_error("%.200s...: path longer than %zu bytes", path, sizeof out->path - 1);
+        return RSY_ECONFIG;
+    }
+    snprintf(out->path, sizeof out->path, "%s", path);
     rsy_status rc = rsy__json_file_load(&f, path);
     if (rc != RSY_OK)
         return rc;

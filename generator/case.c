@@ -13,6 +13,7 @@
  * Every random number comes from the case's own streams (generator_internal.h), so a case
  * is the same whichever thread makes it and whatever else runs.
  */
+#include <locale.h>
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -360,10 +361,10 @@ static rsy_status labels_and_findings(const rsy_recipe *r, rsy_case *c, const rs
             rc = RSY_ENOMEM;
             goto fail;
         }
-        rc = rsy_export_measure_lesions(c->instances, c->labels, n, whole);
+        rc = rsy_export_measure_lesions(c->instances, c->labels, n, NULL, whole);
         if (rc != RSY_OK)
             goto fail;
-        rc = rsy_export_measure_lesions(mass_inst, c->labels, n, mass);
+        rc = rsy_export_measure_lesions(mass_inst, c->labels, n, NULL, mass);
         if (rc != RSY_OK)
             goto fail;
         for (int i = 0; i < n; i++) {
@@ -373,7 +374,17 @@ static rsy_status labels_and_findings(const rsy_recipe *r, rsy_case *c, const rs
             fl[i].extent = set->items[i].extent;
         }
     }
+    /* Numbers in the findings text are formatted in the C locale, whatever LC_NUMERIC the
+     * embedding program set, so the manifests stay byte-identical ("46.5", never "46,5"). */
+    locale_t c_numeric = newlocale(LC_NUMERIC_MASK, "C", (locale_t)0);
+    if (!c_numeric) {
+        rc = RSY_ENOMEM;
+        goto fail;
+    }
+    locale_t previous = uselocale(c_numeric);
     rc = rsy__gen_findings(r, tab, &c->classes->geom, fl, whole, mass, n, &c->findings);
+    uselocale(previous);
+    freelocale(c_numeric);
 
 fail:
     free(fl);
@@ -390,12 +401,14 @@ rsy_status rsy_case_generate(const rsy_recipe *r, size_t case_index, rsy_case **
     *out = NULL;
     if (!r)
         return RSY_EINVAL;
+    rsy_status rc = rsy_init();
+    if (rc != RSY_OK)
+        return rc;
     if (strcmp(r->modality, "mri") != 0) {
         rsy_log_error("%s: modality \"%s\" has no imaging model (expected \"mri\")", r->path,
                       r->modality);
         return RSY_EINVAL;
     }
-    rsy_status rc = RSY_OK;
     rsy_rng *rng_subject = NULL, *rng_shape = NULL, *rng_lesions = NULL;
     rsy__gen_class *tab = NULL;
     int n_classes = 0;

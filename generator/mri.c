@@ -149,6 +149,32 @@ int rsy_generator_label_names(const rsy_recipe *r, const char **names, int max)
     return n < RSY_MAX_LABELS ? n : RSY_MAX_LABELS;
 }
 
+int rsy_generator_label_perilesional(const rsy_recipe *r, unsigned char *flags, int max)
+{
+    if (!r)
+        return 0;
+    const char *names[RSY_MAX_LABELS];
+    int n = rsy_generator_label_names(r, names, RSY_MAX_LABELS);
+    for (int i = 0; i < n && i < max; i++) {
+        /* Perilesional when every prior that defines a compartment of this name places it
+         * outside the lesion surface; a tissue label never is. */
+        int margin = 0, inside = 0;
+        for (int t = 0; t < r->n_lesion_types; t++) {
+            const rsy_prior *p = &r->lesions[t].prior;
+            for (int c = 0; c < p->n_compartments; c++) {
+                if (strcmp(p->compartments[c].name, names[i]) != 0)
+                    continue;
+                if (p->compartments[c].extent_kind == RSY_EXTENT_MARGIN_MM)
+                    margin = 1;
+                else
+                    inside = 1;
+            }
+        }
+        flags[i] = (unsigned char)(margin && !inside);
+    }
+    return n;
+}
+
 rsy_status rsy__gen_class_table(const rsy_recipe *r, rsy__gen_class **out, int *n_out)
 {
     *out = NULL;

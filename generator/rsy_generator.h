@@ -49,20 +49,38 @@ typedef struct rsy_case rsy_case;
  */
 RSY_API RSY_NODISCARD rsy_status rsy_case_generate(const rsy_recipe *r, size_t case_index,
                                                    rsy_case **out);
+/** Free a case and everything it holds; NULL is a no-op. @since 0.1 */
 RSY_API void rsy_case_destroy(rsy_case *c);
-/** Borrowed views of a generated case (valid until rsy_case_destroy). */
+/*
+ * Accessors: borrowed views of a generated case, valid until rsy_case_destroy(). Volumes share
+ * one geometry. @since 0.1
+ */
+/** Number of image channels (the recipe's sequences, in order). */
 RSY_API int rsy_case_n_channels(const rsy_case *c);
+/** Channel @p i (float32), NULL if out of range. */
 RSY_API const rsy_volume *rsy_case_channel(const rsy_case *c, int i);
-RSY_API const rsy_volume *rsy_case_labels(const rsy_case *c);    /* uint8 output labels */
-RSY_API const rsy_volume *rsy_case_classes(const rsy_case *c);   /* uint16 working classes */
-RSY_API const rsy_volume *rsy_case_instances(const rsy_case *c); /* uint16 */
+/** Output label map (uint8), values of rsy_generator_label_names(). */
+RSY_API const rsy_volume *rsy_case_labels(const rsy_case *c);
+/** Working class map (uint16): phantom tissue ids, then lesion compartment ids
+ *  (rsy_priors.h). */
+RSY_API const rsy_volume *rsy_case_classes(const rsy_case *c);
+/** Instance map (uint16): 0 outside lesions, 1..N per lesion. */
+RSY_API const rsy_volume *rsy_case_instances(const rsy_case *c);
+/** Number of lesions sampled (instance ids 1..N). */
 RSY_API int rsy_case_n_lesions(const rsy_case *c);
+/** Findings text in a radiologist's register (NUL-terminated, never NULL for a valid case). */
 RSY_API const char *rsy_case_findings(const rsy_case *c);
 
 /** Output label dictionary of @p r: names in value order, [0] = "background". Returns the
  *  count (<= RSY_MAX_LABELS) and fills at most @p max entries of @p names (static or
  *  recipe-owned strings). */
 RSY_API int rsy_generator_label_names(const rsy_recipe *r, const char **names, int max);
+
+/** Perilesional flags of the output labels of @p r, in value order: flags[i] = 1 when label i
+ *  is a compartment outside the lesion surface (a margin compartment such as oedema), which the
+ *  RECIST measurement leaves out; 0 otherwise. Writes at most @p max flags and returns the
+ *  label count, as rsy_generator_label_names(). @since 0.1 */
+RSY_API int rsy_generator_label_perilesional(const rsy_recipe *r, unsigned char *flags, int max);
 
 /** Timings of the stages of one case, seconds (for benchmarks). */
 typedef struct rsy_case_timing {
@@ -96,12 +114,211 @@ RSY_API rsy_run_options rsy_run_options_default(void);
  * files. Byte-identical output for the same recipe, seed and version whatever n_threads.
  * On failure or cancellation, temporary files are removed and raresynth.json is not written:
  * `validate` then reports the dataset as incomplete.
- * @return RSY_OK, RSY_ELIMIT (memory estimate over the limit; logged with both figures),
+ * Before the directory is touched, the recipe is checked for what only the generator knows
+ * (every phantom class has a tissue entry, the output labels fit RSY_MAX_LABELS).
+ * @return RSY_OK, RSY_EINVAL (NULL argument, n_threads < 1), RSY_ECONFIG (the checks above;
+ *         logged), RSY_ELIMIT (memory estimate over the limit; logged with both figures),
  *         RSY_EIO, RSY_ECANCELED, RSY_EPLACEMENT, RSY_ENOMEM, RSY_ENUMERIC.
  * @since 0.1
  */
 RSY_API RSY_NODISCARD rsy_status rsy_generator_run(const rsy_recipe *r, const char *out_dir,
                                                    const rsy_run_options *opt);
+
+/* ======================================================================================== */
+/* Texture: patch priors, denoisers and the diffusion sampler (DESIGN.md section 6,           */
+/* docs/texture.md). The normalized texture field u is drawn by integrating the probability-  */
+/* flow ODE of Karras et al. 2022 with an exact denoiser of a class-conditional patch prior.   */
+/* ======================================================================================== */
+/** A texture prior: for each class id 0..n_classes-1 of a class map, a Gaussian mixture over
+ *  p×p×p patches (d = p³ values, x fastest within the patch, as NIfTI voxel order). Each
+ *  covariance is eigendecomposed once, when its component is added. Opaque. */
+typedef struct rsy_texture_prior rsy_texture_prior;
+
+/** Largest patch edge p accepted (d = 9³ = 729 values per patch). */
+#define RSY_TEXTURE_MAX_PATCH 9
+/** Largest number of mixture components per class. */
+#define RSY_TEXTURE_MAX_COMPONENTS 16
+
+/**
+ * Create an empty prior for patches of @p patch_size³ voxels at voxel size @p spacing_mm,
+ * for class ids 0..n_classes-1. Add at least one component to every class before use.
+ * On success @p *out is owned by the caller; release with rsy_texture_prior_destroy().
+ * @return RSY_OK, RSY_EINVAL (patch_size not odd in [1, RSY_TEXTURE_MAX_PATCH], n_classes
+ *         outside [1, 65536], spacing not finite and > 0), RSY_ENOMEM.
+ * @since 0.2
+ */
+RSY_API RSY_NODISCARD rsy_status rsy_texture_prior_create(rsy_texture_prior **out, int patch_size,
+                                                          const double spacing_mm[3],
+                                                          int n_classes);
+/** Free @p m; NULL is a no-op. @since 0.2 */
+RSY_API void rsy_texture_prior_destroy(rsy_texture_prior *m);
+
+/**
+ * Add the component weight·N(mean, cov) to class @p class_id of @p m. The covariance
+ * (d×d, row-major, symmetric) is eigendecomposed here (GSL gsl_eigen_symmv, double) and its
+ * eigenvalues are floored at 1e-6 times the largest (and at 1e-12 absolutely), so a
+ * semi-definite covariance is accepted. Weights need not sum to 1 over a class: they are
+ * normalised when a denoiser is built. @p mean may be NULL for the zero mean. Both arrays
+ * are copied.
+ * @return RSY_OK, RSY_EINVAL (bad class id, weight not finite and > 0, non-finite values,
+ *         covariance not symmetric to 1e-9 relative, largest eigenvalue not > 0, class
+ *         full), RSY_ENUMERIC (eigensolver failure), RSY_ENOMEM.
+ * @since 0.2
+ */
+RSY_API RSY_NODISCARD rsy_status rsy_texture_prior_add_component(rsy_texture_prior *m, int class_id,
+                                                                 double weight, const double *mean,
+                                                                 const double *cov);
+
+/** An analytic component: a stationary Gaussian random field with a squared-exponential
+ *  correlation, cov(Δ) = variance·exp(−Σ_a (Δ_a·spacing_a)² / (2·corr_length_mm_a²)) between
+ *  patch voxels Δ voxels apart along axis a, and a constant mean. Unequal lengths make the
+ *  texture anisotropic. */
+typedef struct rsy_texture_preset_component {
+    double weight;            /* mixture weight, > 0 */
+    double variance;          /* marginal variance of u, > 0 */
+    double corr_length_mm[3]; /* correlation length ℓ along i, j, k, > 0 */
+    double mean;              /* mean of u, every voxel */
+} rsy_texture_preset_component;
+
+/**
+ * Add the analytic component @p c (covariance by the kernel above at the prior's spacing) to
+ * class @p class_id of @p m.
+ * @return as rsy_texture_prior_add_component(); RSY_EINVAL also for a variance or length
+ *         not finite and > 0.
+ * @since 0.2
+ */
+RSY_API RSY_NODISCARD rsy_status rsy_texture_prior_add_preset(
+    rsy_texture_prior *m, int class_id, const rsy_texture_preset_component *c);
+
+/** Patch edge p, class count, and component count of one class (0 for a bad id). @since 0.2 */
+RSY_API int rsy_texture_prior_patch_size(const rsy_texture_prior *m);
+RSY_API int rsy_texture_prior_n_classes(const rsy_texture_prior *m);
+RSY_API int rsy_texture_prior_n_components(const rsy_texture_prior *m, int class_id);
+
+/* ---------------------------------------------------------------------------------------- */
+/* Denoiser interface: any denoiser plugs into the samplers through this struct              */
+/* ---------------------------------------------------------------------------------------- */
+/**
+ * Denoise a whole field: write to @p out (one float per voxel of @p class_map) an estimate of
+ * E[u | u + σ·n = y] for the prior conditioned on @p class_map (uint8 or uint16 class ids; its
+ * geometry is the field's). A denoiser may draw from @p rng (e.g. tile offsets) and must draw
+ * a number of values that does not depend on the thread count. @p y and @p out do not alias.
+ * @return RSY_OK, RSY_EINVAL, RSY_ENOMEM, RSY_ENUMERIC.
+ */
+typedef rsy_status (*rsy_denoise_fn)(void *self, const float *y, const rsy_volume *class_map,
+                                     double sigma, rsy_rng *rng, float *out);
+/** A denoiser: the function and the object it works on (borrowed by the samplers). */
+typedef struct rsy_denoiser {
+    rsy_denoise_fn denoise;
+    void *self;
+} rsy_denoiser;
+
+/* ---------------------------------------------------------------------------------------- */
+/* The patch-mixture denoiser (exact posterior mean of the noised mixture, per patch)        */
+/* ---------------------------------------------------------------------------------------- */
+typedef struct rsy_patch_denoiser rsy_patch_denoiser;
+
+typedef struct rsy_patch_denoiser_params {
+    int n_offsets;        /* random tilings averaged per evaluation, >= 1 */
+    size_t batch_patches; /* patches per matrix product, >= 1 (bounds the scratch memory) */
+    int n_threads;        /* workers over batches, >= 1; results do not depend on it */
+} rsy_patch_denoiser_params;
+
+/** Defaults: 1 offset, 2048 patches per batch, 1 thread. @since 0.2 */
+RSY_API rsy_patch_denoiser_params rsy_patch_denoiser_params_default(void);
+
+/**
+ * Build the patch-mixture denoiser of @p prior (DESIGN.md section 6): the volume is tiled into
+ * non-overlapping p³ patches on a grid shifted by a random offset in [0, p)³ drawn at each
+ * evaluation; a patch takes its centre voxel's class; patches crossing the border read the
+ * field mirrored at the border and write back only their voxels inside it, so each voxel is
+ * written exactly once per offset. Per class, batches of patches go through two single-
+ * precision matrix products (OpenBLAS, set to one thread once per process: the parallelism
+ * is ours, over batches, with a fixed partition). The prior's data are copied: @p prior may
+ * be destroyed afterwards. One denoiser must not be used by two threads at once.
+ * On success @p *out is owned by the caller; release with rsy_patch_denoiser_destroy().
+ * @return RSY_OK, RSY_EINVAL (bad params, a class without components), RSY_ENOMEM.
+ * @since 0.2
+ */
+RSY_API RSY_NODISCARD rsy_status rsy_patch_denoiser_create(rsy_patch_denoiser **out,
+                                                           const rsy_texture_prior *prior,
+                                                           const rsy_patch_denoiser_params *params);
+/** Free @p d; NULL is a no-op. @since 0.2 */
+RSY_API void rsy_patch_denoiser_destroy(rsy_patch_denoiser *d);
+/** The interface view of @p d (borrowed: valid while @p d lives). @since 0.2 */
+RSY_API rsy_denoiser rsy_patch_denoiser_interface(rsy_patch_denoiser *d);
+/** Floating-point operations of the matrix products done by @p d so far (4·n·K·d² per
+ *  batch of n patches of a K-component class), for benchmarks. @since 0.2 */
+RSY_API double rsy_patch_denoiser_gemm_flops(const rsy_patch_denoiser *d);
+
+/* ---------------------------------------------------------------------------------------- */
+/* Samplers (Karras et al. 2022, Algorithms 1 and 2)                                          */
+/* ---------------------------------------------------------------------------------------- */
+typedef enum {
+    RSY_TEXTURE_SAMPLER_EULER = 0,     /* Euler on the probability-flow ODE: N evaluations */
+    RSY_TEXTURE_SAMPLER_HEUN = 1,      /* Heun (2nd order): 2N − 1 evaluations */
+    RSY_TEXTURE_SAMPLER_STOCHASTIC = 2 /* churn + Heun (Algorithm 2): 2N − 1 evaluations */
+} rsy_texture_sampler;
+
+typedef struct rsy_texture_sample_params {
+    rsy_texture_sampler sampler;
+    int steps;        /* N >= 2 noise levels before the final σ = 0 */
+    double sigma_min; /* > 0 */
+    double sigma_max; /* > sigma_min */
+    double rho;       /* schedule exponent, > 0 */
+    double s_churn;   /* stochastic: total churn, >= 0 (γ_i = min(S_churn/N, √2 − 1)) */
+    double s_tmin;    /* stochastic: churn only for σ_i in [s_tmin, s_tmax] */
+    double s_tmax;
+    double s_noise; /* stochastic: scale of the added noise, >= 0 */
+} rsy_texture_sample_params;
+
+/** Defaults: Heun, 18 steps, σ from 80 down to 0.002, ρ = 7 (Karras et al. 2022, Table 1);
+ *  churn S_churn 5, S_tmin 0.05, S_tmax 50, S_noise 1 (an exact denoiser needs no noise
+ *  inflation). @since 0.2 */
+RSY_API rsy_texture_sample_params rsy_texture_sample_params_default(void);
+
+/**
+ * The Karras schedule: σ_i = (σ_max^{1/ρ} + i/(N−1)·(σ_min^{1/ρ} − σ_max^{1/ρ}))^ρ for
+ * i < N, and σ_N = 0. Writes @p p->steps + 1 values to @p sigmas.
+ * @return RSY_OK, RSY_EINVAL (bad params). @since 0.2
+ */
+RSY_API RSY_NODISCARD rsy_status rsy_texture_schedule(const rsy_texture_sample_params *p,
+                                                      double *sigmas);
+
+/** Counters of one sampler run. */
+typedef struct rsy_texture_stats {
+    size_t denoiser_evals;
+} rsy_texture_stats;
+
+/**
+ * Draw a texture field u for @p class_map (uint8 or uint16 class ids) by integrating from
+ * x = σ_max·N(0, I) down to σ = 0 with @p dn. Deterministic for a given @p rng state, whatever
+ * the denoiser's thread count. @p stats may be NULL.
+ * On success @p *out (float32, geometry of @p class_map) is owned by the caller; release with
+ * rsy_volume_destroy().
+ * @return RSY_OK, RSY_EINVAL (bad params, bad class map), RSY_ENOMEM, or the denoiser's status.
+ * @since 0.2
+ */
+RSY_API RSY_NODISCARD rsy_status rsy_texture_sample(const rsy_denoiser *dn,
+                                                    const rsy_volume *class_map,
+                                                    const rsy_texture_sample_params *p,
+                                                    rsy_rng *rng, rsy_volume **out,
+                                                    rsy_texture_stats *stats);
+
+/**
+ * As rsy_texture_sample(), with the voxels where @p mask (uint8, non-zero = known) is set
+ * taken from @p known (float32): before every denoiser evaluation at noise level σ they are
+ * replaced by known + σ·N(0, 1) (RePaint-style, Lugmayr et al. 2022), and at the end by the
+ * known values exactly, so the rest is drawn conditioned on them. Geometries must equal the
+ * class map's. Ownership of @p *out as rsy_texture_sample().
+ * @return RSY_OK, RSY_EINVAL (also: dtype or geometry mismatch), RSY_ENOMEM, or the
+ *         denoiser's status.
+ * @since 0.2
+ */
+RSY_API RSY_NODISCARD rsy_status
+rsy_texture_inpaint(const rsy_denoiser *dn, const rsy_volume *class_map, const rsy_volume *known,
+                    const rsy_volume *mask, const rsy_texture_sample_params *p, rsy_rng *rng,
+                    rsy_volume **out, rsy_texture_stats *stats);
 
 #ifdef __cplusplus
 }

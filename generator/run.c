@@ -89,9 +89,22 @@ rsy_status rsy_generator_run(const rsy_recipe *r, const char *out_dir, const rsy
         return RSY_ELIMIT;
     }
 
+    /* Everything a case needs from the recipe beyond what the loader checked (every phantom
+     * class in the tissue table, the output label count) is checked here, so such a recipe is
+     * refused before the directory is touched. */
+    rsy__gen_class *tab = NULL;
+    int n_classes = 0;
+    rc = rsy__gen_class_table(r, &tab, &n_classes);
+    free(tab);
+    if (rc != RSY_OK)
+        return rc == RSY_EINVAL ? RSY_ECONFIG : rc;
+
     const char *names[RSY_MAX_LABELS];
+    unsigned char perilesional[RSY_MAX_LABELS];
     int n_labels = rsy_generator_label_names(r, names, RSY_MAX_LABELS);
-    rsy_export_params ep = {r, out_dir, names, n_labels, RSY__GEN_TEXTURE_NOTE_UNIFORM};
+    rsy_generator_label_perilesional(r, perilesional, RSY_MAX_LABELS);
+    rsy_export_params ep = {r, out_dir, names, n_labels, RSY__GEN_TEXTURE_NOTE_UNIFORM,
+                            perilesional};
     rsy_export *ex = NULL;
     rsy_pool *pool = NULL;
     run_ctx ctx = {r, NULL, opt, PTHREAD_MUTEX_INITIALIZER, 0};
