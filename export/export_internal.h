@@ -21,6 +21,9 @@
 #define RSY_EXPORT_MANIFEST "raresynth.json" /* dataset manifest, written last */
 #define RSY_EXPORT_DESCRIPTION "dataset_description.json"
 #define RSY_EXPORT_MANIFEST_DIR "manifests"
+/* A case's files are written here (DIR/.staging/<case>/) and renamed into place when all are
+ * complete; nnU-Net never looks outside imagesTr/labelsTr. */
+#define RSY_EXPORT_STAGING_DIR ".staging"
 #define RSY_EXPORT_INSTANCE_DIR "instances"
 #define RSY_EXPORT_NII ".nii.gz"
 #define RSY_EXPORT_LICENCE "CC-BY-4.0"
@@ -49,8 +52,11 @@ struct rsy_export {
     char nnunet_dir[96]; /* "DatasetNNN_<name>" */
     int n_channels;
     int n_labels;
-    char **label_names; /* n_labels, owned */
-    char *texture_note; /* owned, never NULL */
+    char **label_names;                         /* n_labels, owned */
+    char *texture_note;                         /* owned, never NULL */
+    unsigned char perilesional[RSY_MAX_LABELS]; /* 1 = label value left out of the mass */
+    char (*prior_sha)[65]; /* SHA-256 of each recipe lesion type's prior file, owned */
+    char tissue_sha[65];   /* SHA-256 of the recipe's tissue-table file */
     size_t n_cases;
     pthread_mutex_t lock;      /* guards cases[] */
     rsy__case_summary **cases; /* n_cases, NULL until written */
@@ -66,13 +72,26 @@ void rsy__export_manifest_relpath(const char *case_id, char *buf, size_t n);
 /** snprintf into @p buf; RSY_EINVAL (logged) if the result does not fit. */
 rsy_status rsy__export_path(char *buf, size_t n, const char *fmt, ...) RSY_FORMAT(3, 4);
 void rsy__case_summary_free(rsy__case_summary *s);
+/** The file name part of @p path (after the last '/'). */
+const char *rsy__export_basename(const char *path);
+/** fsync the file or directory @p path, opened read-only. @return RSY_OK, RSY_EIO (logged). */
+rsy_status rsy__export_fsync(const char *path);
+/** Create or truncate @p path, write @p len bytes and fsync them (no rename).
+ *  @return RSY_OK, RSY_EIO (logged). */
+rsy_status rsy__export_write_synced(const char *path, const void *data, size_t len);
+/** Durable atomic write: to a temporary name beside @p path, fsync, rename over @p path. On
+ *  failure the temporary file is removed and @p path untouched. @return RSY_OK, RSY_EIO,
+ *  RSY_ENOMEM. */
+rsy_status rsy__export_write_durable(const char *path, const void *data, size_t len);
 
 /* ---- manifest.c -------------------------------------------------------------------------- */
 /** The decimal string of a 64-bit value (seeds are stored as strings: cJSON prints %1.15g). */
 void rsy__export_u64_string(uint64_t v, char buf[24]);
-/** Print @p doc (cJSON_Print) and write it atomically to @p path with a trailing newline; if
- *  @p sha is not NULL it receives the SHA-256 of the written bytes. */
-rsy_status rsy__export_write_json(const cJSON *doc, const char *path, char sha[65]);
+/** The text of @p doc (cJSON_Print) with a trailing newline, in a heap buffer owned by the
+ *  caller (free()); NULL when out of memory. */
+char *rsy__export_json_text(const cJSON *doc, size_t *len);
+/** Write @p doc's text durably and atomically to @p path (rsy__export_write_durable). */
+rsy_status rsy__export_write_json(const cJSON *doc, const char *path);
 /**
  * Build the per-case manifest. @p records[i] describes instance i+1 (n_records of them);
  * @p sha holds the checksums of the case's NIfTI files (images, label, instances).

@@ -25,24 +25,30 @@ void rsy__export_u64_string(uint64_t v, char buf[24])
     snprintf(buf, 24, "%" PRIu64, v);
 }
 
-rsy_status rsy__export_write_json(const cJSON *doc, const char *path, char sha[65])
+char *rsy__export_json_text(const cJSON *doc, size_t *len)
 {
     char *text = cJSON_Print(doc);
     if (!text)
-        return RSY_ENOMEM;
-    size_t len = strlen(text);
-    char *buf = malloc(len + 2);
-    if (!buf) {
-        cJSON_free(text);
-        return RSY_ENOMEM;
+        return NULL;
+    size_t n = strlen(text);
+    char *buf = malloc(n + 2);
+    if (buf) {
+        memcpy(buf, text, n);
+        buf[n++] = '\n';
+        buf[n] = '\0';
+        *len = n;
     }
-    memcpy(buf, text, len);
-    buf[len++] = '\n';
-    buf[len] = '\0';
     cJSON_free(text);
-    rsy_status rc = rsy_file_write_atomic(path, buf, len);
-    if (rc == RSY_OK && sha)
-        rsy_sha256_hex(buf, len, sha);
+    return buf;
+}
+
+rsy_status rsy__export_write_json(const cJSON *doc, const char *path)
+{
+    size_t len = 0;
+    char *buf = rsy__export_json_text(doc, &len);
+    if (!buf)
+        return RSY_ENOMEM;
+    rsy_status rc = rsy__export_write_durable(path, buf, len);
     free(buf);
     return rc;
 }
@@ -120,6 +126,23 @@ static cJSON *label_object(const rsy_export *e)
         }
     }
     return o;
+}
+
+/* ["oedema", ...]: names of the perilesional labels, in value order. */
+static cJSON *perilesional_array(const rsy_export *e)
+{
+    cJSON *a = cJSON_CreateArray();
+    for (int i = 1; a && i < e->n_labels; i++) {
+        if (!e->perilesional[i])
+            continue;
+        cJSON *str = cJSON_CreateString(e->label_names[i]);
+        if (!str || !cJSON_AddItemToArray(a, str)) {
+            cJSON_Delete(str);
+            cJSON_Delete(a);
+            return NULL;
+        }
+    }
+    return a;
 }
 
 /* {"0": "T1w", "1": "T2w", ...} in channel order (nnU-Net channel_names). */
@@ -288,6 +311,8 @@ static rsy_status lesion_object(cJSON **out, const rsy_export *e, const rsy_lesi
     CHK(cJSON_AddStringToObject(o, "region", str_or_empty(info->region)));
     CHK(cJSON_AddNumberToObject(o, "voxel_count", (double)r->voxel_count));
     CHK(cJSON_AddNumberToObject(o, "volume_mm3", r->volume_mm3));
+    CHK(cJSON_AddNumberToObject(o, "mass_voxel_count", (double)r->mass_voxel_count));
+    CHK(cJSON_AddNumberToObject(o, "mass_volume_mm3", r->mass_volume_mm3));
     CHK(add_item(o, "centroid_vox", cJSON_CreateDoubleArray(r->centroid_vox, 3)));
     CHK(add_item(o, "centroid_mm", cJSON_CreateDoubleArray(r->centroid_mm, 3)));
     CHK(add_item(o, "bbox_min_vox", int64_array(r->bbox_min, 3)));
@@ -359,6 +384,7 @@ rsy_status rsy__export_case_manifest(cJSON **out, const rsy_export *e, const rsy
     CHK(cJSON_AddStringToObject(doc, "texture", e->texture_note));
     CHK(add_item(doc, "files", files_object(e, case_id, sha)));
     CHK(add_item(doc, "labels", label_object(e)));
+    CHK(add_item(doc, "labels_perilesional", perilesional_array(e)));
     CHK(cJSON_AddStringToObject(doc, "coordinate_system", RSY_EXPORT_COORDS));
     cJSON *lesions = cJSON_AddArrayToObject(doc, "lesions");
     CHK(lesions);
@@ -396,7 +422,7 @@ static rsy_status write_doc(const rsy_export *e, const char *rel, cJSON *doc, in
     rsy_status rc =
         failed ? RSY_ENOMEM : rsy__export_path(path, sizeof path, "%s/%s", e->out_dir, rel);
     if (rc == RSY_OK)
-        rc = rsy__export_write_json(doc, path, NULL);
+        rc = rsy__export_write_json(doc, path);
     cJSON_Delete(doc);
     return rc;
 }
@@ -424,12 +450,6 @@ static rsy_status write_nnunet_json(const rsy_export *e)
     return write_doc(e, rel, doc, failed);
 }
 
-static const char *path_basename(const char *p)
-{
-    const char *s = strrchr(p, '/');
-    return s ? s + 1 : p;
-}
-
 /* BIDS dataset_description.json (BIDS 1.9.0, "Derivative datasets"): provenance only. */
 static rsy_status write_bids_description(const rsy_export *e)
 {
@@ -452,7 +472,7 @@ static rsy_status write_bids_description(const rsy_export *e)
     CHK(cJSON_AddStringToObject(g, "Version", rsy_version()));
     snprintf(text, sizeof text,
              "Synthetic dataset generated from recipe %s (sha256 %s) with dataset seed %s",
-             path_basename(r->path), r->sha256, seed);
+             rsy__export_basename(r->path), r->sha256, seed);
     CHK(cJSON_AddStringToObject(g, "Description", text));
     CHK(cJSON_AddStringToObject(
         doc, "SyntheticData",
@@ -564,6 +584,21 @@ static cJSON *case_entry(const rsy_export *e, size_t i)
     return o;
 }
 
+/* {"name", "file": base name, "sha256"} of a configuration file the recipe was built from. */
+static cJSON *config_file_entry(const char *name, const char *path, const char *sha)
+{
+    int failed = 0;
+    cJSON *o = cJSON_CreateObject();
+    CHK(cJSON_AddStringToObject(o, "name", name));
+    CHK(cJSON_AddStringToObject(o, "file", rsy__export_basename(path)));
+    CHK(cJSON_AddStringToObject(o, "sha256", sha));
+    if (failed) {
+        cJSON_Delete(o);
+        return NULL;
+    }
+    return o;
+}
+
 /* raresynth.json: written last; its presence marks the dataset complete. */
 static rsy_status write_dataset_manifest(const rsy_export *e)
 {
@@ -586,11 +621,29 @@ static rsy_status write_dataset_manifest(const rsy_export *e)
     CHK(cJSON_AddStringToObject(doc, "seed", seed));
     cJSON *rec = cJSON_AddObjectToObject(doc, "recipe");
     CHK(rec);
-    CHK(cJSON_AddStringToObject(rec, "path", path_basename(r->path)));
+    CHK(cJSON_AddStringToObject(rec, "path", rsy__export_basename(r->path)));
     CHK(cJSON_AddStringToObject(rec, "sha256", r->sha256));
     CHK(add_item(rec, "content", cJSON_ParseWithLengthOpts(r->json, strlen(r->json) + 1, &end, 1)));
+    /* The values used, which --cases / --seed may have changed from the recipe's. */
+    cJSON *eff = cJSON_AddObjectToObject(doc, "effective");
+    CHK(eff);
+    CHK(cJSON_AddNumberToObject(eff, "cases", (double)e->n_cases));
+    CHK(cJSON_AddStringToObject(eff, "seed", seed));
+    cJSON *priors = cJSON_AddArrayToObject(doc, "priors");
+    CHK(priors);
+    for (int t = 0; priors && t < r->n_lesion_types; t++) {
+        const rsy_prior *pr = &r->lesions[t].prior;
+        cJSON *po = config_file_entry(pr->name, pr->path, e->prior_sha[t]);
+        if (!po || !cJSON_AddItemToArray(priors, po)) {
+            cJSON_Delete(po);
+            failed = 1;
+        }
+    }
+    CHK(add_item(doc, "tissue_table",
+                 config_file_entry(r->tissues.name, r->tissues.path, e->tissue_sha)));
     CHK(cJSON_AddNumberToObject(doc, "n_cases", (double)e->n_cases));
     CHK(add_item(doc, "labels", label_object(e)));
+    CHK(add_item(doc, "labels_perilesional", perilesional_array(e)));
     CHK(add_item(doc, "channels", channel_object(e)));
     CHK(cJSON_AddStringToObject(doc, "nnunet_dir", e->nnunet_dir));
     cJSON *cases = cJSON_AddArrayToObject(doc, "cases");
@@ -610,8 +663,15 @@ static rsy_status write_dataset_manifest(const rsy_export *e)
 
 rsy_status rsy__export_write_dataset_files(const rsy_export *e)
 {
+    char nn[RSY_PATH_MAX];
     rsy_status rc;
-    if ((rc = write_nnunet_json(e)) != RSY_OK || (rc = write_bids_description(e)) != RSY_OK)
+    if ((rc = rsy__export_path(nn, sizeof nn, "%s/%s", e->out_dir, e->nnunet_dir)) != RSY_OK)
         return rc;
-    return write_dataset_manifest(e);
+    /* raresynth.json marks the dataset complete: everything before it must be durable first
+     * (each file was fsynced before its rename; the folders hold the renames). */
+    if ((rc = write_nnunet_json(e)) != RSY_OK || (rc = write_bids_description(e)) != RSY_OK ||
+        (rc = rsy__export_fsync(nn)) != RSY_OK || (rc = rsy__export_fsync(e->out_dir)) != RSY_OK ||
+        (rc = write_dataset_manifest(e)) != RSY_OK)
+        return rc;
+    return rsy__export_fsync(e->out_dir);
 }

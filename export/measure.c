@@ -5,8 +5,10 @@
  *
  * RECIST long and short axes (Eisenhauer et al. 2009, "New response evaluation criteria in
  * solid tumours: revised RECIST guideline (version 1.1)", Eur J Cancer 45:228-247: the longest
- * diameter in the axial plane, and the short axis perpendicular to it) are measured between
- * voxel centres, slice by slice along k, in millimetres using the voxel spacing along i and j.
+ * diameter in the axial plane, and the longest diameter perpendicular to it) are measured on
+ * the lesion's mass (perilesional compartments such as oedema left out, as RECIST measures
+ * the tumour, not the surrounding oedema), between voxel centres, slice by slice along k, in
+ * millimetres using the voxel spacing along i and j.
  */
 #include <math.h>
 #include <stdlib.h>
@@ -41,33 +43,49 @@ double rsy__volume_max(const rsy_volume *v)
     return m;
 }
 
-/* An in-plane boundary voxel of lesion @p id: one of its four in-plane neighbours (i±1, j±1)
- * lies outside the lesion or outside the volume. The extreme points of the set of voxel
- * centres in a slice (and so both ends of every longest chord, and the extremes of every
- * projection) are boundary voxels, so searching them alone gives the exact answer. */
-static int is_boundary(const uint16_t *inst, const int64_t *dims, int64_t i, int64_t j, int64_t k,
-                       uint16_t id)
+/* The voxel set an axis measurement works on: the voxels of instance @p id, and, when
+ * @p peri is not NULL, only those whose label is not flagged perilesional (the mass). */
+typedef struct axis_set {
+    const uint16_t *inst;
+    const rsy_volume *labels;
+    const unsigned char *peri; /* RSY_MAX_LABELS flags, or NULL = the whole lesion */
+    int64_t nx, ny;
+    uint16_t id;
+} axis_set;
+
+static int is_perilesional(const unsigned char *peri, double label)
 {
-    const int64_t nx = dims[0], ny = dims[1];
-    const size_t base = ((size_t)k * (size_t)ny + (size_t)j) * (size_t)nx;
-    if (i == 0 || i == nx - 1 || j == 0 || j == ny - 1)
-        return 1;
-    return inst[base + (size_t)i - 1] != id || inst[base + (size_t)i + 1] != id ||
-           inst[base - (size_t)nx + (size_t)i] != id || inst[base + (size_t)nx + (size_t)i] != id;
+    return peri && label < RSY_MAX_LABELS && peri[(int)label];
 }
 
-/* Boundary voxels (i, j) of lesion @p id in slice @p k within the lesion's box, in scan order
- * (j outer, i inner: memory order). Returns their count. */
-static size_t slice_boundary(const rsy_volume *v, const rsy_lesion_record *r, uint16_t id,
-                             int64_t k, int64_t *pts)
+static int in_set(const axis_set *s, size_t idx)
 {
-    const uint16_t *inst = v->data;
-    const int64_t *dims = v->geom.dims;
+    return s->inst[idx] == s->id && !is_perilesional(s->peri, rsy__volume_get(s->labels, idx));
+}
+
+/* An in-plane boundary voxel of the set: one of its four in-plane neighbours (i±1, j±1) lies
+ * outside the set or outside the volume. The extreme points of the set of voxel centres in a
+ * slice (so both ends of every longest chord) are boundary voxels, so searching them alone
+ * gives the exact long axis. */
+static int is_boundary(const axis_set *s, int64_t i, int64_t j, size_t idx)
+{
+    if (i == 0 || i == s->nx - 1 || j == 0 || j == s->ny - 1)
+        return 1;
+    return !in_set(s, idx - 1) || !in_set(s, idx + 1) || !in_set(s, idx - (size_t)s->nx) ||
+           !in_set(s, idx + (size_t)s->nx);
+}
+
+/* Voxels (i, j) of the set in slice @p k within the lesion's box, in scan order (j outer,
+ * i inner: memory order); only boundary voxels if @p boundary. Returns their count. */
+static size_t slice_points(const axis_set *s, const rsy_lesion_record *r, int64_t k, int boundary,
+                           int64_t *pts)
+{
     size_t np = 0;
     for (int64_t j = r->bbox_min[1]; j <= r->bbox_max[1]; j++) {
-        size_t row = ((size_t)k * (size_t)dims[1] + (size_t)j) * (size_t)dims[0];
+        size_t row = ((size_t)k * (size_t)s->ny + (size_t)j) * (size_t)s->nx;
         for (int64_t i = r->bbox_min[0]; i <= r->bbox_max[0]; i++) {
-            if (inst[row + (size_t)i] != id || !is_boundary(inst, dims, i, j, k, id))
+            size_t idx = row + (size_t)i;
+            if (!in_set(s, idx) || (boundary && !is_boundary(s, i, j, idx)))
                 continue;
             pts[2 * np] = i;
             pts[2 * np + 1] = j;
@@ -77,26 +95,38 @@ static size_t slice_boundary(const rsy_volume *v, const rsy_lesion_record *r, ui
     return np;
 }
 
-/* Long axis: the largest distance between two boundary voxel centres of one axial slice, over
- * all slices. Ties go to the lowest k, then to the first pair (a < b) in scan order, so the
- * result is reproducible bit for bit (tests/check_dataset.py follows the same order).
- * Short axis: on the key slice, the width of the projection of the lesion's voxel centres onto
- * the in-plane unit vector perpendicular to the long axis. A single-voxel slice has long and
- * short axis 0. @p pts has room for every voxel of one slice of the lesion's box. */
-static void measure_axes(const rsy_volume *v, rsy_lesion_record *r, int64_t *pts)
+/* Number of short-axis bins a lesion can need: bin indices run from 0 to
+ * floor(L / width + 0.5) with L at most the in-plane diagonal of the lesion's box. */
+static size_t bins_needed(const rsy_lesion_record *r, double sx, double sy)
 {
-    const uint16_t id = (uint16_t)r->instance_id;
-    const double sx = v->geom.spacing_mm[0], sy = v->geom.spacing_mm[1];
+    double dx = (double)(r->bbox_max[0] - r->bbox_min[0]) * sx;
+    double dy = (double)(r->bbox_max[1] - r->bbox_min[1]) * sy;
+    return (size_t)(sqrt(dx * dx + dy * dy) / fmin(sx, sy) + 0.5) + 2;
+}
+
+/* RECIST axes of the set @p s (docs/manifest.md section 4, which tests/check_dataset.py
+ * follows operation for operation, so the results agree bit for bit).
+ * Long axis: the largest distance between two boundary voxel centres of one axial slice, over
+ * all slices. Ties go to the lowest k, then to the first pair (a < b) in scan order.
+ * Short axis: the longest chord perpendicular to the long axis on the key slice. The key
+ * slice's voxel centres p are projected on the long axis' unit vector u (from its first end
+ * a) and on the in-plane perpendicular w; they fall in bins along u of width
+ * min(sx, sy), index floor(u·(p−a) / width + 0.5); a bin's chord is max w·(p−a) − min w·(p−a);
+ * the short axis is the largest chord. A slice of one voxel has long and short axis 0.
+ * @p pts has room for every voxel of one slice of the lesion's box; @p bins for
+ * 2·bins_needed() values. */
+static void measure_axes(const axis_set *s, const double spacing[2], rsy_lesion_record *r,
+                         int64_t *pts, double *bins)
+{
+    const double sx = spacing[0], sy = spacing[1];
     double best2 = -1.0;
     int64_t key = r->slice_min, pa[2] = {0, 0}, pb[2] = {0, 0};
 
     for (int64_t k = r->slice_min; k <= r->slice_max; k++) {
-        size_t np = slice_boundary(v, r, id, k, pts);
+        size_t np = slice_points(s, r, k, 1, pts);
         if (np > 0 && best2 < 0.0) {
             best2 = 0.0;
             key = k;
-            pa[0] = pb[0] = pts[0];
-            pa[1] = pb[1] = pts[1];
         }
         for (size_t a = 0; a < np; a++) {
             for (size_t b = a + 1; b < np; b++) {
@@ -120,25 +150,39 @@ static void measure_axes(const rsy_volume *v, rsy_lesion_record *r, int64_t *pts
     if (!(best2 > 0.0))
         return;
 
-    double dx = (double)(pb[0] - pa[0]) * sx, dy = (double)(pb[1] - pa[1]) * sy;
-    double len = r->long_axis_mm;
-    double nx = -dy / len, ny = dx / len; /* unit normal to the long axis, in plane */
-    size_t np = slice_boundary(v, r, id, key, pts);
-    double tmin = 0.0, tmax = 0.0;
-    for (size_t p = 0; p < np; p++) {
-        double t = ((double)pts[2 * p] * sx) * nx + ((double)pts[2 * p + 1] * sy) * ny;
-        if (p == 0 || t < tmin)
-            tmin = t;
-        if (p == 0 || t > tmax)
-            tmax = t;
+    const double len = r->long_axis_mm;
+    const double ux = (double)(pb[0] - pa[0]) * sx / len, uy = (double)(pb[1] - pa[1]) * sy / len;
+    const double wx = -uy, wy = ux;
+    const double width = fmin(sx, sy);
+    const size_t nb = bins_needed(r, sx, sy);
+    for (size_t b = 0; b < nb; b++) {
+        bins[2 * b] = INFINITY;
+        bins[2 * b + 1] = -INFINITY;
     }
-    r->short_axis_mm = tmax - tmin;
+    size_t np = slice_points(s, r, key, 0, pts);
+    for (size_t p = 0; p < np; p++) {
+        double dx = (double)(pts[2 * p] - pa[0]) * sx;
+        double dy = (double)(pts[2 * p + 1] - pa[1]) * sy;
+        double along = dx * ux + dy * uy, across = dx * wx + dy * wy;
+        /* along lies in [0, L] up to rounding (a and b are the farthest pair of the slice),
+         * so the index lies in [0, nb - 2]; the clamp only guards against rounding. */
+        double fb = floor(along / width + 0.5);
+        size_t b = fb <= 0.0 ? 0 : fb >= (double)(nb - 1) ? nb - 1 : (size_t)fb;
+        bins[2 * b] = fmin(bins[2 * b], across);
+        bins[2 * b + 1] = fmax(bins[2 * b + 1], across);
+    }
+    double best = 0.0;
+    for (size_t b = 0; b < nb; b++)
+        if (bins[2 * b + 1] - bins[2 * b] > best)
+            best = bins[2 * b + 1] - bins[2 * b];
+    r->short_axis_mm = best;
 }
 
 rsy_status rsy_export_measure_lesions(const rsy_volume *instances, const rsy_volume *labels,
-                                      int n_instances, rsy_lesion_record *records)
+                                      int n_instances, const unsigned char *perilesional,
+                                      rsy_lesion_record *records)
 {
-    double *sums = NULL;
+    double *sums = NULL, *bins = NULL;
     int64_t *pts = NULL;
     rsy_status rc = RSY_OK;
 
@@ -174,7 +218,7 @@ rsy_status rsy_export_measure_lesions(const rsy_volume *instances, const rsy_vol
         goto fail;
     }
 
-    /* One pass: voxel counts, counts per label value, index sums, boxes. */
+    /* One pass: voxel counts (whole and mass), counts per label value, index sums, boxes. */
     const rsy_geometry *g = &instances->geom;
     const uint16_t *inst = instances->data;
     size_t idx = 0;
@@ -197,12 +241,14 @@ rsy_status rsy_export_measure_lesions(const rsy_volume *instances, const rsy_vol
                 double lv = rsy__volume_get(labels, idx);
                 if (lv < RSY_MAX_LABELS)
                     r->label_voxels[(int)lv]++;
+                if (!is_perilesional(perilesional, lv))
+                    r->mass_voxel_count++;
             }
         }
     }
 
     const double voxel_mm3 = g->spacing_mm[0] * g->spacing_mm[1] * g->spacing_mm[2];
-    size_t max_area = 0;
+    size_t max_area = 0, max_bins = 0;
     for (int n = 0; n < n_instances; n++) {
         rsy_lesion_record *r = &records[n];
         if (r->voxel_count == 0) {
@@ -212,9 +258,13 @@ rsy_status rsy_export_measure_lesions(const rsy_volume *instances, const rsy_vol
         }
         size_t area = (size_t)(r->bbox_max[0] - r->bbox_min[0] + 1) *
                       (size_t)(r->bbox_max[1] - r->bbox_min[1] + 1);
+        size_t nb = bins_needed(r, g->spacing_mm[0], g->spacing_mm[1]);
         if (area > max_area)
             max_area = area;
+        if (nb > max_bins)
+            max_bins = nb;
         r->volume_mm3 = (double)r->voxel_count * voxel_mm3;
+        r->mass_volume_mm3 = (double)r->mass_voxel_count * voxel_mm3;
         double centre[3];
         for (int a = 0; a < 3; a++) {
             r->centroid_vox[a] = sums[3 * n + a] / (double)r->voxel_count;
@@ -232,16 +282,24 @@ rsy_status rsy_export_measure_lesions(const rsy_volume *instances, const rsy_vol
 
     if (max_area > 0) {
         pts = malloc(max_area * 2 * sizeof *pts);
-        if (!pts) {
+        bins = malloc(max_bins * 2 * sizeof *bins);
+        if (!pts || !bins) {
             rc = RSY_ENOMEM;
             goto fail;
         }
-        for (int n = 0; n < n_instances; n++)
-            if (records[n].voxel_count > 0)
-                measure_axes(instances, &records[n], pts);
+        axis_set set = {inst, labels, NULL, g->dims[0], g->dims[1], 0};
+        for (int n = 0; n < n_instances; n++) {
+            if (records[n].voxel_count == 0)
+                continue;
+            set.id = (uint16_t)records[n].instance_id;
+            /* The mass alone when it has a voxel, else the whole lesion. */
+            set.peri = records[n].mass_voxel_count > 0 ? perilesional : NULL;
+            measure_axes(&set, g->spacing_mm, &records[n], pts, bins);
+        }
     }
 
 fail:
+    free(bins);
     free(pts);
     free(sums);
     return rc;

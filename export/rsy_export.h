@@ -10,7 +10,10 @@
  *   DIR/manifests/case_0000.json   per case
  *   DIR/instances/case_0000.nii.gz instance map (0 background, 1..N lesions)
  *   DIR/DatasetNNN_Name/{dataset.json, imagesTr/case_0000_0000.nii.gz, labelsTr/case_0000.nii.gz}
- * Every file is written under a temporary name and renamed when complete.
+ *   DIR/.staging/case_0000/        a case's files while it is being written (never read)
+ * Every file is written under a temporary name, made durable (fsync) and renamed when
+ * complete; a case's files are renamed into place only once all of them are written, the
+ * manifest last, so a failed case leaves no file.
  *
  * export never calls the generator; the generator hands it finished volumes and plain
  * descriptions (rsy_case_data).
@@ -32,33 +35,43 @@ extern "C" {
 /* ---------------------------------------------------------------------------------------- */
 typedef struct rsy_lesion_record {
     int instance_id;
+    /* Whole lesion: every voxel of the instance, all compartments (perilesional ones such as
+       oedema included). */
     int64_t voxel_count;
     double volume_mm3;
-    double centroid_vox[3];
-    double centroid_mm[3];     /* world RAS+ mm */
-    int64_t bbox_min[3];       /* voxel indices, inclusive */
+    /* Mass: the voxels of the instance whose label is not flagged perilesional. */
+    int64_t mass_voxel_count;
+    double mass_volume_mm3;
+    double centroid_vox[3]; /* whole lesion */
+    double centroid_mm[3];  /* whole lesion, world RAS+ mm */
+    int64_t bbox_min[3];    /* whole lesion, voxel indices, inclusive */
     int64_t bbox_max[3];
-    double box_cccwhd_mm[6];   /* centre (world RAS+ mm) and full extent (mm) of the voxel box,
-                                  voxel edges included: MONAI "cccwhd" */
-    double long_axis_mm;       /* RECIST: longest in-plane diameter over all axial slices,
-                                  between voxel centres */
-    double short_axis_mm;      /* longest diameter perpendicular to it, same slice */
-    int64_t key_slice;         /* axial slice (k) of the long axis */
-    int64_t slice_min, slice_max;
-    double equivalent_diameter_mm; /* diameter of the sphere of equal volume */
-    int64_t label_voxels[RSY_MAX_LABELS]; /* voxels of this lesion per output label value */
+    double box_cccwhd_mm[6]; /* whole lesion: centre (world RAS+ mm) and full extent (mm) of
+                                the voxel box, voxel edges included: MONAI "cccwhd" */
+    /* RECIST axes and key slice: measured on the mass voxels (on the whole lesion when it has
+       no mass voxel), between voxel centres (docs/manifest.md section 4). */
+    double long_axis_mm;                  /* longest in-plane diameter over all axial slices */
+    double short_axis_mm;                 /* longest chord perpendicular to it on the key slice */
+    int64_t key_slice;                    /* axial slice (k) of the long axis */
+    int64_t slice_min, slice_max;         /* whole lesion */
+    double equivalent_diameter_mm;        /* whole lesion: diameter of the sphere of equal volume */
+    int64_t label_voxels[RSY_MAX_LABELS]; /* whole lesion: voxels per output label value */
 } rsy_lesion_record;
 
 /**
  * Measure instances 1..@p n_instances of @p instances (uint16) with the labels of @p labels
- * (uint8 or uint16, same geometry; label values >= RSY_MAX_LABELS are not counted per label).
- * @p records[i] describes instance i+1; an instance with no voxel gets voxel_count 0.
+ * (uint8 or uint16, same geometry; label values >= RSY_MAX_LABELS are not counted per label
+ * and belong to the mass). @p perilesional holds RSY_MAX_LABELS flags (1 = the label value is a
+ * perilesional compartment, e.g. oedema, left out of the mass and so of the RECIST axes), or
+ * is NULL (every voxel is mass). @p records[i] describes instance i+1; an instance with no
+ * voxel gets voxel_count 0. The definitions are those of docs/manifest.md section 4.
  * @return RSY_OK, RSY_EINVAL (geometry or dtype mismatch), RSY_ENOMEM.
  * @since 0.1
  */
 RSY_API RSY_NODISCARD rsy_status rsy_export_measure_lesions(const rsy_volume *instances,
                                                             const rsy_volume *labels,
                                                             int n_instances,
+                                                            const unsigned char *perilesional,
                                                             rsy_lesion_record *records);
 
 /* ---------------------------------------------------------------------------------------- */
@@ -76,12 +89,12 @@ typedef struct rsy_kv {
 
 /** One lesion's description beside its voxels. */
 typedef struct rsy_lesion_info {
-    int instance_id;                /* 1..N; matches the instance map */
-    const char *type;               /* prior name, e.g. "glioblastoma" */
-    const char *display_name;       /* "Glioblastoma" */
-    const char *host;               /* host tissue at the centre, e.g. "white_matter" */
-    const char *region;             /* "right frontal lobe" */
-    const rsy_kv *params;           /* sampled parameters */
+    int instance_id;          /* 1..N; matches the instance map */
+    const char *type;         /* prior name, e.g. "glioblastoma" */
+    const char *display_name; /* "Glioblastoma" */
+    const char *host;         /* host tissue at the centre, e.g. "white_matter" */
+    const char *region;       /* "right frontal lobe" */
+    const rsy_kv *params;     /* sampled parameters */
     int n_params;
 } rsy_lesion_info;
 
@@ -89,15 +102,15 @@ typedef struct rsy_case_data {
     size_t case_index;
     const rsy_volume *const *channels; /* n_channels float32 images, channel order = recipe */
     int n_channels;
-    const rsy_volume *labels;          /* uint8 output label map (values of the dictionary) */
-    const rsy_volume *instances;       /* uint16 instance map */
-    const rsy_lesion_info *lesions;    /* n_lesions, instance ids 1..n_lesions */
+    const rsy_volume *labels;       /* uint8 output label map (values of the dictionary) */
+    const rsy_volume *instances;    /* uint16 instance map */
+    const rsy_lesion_info *lesions; /* n_lesions, instance ids 1..n_lesions */
     int n_lesions;
-    const rsy_kv *subject;             /* subject attributes */
+    const rsy_kv *subject; /* subject attributes */
     int n_subject;
-    const rsy_kv *acquisition;         /* per-case acquisition facts (e.g. noise σ per channel) */
+    const rsy_kv *acquisition; /* per-case acquisition facts (e.g. noise σ per channel) */
     int n_acquisition;
-    const char *findings;              /* findings text */
+    const char *findings; /* findings text */
 } rsy_case_data;
 
 /* ---------------------------------------------------------------------------------------- */
@@ -106,11 +119,14 @@ typedef struct rsy_case_data {
 typedef struct rsy_export rsy_export;
 
 typedef struct rsy_export_params {
-    const rsy_recipe *recipe;     /* borrowed for the writer's lifetime */
+    const rsy_recipe *recipe; /* borrowed for the writer's lifetime */
     const char *out_dir;
     const char *const *label_names; /* label value i has name label_names[i]; [0] = "background" */
     int n_labels;
-    const char *texture_note;     /* how tissue texture was made, for the manifest */
+    const char *texture_note;                /* how tissue texture was made, for the manifest */
+    const unsigned char *label_perilesional; /* n_labels flags: 1 = a perilesional compartment
+                                                (e.g. oedema) left out of the RECIST
+                                                measurement; NULL = none */
 } rsy_export_params;
 
 /**
@@ -124,19 +140,26 @@ typedef struct rsy_export_params {
  */
 RSY_API RSY_NODISCARD rsy_status rsy_export_prepare_dir(const char *dir, int force);
 
-/** Start a dataset in a prepared directory. On success @p *out is owned by the caller;
- *  release with rsy_export_destroy(). @return RSY_OK, RSY_EINVAL, RSY_EIO, RSY_ENOMEM. */
+/** Start a dataset in a prepared directory: check the parameters, hash the recipe's prior and
+ *  tissue-table files (SHA-256, for the dataset manifest) and create the folders. On success
+ *  @p *out is owned by the caller; release with rsy_export_destroy().
+ *  @return RSY_OK, RSY_EINVAL (bad recipe, labels or flags; a prior or the tissue table
+ *  without a file path), RSY_EIO (a file cannot be hashed, a folder not made), RSY_ENOMEM. */
 RSY_API RSY_NODISCARD rsy_status rsy_export_begin(rsy_export **out, const rsy_export_params *p);
 /**
  * Write one case: its images, label map, instance map (NIfTI), measured lesion records and
- * its manifest. Safe to call from several threads at once for different cases; the result
- * does not depend on the order of calls.
+ * its manifest. All of them are first written to DIR/.staging/<case>/ and fsynced, then
+ * renamed into place (manifest last) and the destination folders fsynced. On any failure
+ * every file of the case is removed (staged and final) and the case counts as not written.
+ * Safe to call from several threads at once for different cases; the result does not depend
+ * on the order of calls or the thread count.
  * @return RSY_OK, RSY_EINVAL, RSY_EIO (logged with the path), RSY_ENOMEM.
  */
 RSY_API RSY_NODISCARD rsy_status rsy_export_write_case(rsy_export *e, const rsy_case_data *c);
 /** Write the dataset-level files (nnU-Net dataset.json, dataset_description.json, and last
- *  raresynth.json with checksums and summary statistics). Every case must have been written.
- *  @return RSY_OK, RSY_EINVAL (cases missing), RSY_EIO, RSY_ENOMEM. */
+ *  raresynth.json with checksums, provenance and summary statistics), each fsynced before its
+ *  rename; the dataset folder is fsynced before and after raresynth.json. Every case must
+ *  have been written. @return RSY_OK, RSY_EINVAL (cases missing), RSY_EIO, RSY_ENOMEM. */
 RSY_API RSY_NODISCARD rsy_status rsy_export_finish(rsy_export *e);
 RSY_API void rsy_export_destroy(rsy_export *e);
 
@@ -151,16 +174,18 @@ RSY_API void rsy_export_case_id(size_t index, char *buf, size_t n);
 typedef struct rsy_validate_report {
     int64_t cases_checked;
     int64_t files_checked;
-    int64_t problems;   /* each one logged at RSY_LOG_ERROR as "PATH: what is wrong" */
-    int complete;       /* 1 if raresynth.json is present */
+    int64_t problems; /* each one logged at RSY_LOG_ERROR as "PATH: what is wrong" */
+    int complete;     /* 1 if raresynth.json is present */
 } rsy_validate_report;
 
 /**
  * Re-read the dataset in @p dir and check it: the nnU-Net checklist of reference/formats.md
  * (layout, dataset.json keys and counts, channels per case, equal shapes and affines, label
  * values declared and consecutive, no NaN), the NIfTI header rules (qform = sform code 1,
- * mm units, label intent 1002, de-identified header, no extensions), the SHA-256 checksums
- * and the manifests (lesion records recomputed from the voxels).
+ * mm units, label intent 1002, de-identified header, no extensions), the SHA-256 checksums,
+ * the manifests (lesion records recomputed from the voxels with each manifest's perilesional
+ * flags) and raresynth.json against the cases (lesion counts, summary statistics, channels,
+ * labels, case count).
  * @return RSY_OK if no problem, RSY_EINVALID_DATASET if problems were found (each logged),
  *         RSY_EIO if @p dir cannot be read, RSY_ENOMEM.
  * @since 0.1

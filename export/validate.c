@@ -46,6 +46,13 @@ typedef struct vctx {
     char label_names[RSY_MAX_LABELS][RSY_NAME_MAX];
     char **ids; /* expected case ids */
     size_t n_ids;
+    /* What the summary of raresynth.json is recomputed from (every case's manifest and label
+     * map); summary_known = 0 once one of them could not be read. */
+    int summary_known;
+    int64_t lesions_total, lesions_min, lesions_max, cases_seen;
+    double *volumes; /* volume_mm3 of every lesion record */
+    size_t n_volumes, cap_volumes;
+    int64_t label_totals[RSY_MAX_LABELS];
 } vctx;
 
 static void problem(vctx *v, const char *rel, const char *fmt, ...) RSY_FORMAT(3, 4);
@@ -76,6 +83,13 @@ static int file_exists(const vctx *v, const char *rel)
     return full_path(v, rel, path, sizeof path) && stat(path, &st) == 0 && S_ISREG(st.st_mode);
 }
 
+static int path_exists(const vctx *v, const char *rel)
+{
+    char path[RSY_PATH_MAX];
+    struct stat st;
+    return full_path(v, rel, path, sizeof path) && lstat(path, &st) == 0;
+}
+
 /* Case ids (and file stems) are [A-Za-z0-9_-]{1,63}: no '/', no "..", no '.', so a path made
  * from one never leaves the dataset (and nnDetection's "no '.'" rule holds). */
 static int safe_id(const char *s)
@@ -102,6 +116,10 @@ static int close_enough(double a, double b)
 {
     return fabs(a - b) <= REL_TOL * fmax(fabs(a), fabs(b)) + ABS_TOL;
 }
+
+/* Summary statistics recomputed from the cases agree within this relative tolerance (they
+ * are sums of the same doubles, possibly in another order). */
+#define SUMMARY_REL_TOL 1e-9
 
 /* An integer-valued JSON number, or 0 with *ok = 0. */
 static int64_t json_int(const cJSON *item, int *ok)
@@ -735,6 +753,10 @@ static void compare_lesion(lctx *l, const cJSON *o, const rsy_lesion_record *r)
     }
     cmp_int(l, "voxel_count", cJSON_GetObjectItemCaseSensitive(o, "voxel_count"), r->voxel_count);
     cmp_num(l, "volume_mm3", cJSON_GetObjectItemCaseSensitive(o, "volume_mm3"), r->volume_mm3);
+    cmp_int(l, "mass_voxel_count", cJSON_GetObjectItemCaseSensitive(o, "mass_voxel_count"),
+            r->mass_voxel_count);
+    cmp_num(l, "mass_volume_mm3", cJSON_GetObjectItemCaseSensitive(o, "mass_volume_mm3"),
+            r->mass_volume_mm3);
     cmp_vec(l, o, "centroid_vox", r->centroid_vox, 3, 0);
     cmp_vec(l, o, "centroid_mm", r->centroid_mm, 3, 0);
     cmp_vec(l, o, "bbox_min_vox", b0, 3, 1);
@@ -776,6 +798,37 @@ static void compare_lesion(lctx *l, const cJSON *o, const rsy_lesion_record *r)
     }
 }
 
+/* The perilesional flags of a case manifest: "labels_perilesional" lists declared,
+ * non-background label names. 0 (reported) if the list is missing or names an unknown label. */
+static int perilesional_flags(vctx *v, const char *manrel, const cJSON *man,
+                              unsigned char peri[RSY_MAX_LABELS])
+{
+    const cJSON *list = cJSON_GetObjectItemCaseSensitive(man, "labels_perilesional"), *it;
+    memset(peri, 0, RSY_MAX_LABELS);
+    if (!cJSON_IsArray(list)) {
+        problem(v, manrel, "labels_perilesional missing or not an array of label names");
+        return 0;
+    }
+    int ok = 1, idx = 0;
+    cJSON_ArrayForEach(it, list)
+    {
+        int found = 0;
+        for (int lab = 1; cJSON_IsString(it) && lab < v->n_labels; lab++) {
+            if (strcmp(it->valuestring, v->label_names[lab]) == 0) {
+                peri[lab] = 1;
+                found = 1;
+            }
+        }
+        if (!found) {
+            problem(v, manrel, "labels_perilesional[%d] is not a declared non-background label",
+                    idx);
+            ok = 0;
+        }
+        idx++;
+    }
+    return ok;
+}
+
 static void check_lesions(vctx *v, const char *manrel, const cJSON *man, const char *instrel,
                           const rsy_volume *inst, const rsy_volume *lab)
 {
@@ -790,6 +843,9 @@ static void check_lesions(vctx *v, const char *manrel, const cJSON *man, const c
         problem(v, manrel, "\"lesions\" missing or not an array");
         return;
     }
+    unsigned char peri[RSY_MAX_LABELS];
+    if (!perilesional_flags(v, manrel, man, peri))
+        return;
     int n_inst = (int)rsy__volume_max(inst);
     rsy_lesion_record *rec = n_inst ? calloc((size_t)n_inst, sizeof *rec) : NULL;
     unsigned char *seen = n_inst ? calloc((size_t)n_inst, 1) : NULL;
@@ -797,7 +853,7 @@ static void check_lesions(vctx *v, const char *manrel, const cJSON *man, const c
         problem(v, manrel, "out of memory measuring %d lesions", n_inst);
         goto done;
     }
-    if (rsy_export_measure_lesions(inst, lab, n_inst, rec) != RSY_OK) {
+    if (rsy_export_measure_lesions(inst, lab, n_inst, peri, rec) != RSY_OK) {
         problem(v, instrel, "lesions cannot be measured (geometry differs from the label map)");
         goto done;
     }
@@ -829,23 +885,92 @@ done:
 /* ---------------------------------------------------------------------------------------- */
 /* One case                                                                                   */
 /* ---------------------------------------------------------------------------------------- */
-static const cJSON *dataset_case_entry(const vctx *v, const char *id)
+/* The entry of case @p id in raresynth.json's "cases" and its position @p *index. */
+static const cJSON *dataset_case_entry(const vctx *v, const char *id, int *index)
 {
     const cJSON *cases = cJSON_GetObjectItemCaseSensitive(v->dsman, "cases"), *c;
+    *index = 0;
     cJSON_ArrayForEach(c, cases)
     {
         const char *cid = json_str(c, "case_id");
         if (cid && strcmp(cid, id) == 0)
             return c;
+        (*index)++;
     }
     return NULL;
 }
 
-static void check_case(vctx *v, const char *id)
+/* Cross-check the case's entry in raresynth.json against its manifest, and collect what the
+ * dataset summary is recomputed from: the lesion count and every lesion's volume_mm3. */
+static rsy_status case_against_dataset(vctx *v, const char *manrel, const cJSON *man,
+                                       const cJSON *entry, int entry_index)
+{
+    const cJSON *lesions = man ? cJSON_GetObjectItemCaseSensitive(man, "lesions") : NULL, *o;
+    if (!cJSON_IsArray(lesions)) {
+        v->summary_known = 0;
+        return RSY_OK;
+    }
+    int64_t n = cJSON_GetArraySize(lesions);
+    if (entry) {
+        int ok;
+        int64_t listed = json_int(cJSON_GetObjectItemCaseSensitive(entry, "n_lesions"), &ok);
+        if (!ok)
+            problem(v, RSY_EXPORT_MANIFEST, "cases[%d].n_lesions missing or not an integer",
+                    entry_index);
+        else if (listed != n)
+            problem(v, RSY_EXPORT_MANIFEST,
+                    "cases[%d].n_lesions is %lld but %s has %lld lesion records", entry_index,
+                    (long long)listed, manrel, (long long)n);
+        if (!cJSON_Compare(cJSON_GetObjectItemCaseSensitive(man, "labels_perilesional"),
+                           cJSON_GetObjectItemCaseSensitive(v->dsman, "labels_perilesional"), 1))
+            problem(v, manrel, "labels_perilesional differs from " RSY_EXPORT_MANIFEST);
+    }
+    if (v->cases_seen == 0 || n < v->lesions_min)
+        v->lesions_min = n;
+    if (v->cases_seen == 0 || n > v->lesions_max)
+        v->lesions_max = n;
+    v->lesions_total += n;
+    v->cases_seen++;
+    cJSON_ArrayForEach(o, lesions)
+    {
+        const cJSON *vol = cJSON_GetObjectItemCaseSensitive(o, "volume_mm3");
+        if (!cJSON_IsNumber(vol)) {
+            v->summary_known = 0; /* reported by the lesion check */
+            continue;
+        }
+        if (v->n_volumes == v->cap_volumes) {
+            size_t cap = v->cap_volumes ? 2 * v->cap_volumes : 64;
+            double *grown = realloc(v->volumes, cap * sizeof *grown);
+            if (!grown)
+                return RSY_ENOMEM;
+            v->volumes = grown;
+            v->cap_volumes = cap;
+        }
+        v->volumes[v->n_volumes++] = vol->valuedouble;
+    }
+    return RSY_OK;
+}
+
+static void count_label_voxels(vctx *v, const rsy_volume *lab)
+{
+    if (!lab || v->n_labels < 1) {
+        v->summary_known = 0;
+        return;
+    }
+    size_t n = rsy_geometry_nvox(&lab->geom);
+    for (size_t i = 0; i < n; i++) {
+        double x = rsy__volume_get(lab, i);
+        if (x >= 0.0 && x < v->n_labels)
+            v->label_totals[(int)x]++;
+    }
+}
+
+static rsy_status check_case(vctx *v, const char *id)
 {
     char manrel[RSY_EXPORT_REL_MAX], instrel[RSY_EXPORT_REL_MAX], what[RSY_NAME_MAX + 64],
         path[RSY_PATH_MAX];
-    const cJSON *entry = v->dsman ? dataset_case_entry(v, id) : NULL;
+    int entry_index = 0;
+    const cJSON *entry = v->dsman ? dataset_case_entry(v, id, &entry_index) : NULL;
     rsy_volume *lab = NULL, *inst = NULL;
     v->rep->cases_checked++;
 
@@ -880,6 +1005,7 @@ static void check_case(vctx *v, const char *id)
         lab = read_volume(v, labrel, 1, what);
         if (lab)
             check_label_values(v, labrel, lab);
+        count_label_voxels(v, lab);
         check_sha(v, labrel, man, manrel, entry);
         for (int ch = 0; ch < v->n_channels; ch++) {
             snprintf(rel, sizeof rel, "%s/imagesTr/%s_%04d" RSY_EXPORT_NII, v->nnunet_dir, id, ch);
@@ -903,10 +1029,84 @@ static void check_case(vctx *v, const char *id)
         problem(v, instrel, "shape or affine differs from the label map");
     else if (inst && lab && man)
         check_lesions(v, manrel, man, instrel, inst, lab);
+    if (!v->have_nnunet)
+        v->summary_known = 0;
+    rsy_status rc = case_against_dataset(v, manrel, man, entry, entry_index);
 
     rsy_volume_destroy(inst);
     rsy_volume_destroy(lab);
     cJSON_Delete(man);
+    return rc;
+}
+
+/* ---------------------------------------------------------------------------------------- */
+/* raresynth.json against the cases                                                          */
+/* ---------------------------------------------------------------------------------------- */
+static void cmp_summary(vctx *v, const cJSON *obj, const char *path, const char *key, double want,
+                        int defined)
+{
+    const cJSON *it = cJSON_GetObjectItemCaseSensitive(obj, key);
+    if (!defined) {
+        if (!cJSON_IsNull(it))
+            problem(v, RSY_EXPORT_MANIFEST, "summary.%s.%s must be null (no lesion record)", path,
+                    key);
+        return;
+    }
+    if (!cJSON_IsNumber(it))
+        problem(v, RSY_EXPORT_MANIFEST, "summary.%s.%s missing or not a number", path, key);
+    else if (!(fabs(it->valuedouble - want) <=
+               SUMMARY_REL_TOL * fmax(fabs(it->valuedouble), fabs(want))))
+        problem(v, RSY_EXPORT_MANIFEST, "summary.%s.%s is %.17g, recomputed from the cases %.17g",
+                path, key, it->valuedouble, want);
+}
+
+static int cmp_volume(const void *a, const void *b)
+{
+    double x = *(const double *)a, y = *(const double *)b;
+    return (x > y) - (x < y);
+}
+
+/* The "summary" of raresynth.json recomputed from every case manifest (lesion counts and
+ * volumes) and label map (label voxels), and "effective.cases". */
+static void check_summary(vctx *v)
+{
+    const cJSON *sum = cJSON_GetObjectItemCaseSensitive(v->dsman, "summary");
+    int ok;
+    int64_t eff = json_int(cJSON_GetObjectItemCaseSensitive(
+                               cJSON_GetObjectItemCaseSensitive(v->dsman, "effective"), "cases"),
+                           &ok);
+    if (!ok || (size_t)eff != v->n_ids)
+        problem(v, RSY_EXPORT_MANIFEST, "effective.cases is not the %zu cases listed", v->n_ids);
+    if (!cJSON_IsObject(sum)) {
+        problem(v, RSY_EXPORT_MANIFEST, "\"summary\" missing or not an object");
+        return;
+    }
+    if (!v->summary_known || v->cases_seen == 0)
+        return; /* a case could not be read: reported already */
+    const cJSON *lpc = cJSON_GetObjectItemCaseSensitive(sum, "lesions_per_case");
+    cmp_summary(v, lpc, "lesions_per_case", "mean",
+                (double)v->lesions_total / (double)v->cases_seen, 1);
+    cmp_summary(v, lpc, "lesions_per_case", "min", (double)v->lesions_min, 1);
+    cmp_summary(v, lpc, "lesions_per_case", "max", (double)v->lesions_max, 1);
+
+    const cJSON *lv = cJSON_GetObjectItemCaseSensitive(sum, "lesion_volume_mm3");
+    size_t n = v->n_volumes;
+    double total = 0.0, median = 0.0;
+    if (n) {
+        for (size_t i = 0; i < n; i++)
+            total += v->volumes[i];
+        qsort(v->volumes, n, sizeof *v->volumes, cmp_volume);
+        median = n % 2 ? v->volumes[n / 2] : 0.5 * (v->volumes[n / 2 - 1] + v->volumes[n / 2]);
+    }
+    cmp_summary(v, lv, "lesion_volume_mm3", "count", (double)n, 1);
+    cmp_summary(v, lv, "lesion_volume_mm3", "mean", n ? total / (double)n : 0.0, n > 0);
+    cmp_summary(v, lv, "lesion_volume_mm3", "median", median, n > 0);
+    cmp_summary(v, lv, "lesion_volume_mm3", "min", n ? v->volumes[0] : 0.0, n > 0);
+    cmp_summary(v, lv, "lesion_volume_mm3", "max", n ? v->volumes[n - 1] : 0.0, n > 0);
+
+    const cJSON *lab = cJSON_GetObjectItemCaseSensitive(sum, "label_voxels");
+    for (int l = 0; l < v->n_labels; l++)
+        cmp_summary(v, lab, "label_voxels", v->label_names[l], (double)v->label_totals[l], 1);
 }
 
 /* ---------------------------------------------------------------------------------------- */
@@ -965,6 +1165,13 @@ rsy_status rsy_export_validate(const char *dir, rsy_validate_report *rep)
         if (v.nnjson && !cJSON_Compare(cJSON_GetObjectItemCaseSensitive(v.dsman, "labels"),
                                        cJSON_GetObjectItemCaseSensitive(v.nnjson, "labels"), 1))
             problem(&v, rel, "labels differ from %s/dataset.json", v.nnunet_dir);
+        if (v.nnjson &&
+            !cJSON_Compare(cJSON_GetObjectItemCaseSensitive(v.dsman, "channels"),
+                           cJSON_GetObjectItemCaseSensitive(v.nnjson, "channel_names"), 1))
+            problem(&v, rel, "channels differ from channel_names in %s/dataset.json", v.nnunet_dir);
+        if (path_exists(&v, RSY_EXPORT_STAGING_DIR))
+            problem(&v, RSY_EXPORT_STAGING_DIR,
+                    "left over in a complete dataset (files of a failed case)");
     }
     dictionaries_from_manifest(&v);
     if (v.n_channels < 0)
@@ -978,13 +1185,17 @@ rsy_status rsy_export_validate(const char *dir, rsy_validate_report *rep)
         check_folder(&v, sub, 0);
     }
     check_folder(&v, RSY_EXPORT_INSTANCE_DIR, 0);
-    for (size_t i = 0; i < v.n_ids; i++)
-        check_case(&v, v.ids[i]);
+    v.summary_known = 1;
+    for (size_t i = 0; rc == RSY_OK && i < v.n_ids; i++)
+        rc = check_case(&v, v.ids[i]);
+    if (rc == RSY_OK && v.dsman)
+        check_summary(&v);
 
 done:
     for (size_t i = 0; i < v.n_ids; i++)
         free(v.ids[i]);
     free(v.ids);
+    free(v.volumes);
     cJSON_Delete(v.dsman);
     cJSON_Delete(v.nnjson);
     if (rc != RSY_OK)

@@ -4,14 +4,22 @@
  * and the manifests. Cases may be written concurrently and in any order: each keeps its
  * summary in a slot indexed by case index, so finish() produces the same bytes whatever the
  * order or thread count.
+ *
+ * Durability and atomicity: a case's files are staged in DIR/.staging/<case>/, each fsynced
+ * (one fsync per file), then renamed into place (manifest last) and the four destination
+ * folders fsynced once per case; a failure at any step removes every file of the case. The
+ * dataset-level files are written to a temporary name, fsynced and renamed; the dataset
+ * folder is fsynced before and after raresynth.json, whose presence marks a complete dataset.
  */
 #include <dirent.h>
 #include <errno.h>
+#include <fcntl.h>
 #include <ftw.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <unistd.h>
 
 #include "export_internal.h"
 
@@ -64,6 +72,83 @@ void rsy__export_instance_relpath(const char *case_id, char *buf, size_t n)
 void rsy__export_manifest_relpath(const char *case_id, char *buf, size_t n)
 {
     snprintf(buf, n, RSY_EXPORT_MANIFEST_DIR "/%s.json", case_id);
+}
+
+const char *rsy__export_basename(const char *path)
+{
+    const char *s = strrchr(path, '/');
+    return s ? s + 1 : path;
+}
+
+/* ---------------------------------------------------------------------------------------- */
+/* Durable writes                                                                             */
+/* ---------------------------------------------------------------------------------------- */
+rsy_status rsy__export_fsync(const char *path)
+{
+    int fd = open(path, O_RDONLY | O_CLOEXEC);
+    if (fd < 0) {
+        rsy_log_error("%s: cannot open to sync: %s", path, strerror(errno));
+        return RSY_EIO;
+    }
+    /* EINVAL: the file system does not support syncing this kind of file (POSIX fsync());
+     * there is nothing more we can do for durability, and it is no write error. */
+    int rc = fsync(fd);
+    int err = errno;
+    close(fd);
+    if (rc != 0 && err != EINVAL) {
+        rsy_log_error("%s: fsync failed: %s", path, strerror(err));
+        return RSY_EIO;
+    }
+    return RSY_OK;
+}
+
+rsy_status rsy__export_write_synced(const char *path, const void *data, size_t len)
+{
+    int fd = open(path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0666);
+    if (fd < 0) {
+        rsy_log_error("%s: %s", path, strerror(errno));
+        return RSY_EIO;
+    }
+    const char *p = data;
+    size_t done = 0;
+    int err = 0;
+    while (done < len) {
+        ssize_t n = write(fd, p + done, len - done);
+        if (n < 0) {
+            if (errno == EINTR)
+                continue;
+            err = errno;
+            break;
+        }
+        done += (size_t)n;
+    }
+    if (!err && fsync(fd) != 0 && errno != EINVAL)
+        err = errno;
+    if (close(fd) != 0 && !err)
+        err = errno;
+    if (err) {
+        rsy_log_error("%s: %s", path, strerror(err));
+        return RSY_EIO;
+    }
+    return RSY_OK;
+}
+
+rsy_status rsy__export_write_durable(const char *path, const void *data, size_t len)
+{
+    char *tmp = rsy__file_temp_path(path);
+    if (!tmp) {
+        rsy_log_error("%s: cannot allocate a temporary name", path);
+        return RSY_ENOMEM;
+    }
+    rsy_status rc = rsy__export_write_synced(tmp, data, len);
+    if (rc == RSY_OK && rename(tmp, path) != 0) {
+        rsy_log_error("%s: %s", path, strerror(errno));
+        rc = RSY_EIO;
+    }
+    if (rc != RSY_OK)
+        unlink(tmp);
+    free(tmp);
+    return rc;
 }
 
 /* ---------------------------------------------------------------------------------------- */
@@ -185,6 +270,7 @@ void rsy_export_destroy(rsy_export *e)
             free(e->label_names[i]);
         free(e->label_names);
     }
+    free(e->prior_sha);
     free(e->texture_note);
     free(e->out_dir);
     free(e);
@@ -221,7 +307,23 @@ static rsy_status check_labels(const rsy_export_params *p)
             }
         }
     }
+    if (p->label_perilesional && p->label_perilesional[0]) {
+        rsy_log_error("label dictionary: \"background\" (value 0) cannot be perilesional");
+        return RSY_EINVAL;
+    }
     return RSY_OK;
+}
+
+/* SHA-256 of a configuration file the recipe was built from, for the dataset manifest. */
+static rsy_status hash_config_file(const char *what, const char *name, const char *path,
+                                   char sha[65])
+{
+    if (!path[0]) {
+        rsy_log_error("recipe: %s \"%s\" has no file path to record in the dataset manifest", what,
+                      name);
+        return RSY_EINVAL;
+    }
+    return rsy_sha256_file(path, sha) == RSY_OK ? RSY_OK : RSY_EIO;
 }
 
 rsy_status rsy_export_begin(rsy_export **out, const rsy_export_params *p)
@@ -282,7 +384,21 @@ rsy_status rsy_export_begin(rsy_export **out, const rsy_export_params *p)
             rc = RSY_ENOMEM;
             goto fail;
         }
+        e->perilesional[i] = p->label_perilesional && p->label_perilesional[i] ? 1 : 0;
     }
+    if (r->n_lesion_types > 0 &&
+        !(e->prior_sha = calloc((size_t)r->n_lesion_types, sizeof *e->prior_sha))) {
+        rc = RSY_ENOMEM;
+        goto fail;
+    }
+    for (int t = 0; t < r->n_lesion_types; t++) {
+        const rsy_prior *pr = &r->lesions[t].prior;
+        if ((rc = hash_config_file("prior", pr->name, pr->path, e->prior_sha[t])) != RSY_OK)
+            goto fail;
+    }
+    if ((rc = hash_config_file("tissue table", r->tissues.name, r->tissues.path, e->tissue_sha)) !=
+        RSY_OK)
+        goto fail;
     if (pthread_mutex_init(&e->lock, NULL) != 0) {
         rc = RSY_ENOMEM;
         goto fail;
@@ -297,8 +413,9 @@ rsy_status rsy_export_begin(rsy_export **out, const rsy_export_params *p)
     char rel[2][RSY_EXPORT_REL_MAX];
     snprintf(rel[0], sizeof rel[0], "%s/imagesTr", e->nnunet_dir);
     snprintf(rel[1], sizeof rel[1], "%s/labelsTr", e->nnunet_dir);
-    static const char *const fixed[] = {RSY_EXPORT_INSTANCE_DIR, RSY_EXPORT_MANIFEST_DIR};
-    for (int s = 0; s < 4; s++) {
+    static const char *const fixed[] = {RSY_EXPORT_INSTANCE_DIR, RSY_EXPORT_MANIFEST_DIR,
+                                        RSY_EXPORT_STAGING_DIR};
+    for (int s = 0; s < 5; s++) {
         const char *sub = s < 2 ? rel[s] : fixed[s - 2];
         if ((rc = rsy__export_path(path, sizeof path, "%s/%s", e->out_dir, sub)) != RSY_OK)
             goto fail;
@@ -392,26 +509,120 @@ static rsy_status count_labels(const rsy_export *e, const rsy_case_data *c, int6
     return RSY_OK;
 }
 
-/* Write one NIfTI file and record its checksum. */
-static rsy_status write_volume(const rsy_export *e, const rsy_volume *v, const char *rel,
-                               rsy_nifti_kind kind, char sha[65])
+/* The files of one case: final paths (in rename order: images, label map, instance map,
+ * manifest last) and their staged names in DIR/.staging/<case>/. */
+typedef struct case_files {
+    int n; /* n_channels + 3 */
+    char stage_dir[RSY_PATH_MAX];
+    char (*final)[RSY_PATH_MAX];
+    char (*staged)[RSY_PATH_MAX];
+} case_files;
+
+static void case_files_free(case_files *f)
 {
-    char path[RSY_PATH_MAX];
-    rsy_status rc = rsy__export_path(path, sizeof path, "%s/%s", e->out_dir, rel);
-    if (rc != RSY_OK)
+    free(f->final);
+    free(f->staged);
+}
+
+static rsy_status case_files_init(case_files *f, const rsy_export *e, const char *case_id)
+{
+    char rel[RSY_EXPORT_REL_MAX], name[64];
+    rsy_status rc;
+    f->n = e->n_channels + 3;
+    f->final = calloc((size_t)f->n, sizeof *f->final);
+    f->staged = calloc((size_t)f->n, sizeof *f->staged);
+    if (!f->final || !f->staged)
+        return RSY_ENOMEM;
+    if ((rc = rsy__export_path(f->stage_dir, sizeof f->stage_dir,
+                               "%s/" RSY_EXPORT_STAGING_DIR "/%s", e->out_dir, case_id)) != RSY_OK)
         return rc;
-    if ((rc = rsy_volume_write_nifti(v, path, kind)) != RSY_OK)
-        return rc;
-    return rsy_sha256_file(path, sha);
+    for (int i = 0; i < f->n; i++) {
+        if (i < e->n_channels) {
+            rsy__export_image_relpath(e, case_id, i, rel, sizeof rel);
+            snprintf(name, sizeof name, "image_%04d" RSY_EXPORT_NII, i);
+        } else if (i == e->n_channels) {
+            rsy__export_label_relpath(e, case_id, rel, sizeof rel);
+            snprintf(name, sizeof name, "label" RSY_EXPORT_NII);
+        } else if (i == e->n_channels + 1) {
+            rsy__export_instance_relpath(case_id, rel, sizeof rel);
+            snprintf(name, sizeof name, "instances" RSY_EXPORT_NII);
+        } else {
+            rsy__export_manifest_relpath(case_id, rel, sizeof rel);
+            snprintf(name, sizeof name, "manifest.json");
+        }
+        if ((rc = rsy__export_path(f->final[i], sizeof f->final[i], "%s/%s", e->out_dir, rel)) !=
+                RSY_OK ||
+            (rc = rsy__export_path(f->staged[i], sizeof f->staged[i], "%s/%s", f->stage_dir,
+                                   name)) != RSY_OK)
+            return rc;
+    }
+    return RSY_OK;
+}
+
+/* Remove every file of a failed case, staged or final, and its staging folder. unlink() never
+ * removes a directory, so whatever else sits at a final path is left alone. */
+static void case_files_remove(const case_files *f)
+{
+    for (int i = 0; i < f->n; i++) {
+        if (unlink(f->staged[i]) != 0 && errno != ENOENT)
+            rsy_log_error("%s: cannot remove: %s", f->staged[i], strerror(errno));
+        if (unlink(f->final[i]) != 0 && errno != ENOENT && errno != EISDIR && errno != EPERM)
+            rsy_log_error("%s: cannot remove: %s", f->final[i], strerror(errno));
+    }
+    if (f->stage_dir[0] && rmdir(f->stage_dir) != 0 && errno != ENOENT)
+        rsy_log_error("%s: cannot remove: %s", f->stage_dir, strerror(errno));
+}
+
+/* Stage one NIfTI file: write it, make it durable, record its checksum. */
+static rsy_status stage_volume(const rsy_volume *v, const char *staged, rsy_nifti_kind kind,
+                               char sha[65])
+{
+    rsy_status rc = rsy_volume_write_nifti(v, staged, kind);
+    if (rc == RSY_OK)
+        rc = rsy__export_fsync(staged);
+    if (rc == RSY_OK)
+        rc = rsy_sha256_file(staged, sha);
+    return rc;
+}
+
+/* Rename the staged files into place in order, then fsync the destination folders (images,
+ * labels, instances, manifests: once per case). */
+static rsy_status publish_case(const rsy_export *e, const case_files *f)
+{
+    char dir[RSY_PATH_MAX];
+    for (int i = 0; i < f->n; i++) {
+        if (rename(f->staged[i], f->final[i]) != 0) {
+            rsy_log_error("%s: %s", f->final[i], strerror(errno));
+            return RSY_EIO;
+        }
+    }
+    const int first_of_dir[4] = {0, e->n_channels, e->n_channels + 1, e->n_channels + 2};
+    for (int d = 0; d < 4; d++) {
+        snprintf(dir, sizeof dir, "%s", f->final[first_of_dir[d]]);
+        char *slash = strrchr(dir, '/');
+        if (slash)
+            *slash = '\0';
+        if (rsy__export_fsync(dir) != RSY_OK)
+            return RSY_EIO;
+    }
+    if (rmdir(f->stage_dir) != 0) {
+        rsy_log_error("%s: cannot remove: %s", f->stage_dir, strerror(errno));
+        return RSY_EIO;
+    }
+    return RSY_OK;
 }
 
 rsy_status rsy_export_write_case(rsy_export *e, const rsy_case_data *c)
 {
-    rsy__case_summary *s = NULL;
+    rsy__case_summary *s = NULL, *old = NULL;
     rsy_lesion_record *records = NULL;
     cJSON *doc = NULL;
+    char *text = NULL;
+    size_t text_len = 0;
+    case_files files = {0, "", NULL, NULL};
+    int started = 0;
     rsy_status rc;
-    char case_id[32], rel[RSY_EXPORT_REL_MAX], path[RSY_PATH_MAX];
+    char case_id[32];
 
     if (!e || !c)
         return RSY_EINVAL;
@@ -425,20 +636,8 @@ rsy_status rsy_export_write_case(rsy_export *e, const rsy_case_data *c)
         rc = RSY_ENOMEM;
         goto fail;
     }
-    if ((rc = count_labels(e, c, s->label_voxels)) != RSY_OK)
-        goto fail;
-
-    for (int ch = 0; ch < e->n_channels; ch++) {
-        rsy__export_image_relpath(e, case_id, ch, rel, sizeof rel);
-        if ((rc = write_volume(e, c->channels[ch], rel, RSY_NIFTI_IMAGE, s->sha[ch])) != RSY_OK)
-            goto fail;
-    }
-    rsy__export_label_relpath(e, case_id, rel, sizeof rel);
-    if ((rc = write_volume(e, c->labels, rel, RSY_NIFTI_LABEL, s->sha[e->n_channels])) != RSY_OK)
-        goto fail;
-    rsy__export_instance_relpath(case_id, rel, sizeof rel);
-    if ((rc = write_volume(e, c->instances, rel, RSY_NIFTI_LABEL, s->sha[e->n_channels + 1])) !=
-        RSY_OK)
+    if ((rc = count_labels(e, c, s->label_voxels)) != RSY_OK ||
+        (rc = case_files_init(&files, e, case_id)) != RSY_OK)
         goto fail;
 
     if (c->n_lesions > 0) {
@@ -449,7 +648,8 @@ rsy_status rsy_export_write_case(rsy_export *e, const rsy_case_data *c)
             goto fail;
         }
     }
-    if ((rc = rsy_export_measure_lesions(c->instances, c->labels, c->n_lesions, records)) != RSY_OK)
+    if ((rc = rsy_export_measure_lesions(c->instances, c->labels, c->n_lesions, e->perilesional,
+                                         records)) != RSY_OK)
         goto fail;
     for (int l = 0; l < c->n_lesions; l++) {
         if (records[l].voxel_count == 0) {
@@ -461,26 +661,61 @@ rsy_status rsy_export_write_case(rsy_export *e, const rsy_case_data *c)
         s->lesion_volume_mm3[s->n_lesions++] = records[l].volume_mm3;
     }
 
+    /* From here on files exist: any failure removes every file of the case. */
+    started = 1;
+    if (mkdir(files.stage_dir, 0777) != 0 && errno != EEXIST) {
+        rsy_log_error("%s: cannot create: %s", files.stage_dir, strerror(errno));
+        rc = RSY_EIO;
+        goto fail;
+    }
+    for (int ch = 0; ch < e->n_channels; ch++)
+        if ((rc = stage_volume(c->channels[ch], files.staged[ch], RSY_NIFTI_IMAGE, s->sha[ch])) !=
+            RSY_OK)
+            goto fail;
+    if ((rc = stage_volume(c->labels, files.staged[e->n_channels], RSY_NIFTI_LABEL,
+                           s->sha[e->n_channels])) != RSY_OK ||
+        (rc = stage_volume(c->instances, files.staged[e->n_channels + 1], RSY_NIFTI_LABEL,
+                           s->sha[e->n_channels + 1])) != RSY_OK)
+        goto fail;
+
     if ((rc = rsy__export_case_manifest(&doc, e, c, case_id, s->sha, records, c->n_lesions)) !=
         RSY_OK)
         goto fail;
-    rsy__export_manifest_relpath(case_id, rel, sizeof rel);
-    if ((rc = rsy__export_path(path, sizeof path, "%s/%s", e->out_dir, rel)) != RSY_OK ||
-        (rc = rsy__export_write_json(doc, path, s->manifest_sha)) != RSY_OK)
+    if (!(text = rsy__export_json_text(doc, &text_len))) {
+        rc = RSY_ENOMEM;
+        goto fail;
+    }
+    rsy_sha256_hex(text, text_len, s->manifest_sha);
+    if ((rc = rsy__export_write_synced(files.staged[e->n_channels + 2], text, text_len)) !=
+            RSY_OK ||
+        (rc = publish_case(e, &files)) != RSY_OK)
         goto fail;
 
     pthread_mutex_lock(&e->lock);
-    rsy__case_summary *old = e->cases[c->case_index];
+    old = e->cases[c->case_index];
     e->cases[c->case_index] = s;
     pthread_mutex_unlock(&e->lock);
     rsy__case_summary_free(old);
+    free(text);
     cJSON_Delete(doc);
     free(records);
+    case_files_free(&files);
     return RSY_OK;
 
 fail:
+    if (started) {
+        case_files_remove(&files);
+        /* The case's files are gone, so it counts as not written (finish() reports it). */
+        pthread_mutex_lock(&e->lock);
+        old = e->cases[c->case_index];
+        e->cases[c->case_index] = NULL;
+        pthread_mutex_unlock(&e->lock);
+        rsy__case_summary_free(old);
+    }
+    free(text);
     cJSON_Delete(doc);
     free(records);
+    case_files_free(&files);
     rsy__case_summary_free(s);
     return rc;
 }
@@ -506,6 +741,15 @@ rsy_status rsy_export_finish(rsy_export *e)
                       "incomplete",
                       e->out_dir, missing, e->n_cases, first);
         return RSY_EINVAL;
+    }
+    char path[RSY_PATH_MAX];
+    rsy_status rc = rsy__export_path(path, sizeof path, "%s/" RSY_EXPORT_STAGING_DIR, e->out_dir);
+    if (rc != RSY_OK)
+        return rc;
+    /* Every case succeeded, so its staging folder is gone and the parent is empty. */
+    if (rmdir(path) != 0 && errno != ENOENT) {
+        rsy_log_error("%s: cannot remove the staging folder: %s", path, strerror(errno));
+        return RSY_EIO;
     }
     return rsy__export_write_dataset_files(e);
 }

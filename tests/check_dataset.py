@@ -3,7 +3,7 @@
 
 Uses only nibabel, numpy, json and hashlib (no raresynth code), so it catches errors that
 the library's own `validate` would share with the writer. It re-implements the measurement
-definitions of docs/manifest.md ("Lesion measurements") and checks, for every case:
+definitions of docs/manifest.md (section 4, "Lesion records") and checks, for every case:
 
 - every channel, the label map and the instance map exist and load with nibabel;
 - equal shapes and affines between channels, label map and instance map;
@@ -13,9 +13,11 @@ definitions of docs/manifest.md ("Lesion measurements") and checks, for every ca
 - label and instance maps: integer datatype, intent code 1002, scl_slope 1 (or 0/unset),
   scl_inter 0, cal_min 0, cal_max = largest value; label values within the declared labels;
 - images: no NaN or infinity;
-- the per-case manifest's lesion records against the voxels: voxel_count, volume_mm3, centroid
-  (voxel and mm through the affine), bounding box, cccwhd box, RECIST long/short axis, key
-  slice, slice range, equivalent diameter, compartment voxel counts (tolerance 1e-3 mm);
+- the per-case manifest's lesion records against the voxels: voxel_count, volume_mm3, mass
+  voxel count and volume (perilesional labels from the manifest's labels_perilesional left
+  out), centroid (voxel and mm through the affine), bounding box, cccwhd box, RECIST long/short
+  axis on the mass, key slice, slice range, equivalent diameter, compartment voxel counts
+  (tolerance 1e-3 mm); n_lesions of raresynth.json against each manifest;
 - nnU-Net dataset.json required keys, labels consecutive from 0, numTraining, no stray images;
 - SHA-256 of every file against raresynth.json.
 
@@ -137,7 +139,7 @@ class Checker:
         return h.hexdigest()
 
 
-# ---- measurements (docs/manifest.md, "Lesion measurements") ---------------------------------
+# ---- measurements (docs/manifest.md, section 4) ---------------------------------
 def boundary_points(sl, i0, j0):
     """In-plane boundary voxels of a 2-D mask indexed [i, j] whose corner is voxel (i0, j0),
     as absolute indices in scan order (j outer, i inner)."""
@@ -148,7 +150,9 @@ def boundary_points(sl, i0, j0):
 
 
 def recist(mask, lo, hi, sx, sy):
-    """Long axis, short axis and key slice of a lesion mask (volume-sized, [i, j, k])."""
+    """Long axis, short axis and key slice of a voxel set (volume-sized mask [i, j, k] within
+    the lesion box lo..hi), by the operations of docs/manifest.md section 4 in the same order,
+    so the results agree with the writer bit for bit."""
     best2, key, pa, pb = -1.0, int(lo[2]), None, None
     sub = mask[lo[0]:hi[0] + 1, lo[1]:hi[1] + 1, :]
     for k in range(int(lo[2]), int(hi[2]) + 1):
@@ -157,7 +161,6 @@ def recist(mask, lo, hi, sx, sy):
             continue
         if best2 < 0.0:
             best2, key = 0.0, k
-            pa = pb = (ii[0], jj[0])
         if ii.size < 2:
             continue
         dx = (ii[None, :] - ii[:, None]).astype(np.float64) * sx
@@ -172,12 +175,25 @@ def recist(mask, lo, hi, sx, sy):
     if not best2 > 0.0:
         return 0.0, 0.0, key
     long_mm = math.sqrt(best2)
-    dx = float(pb[0] - pa[0]) * sx
-    dy = float(pb[1] - pa[1]) * sy
-    nx, ny = -dy / long_mm, dx / long_mm
-    ii, jj = boundary_points(sub[:, :, key], lo[0], lo[1])
-    t = (ii.astype(np.float64) * sx) * nx + (jj.astype(np.float64) * sy) * ny
-    return long_mm, float(t.max() - t.min()), key
+    # Short axis: the longest chord perpendicular to the long axis on the key slice. Every
+    # voxel centre of the set on that slice, relative to the long axis' first end a, is
+    # projected on the unit vector u (along) and w = (-u_y, u_x) (across); bins along u of
+    # width min(sx, sy), index floor(along / width + 0.5); chord = max - min across per bin.
+    ux = float(pb[0] - pa[0]) * sx / long_mm
+    uy = float(pb[1] - pa[1]) * sy / long_mm
+    wx, wy = -uy, ux
+    width = min(sx, sy)
+    jj, ii = np.nonzero(sub[:, :, key].T)  # scan order, as boundary_points
+    dx = (ii.astype(np.int64) + int(lo[0]) - int(pa[0])).astype(np.float64) * sx
+    dy = (jj.astype(np.int64) + int(lo[1]) - int(pa[1])).astype(np.float64) * sy
+    along = dx * ux + dy * uy
+    across = dx * wx + dy * wy
+    bins = np.floor(along / width + 0.5)
+    short_mm = 0.0
+    for b in np.unique(bins):
+        sel = across[bins == b]
+        short_mm = max(short_mm, float(sel.max() - sel.min()))
+    return long_mm, short_mm, key
 
 
 def close(a, b, tol):
@@ -195,6 +211,16 @@ class CaseChecker:
         if not isinstance(recs, list):
             ck.problem(manrel, "'lesions' missing or not a list")
             return
+        # Perilesional labels (e.g. oedema) are left out of the mass, on which the RECIST axes
+        # are measured; a lesion without mass voxel is measured whole.
+        peri_names = man.get("labels_perilesional")
+        if not isinstance(peri_names, list) or any(
+                n not in self.labels or self.labels[n] == 0 for n in peri_names):
+            ck.problem(manrel, f"labels_perilesional {peri_names!r} is not a list of declared "
+                               f"non-background labels")
+            return
+        peri_values = [self.labels[n] for n in peri_names]
+        perilesional = np.isin(lab, peri_values)
         sx, sy, sz = (float(z) for z in zooms)
         ids = [int(v) for v in np.unique(inst) if v != 0]
         seen = set()
@@ -217,7 +243,10 @@ class CaseChecker:
             lo, hi = idx.min(axis=0), idx.max(axis=0)
             centre = (affine @ np.append((lo + hi) / 2.0, 1.0))[:3]
             size = (hi - lo + 1) * np.array([sx, sy, sz])
-            long_mm, short_mm, key = recist(mask, lo, hi, sx, sy)
+            mass = mask & ~perilesional
+            mass_count = int(np.count_nonzero(mass))
+            long_mm, short_mm, key = recist(mass if mass_count else mask, lo, hi, sx, sy)
+            mass_vol = mass_count * sx * sy * sz
             eqd = (6.0 * vol / math.pi) ** (1.0 / 3.0)
 
             def want(key_, got, ok):
@@ -228,6 +257,10 @@ class CaseChecker:
             want("voxel_count", count, rec.get("voxel_count") == count)
             want("volume_mm3", vol, isinstance(rec.get("volume_mm3"), (int, float)) and
                  close(rec["volume_mm3"], vol, TOL_REL * max(vol, 1.0)))
+            want("mass_voxel_count", mass_count, rec.get("mass_voxel_count") == mass_count)
+            want("mass_volume_mm3", mass_vol,
+                 isinstance(rec.get("mass_volume_mm3"), (int, float)) and
+                 close(rec["mass_volume_mm3"], mass_vol, TOL_REL * max(mass_vol, 1.0)))
             for key_, ref in (("centroid_vox", cvox), ("centroid_mm", cmm),
                               ("box_cccwhd_mm", np.concatenate([centre, size]))):
                 got = rec.get(key_)
@@ -384,6 +417,11 @@ def main(argv):
             continue
         if man.get("labels") != labels:
             ck.problem(manrel, "labels differ from dataset.json")
+        if man.get("labels_perilesional") != ds.get("labels_perilesional"):
+            ck.problem(manrel, "labels_perilesional differs from raresynth.json")
+        if isinstance(man.get("lesions"), list) and c.get("n_lesions") != len(man["lesions"]):
+            ck.problem("raresynth.json", f"{cid}: n_lesions {c.get('n_lesions')!r} != "
+                                         f"{len(man['lesions'])} records in {manrel}")
         cc.lesions(manrel, man, inst, lab, lab_img.affine,
                    lab_img.header.get_zooms()[:3])
 

@@ -9,7 +9,7 @@ PYTHON=${PYTHON:-/usr/bin/python3}
 REPO=$(pwd)
 RARESYNTH=$(readlink -f "$RARESYNTH")
 WORK=$(mktemp -d "${TMPDIR:-/tmp}/rsy-integration-XXXXXX")
-trap 'rm -rf "$WORK"' EXIT
+trap 'umount "$WORK/full" 2>/dev/null; rm -rf "$WORK"' EXIT
 
 passed=0
 failed=0
@@ -137,6 +137,53 @@ derive "$HUGE" 'phantom.dims=[2048,2048,2048]' 'phantom.spacing_mm=[0.2,0.2,0.2]
 [ $rc -eq 3 ] && grep -qi 'memory' "$WORK/out" && [ "$(grep -c . "$WORK/out")" -eq 1 ] && [ ! -e "$WORK/huge" ] \
     && ok "volume too large for memory refused before work: $(head -1 "$WORK/out")" \
     || bad "volume too large for memory (exit $rc)" "$WORK/out"
+
+# ---- recipe problems only the generator sees are refused before the directory is touched -----
+mkdir -p "$WORK/tables/tissues" "$WORK/tables/recipes"
+"$PYTHON" - "$REPO/configs/tissues/mri-brain.json" "$WORK/tables/tissues/partial.json" <<'EOF'
+import json, sys
+t = json.load(open(sys.argv[1]))
+t["name"] = "partial"
+del t["tissues"]["cerebellum"]
+json.dump(t, open(sys.argv[2], "w"))
+EOF
+ln -s "$REPO/configs/priors" "$WORK/tables/priors"
+derive "$WORK/tables/recipes/notissue.json" 'acquisition.tissues="partial"' 'phantom.dims=[32,32,32]' \
+    'phantom.spacing_mm=[7,7,7]'
+cp -r "$D2" "$WORK/keep" # an earlier complete run that --force would replace
+"$RARESYNTH" generate --recipe "$WORK/tables/recipes/notissue.json" --out "$WORK/keep" --force \
+    >"$WORK/out" 2>&1; rc=$?
+[ $rc -eq 3 ] && grep -q 'cerebellum' "$WORK/out" && diff -r "$D2" "$WORK/keep" >/dev/null \
+    && ok "tissue table missing a phantom class: exit 3, earlier dataset untouched even with --force" \
+    || bad "tissue table missing a phantom class (exit $rc)" "$WORK/out"
+
+# ---- a full disk: clear error, only complete cases left ---------------------------------------
+FULL="$WORK/full"
+mkdir -p "$FULL"
+if mount -t tmpfs -o size=2m tmpfs "$FULL" 2>/dev/null; then
+    "$RARESYNTH" generate --recipe "$SMALL" --out "$FULL/d" -j 1 -q >"$WORK/out" 2>&1; rc=$?
+    [ $rc -eq 4 ] && grep -q 'No space left on device' "$WORK/out" \
+        && [ -z "$(find "$FULL/d" -name '*.nii.gz' -o -name '*.part*' -o -name 'case_*.json')" ] \
+        && ok "disk full before any case: exit 4, named, no file of any case" \
+        || bad "disk full before any case (exit $rc)" "$WORK/out"
+    umount "$FULL"
+    mount -t tmpfs -o size=6m tmpfs "$FULL"
+    "$RARESYNTH" generate --recipe "$SMALL" --out "$FULL/d" -j 1 -q >"$WORK/out" 2>&1; rc=$?
+    n_man=$(ls "$FULL/d/manifests" 2>/dev/null | wc -l)
+    n_img=$(ls "$FULL/d/Dataset501_BrainGBM/imagesTr" 2>/dev/null | wc -l)
+    n_part=$(find "$FULL/d" -name '*.part*' | wc -l)
+    [ $rc -eq 5 ] && [ "$n_man" -ge 1 ] && [ "$n_img" -eq $((4 * n_man)) ] && [ "$n_part" -eq 0 ] \
+        && [ ! -e "$FULL/d/raresynth.json" ] \
+        && ok "disk full mid-run: exit 5, $n_man complete case(s), no partial case" \
+        || bad "disk full mid-run (exit $rc, $n_man manifests, $n_img images, $n_part temporaries)" "$WORK/out"
+    "$RARESYNTH" validate "$FULL/d" >"$WORK/out" 2>&1; rc=$?
+    [ $rc -eq 6 ] && grep -qi 'incomplete' "$WORK/out" && ! grep -q 'sha256\|checksum' "$WORK/out" \
+        && ok "validate: the cases left by a full disk are consistent, the dataset incomplete" \
+        || bad "validate after a full disk (exit $rc)" "$WORK/out"
+    umount "$FULL"
+else
+    echo "skip - full-disk checks: cannot mount a tmpfs here (needs root)"
+fi
 
 # ---- Ctrl-C stops cleanly and leaves an incomplete, consistent dataset --------------------------
 MANY="$WORK/configs/recipes/many.json"

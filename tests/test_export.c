@@ -97,8 +97,34 @@ static void set_box(rsy_volume *inst, rsy_volume *lab, const int64_t lo[3], cons
             }
 }
 
-/* A box lesion: the long axis is the diagonal between corner voxel centres of one slice; the
- * short axis is the rectangle's width across that diagonal, 2ab/sqrt(a^2+b^2). */
+/* The short axis by its definition (docs/manifest.md section 4), from the long axis' ends
+ * (ia, ja) -> (ib, jb) and the key slice's voxel centres (pts, n of them): bins along the long
+ * axis of width min(sx, sy), the longest perpendicular chord of a bin. */
+static double short_axis_by_definition(const int64_t (*pts)[2], int n, const int64_t a[2],
+                                       const int64_t b[2], double sx, double sy)
+{
+    double lx = (double)(b[0] - a[0]) * sx, ly = (double)(b[1] - a[1]) * sy;
+    double len = sqrt(lx * lx + ly * ly), ux = lx / len, uy = ly / len, width = fmin(sx, sy);
+    double best = 0.0;
+    for (int p = 0; p < n; p++) {
+        double dxp = (double)(pts[p][0] - a[0]) * sx, dyp = (double)(pts[p][1] - a[1]) * sy;
+        double bin = floor((dxp * ux + dyp * uy) / width + 0.5);
+        for (int q = 0; q < n; q++) {
+            double dxq = (double)(pts[q][0] - a[0]) * sx, dyq = (double)(pts[q][1] - a[1]) * sy;
+            if (floor((dxq * ux + dyq * uy) / width + 0.5) != bin)
+                continue;
+            /* Same bin: the chord between the two across the long axis. */
+            double chord = (dxq * -uy + dyq * ux) - (dxp * -uy + dyp * ux);
+            if (chord > best)
+                best = chord;
+        }
+    }
+    return best;
+}
+
+/* A box lesion: the long axis is the diagonal between corner voxel centres of one slice (the
+ * first of the two diagonals in scan order: (4,10) to (9,13)); the short axis is the longest
+ * chord across it, computed here by the definition. */
 static void test_measure_box(void **state)
 {
     (void)state;
@@ -110,9 +136,11 @@ static void test_measure_box(void **state)
     set_box(inst, lab, lo1, hi1, 1, 1);
 
     rsy_lesion_record r;
-    assert_int_equal(rsy_export_measure_lesions(inst, lab, 1, &r), RSY_OK);
+    assert_int_equal(rsy_export_measure_lesions(inst, lab, 1, NULL, &r), RSY_OK);
     assert_int_equal(r.instance_id, 1);
     assert_int_equal(r.voxel_count, 6 * 4 * 3);
+    assert_int_equal(r.mass_voxel_count, 6 * 4 * 3); /* no flag: all of it is mass */
+    assert_float_equal(r.mass_volume_mm3, r.volume_mm3, 0.0);
     assert_float_equal(r.volume_mm3, 72 * 1.0 * 1.25 * 2.0, 1e-9);
     assert_float_equal(r.centroid_vox[0], 6.5, 1e-12);
     assert_float_equal(r.centroid_vox[1], 11.5, 1e-12);
@@ -129,7 +157,21 @@ static void test_measure_box(void **state)
     }
     const double a = 5 * sp[0], b = 3 * sp[1];
     assert_float_equal(r.long_axis_mm, sqrt(a * a + b * b), 1e-9);
-    assert_float_equal(r.short_axis_mm, 2 * a * b / sqrt(a * a + b * b), 1e-9);
+    int64_t pts[24][2];
+    int np = 0;
+    for (int64_t j = lo[1]; j <= hi[1]; j++)
+        for (int64_t i = lo[0]; i <= hi[0]; i++) {
+            pts[np][0] = i;
+            pts[np++][1] = j;
+        }
+    const int64_t ea[2] = {4, 10}, eb[2] = {9, 13};
+    const double want =
+        short_axis_by_definition((const int64_t(*)[2])pts, np, ea, eb, sp[0], sp[1]);
+    assert_float_equal(r.short_axis_mm, want, 1e-9);
+    /* Shorter than the caliper width across the diagonal, 2ab/sqrt(a^2+b^2) (the old
+     * definition), and longer than the box's short side minus one voxel. */
+    assert_true(r.short_axis_mm < 2 * a * b / sqrt(a * a + b * b) - 0.1);
+    assert_true(r.short_axis_mm > b - sp[1]);
     assert_int_equal(r.key_slice, 5); /* every slice ties: the lowest wins */
     assert_int_equal(r.slice_min, 5);
     assert_int_equal(r.slice_max, 7);
@@ -153,7 +195,7 @@ static void test_measure_disc(void **state)
             if ((i - c) * (i - c) + (j - c) * (j - c) <= r_vox * r_vox)
                 ((uint16_t *)inst->data)[at(i, j, 20)] = 1;
     rsy_lesion_record r;
-    assert_int_equal(rsy_export_measure_lesions(inst, lab, 1, &r), RSY_OK);
+    assert_int_equal(rsy_export_measure_lesions(inst, lab, 1, NULL, &r), RSY_OK);
     const double d_mm = 2 * r_vox * sp[0];
     assert_true(fabs(r.long_axis_mm - d_mm) <= sp[0]);
     assert_true(fabs(r.short_axis_mm - d_mm) <= sp[0]);
@@ -163,6 +205,58 @@ static void test_measure_disc(void **state)
     assert_int_equal(r.slice_max, 20);
     assert_float_equal(r.centroid_vox[0], c, 1e-12); /* symmetric disc */
     assert_float_equal(r.centroid_vox[1], c, 1e-12);
+    rsy_volume_destroy(inst);
+    rsy_volume_destroy(lab);
+}
+
+/* Mass and oedema: a 4 x 2 core (label 1) in a 12 x 8 oedema box (label 2, flagged
+ * perilesional) over slices 10..12, the core only on slice 11. The axes and key slice are the
+ * core's; counts, volume, box and slice range are the whole lesion's. A lesion made of oedema
+ * alone is measured whole. */
+static void test_measure_mass(void **state)
+{
+    (void)state;
+    const double sp[3] = {1.0, 1.0, 2.0};
+    rsy_volume *inst = new_volume(sp, RSY_DTYPE_UINT16), *lab = new_volume(sp, RSY_DTYPE_UINT8);
+    const int64_t lo[3] = {5, 5, 10}, hi[3] = {16, 12, 12};
+    set_box(inst, lab, lo, hi, 1, 2);
+    const int64_t clo[3] = {9, 8, 11}, chi[3] = {12, 9, 11};
+    set_box(inst, lab, clo, chi, 1, 1);
+    const int64_t olo[3] = {20, 20, 3}, ohi[3] = {25, 23, 3};
+    set_box(inst, lab, olo, ohi, 2, 2);
+    unsigned char peri[RSY_MAX_LABELS] = {0};
+    peri[2] = 1;
+
+    rsy_lesion_record r[2];
+    assert_int_equal(rsy_export_measure_lesions(inst, lab, 2, peri, r), RSY_OK);
+    assert_int_equal(r[0].voxel_count, 12 * 8 * 3);
+    assert_float_equal(r[0].volume_mm3, 12 * 8 * 3 * 2.0, 1e-9);
+    assert_int_equal(r[0].mass_voxel_count, 8);
+    assert_float_equal(r[0].mass_volume_mm3, 8 * 2.0, 1e-9);
+    assert_int_equal(r[0].label_voxels[1], 8);
+    assert_int_equal(r[0].label_voxels[2], 12 * 8 * 3 - 8);
+    assert_int_equal(r[0].slice_min, 10);
+    assert_int_equal(r[0].slice_max, 12);
+    assert_int_equal(r[0].bbox_max[0], 16);
+    assert_int_equal(r[0].key_slice, 11);
+    /* Core 4 x 2: diagonal (9,8)-(12,9); both bins' chords are 1 voxel across. */
+    const int64_t pts[8][2] = {{9, 8}, {10, 8}, {11, 8}, {12, 8},
+                               {9, 9}, {10, 9}, {11, 9}, {12, 9}};
+    const int64_t ea[2] = {9, 8}, eb[2] = {12, 9};
+    assert_float_equal(r[0].long_axis_mm, sqrt(9.0 + 1.0), 1e-12);
+    assert_float_equal(r[0].short_axis_mm, short_axis_by_definition(pts, 8, ea, eb, sp[0], sp[1]),
+                       1e-12);
+    /* Oedema only: no mass voxel, measured whole (6 x 4 in plane). */
+    assert_int_equal(r[1].mass_voxel_count, 0);
+    assert_float_equal(r[1].mass_volume_mm3, 0.0, 0.0);
+    assert_float_equal(r[1].long_axis_mm, sqrt(25.0 + 9.0), 1e-12);
+    assert_int_equal(r[1].key_slice, 3);
+
+    /* Without flags the oedema counts: the whole 12 x 8 box is measured. */
+    assert_int_equal(rsy_export_measure_lesions(inst, lab, 2, NULL, r), RSY_OK);
+    assert_int_equal(r[0].mass_voxel_count, r[0].voxel_count);
+    assert_float_equal(r[0].long_axis_mm, sqrt(121.0 + 49.0), 1e-12);
+    assert_int_equal(r[0].key_slice, 10);
     rsy_volume_destroy(inst);
     rsy_volume_destroy(lab);
 }
@@ -179,7 +273,7 @@ static void test_measure_several(void **state)
     set_box(inst, lab, lo, hi, 2, 3);
     ((uint16_t *)inst->data)[at(30, 30, 30)] = 4;
     rsy_lesion_record r[3];
-    assert_int_equal(rsy_export_measure_lesions(inst, lab, 3, r), RSY_OK);
+    assert_int_equal(rsy_export_measure_lesions(inst, lab, 3, NULL, r), RSY_OK);
     assert_int_equal(r[0].voxel_count, 1);
     assert_float_equal(r[0].long_axis_mm, 0.0, 0.0);
     assert_float_equal(r[0].short_axis_mm, 0.0, 0.0);
@@ -196,10 +290,10 @@ static void test_measure_several(void **state)
 
     /* Error paths: wrong dtype, geometry mismatch. */
     errors_reset();
-    assert_int_equal(rsy_export_measure_lesions(lab, lab, 1, r), RSY_EINVAL);
+    assert_int_equal(rsy_export_measure_lesions(lab, lab, 1, NULL, r), RSY_EINVAL);
     const double sp2[3] = {1.0, 1.0, 1.0};
     rsy_volume *lab2 = new_volume(sp2, RSY_DTYPE_UINT8);
-    assert_int_equal(rsy_export_measure_lesions(inst, lab2, 1, r), RSY_EINVAL);
+    assert_int_equal(rsy_export_measure_lesions(inst, lab2, 1, NULL, r), RSY_EINVAL);
     assert_true(logged("geometry", NULL));
     rsy_volume_destroy(lab2);
     rsy_volume_destroy(inst);
@@ -283,8 +377,11 @@ static void test_prepare_dir(void **state)
 /* A small dataset: 3 cases, 2 channels, 32^3                                                 */
 /* ---------------------------------------------------------------------------------------- */
 #define N_CASES 3
+#define PRIOR_PATH "configs/priors/glioblastoma.json"
+#define TISSUE_PATH "configs/tissues/mri-brain.json"
 static const char *const label_names[] = {"background", "necrotic_core", "oedema",
                                           "enhancing_tumour"};
+static const unsigned char perilesional[] = {0, 0, 1, 0}; /* oedema */
 
 static rsy_recipe *make_recipe(void)
 {
@@ -321,6 +418,12 @@ static rsy_recipe *make_recipe(void)
     s->ti_ms = 2500;
     s->noise_percent = 3;
     snprintf(s->noise_reference, sizeof s->noise_reference, "csf");
+    /* Provenance: the shipped prior and tissue table are hashed into raresynth.json. */
+    r->n_lesion_types = 1;
+    snprintf(r->lesions[0].prior.name, sizeof r->lesions[0].prior.name, "glioblastoma");
+    snprintf(r->lesions[0].prior.path, sizeof r->lesions[0].prior.path, PRIOR_PATH);
+    snprintf(r->tissues.name, sizeof r->tissues.name, "mri-brain");
+    snprintf(r->tissues.path, sizeof r->tissues.path, TISSUE_PATH);
     return r;
 }
 
@@ -402,7 +505,8 @@ static void write_dataset(const char *out, const rsy_recipe *r, int threads)
     for (size_t i = 0; i < N_CASES; i++)
         make_case(&cases[i], i);
     assert_int_equal(rsy_export_prepare_dir(out, 1), RSY_OK);
-    rsy_export_params p = {r, out, label_names, 4, "uniform tissue properties (test)"};
+    rsy_export_params p = {r,           out, label_names, 4, "uniform tissue properties (test)",
+                           perilesional};
     rsy_export *e = NULL;
     assert_int_equal(rsy_export_begin(&e, &p), RSY_OK);
     if (threads == 1) {
@@ -529,6 +633,52 @@ static void test_dataset_roundtrip(void **state)
     assert_string_equal(cJSON_GetObjectItemCaseSensitive(rec, "path")->valuestring,
                         "export-test.json");
     assert_true(cJSON_IsObject(cJSON_GetObjectItemCaseSensitive(rec, "content")));
+    /* Provenance: the values used and the configuration files, hashed. */
+    cJSON *eff = cJSON_GetObjectItemCaseSensitive(doc, "effective");
+    assert_int_equal(cJSON_GetObjectItemCaseSensitive(eff, "cases")->valueint, N_CASES);
+    assert_string_equal(cJSON_GetObjectItemCaseSensitive(eff, "seed")->valuestring,
+                        "18446744073709551557");
+    char sha[65];
+    cJSON *pr = cJSON_GetArrayItem(cJSON_GetObjectItemCaseSensitive(doc, "priors"), 0);
+    assert_int_equal(rsy_sha256_file(PRIOR_PATH, sha), RSY_OK);
+    assert_string_equal(cJSON_GetObjectItemCaseSensitive(pr, "name")->valuestring, "glioblastoma");
+    assert_string_equal(cJSON_GetObjectItemCaseSensitive(pr, "file")->valuestring,
+                        "glioblastoma.json");
+    assert_string_equal(cJSON_GetObjectItemCaseSensitive(pr, "sha256")->valuestring, sha);
+    cJSON *tt = cJSON_GetObjectItemCaseSensitive(doc, "tissue_table");
+    assert_int_equal(rsy_sha256_file(TISSUE_PATH, sha), RSY_OK);
+    assert_string_equal(cJSON_GetObjectItemCaseSensitive(tt, "file")->valuestring,
+                        "mri-brain.json");
+    assert_string_equal(cJSON_GetObjectItemCaseSensitive(tt, "sha256")->valuestring, sha);
+    cJSON *pl = cJSON_GetObjectItemCaseSensitive(doc, "labels_perilesional");
+    assert_int_equal(cJSON_GetArraySize(pl), 1);
+    assert_string_equal(cJSON_GetArrayItem(pl, 0)->valuestring, "oedema");
+    cJSON_Delete(doc);
+    free(text);
+    /* Case 0, lesion 1: a ball of radius 5 voxels whose core (radius 2) is the mass. */
+    snprintf(p, sizeof p, "%s/manifests/case_0000.json", a);
+    text = slurp(p, &len);
+    assert_non_null(text);
+    doc = cJSON_Parse(text);
+    assert_non_null(doc);
+    assert_true(cJSON_Compare(cJSON_GetObjectItemCaseSensitive(doc, "labels_perilesional"),
+                              pl = cJSON_Parse("[\"oedema\"]"), 1));
+    cJSON_Delete(pl);
+    int64_t ball = 0, core = 0;
+    for (int k = -5; k <= 5; k++)
+        for (int j = -5; j <= 5; j++)
+            for (int i = -5; i <= 5; i++) {
+                ball += i * i + j * j + k * k <= 25;
+                core += i * i + j * j + k * k <= 4;
+            }
+    cJSON *l0 = cJSON_GetArrayItem(cJSON_GetObjectItemCaseSensitive(doc, "lesions"), 0);
+    assert_int_equal(cJSON_GetObjectItemCaseSensitive(l0, "voxel_count")->valuedouble, ball);
+    assert_int_equal(cJSON_GetObjectItemCaseSensitive(l0, "mass_voxel_count")->valuedouble, core);
+    assert_float_equal(cJSON_GetObjectItemCaseSensitive(l0, "mass_volume_mm3")->valuedouble,
+                       (double)core * 1.5, 1e-9);
+    /* The core's diameter between voxel centres is 4 voxels, not the ball's 10. */
+    assert_float_equal(cJSON_GetObjectItemCaseSensitive(l0, "long_axis_mm")->valuedouble, 4.0,
+                       1e-9);
     cJSON_Delete(doc);
     free(text);
     snprintf(p, sizeof p, "%s/Dataset007_ExportTest/dataset.json", a);
@@ -568,7 +718,10 @@ typedef enum {
     C_STRAY_FILE,
     C_UNDECLARED_LABEL,
     C_NO_DATASET_MANIFEST,
-    C_UNSAFE_CASE_ID
+    C_UNSAFE_CASE_ID,
+    C_N_LESIONS,
+    C_SUMMARY_MAX,
+    C_CHANNELS
 } corruption;
 
 static void edit_json(const char *path, corruption c)
@@ -583,9 +736,20 @@ static void edit_json(const char *path, corruption c)
         cJSON *l0 = cJSON_GetArrayItem(cJSON_GetObjectItemCaseSensitive(doc, "lesions"), 0);
         cJSON *vc = cJSON_GetObjectItemCaseSensitive(l0, "voxel_count");
         cJSON_SetNumberValue(vc, vc->valuedouble + 1);
-    } else {
+    } else if (c == C_UNSAFE_CASE_ID) {
         cJSON *c1 = cJSON_GetArrayItem(cJSON_GetObjectItemCaseSensitive(doc, "cases"), 1);
         cJSON_SetValuestring(cJSON_GetObjectItemCaseSensitive(c1, "case_id"), "../../etc");
+    } else if (c == C_N_LESIONS) {
+        cJSON *c1 = cJSON_GetArrayItem(cJSON_GetObjectItemCaseSensitive(doc, "cases"), 1);
+        cJSON_SetNumberValue(cJSON_GetObjectItemCaseSensitive(c1, "n_lesions"), 3);
+    } else if (c == C_SUMMARY_MAX) {
+        cJSON *lv = cJSON_GetObjectItemCaseSensitive(
+            cJSON_GetObjectItemCaseSensitive(doc, "summary"), "lesion_volume_mm3");
+        cJSON *mx = cJSON_GetObjectItemCaseSensitive(lv, "max");
+        cJSON_SetNumberValue(mx, mx->valuedouble * (1.0 + 1e-6));
+    } else {
+        cJSON *ch = cJSON_GetObjectItemCaseSensitive(doc, "channels");
+        cJSON_SetValuestring(cJSON_GetObjectItemCaseSensitive(ch, "1"), "T2w");
     }
     text = cJSON_Print(doc);
     write_text(path, text);
@@ -635,6 +799,9 @@ static void corrupt(const char *dir, corruption c)
         assert_int_equal(remove(p), 0);
         break;
     case C_UNSAFE_CASE_ID:
+    case C_N_LESIONS:
+    case C_SUMMARY_MAX:
+    case C_CHANNELS:
         snprintf(p, sizeof p, "%s/raresynth.json", dir);
         edit_json(p, c);
         break;
@@ -676,7 +843,13 @@ static void test_validate_corruptions(void **state)
                      "not declared");
     check_corruption(tmp, r, C_NO_DATASET_MANIFEST, "incomplete dataset", "raresynth.json missing");
     check_corruption(tmp, r, C_UNSAFE_CASE_ID, "raresynth.json: cases[1].case_id", "unsafe");
-    /* The incomplete dataset's cases are still checked: a flipped byte there is found too. */
+    /* raresynth.json against the cases: each tampering is one line naming file and key. */
+    check_corruption(tmp, r, C_N_LESIONS, "raresynth.json: cases[1].n_lesions is 3",
+                     "manifests/case_0001.json has 2 lesion records");
+    check_corruption(tmp, r, C_SUMMARY_MAX, "raresynth.json: summary.lesion_volume_mm3.max is",
+                     "recomputed from the cases");
+    check_corruption(tmp, r, C_CHANNELS, "raresynth.json: channels differ",
+                     "channel_names in Dataset007_ExportTest/dataset.json");
     free(r);
     tu_rmtree(tmp);
     free(tmp);
@@ -700,7 +873,7 @@ static void test_writer_errors(void **state)
 
     /* Bad label dictionaries. */
     const char *bad_names[] = {"lesion", "background"};
-    rsy_export_params bp = {r, out, bad_names, 2, NULL};
+    rsy_export_params bp = {r, out, bad_names, 2, NULL, NULL};
     rsy_export *e = NULL;
     assert_int_equal(rsy_export_begin(&e, &bp), RSY_EINVAL);
     assert_null(e);
@@ -709,7 +882,24 @@ static void test_writer_errors(void **state)
     bp.n_labels = 3;
     assert_int_equal(rsy_export_begin(&e, &bp), RSY_EINVAL);
 
-    rsy_export_params p2 = {r, out, label_names, 4, NULL};
+    /* Background cannot be perilesional. */
+    const unsigned char bg_peri[] = {1, 0, 0, 0};
+    rsy_export_params pp = {r, out, label_names, 4, NULL, bg_peri};
+    assert_int_equal(rsy_export_begin(&e, &pp), RSY_EINVAL);
+    assert_true(logged("background", "perilesional"));
+    /* A tissue table without a file path cannot be recorded; an unreadable prior not hashed. */
+    rsy_recipe *r2 = make_recipe();
+    r2->tissues.path[0] = '\0';
+    pp = (rsy_export_params){r2, out, label_names, 4, NULL, NULL};
+    assert_int_equal(rsy_export_begin(&e, &pp), RSY_EINVAL);
+    assert_true(logged("tissue table", "no file path"));
+    snprintf(r2->tissues.path, sizeof r2->tissues.path, TISSUE_PATH);
+    snprintf(r2->lesions[0].prior.path, sizeof r2->lesions[0].prior.path, "%s/none.json", tmp);
+    assert_int_equal(rsy_export_begin(&e, &pp), RSY_EIO);
+    assert_null(e);
+    free(r2);
+
+    rsy_export_params p2 = {r, out, label_names, 4, NULL, NULL};
     assert_int_equal(rsy_export_begin(&e, &p2), RSY_OK);
     /* A case index beyond the dataset, a label value outside the dictionary. */
     t.data.case_index = N_CASES;
@@ -760,13 +950,83 @@ static void test_writer_errors(void **state)
     free(tmp);
 }
 
+/* A case whose last NIfTI file cannot be put in place leaves no file at all; the cases
+ * written before it are untouched, and the case can be written again later. */
+static void test_failed_case_leaves_nothing(void **state)
+{
+    (void)state;
+    char *tmp = tu_tmpdir("export-atomic");
+    assert_non_null(tmp);
+    char out[1024], p[1200], block[1200];
+    rsy_recipe *r = make_recipe();
+    tcase cases[N_CASES];
+    for (size_t i = 0; i < N_CASES; i++)
+        make_case(&cases[i], i);
+    errors_reset();
+    snprintf(out, sizeof out, "%s/ds", tmp);
+    assert_int_equal(rsy_export_prepare_dir(out, 0), RSY_OK);
+    rsy_export_params ep = {r, out, label_names, 4, NULL, perilesional};
+    rsy_export *e = NULL;
+    assert_int_equal(rsy_export_begin(&e, &ep), RSY_OK);
+    assert_int_equal(rsy_export_write_case(e, &cases[0].data), RSY_OK);
+    assert_int_equal(rsy_export_write_case(e, &cases[1].data), RSY_OK);
+
+    /* A directory where case 2's label map goes: its rename fails after the images moved. */
+    snprintf(block, sizeof block, "%s/Dataset007_ExportTest/labelsTr/case_0002.nii.gz", out);
+    assert_int_equal(mkdir(block, 0755), 0);
+    assert_int_equal(rsy_export_write_case(e, &cases[2].data), RSY_EIO);
+    assert_true(logged("case_0002.nii.gz", NULL));
+    static const char *const gone[] = {"Dataset007_ExportTest/imagesTr/case_0002_0000.nii.gz",
+                                       "Dataset007_ExportTest/imagesTr/case_0002_0001.nii.gz",
+                                       "instances/case_0002.nii.gz", "manifests/case_0002.json",
+                                       ".staging/case_0002"};
+    for (size_t i = 0; i < sizeof gone / sizeof gone[0]; i++) {
+        snprintf(p, sizeof p, "%s/%s", out, gone[i]);
+        if (exists(p))
+            fprintf(stderr, "left behind: %s\n", gone[i]);
+        assert_false(exists(p));
+    }
+    assert_int_equal(count_part_files(out), 0);
+    /* Earlier cases intact, and the failed case counts as not written. */
+    for (int c = 0; c < 2; c++) {
+        snprintf(p, sizeof p, "%s/manifests/case_%04d.json", out, c);
+        assert_true(exists(p));
+        snprintf(p, sizeof p, "%s/Dataset007_ExportTest/labelsTr/case_%04d.nii.gz", out, c);
+        assert_true(exists(p));
+    }
+    assert_int_equal(rsy_export_finish(e), RSY_EINVAL);
+    assert_true(logged("1 of 3 cases not written", "first: case 2"));
+
+    /* Unblocked: the case is written and the whole dataset validates. */
+    assert_int_equal(rmdir(block), 0);
+    assert_int_equal(rsy_export_write_case(e, &cases[2].data), RSY_OK);
+    assert_int_equal(rsy_export_finish(e), RSY_OK);
+    rsy_export_destroy(e);
+    snprintf(p, sizeof p, "%s/.staging", out);
+    assert_false(exists(p));
+    rsy_validate_report rep;
+    errors_reset();
+    assert_int_equal(rsy_export_validate(out, &rep), RSY_OK);
+
+    for (size_t i = 0; i < N_CASES; i++)
+        free_case(&cases[i]);
+    free(r);
+    tu_rmtree(tmp);
+    free(tmp);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_measure_box),       cmocka_unit_test(test_measure_disc),
-        cmocka_unit_test(test_measure_several),   cmocka_unit_test(test_prepare_dir),
-        cmocka_unit_test(test_dataset_roundtrip), cmocka_unit_test(test_validate_corruptions),
+        cmocka_unit_test(test_measure_box),
+        cmocka_unit_test(test_measure_disc),
+        cmocka_unit_test(test_measure_mass),
+        cmocka_unit_test(test_measure_several),
+        cmocka_unit_test(test_prepare_dir),
+        cmocka_unit_test(test_dataset_roundtrip),
+        cmocka_unit_test(test_validate_corruptions),
         cmocka_unit_test(test_writer_errors),
+        cmocka_unit_test(test_failed_case_leaves_nothing),
     };
     rsy_init();
     return cmocka_run_group_tests_name("export", tests, NULL, NULL);
