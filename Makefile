@@ -141,6 +141,15 @@ demo: all
 	    -j $(JOBS) --force
 	$(PROGRAM) validate $(DEMO_DIR)
 
+# ---- texture model --------------------------------------------------------------------------
+# The default brain texture model, fitted on the Colin27 T1 scan that Debian's mricron-data
+# ships (brain-extracted; three intensity classes, CSF / GM / WM). The model holds mixture
+# parameters only, no voxel of the scan (docs/texture-model.md).
+COLIN27 ?= /usr/share/mricron/templates/ch2bet.nii.gz
+texture-model: $(BUILD)/brain-colin27.h5
+$(BUILD)/brain-colin27.h5: $(PROGRAM) $(COLIN27)
+	$(PROGRAM) fit-texture --image $(COLIN27) --auto-classes 3 --out $@ -v
+
 # ---- tests ------------------------------------------------------------------------------
 test check: all $(TEST_BINS)
 	@set -e; for t in $(TEST_BINS); do echo "== $$t"; $$t; done
@@ -191,5 +200,5 @@ clean:
 distclean: clean
 	rm -rf $(DEMO_DIR)
 
-.PHONY: all deps demo test check asan bench check-headers format format-check install \
+.PHONY: all deps demo texture-model test check asan bench check-headers format format-check install \
         uninstall clean distclean
