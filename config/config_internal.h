@@ -150,6 +150,29 @@ void rsy__path_stem(const char *path, char *out, size_t n);
 rsy_status rsy__tissue_table_load(rsy_tissue_table *out, const char *path);
 rsy_status rsy__prior_load(rsy_prior *out, const char *path, unsigned *modalities_out);
 
+/** Load a texture preset without logging anything beyond the one error line (texture.c). */
+rsy_status rsy__texture_preset_load(rsy_texture_preset *out, const char *path);
+
+/**
+ * Resolve @p ref, the value at key path @p kp (JSON item @p item) of the recipe @p file, to an
+ * existing file (recipe.c): a name ending in ".json" is a path relative to @p recipe_dir; any
+ * other value must be a name [a-z0-9_-]+ and is looked up as NAME.json in
+ * <recipe dir>/../SUBDIR, then for each search dir D: D/SUBDIR and D, then
+ * RSY_DATADIR/SUBDIR. @p noun names the kind of file in messages ("prior").
+ * @return RSY_OK or RSY_ECONFIG.
+ */
+rsy_status rsy__resolve_ref(const char *file, const char *kp, const cJSON *item, const char *ref,
+                            const char *recipe_dir, const char *const *search_dirs,
+                            const char *subdir, const char *noun, char out[RSY_PATH_MAX]);
+
+/**
+ * Parse the recipe's optional "texture" object (texture.c) into r->texture and
+ * r->texture_spec (defaults filled in), loading the preset it names.
+ * @return RSY_OK or RSY_ECONFIG.
+ */
+rsy_status rsy__recipe_parse_texture(const char *file, const cJSON *root, rsy_recipe *r,
+                                     const char *recipe_dir, const char *const *search_dirs);
+
 /* Bits of a prior's "modalities" list (rsy_prior has no field for it: the recipe loader uses
  * it to check that a prior supports the recipe's modality). */
 #define RSY__MODALITY_MRI 1u

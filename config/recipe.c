@@ -47,15 +47,10 @@ static int has_json_suffix(const char *s)
     return n > 5 && strcmp(s + n - 5, ".json") == 0;
 }
 
-/*
- * Resolve @p ref, the value at key path @p kp of the recipe @p file, to an existing file:
- * a name ending in ".json" is a path relative to the recipe's directory; any other value must
- * be a name [a-z0-9_-]+ (so no path can be smuggled in) and is looked up as NAME.json in
- *   <recipe dir>/../SUBDIR, then for each search dir D: D/SUBDIR and D, then RSY_DATADIR/SUBDIR.
- */
-static rsy_status resolve_ref(const char *file, const char *kp, const cJSON *item, const char *ref,
-                              const char *recipe_dir, const char *const *search_dirs,
-                              const char *subdir, const char *noun, char out[RSY_PATH_MAX])
+/* config_internal.h. Names are [a-z0-9_-]+ so no path can be smuggled in. */
+rsy_status rsy__resolve_ref(const char *file, const char *kp, const cJSON *item, const char *ref,
+                            const char *recipe_dir, const char *const *search_dirs,
+                            const char *subdir, const char *noun, char out[RSY_PATH_MAX])
 {
     int w;
     if (has_json_suffix(ref)) {
@@ -479,8 +474,9 @@ static rsy_status parse_acquisition(const char *file, const cJSON *root, rsy_rec
         (rc = parse_bias(file, acq, m)) != RSY_OK)
         return rc;
     snprintf(r->modality, sizeof r->modality, "%s", modalities[modality]);
-    rc = resolve_ref(file, "acquisition.tissues", cJSON_GetObjectItemCaseSensitive(acq, "tissues"),
-                     tissues, recipe_dir, search_dirs, "tissues", "tissue table", table_path);
+    rc = rsy__resolve_ref(file, "acquisition.tissues",
+                          cJSON_GetObjectItemCaseSensitive(acq, "tissues"), tissues, recipe_dir,
+                          search_dirs, "tissues", "tissue table", table_path);
     if (rc != RSY_OK)
         return rc;
     rc = rsy__tissue_table_load(&r->tissues, table_path);
@@ -510,8 +506,8 @@ static rsy_status parse_lesion(const char *file, const cJSON *item, const char *
     if ((rc = rsy__cfg_string(file, item, kp, "prior", 1, RSY_PATH_MAX - 1, ref)) != RSY_OK)
         return rc;
     rsy__kp_key(ckp, kp, "prior");
-    rc = resolve_ref(file, ckp, cJSON_GetObjectItemCaseSensitive(item, "prior"), ref, recipe_dir,
-                     search_dirs, "priors", "prior", prior_path);
+    rc = rsy__resolve_ref(file, ckp, cJSON_GetObjectItemCaseSensitive(item, "prior"), ref,
+                          recipe_dir, search_dirs, "priors", "prior", prior_path);
     if (rc != RSY_OK)
         return rc;
     if ((rc = rsy__prior_load(&ls->prior, prior_path, &prior_modalities)) != RSY_OK)
@@ -604,12 +600,11 @@ static rsy_status parse_recipe(const char *file, const cJSON *root, rsy_recipe *
     static const char *const keys[] = {
         "raresynth_recipe", "name",    "dataset_id",  "description", "cases",  "seed",
         "phantom",          "lesions", "acquisition", "texture",     "output", NULL};
-    static const char *const textures[] = {"uniform", NULL};
     static const char *const label_sets[] = {"lesions", "tissues+lesions", NULL};
     char recipe_dir[RSY_PATH_MAX];
     char table_path[RSY_PATH_MAX];
     int64_t dataset_id = 0;
-    int texture = 0, labels = 0;
+    int labels = 0;
     rsy_status rc;
     dir_of(file, recipe_dir, sizeof recipe_dir);
     r->cases = 10;
@@ -624,11 +619,10 @@ static rsy_status parse_recipe(const char *file, const cJSON *root, rsy_recipe *
         (rc = parse_phantom(file, root, &r->phantom)) != RSY_OK ||
         (rc = parse_acquisition(file, root, r, recipe_dir, search_dirs, table_path)) != RSY_OK ||
         (rc = parse_lesions(file, root, r, recipe_dir, search_dirs, table_path)) != RSY_OK ||
-        (rc = parse_choice_object(file, root, "texture", "model", textures, &texture)) != RSY_OK ||
+        (rc = rsy__recipe_parse_texture(file, root, r, recipe_dir, search_dirs)) != RSY_OK ||
         (rc = parse_choice_object(file, root, "output", "labels", label_sets, &labels)) != RSY_OK)
         return rc;
     r->dataset_id = (int)dataset_id;
-    r->texture = RSY_TEXTURE_UNIFORM;
     r->label_set = labels == 1 ? RSY_LABELS_TISSUES_AND_LESIONS : RSY_LABELS_LESIONS;
     return RSY_OK;
 }
@@ -698,6 +692,10 @@ uint64_t rsy_recipe_memory_estimate(const rsy_recipe *r, int n_workers)
      * times the cases in flight (n_workers, at least 1), plus a fixed 64 MiB for everything
      * that does not scale with the grid (recipe and priors, thread stacks, zlib and NIfTI
      * writer state, manifests).
+     * A sampled texture (model "preset") adds per voxel 4 for the field u and 12 for the
+     * sampler's three state-sized buffers (generator/texture_sample.c), plus 16 bytes per
+     * tiling cell of p³ voxels (cell list and classes, generator/texture_denoise.c); and per
+     * case the denoiser's scratch, 2048 patches × p³ × (components + 2) floats.
      */
     if (!r)
         return 0;
@@ -705,7 +703,21 @@ uint64_t rsy_recipe_memory_estimate(const rsy_recipe *r, int n_workers)
     for (int i = 0; i < 3; i++)
         nvox = mul_sat(nvox, r->phantom.dims[i] > 0 ? (uint64_t)r->phantom.dims[i] : 0);
     uint64_t per_voxel = 29u + 4u * (uint64_t)(r->mri.n_sequences > 0 ? r->mri.n_sequences : 0);
+    uint64_t per_case_fixed = 0;
+    if (r->texture == RSY_TEXTURE_PRESET) {
+        const rsy_texture_preset *tp = &r->texture_spec.preset;
+        uint64_t cell =
+            (uint64_t)tp->patch_size * (uint64_t)tp->patch_size * (uint64_t)tp->patch_size;
+        int k_max = 1;
+        for (int c = 0; c < tp->n_classes; c++)
+            if (tp->classes[c].n_components > k_max)
+                k_max = tp->classes[c].n_components;
+        per_voxel += 16u + (cell > 0 ? (16u + cell - 1u) / cell : 16u);
+        per_case_fixed = 2048u * cell * (uint64_t)(k_max + 2) * 4u;
+    }
     uint64_t workers = n_workers > 1 ? (uint64_t)n_workers : 1u;
-    uint64_t total = mul_sat(mul_sat(nvox, per_voxel), workers);
+    uint64_t per_case = mul_sat(nvox, per_voxel);
+    per_case = per_case > UINT64_MAX - per_case_fixed ? UINT64_MAX : per_case + per_case_fixed;
+    uint64_t total = mul_sat(per_case, workers);
     return total > UINT64_MAX - MEMORY_OVERHEAD_BYTES ? UINT64_MAX : total + MEMORY_OVERHEAD_BYTES;
 }

@@ -196,7 +196,67 @@ typedef struct rsy_mri_spec {
 
 typedef enum { RSY_LABELS_LESIONS = 0, RSY_LABELS_TISSUES_AND_LESIONS = 1 } rsy_label_set;
 
-typedef enum { RSY_TEXTURE_UNIFORM = 0 } rsy_texture_model;
+/** How tissue texture is made (docs/recipe.md, "texture"). */
+typedef enum {
+    RSY_TEXTURE_UNIFORM = 0, /* every voxel of a class has the class's properties */
+    RSY_TEXTURE_PRESET = 1   /* a field u drawn by the diffusion sampler from an analytic
+                                preset (configs/textures/ *.json) modulates the properties */
+} rsy_texture_model;
+
+/* ---------------------------------------------------------------------------------------- */
+/* Texture presets (configs/textures/ *.json) and the recipe's texture settings               */
+/* ---------------------------------------------------------------------------------------- */
+#define RSY_MAX_TEXTURE_CLASSES 64    /* classes (tissues, compartments) named by a preset */
+#define RSY_MAX_TEXTURE_COMPONENTS 16 /* components per class (RSY_TEXTURE_MAX_COMPONENTS) */
+
+/** One stationary Gaussian component of a preset class: the same fields as
+ *  rsy_texture_preset_component of rsy_generator.h (squared-exponential correlation). */
+typedef struct rsy_texture_component_spec {
+    double weight;            /* mixture weight, > 0 (normalised per class) */
+    double variance;          /* marginal variance of u, > 0 */
+    double corr_length_mm[3]; /* correlation length along i, j, k, > 0 */
+    double mean;              /* mean of u */
+} rsy_texture_component_spec;
+
+/** The mixture of one class, matched to the working class map by name (a phantom tissue or a
+ *  lesion compartment). */
+typedef struct rsy_texture_class_spec {
+    char name[RSY_NAME_MAX];
+    int n_components;
+    rsy_texture_component_spec components[RSY_MAX_TEXTURE_COMPONENTS];
+} rsy_texture_class_spec;
+
+/** An analytic texture preset: per class name, a Gaussian mixture over p×p×p patches of u. */
+typedef struct rsy_texture_preset {
+    char name[RSY_NAME_MAX]; /* file stem, e.g. "brain-mri" */
+    char path[RSY_PATH_MAX]; /* file it was loaded from */
+    int patch_size;          /* p, odd, 1..9 */
+    int n_classes;
+    rsy_texture_class_spec classes[RSY_MAX_TEXTURE_CLASSES];
+    int n_sources;
+    char sources[RSY_MAX_SOURCES][RSY_TEXT_MAX];
+} rsy_texture_preset;
+
+/** Find a class of @p p by name; NULL if absent. @since 0.2 */
+RSY_API const rsy_texture_class_spec *rsy_texture_preset_find(const rsy_texture_preset *p,
+                                                              const char *name);
+
+/** Sampler of the texture field (values as rsy_texture_sampler of rsy_generator.h). */
+typedef enum {
+    RSY_TEXTURE_METHOD_EULER = 0,
+    RSY_TEXTURE_METHOD_HEUN = 1,
+    RSY_TEXTURE_METHOD_STOCHASTIC = 2
+} rsy_texture_method;
+
+/** The recipe's "texture" object beyond the model (used when the model is PRESET). */
+typedef struct rsy_texture_spec {
+    rsy_texture_method sampler; /* default HEUN */
+    int steps;                  /* noise levels, default 18 */
+    double sigma_min;           /* default 0.002 */
+    double sigma_max;           /* default 80 */
+    int n_offsets;              /* tilings averaged per denoiser evaluation, default 1 */
+    rsy_texture_preset preset;  /* PRESET: the loaded preset file */
+} rsy_texture_spec;
 
 typedef struct rsy_recipe {
     char path[RSY_PATH_MAX];          /* file it was loaded from */
@@ -215,13 +275,15 @@ typedef struct rsy_recipe {
     rsy_tissue_table tissues;         /* loaded from the tissue table the recipe names */
     rsy_texture_model texture;
     rsy_label_set label_set;
+    rsy_texture_spec texture_spec;    /* sampler settings and, for PRESET, the preset */
 } rsy_recipe;
 
 /**
  * Load and validate a recipe, the priors it names and its tissue table.
  * Priors named "NAME" are looked up as "<recipe dir>/../priors/NAME.json", then in each
  * directory of @p search_dirs (NULL-terminated, may be NULL); a name ending in ".json" is a
- * path relative to the recipe's directory. Tissue tables likewise under "../tissues/".
+ * path relative to the recipe's directory. Tissue tables likewise under "../tissues/", texture
+ * presets under "../textures/".
  * On success @p *out is owned by the caller; release with rsy_recipe_destroy().
  * @return RSY_OK, RSY_ECONFIG (malformed JSON, unknown key, wrong type, out of range,
  *         missing prior or tissue file: one line logged naming file, key and expectation),
@@ -239,6 +301,11 @@ RSY_API RSY_NODISCARD rsy_status rsy_prior_load(rsy_prior **out, const char *pat
 /** Load one tissue table on its own. Ownership: caller frees with free(). */
 RSY_API RSY_NODISCARD rsy_status rsy_tissue_table_load(rsy_tissue_table **out,
                                                        const char *path);
+/** Load one texture preset (configs/textures/ *.json) on its own, validated as a recipe's
+ *  preset is. On success @p *out is owned by the caller; release with free().
+ *  @return as rsy_recipe_load(). @since 0.2 */
+RSY_API RSY_NODISCARD rsy_status rsy_texture_preset_load(rsy_texture_preset **out,
+                                                         const char *path);
 
 /**
  * Peak memory in bytes that generating with @p n_workers cases in flight needs (volumes of

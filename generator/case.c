@@ -4,10 +4,13 @@
  *   1. phantom: class map (uint16) and subject attributes;
  *   2. lesions: sampled against the tissue map, rasterised into the class map with an
  *      instance map beside it, then the subject's volumes are measured again;
- *   3. tissue properties: one MRI property set per class id (uniform texture model);
- *   4. imaging, per channel: a signal lookup table over class ids (computed once per class,
- *      not per voxel), times the case's bias field, then Rician noise with the BrainWeb
- *      sigma (noise_percent of the reference tissue's noise-free signal [S47]);
+ *   3. tissue properties: one MRI property set per class id; with the texture model
+ *      "preset", a texture field u drawn by the diffusion sampler (texture_case.c) makes
+ *      per-voxel T1, T2 and PD maps of the textured classes;
+ *   4. imaging, per channel: the signal of untextured classes from a lookup table over class
+ *      ids (computed once per class), of textured voxels from their own properties; times the
+ *      case's bias field, then Rician noise with the BrainWeb sigma (noise_percent of the
+ *      reference tissue's noise-free signal [S47]);
  *   5. the output label map (uint8) and the lesion descriptions;
  *   6. the findings text from the lesion records measured on the voxels.
  * Every random number comes from the case's own streams (generator_internal.h), so a case
@@ -19,6 +22,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "core_internal.h"
 #include "generator_internal.h"
 #include "rsy_phantoms.h"
 #include "rsy_priors.h"
@@ -238,9 +242,15 @@ static int max_class(const rsy_volume *classes)
     return m;
 }
 
-/* Channels: signal lookup per class, bias field, Rician noise. */
+/* Per-voxel property maps of the textured classes (NULL arrays: uniform model). */
+typedef struct prop_maps {
+    float *t1_ms, *t2_ms, *pd;
+} prop_maps;
+
+/* Channels: signal per class from a lookup table, or per voxel for the textured classes; bias
+ * field; Rician noise. */
 static rsy_status imaging(const rsy_recipe *r, rsy_case *c, const rsy__gen_class *tab,
-                          int n_classes)
+                          int n_classes, const rsy__gen_texture *tex, const prop_maps *maps)
 {
     rsy_status rc = RSY_OK;
     rsy_rng *rng = NULL;
@@ -295,8 +305,20 @@ static rsy_status imaging(const rsy_recipe *r, rsy_case *c, const rsy__gen_class
         c->channel_views[c->n_channels] = img;
         c->n_channels++;
         float *px = img->data;
-        for (size_t v = 0; v < nvox; v++)
-            px[v] = lut[cl[v]] * bias[v];
+        if (maps->t1_ms) {
+            for (size_t v = 0; v < nvox; v++) {
+                if (!tex->textured[cl[v]]) {
+                    px[v] = lut[cl[v]] * bias[v];
+                    continue;
+                }
+                rsy_mri_props pv = {maps->t1_ms[v], maps->t2_ms[v], maps->pd[v],
+                                    tab[cl[v]].props.gd_mM};
+                px[v] = (float)(RSY__GEN_SIGNAL_SCALE * rsy_mri_signal(seq, &pv, r1)) * bias[v];
+            }
+        } else {
+            for (size_t v = 0; v < nvox; v++)
+                px[v] = lut[cl[v]] * bias[v];
+        }
 
         rc = rsy_rng_create_stream(&rng, r->seed, c->case_index,
                                    (uint32_t)RSY_STAGE_ACQUISITION + (uint32_t)ch);
@@ -394,12 +416,54 @@ fail:
     return rc;
 }
 
+/* The texture stage: u drawn, normalised, and turned into property maps (texture_case.c). */
+static rsy_status texture_stage(const rsy_recipe *r, const rsy_case *c, const rsy__gen_class *tab,
+                                const rsy__gen_texture *tex, int n_threads, prop_maps *maps)
+{
+    if (tex->model != RSY_TEXTURE_PRESET || !tex->any_textured)
+        return RSY_OK;
+    rsy_volume *u = NULL;
+    size_t nvox = rsy_geometry_nvox(&c->classes->geom);
+    rsy_status rc = rsy__gen_texture_draw(tex, r, c->case_index, c->classes, n_threads, &u);
+    if (rc != RSY_OK) {
+        rsy_log_error("case %zu: texture field: %s", c->case_index, rsy_strerror(rc));
+        return rc;
+    }
+    rc = rsy__gen_texture_normalise(tex, c->classes, u->data);
+    if (rc != RSY_OK)
+        goto done;
+    maps->t1_ms = malloc(nvox * sizeof *maps->t1_ms);
+    maps->t2_ms = malloc(nvox * sizeof *maps->t2_ms);
+    maps->pd = malloc(nvox * sizeof *maps->pd);
+    if (!maps->t1_ms || !maps->t2_ms || !maps->pd) {
+        rc = RSY_ENOMEM;
+        goto done;
+    }
+    rsy__gen_texture_props(tex, tab, c->classes, u->data, maps->t1_ms, maps->t2_ms, maps->pd);
+done:
+    rsy_volume_destroy(u);
+    return rc;
+}
+
+static void prop_maps_clear(prop_maps *m)
+{
+    RSY_FREE(m->t1_ms);
+    RSY_FREE(m->t2_ms);
+    RSY_FREE(m->pd);
+}
+
 rsy_status rsy_case_generate(const rsy_recipe *r, size_t case_index, rsy_case **out)
+{
+    return rsy__case_generate(r, case_index, NULL, 1, out);
+}
+
+rsy_status rsy__case_generate(const rsy_recipe *r, size_t case_index, const rsy__gen_texture *tex,
+                              int texture_threads, rsy_case **out)
 {
     if (!out)
         return RSY_EINVAL;
     *out = NULL;
-    if (!r)
+    if (!r || texture_threads < 1)
         return RSY_EINVAL;
     rsy_status rc = rsy_init();
     if (rc != RSY_OK)
@@ -414,6 +478,8 @@ rsy_status rsy_case_generate(const rsy_recipe *r, size_t case_index, rsy_case **
     int n_classes = 0;
     int *host_class = NULL;
     rsy_lesion_set set = {0, NULL};
+    rsy__gen_texture *own_tex = NULL;
+    prop_maps maps = {NULL, NULL, NULL};
     const char *family = r->phantom.family;
     rsy_case *c = calloc(1, sizeof *c);
     if (!c)
@@ -469,8 +535,10 @@ rsy_status rsy_case_generate(const rsy_recipe *r, size_t case_index, rsy_case **
     double t2 = rsy_time_now();
     c->timing.lesions_s = t2 - t1;
 
-    /* 3. Texture: the uniform model gives every voxel its class's properties, already held
-     * per class in the table; only the class ids need checking against it. */
+    /* 3. Texture. The class ids are checked against the table first; the uniform model gives
+     * every voxel its class's properties, already held per class in the table. A run passes
+     * the model it built once; a case on its own builds it here (same result: the model
+     * draws no random numbers). */
     int top = max_class(c->classes);
     if (top >= n_classes) {
         rsy_log_error("class map holds class id %d, but the recipe defines only %d classes", top,
@@ -478,11 +546,21 @@ rsy_status rsy_case_generate(const rsy_recipe *r, size_t case_index, rsy_case **
         rc = RSY_EINVAL;
         goto fail;
     }
+    if (!tex) {
+        rc = rsy__gen_texture_create(r, tab, n_classes, &own_tex);
+        if (rc != RSY_OK)
+            goto fail;
+        tex = own_tex;
+    }
+    rc = texture_stage(r, c, tab, tex, texture_threads, &maps);
+    if (rc != RSY_OK)
+        goto fail;
     double t3 = rsy_time_now();
     c->timing.texture_s = t3 - t2;
 
     /* 4.-6. Imaging, labels, findings. */
-    rc = imaging(r, c, tab, n_classes);
+    rc = imaging(r, c, tab, n_classes, tex, &maps);
+    prop_maps_clear(&maps);
     if (rc != RSY_OK)
         goto fail;
     rc = labels_and_findings(r, c, tab, &set, host_class);
@@ -490,6 +568,7 @@ rsy_status rsy_case_generate(const rsy_recipe *r, size_t case_index, rsy_case **
         goto fail;
     c->timing.imaging_s = rsy_time_now() - t3;
 
+    rsy__gen_texture_destroy(own_tex);
     rsy_lesion_set_clear(&set);
     free(host_class);
     free(tab);
@@ -500,6 +579,8 @@ rsy_status rsy_case_generate(const rsy_recipe *r, size_t case_index, rsy_case **
     return RSY_OK;
 
 fail:
+    prop_maps_clear(&maps);
+    rsy__gen_texture_destroy(own_tex);
     rsy_lesion_set_clear(&set);
     free(host_class);
     free(tab);

@@ -9,7 +9,8 @@
  *   RSY_STAGE_ACQUISITION + c Rician noise of channel c (c < RSY_MAX_SEQUENCES), so channels
  *                             are independent and adding a channel leaves the others unchanged
  *   RSY__GEN_STAGE_BIAS       the receive bias field, shared by all channels of the case
- * The uniform texture model draws nothing, so RSY_STAGE_TEXTURE is not opened yet.
+ *   RSY_STAGE_TEXTURE         the texture field u (model "preset"; the uniform model draws
+ *                             nothing)
  */
 #ifndef RSY_GENERATOR_INTERNAL_H
 #define RSY_GENERATOR_INTERNAL_H
@@ -32,18 +33,22 @@
 
 /** Texture note recorded in the dataset manifest for the uniform texture model. */
 #define RSY__GEN_TEXTURE_NOTE_UNIFORM                                                              \
-    "uniform per class (no texture model yet); acquisition noise only"
+    "uniform per class (recipe texture model \"uniform\"); acquisition noise only"
+/** Capacity of the texture note of the preset model. */
+#define RSY__GEN_TEXTURE_NOTE_MAX 768
 
 /* ---------------------------------------------------------------------------------------- */
 /* Class tables (mri.c)                                                                       */
 /* ---------------------------------------------------------------------------------------- */
 /** What the generator knows about one class id of the working class map. */
 typedef struct rsy__gen_class {
-    rsy_mri_props props; /* at the recipe's field strength */
-    int is_lesion;       /* 1 for lesion compartment classes */
-    int type_index;      /* lesion type (recipe order), -1 for tissues */
-    int compartment;     /* compartment index within the prior, -1 for tissues */
-    int label;           /* output label value */
+    rsy_mri_props props;        /* at the recipe's field strength */
+    int is_lesion;              /* 1 for lesion compartment classes */
+    int type_index;             /* lesion type (recipe order), -1 for tissues */
+    int compartment;            /* compartment index within the prior, -1 for tissues */
+    int label;                  /* output label value */
+    double texture_sd_fraction; /* relative SD of T1, T2, PD within the class (tissue table or
+                                   compartment), 0 = uniform */
 } rsy__gen_class;
 
 /**
@@ -105,8 +110,76 @@ rsy_status rsy__gen_findings(const rsy_recipe *r, const rsy__gen_class *classes,
                              int n_lesions, char **out);
 
 /* ---------------------------------------------------------------------------------------- */
+/* Texture stage (texture_case.c)                                                             */
+/* ---------------------------------------------------------------------------------------- */
+/** The texture model of a recipe, built once and then only read (shared by the cases of a run,
+ *  each of which makes its own denoiser from the prior). */
+typedef struct rsy__gen_texture {
+    rsy_texture_model model;
+    rsy_texture_prior *prior;         /* PRESET: every class id of the class table; else NULL */
+    rsy_texture_sample_params sample; /* sampler settings from the recipe */
+    int n_offsets;                    /* tilings per denoiser evaluation */
+    int n_classes;
+    unsigned char *textured; /* per class id: 1 when u modulates its properties (named by the
+                                preset and texture_sd_fraction > 0) */
+    double *variance;        /* per class id: total variance of the preset's mixture (1 for
+                                classes the preset does not name) */
+    int any_textured;
+    char note[RSY__GEN_TEXTURE_NOTE_MAX]; /* for the dataset manifest */
+} rsy__gen_texture;
+
+/**
+ * Build the texture model of @p r for the class table @p tab (n_classes entries, from
+ * rsy__gen_class_table): for PRESET, the prior of every class id from the preset entry of the
+ * same name (classes it does not name get a placeholder component and stay uniform; logged at
+ * debug level). On success @p *out is owned by the caller; release with
+ * rsy__gen_texture_destroy().
+ * @return RSY_OK, RSY_EINVAL (a preset the texture code refuses; logged), RSY_ENUMERIC,
+ *         RSY_ENOMEM.
+ */
+rsy_status rsy__gen_texture_create(const rsy_recipe *r, const rsy__gen_class *tab, int n_classes,
+                                   rsy__gen_texture **out);
+void rsy__gen_texture_destroy(rsy__gen_texture *t);
+
+/**
+ * Draw the raw texture field of case @p case_index on @p classes (uint16 class ids below
+ * t->n_classes) with the stream (seed, case, RSY_STAGE_TEXTURE) and a denoiser of
+ * @p n_threads workers (the result does not depend on it). On success @p *out (float32) is
+ * owned by the caller. @return RSY_OK, RSY_EINVAL, RSY_ENOMEM, RSY_ENUMERIC.
+ */
+rsy_status rsy__gen_texture_draw(const rsy__gen_texture *t, const rsy_recipe *r, size_t case_index,
+                                 const rsy_volume *classes, int n_threads, rsy_volume **out);
+
+/**
+ * Normalise @p u in place: in every textured class with at least RSY__GEN_TEXTURE_MIN_VOXELS
+ * voxels, deviations from the class's sample mean are rescaled so its sample variance is the
+ * preset's (undoing the tiled prior's variance loss, docs/texture.md); u = 0 in untextured
+ * classes. @return RSY_OK, RSY_ENOMEM.
+ */
+rsy_status rsy__gen_texture_normalise(const rsy__gen_texture *t, const rsy_volume *classes,
+                                      float *u);
+/** Smallest class (voxels) whose sample variance is trusted for the normalisation. */
+#define RSY__GEN_TEXTURE_MIN_VOXELS 64
+
+/**
+ * Per-voxel property maps: p(v) = mean[class] · max(0.01, 1 + sd_fraction[class] · u(v)) for
+ * T1, T2 and PD (the same u), so each stays above 1% of its class mean. Voxels of untextured
+ * classes get the class mean.
+ */
+void rsy__gen_texture_props(const rsy__gen_texture *t, const rsy__gen_class *tab,
+                            const rsy_volume *classes, const float *u, float *t1_ms, float *t2_ms,
+                            float *pd);
+
+/* ---------------------------------------------------------------------------------------- */
 /* Case access for run.c and the tests (case.c)                                               */
 /* ---------------------------------------------------------------------------------------- */
+/**
+ * rsy_case_generate() with a texture model built beforehand (@p tex, read only; NULL builds
+ * one for this case) and @p texture_threads workers for the texture denoiser (>= 1; the
+ * result does not depend on it).
+ */
+rsy_status rsy__case_generate(const rsy_recipe *r, size_t case_index, const rsy__gen_texture *tex,
+                              int texture_threads, rsy_case **out);
 /** Fill @p out with borrowed views of @p c (valid until rsy_case_destroy). */
 void rsy__case_data(const rsy_case *c, rsy_case_data *out);
 /** Record the seconds spent writing the case. */

@@ -211,6 +211,7 @@ rsy_status rsy__gen_class_table(const rsy_recipe *r, rsy__gen_class **out, int *
             return RSY_EINVAL;
         }
         tab[c].props = rsy_tissue_mri_at(t, r->mri.field_t);
+        tab[c].texture_sd_fraction = t->texture_sd_fraction;
         tab[c].is_lesion = 0;
         tab[c].type_index = -1;
         tab[c].compartment = -1;
@@ -244,6 +245,7 @@ rsy_status rsy__gen_class_table(const rsy_recipe *r, rsy__gen_class **out, int *
                 e->props.pd = b.pd * cp->pd_factor;
                 e->props.gd_mM = cp->gd_mM;
             }
+            e->texture_sd_fraction = cp->texture_sd_fraction;
             e->is_lesion = 1;
             e->type_index = t;
             e->compartment = k;

@@ -320,6 +320,116 @@ rsy_texture_inpaint(const rsy_denoiser *dn, const rsy_volume *class_map, const r
                     const rsy_volume *mask, const rsy_texture_sample_params *p, rsy_rng *rng,
                     rsy_volume **out, rsy_texture_stats *stats);
 
+/* ---------------------------------------------------------------------------------------- */
+/* Texture models fitted from real scans (`raresynth fit-texture`, docs/texture-model.md).    */
+/* A model holds mixture parameters, per-class intensity statistics and provenance: no voxel. */
+/* ---------------------------------------------------------------------------------------- */
+/** A fitted texture model: per class a Gaussian mixture over normalised p³ patches, the
+ *  class's intensity mean and SD (u = (I − mean)/sd), its name, and provenance. Opaque. */
+typedef struct rsy_texture_fitted rsy_texture_fitted;
+
+typedef struct rsy_texture_fit_params {
+    int patch_size;       /* p, odd in [1, RSY_TEXTURE_MAX_PATCH] */
+    int n_components;     /* K per class, in [1, RSY_TEXTURE_MAX_COMPONENTS] */
+    int max_iterations;   /* EM iteration cap, >= 1 (also for the auto-classes mixture) */
+    double tolerance;     /* stop when the mean log-likelihood per sample improves by less */
+    double cov_floor;     /* added to each covariance diagonal (normalised variance units) */
+    uint64_t max_patches; /* per class; more are subsampled at random from the seed; 0 = all */
+    uint64_t seed;        /* subsampling and k-means++ streams */
+    int n_threads;        /* workers, >= 1; results do not depend on it */
+} rsy_texture_fit_params;
+
+/** Defaults: p = 5, K = 3, 100 iterations, tolerance 1e-4, covariance floor 1e-3, 20000
+ *  patches per class, seed 1, 1 thread. @since 0.2 */
+RSY_API rsy_texture_fit_params rsy_texture_fit_params_default(void);
+
+/**
+ * Fit a texture model on @p image (any dtype; geometry gives the model's voxel size). Classes
+ * come from @p labels (same geometry; integer labels; each non-zero value present is a class,
+ * named by its decimal value, in increasing order) or, when @p labels is NULL, from
+ * @p auto_classes > 0: a 1-D Gaussian mixture fitted by EM on the intensities of the non-zero
+ * voxels of @p image (the brain mask), each voxel labelled by its most responsible component,
+ * classes ordered by mean intensity and named "class_1", "class_2", ... Per class, the
+ * intensities are normalised by the class mean and SD, p³ patches whose centre voxel is in
+ * the class and that lie inside the volume are extracted (at most max_patches, a random
+ * subset), and a K-component full-covariance Gaussian mixture is fitted by EM from a
+ * k-means++ start. Deterministic for a given seed whatever n_threads.
+ * On success @p *out is owned by the caller; release with rsy_texture_fitted_destroy().
+ * @return RSY_OK, RSY_EINVAL (bad params, both or neither class sources, geometry mismatch,
+ *         non-integer or negative labels, a class with fewer patches than K or a constant
+ *         intensity; logged), RSY_ENUMERIC (a covariance not positive definite, a component
+ *         without samples; logged), RSY_ENOMEM.
+ * @since 0.2
+ */
+RSY_API RSY_NODISCARD rsy_status rsy_texture_fit(rsy_texture_fitted **out, const rsy_volume *image,
+                                                 const rsy_volume *labels, int auto_classes,
+                                                 const rsy_texture_fit_params *p);
+
+/**
+ * Record the provenance of @p m: the basenames and SHA-256 of the image file and of the label
+ * file (@p labels_path may be NULL). Paths themselves are not stored.
+ * @return RSY_OK, RSY_EINVAL, RSY_EIO (a file unreadable; logged). @since 0.2
+ */
+RSY_API RSY_NODISCARD rsy_status rsy_texture_fitted_set_source(rsy_texture_fitted *m,
+                                                              const char *image_path,
+                                                              const char *labels_path);
+/** Free @p m; NULL is a no-op. @since 0.2 */
+RSY_API void rsy_texture_fitted_destroy(rsy_texture_fitted *m);
+
+/** Patch edge p and class count of @p m (0 for NULL). @since 0.2 */
+RSY_API int rsy_texture_fitted_patch_size(const rsy_texture_fitted *m);
+RSY_API int rsy_texture_fitted_n_classes(const rsy_texture_fitted *m);
+
+/** What a model knows about one class. */
+typedef struct rsy_texture_class_info {
+    const char *name;      /* borrowed from the model */
+    int64_t label;         /* label value, or the intensity-class rank 1..K with auto-classes */
+    double intensity_mean; /* of the class's voxels, image units */
+    double intensity_sd;   /* population SD, > 0 */
+    uint64_t n_patches;    /* patches the mixture was fitted on */
+    int n_components;
+    int n_iterations;      /* EM iterations run */
+    double log_likelihood; /* final mean log-likelihood per patch */
+} rsy_texture_class_info;
+
+/** Fill @p info for class @p class_id of @p m. @return RSY_OK, RSY_EINVAL. @since 0.2 */
+RSY_API RSY_NODISCARD rsy_status rsy_texture_fitted_class_info(const rsy_texture_fitted *m,
+                                                              int class_id,
+                                                              rsy_texture_class_info *info);
+/** Component @p k of class @p class_id: weight (normalised over the class), mean (d values)
+ *  and covariance (d×d row-major), borrowed from @p m. @return RSY_OK, RSY_EINVAL.
+ *  @since 0.2 */
+RSY_API RSY_NODISCARD rsy_status rsy_texture_fitted_component(const rsy_texture_fitted *m,
+                                                             int class_id, int k, double *weight,
+                                                             const double **mean,
+                                                             const double **cov);
+
+/**
+ * Build the patch prior of @p m (class ids as in the model) for the denoiser.
+ * On success @p *out is owned by the caller; release with rsy_texture_prior_destroy().
+ * @return as rsy_texture_prior_create() and rsy_texture_prior_add_component(). @since 0.2
+ */
+RSY_API RSY_NODISCARD rsy_status rsy_texture_fitted_to_prior(const rsy_texture_fitted *m,
+                                                            rsy_texture_prior **out);
+
+/**
+ * Write @p m to the HDF5 file @p path (layout: docs/texture-model.md), atomically (temporary
+ * name, then rename) and without timestamps, so equal models give byte-identical files.
+ * @return RSY_OK, RSY_EINVAL, RSY_EDEP (an HDF5 call failed; logged with file and object),
+ *         RSY_EIO (rename failed; logged), RSY_ENOMEM. @since 0.2
+ */
+RSY_API RSY_NODISCARD rsy_status rsy_texture_fitted_write(const rsy_texture_fitted *m,
+                                                         const char *path);
+/**
+ * Read a model written by rsy_texture_fitted_write(), checking format, version, shapes and
+ * values. On success @p *out is owned by the caller; release with rsy_texture_fitted_destroy().
+ * @return RSY_OK, RSY_EINVAL, RSY_EIO (missing or unreadable; logged), RSY_EFORMAT (not
+ *         HDF5, truncated, wrong format or version, missing object, wrong shape or value;
+ *         one logged line naming the file and the object), RSY_ENOMEM. @since 0.2
+ */
+RSY_API RSY_NODISCARD rsy_status rsy_texture_fitted_read(rsy_texture_fitted **out,
+                                                        const char *path);
+
 #ifdef __cplusplus
 }
 #endif

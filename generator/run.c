@@ -15,6 +15,8 @@
 
 typedef struct run_ctx {
     const rsy_recipe *recipe;
+    const rsy__gen_texture *texture; /* built once, read by every case */
+    int texture_threads;             /* denoiser workers inside each case */
     rsy_export *exporter;
     const rsy_run_options *opt;
     pthread_mutex_t lock; /* serialises progress reports */
@@ -35,7 +37,7 @@ static rsy_status run_case(void *vctx, size_t index, int worker)
         return RSY_ECANCELED;
 
     rsy_case *c = NULL;
-    rsy_status rc = rsy_case_generate(ctx->recipe, index, &c);
+    rsy_status rc = rsy__case_generate(ctx->recipe, index, ctx->texture, ctx->texture_threads, &c);
     if (rc != RSY_OK) {
         rsy_log_error("case %zu: generation failed: %s", index, rsy_strerror(rc));
         return rc;
@@ -95,6 +97,13 @@ rsy_status rsy_generator_run(const rsy_recipe *r, const char *out_dir, const rsy
     rsy__gen_class *tab = NULL;
     int n_classes = 0;
     rc = rsy__gen_class_table(r, &tab, &n_classes);
+    if (rc != RSY_OK)
+        return rc == RSY_EINVAL ? RSY_ECONFIG : rc;
+    /* The texture model is built once per run (the preset's eigendecompositions cost about
+     * as much as a 64³ field) and shared read-only; it draws no random numbers, so the cases
+     * are what rsy_case_generate() makes on its own. */
+    rsy__gen_texture *tex = NULL;
+    rc = rsy__gen_texture_create(r, tab, n_classes, &tex);
     free(tab);
     if (rc != RSY_OK)
         return rc == RSY_EINVAL ? RSY_ECONFIG : rc;
@@ -103,11 +112,15 @@ rsy_status rsy_generator_run(const rsy_recipe *r, const char *out_dir, const rsy
     unsigned char perilesional[RSY_MAX_LABELS];
     int n_labels = rsy_generator_label_names(r, names, RSY_MAX_LABELS);
     rsy_generator_label_perilesional(r, perilesional, RSY_MAX_LABELS);
-    rsy_export_params ep = {r, out_dir, names, n_labels, RSY__GEN_TEXTURE_NOTE_UNIFORM,
-                            perilesional};
+    rsy_export_params ep = {r, out_dir, names, n_labels, tex->note, perilesional};
     rsy_export *ex = NULL;
     rsy_pool *pool = NULL;
-    run_ctx ctx = {r, NULL, opt, PTHREAD_MUTEX_INITIALIZER, 0};
+    /* Cases in flight share the threads: with at least as many cases as threads each case
+     * uses one denoiser thread; with fewer cases, the spare threads go inside the cases. */
+    int64_t in_flight = r->cases < opt->n_threads ? r->cases : opt->n_threads;
+    int texture_threads = opt->n_threads / (int)(in_flight > 0 ? in_flight : 1);
+    run_ctx ctx = {
+        r, tex, texture_threads > 0 ? texture_threads : 1, NULL, opt, PTHREAD_MUTEX_INITIALIZER, 0};
 
     rc = rsy_export_prepare_dir(out_dir, opt->force);
     if (rc != RSY_OK)
@@ -131,6 +144,7 @@ rsy_status rsy_generator_run(const rsy_recipe *r, const char *out_dir, const rsy
 done:
     rsy_pool_destroy(pool);
     rsy_export_destroy(ex);
+    rsy__gen_texture_destroy(tex);
     pthread_mutex_destroy(&ctx.lock);
     return rc;
 }

@@ -63,11 +63,17 @@ struct rsy_patch_denoiser {
 };
 
 /* OpenBLAS's own threads would oversubscribe our pool and make the parallelism someone else's:
- * one thread per caller, set once per process. */
+ * one thread per caller, set once per process. Results of a threaded OpenBLAS call also depend
+ * on its thread count (GSL's eigensolver goes through it too), hence texture_internal.h. */
 static pthread_once_t blas_once = PTHREAD_ONCE_INIT;
 static void blas_single_thread(void)
 {
     openblas_set_num_threads(1);
+}
+
+void rsy__texture_blas_single_thread(void)
+{
+    pthread_once(&blas_once, blas_single_thread);
 }
 
 static void class_clear(pd_class *c)
@@ -166,7 +172,7 @@ rsy_status rsy_patch_denoiser_create(rsy_patch_denoiser **out, const rsy_texture
             return RSY_EINVAL;
         }
     }
-    pthread_once(&blas_once, blas_single_thread);
+    rsy__texture_blas_single_thread();
     d = calloc(1, sizeof *d);
     if (!d)
         return RSY_ENOMEM;

@@ -14,6 +14,12 @@
 #define RSY__TEXTURE_EIG_FLOOR_REL 1e-6
 #define RSY__TEXTURE_EIG_FLOOR_ABS 1e-12
 
+/** Set OpenBLAS to one thread, once per process (texture_denoise.c). Called before any BLAS
+ *  work, including GSL's eigensolver (which calls the same BLAS): a threaded OpenBLAS call's
+ *  rounding depends on its thread count, which would make priors, and so fields, depend on
+ *  the machine and on what ran first in the process. */
+void rsy__texture_blas_single_thread(void);
+
 /** One mixture component, eigendecomposed: cov = U diag(eigval) Uᵀ. */
 typedef struct rsy__texture_component {
     double weight;  /* unnormalised, > 0 */

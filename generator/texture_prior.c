@@ -48,6 +48,7 @@ rsy_status rsy_texture_prior_create(rsy_texture_prior **out, int patch_size,
         rsy_log_error("patch size %d is not odd in [1, %d]", patch_size, RSY_TEXTURE_MAX_PATCH);
         return RSY_EINVAL;
     }
+    rsy__texture_blas_single_thread(); /* the eigensolver calls OpenBLAS */
     if (n_classes < 1 || n_classes > 65536) {
         rsy_log_error("class count %d outside [1, 65536]", n_classes);
         return RSY_EINVAL;

@@ -1,8 +1,9 @@
 /*
  * test_config.c: recipes, priors and tissue tables (config/).
  *
- * - every JSON file under configs/recipes, configs/priors and configs/tissues loads (the
- *   directories are listed at run time, so new files are covered automatically);
+ * - every JSON file under configs/recipes, configs/priors, configs/tissues and configs/textures
+ *   loads (the directories are listed at run time, so new files are covered automatically);
+ * - the "texture" object: defaults, the preset found like priors, strict checks;
  * - defaults are filled, overrides merge into the prior's distributions;
  * - every malformed recipe in tests/recipes_bad/ gives RSY_ECONFIG and exactly one logged
  *   line naming the file, the key path and the expectation;
@@ -141,7 +142,7 @@ static double ks_distance(const rsy_dist *d, uint64_t seed, int discrete)
 /* Shipped configs                                                                            */
 /* ---------------------------------------------------------------------------------------- */
 
-typedef enum { KIND_RECIPE, KIND_PRIOR, KIND_TISSUES } config_kind;
+typedef enum { KIND_RECIPE, KIND_PRIOR, KIND_TISSUES, KIND_TEXTURE } config_kind;
 
 static int load_all_in(const char *dir, config_kind kind)
 {
@@ -164,6 +165,10 @@ static int load_all_in(const char *dir, config_kind kind)
             rsy_prior *p = NULL;
             rc = rsy_prior_load(&p, path);
             free(p);
+        } else if (kind == KIND_TEXTURE) {
+            rsy_texture_preset *t = NULL;
+            rc = rsy_texture_preset_load(&t, path);
+            free(t);
         } else {
             rsy_tissue_table *t = NULL;
             rc = rsy_tissue_table_load(&t, path);
@@ -184,6 +189,7 @@ static void test_all_configs_load(void **state)
     (void)state;
     assert_true(load_all_in("configs/tissues", KIND_TISSUES) >= 1);
     assert_true(load_all_in("configs/priors", KIND_PRIOR) >= 1);
+    assert_true(load_all_in("configs/textures", KIND_TEXTURE) >= 1);
     assert_true(load_all_in("configs/recipes", KIND_RECIPE) >= 1);
 }
 
@@ -221,7 +227,15 @@ static void test_gbm_recipe(void **state)
     assert_string_equal(r->lesions[0].prior.name, "glioblastoma");
     assert_string_equal(r->tissues.name, "mri-brain");
     assert_int_equal(r->label_set, RSY_LABELS_LESIONS);
-    assert_int_equal(r->texture, RSY_TEXTURE_UNIFORM);
+    /* The demo draws texture from the brain preset, found beside the recipe's directory. */
+    assert_int_equal(r->texture, RSY_TEXTURE_PRESET);
+    assert_string_equal(r->texture_spec.preset.name, "brain-mri");
+    assert_string_equal(r->texture_spec.preset.path, "configs/recipes/../textures/brain-mri.json");
+    assert_int_equal(r->texture_spec.sampler, RSY_TEXTURE_METHOD_HEUN);
+    assert_int_equal(r->texture_spec.steps, 18);
+    assert_non_null(rsy_texture_preset_find(&r->texture_spec.preset, "white_matter"));
+    assert_non_null(rsy_texture_preset_find(&r->texture_spec.preset, "enhancing_tumour"));
+    assert_null(rsy_texture_preset_find(&r->texture_spec.preset, "liver"));
 
     /* The embedded text and hash are those of the file's bytes. */
     size_t len;
@@ -277,9 +291,138 @@ static void test_defaults(void **state)
     /* The default table "mri-brain" was found through the search directory. */
     assert_string_equal(r->tissues.name, "mri-brain");
     assert_int_equal(r->texture, RSY_TEXTURE_UNIFORM);
+    assert_int_equal(r->texture_spec.sampler, RSY_TEXTURE_METHOD_HEUN);
+    assert_int_equal(r->texture_spec.steps, 18);
+    assert_true(r->texture_spec.sigma_min == 0.002 && r->texture_spec.sigma_max == 80.0);
+    assert_int_equal(r->texture_spec.n_offsets, 1);
     assert_int_equal(r->label_set, RSY_LABELS_LESIONS);
     assert_int_equal(tu_errors(), 0);
     rsy_recipe_destroy(r);
+}
+
+static void test_texture_keys(void **state)
+{
+    (void)state;
+    rsy_recipe *r = NULL;
+    tu_log_capture();
+    /* Every key given; the preset found through the search directory (configs/textures). */
+    assert_int_equal(load_text(MINIMAL_HEAD ", \"texture\": {\"model\": \"preset\", \"preset\": "
+                                            "\"brain-mri\", \"sampler\": \"stochastic\", "
+                                            "\"steps\": 12, \"sigma_min\": 0.01, "
+                                            "\"sigma_max\": 40, \"offsets\": 2}}",
+                               &r),
+                     RSY_OK);
+    assert_int_equal(r->texture, RSY_TEXTURE_PRESET);
+    assert_int_equal(r->texture_spec.sampler, RSY_TEXTURE_METHOD_STOCHASTIC);
+    assert_int_equal(r->texture_spec.steps, 12);
+    assert_true(r->texture_spec.sigma_min == 0.01 && r->texture_spec.sigma_max == 40.0);
+    assert_int_equal(r->texture_spec.n_offsets, 2);
+    assert_int_equal(r->texture_spec.preset.patch_size, 5);
+    rsy_recipe_destroy(r);
+    r = NULL;
+
+    /* One line per problem, naming the key. */
+    static const struct {
+        const char *texture;
+        const char *expected;
+    } bad[] = {
+        {"{\"model\": \"preset\"}", "texture.preset: required key missing"},
+        {"{\"model\": \"uniform\", \"steps\": 10}",
+         "texture.steps: only used with \"model\": \"preset\""},
+        {"{\"model\": \"diffusion\"}", "texture.model: expected one of \"uniform\", \"preset\""},
+        {"{\"model\": \"preset\", \"preset\": \"brain-mri\", \"steps\": 1}",
+         "texture.steps: expected an integer in [2, 1000], got 1"},
+        {"{\"model\": \"preset\", \"preset\": \"brain-mri\", \"sigma_max\": 0.001}",
+         "texture.sigma_max: expected a number > sigma_min (0.002), got 0.001"},
+        {"{\"model\": \"preset\", \"preset\": \"brain-mri\", \"offset\": 2}",
+         "texture.offset: unknown key"},
+    };
+    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+        char text[1024];
+        snprintf(text, sizeof text, "%s, \"texture\": %s}", MINIMAL_HEAD, bad[i].texture);
+        tu_log_capture();
+        assert_int_equal(load_text(text, &r), RSY_ECONFIG);
+        assert_null(r);
+        assert_int_equal(tu_errors(), 1);
+        if (!strstr(tu_last_error(), bad[i].expected))
+            print_error("got \"%s\", expected \"%s\"\n", tu_last_error(), bad[i].expected);
+        assert_non_null(strstr(tu_last_error(), bad[i].expected));
+    }
+}
+
+/* The shipped presets: u is normalised, so every class's mixture has total variance 1 and
+ * mean 0 (configs/textures/ notes), and a malformed preset names its file and key. */
+static void test_texture_presets(void **state)
+{
+    (void)state;
+    rsy_texture_preset *p = NULL;
+    tu_log_capture();
+    assert_int_equal(rsy_texture_preset_load(&p, "configs/textures/brain-mri.json"), RSY_OK);
+    assert_int_equal(p->patch_size, 5);
+    assert_true(p->n_sources >= 1);
+    static const char *const names[] = {
+        "background",    "scalp",      "skull",           "csf",        "grey_matter",
+        "white_matter",  "ventricles", "deep_grey",       "cerebellum", "brainstem",
+        "necrotic_core", "oedema",     "enhancing_tumour"};
+    for (size_t i = 0; i < sizeof names / sizeof names[0]; i++) {
+        const rsy_texture_class_spec *c = rsy_texture_preset_find(p, names[i]);
+        assert_non_null(c);
+        double w = 0.0, m1 = 0.0, m2 = 0.0;
+        for (int k = 0; k < c->n_components; k++)
+            w += c->components[k].weight;
+        for (int k = 0; k < c->n_components; k++) {
+            const rsy_texture_component_spec *s = &c->components[k];
+            m1 += s->weight / w * s->mean;
+            m2 += s->weight / w * (s->variance + s->mean * s->mean);
+        }
+        assert_true(fabs(m1) < 1e-12);
+        assert_true(fabs(m2 - m1 * m1 - 1.0) < 1e-12);
+    }
+    /* Anisotropy is kept per axis. */
+    const rsy_texture_class_spec *wm = rsy_texture_preset_find(p, "white_matter");
+    assert_true(wm->n_components == 2 && wm->components[1].corr_length_mm[2] == 6.0 &&
+                wm->components[1].corr_length_mm[0] == 2.5);
+    free(p);
+
+    char *dir = tu_tmpdir("config");
+    assert_non_null(dir);
+    static const struct {
+        const char *body;
+        const char *expected;
+    } bad[] = {
+        {"\"patch_size\": 4, \"classes\": {\"csf\": {\"components\": [{\"correlation_length_mm\": "
+         "2}]}}",
+         "t.json: patch_size: expected an odd integer in [1, 9]"},
+        {"\"patch_size\": 5, \"classes\": {\"csf\": {\"components\": [{\"variance\": 1}]}}",
+         "t.json: classes.csf.components[0].correlation_length_mm: required key missing"},
+        {"\"patch_size\": 5, \"classes\": {\"csf\": {\"components\": [{\"correlation_length_mm\": "
+         "[1, 2]}]}}",
+         "t.json: classes.csf.components[0].correlation_length_mm: expected a number or an "
+         "array of 3"},
+        {"\"patch_size\": 5, \"classes\": {\"csf\": {\"components\": [{\"correlation_length_mm\": "
+         "2, \"variance\": 0}]}}",
+         "t.json: classes.csf.components[0].variance: expected a number in (0, 100], got 0"},
+        {"\"patch_size\": 5, \"classes\": {\"CSF\": {\"components\": []}}",
+         "t.json: classes.CSF: expected a class name"},
+    };
+    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+        char text[1024];
+        snprintf(text, sizeof text,
+                 "{\"raresynth_texture\": 1, \"name\": \"t\", \"sources\": [\"GK\"], %s}",
+                 bad[i].body);
+        char *path = write_file(dir, "t.json", text);
+        p = (rsy_texture_preset *)&p;
+        tu_log_capture();
+        assert_int_equal(rsy_texture_preset_load(&p, path), RSY_ECONFIG);
+        assert_null(p);
+        assert_int_equal(tu_errors(), 1);
+        if (!strstr(tu_last_error(), bad[i].expected))
+            print_error("got \"%s\", expected \"%s\"\n", tu_last_error(), bad[i].expected);
+        assert_non_null(strstr(tu_last_error(), bad[i].expected));
+        free(path);
+    }
+    tu_rmtree(dir);
+    free(dir);
 }
 
 static void test_overrides_merge(void **state)
@@ -420,6 +563,11 @@ static const bad_case bad_cases[] = {
      "\"spoiled_gre\", got \"fast_spin_echo\""},
     {"noise_reference_unknown.json", "noise_reference_unknown.json",
      "acquisition.sequences[0].noise_reference: no tissue \"wm\""},
+    {"texture_unknown_preset.json", "texture_unknown_preset.json",
+     "texture.preset: no texture preset named \"brain-mir\" (looked in "
+     "tests/recipes_bad/../textures, configs/textures, configs, "},
+    {"texture_bad_sampler.json", "texture_bad_sampler.json",
+     "texture.sampler: expected one of \"euler\", \"heun\", \"stochastic\", got \"rk4\""},
 };
 
 static void test_bad_recipes(void **state)
@@ -677,9 +825,18 @@ static void test_memory_estimate(void **state)
     tu_log_capture();
     assert_int_equal(rsy_recipe_load(&r, "configs/recipes/brain-glioblastoma-mri.json", NULL),
                      RSY_OK);
+    /* The demo samples texture: 128^3 voxels x (29 + 4 x 4 channels + 16 for the texture
+     * field and sampler state + 1 for the tiling cells of 5^3 voxels, 16 / 125 rounded up)
+     * bytes + the denoiser's scratch of 2048 patches x 125 x (2 components + 2) floats +
+     * 64 MiB (the documented formula). */
+    assert_int_equal(r->texture, RSY_TEXTURE_PRESET);
     uint64_t base = rsy_recipe_memory_estimate(r, 1);
-    /* 128^3 voxels x (29 + 4 x 4 channels) bytes + 64 MiB (the documented formula). */
-    assert_true(base == 128ull * 128 * 128 * (29 + 16) + (64ull << 20));
+    assert_true(base ==
+                128ull * 128 * 128 * (29 + 16 + 17) + 2048ull * 125 * 4 * 4 + (64ull << 20));
+    /* The uniform model: 128^3 voxels x (29 + 4 x 4 channels) bytes + 64 MiB. */
+    r->texture = RSY_TEXTURE_UNIFORM;
+    assert_true(rsy_recipe_memory_estimate(r, 1) == 128ull * 128 * 128 * (29 + 16) + (64ull << 20));
+    r->texture = RSY_TEXTURE_PRESET;
     uint64_t prev = base;
     for (int w = 2; w <= 16; w *= 2) {
         uint64_t m = rsy_recipe_memory_estimate(r, w);
@@ -706,7 +863,8 @@ int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_all_configs_load),  cmocka_unit_test(test_gbm_recipe),
-        cmocka_unit_test(test_defaults),          cmocka_unit_test(test_overrides_merge),
+        cmocka_unit_test(test_defaults),          cmocka_unit_test(test_texture_keys),
+        cmocka_unit_test(test_texture_presets),   cmocka_unit_test(test_overrides_merge),
         cmocka_unit_test(test_seed_forms),        cmocka_unit_test(test_bad_recipes),
         cmocka_unit_test(test_unreadable_recipe), cmocka_unit_test(test_prior_direct),
         cmocka_unit_test(test_tissue_table),      cmocka_unit_test(test_dist_statistics),

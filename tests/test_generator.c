@@ -1,8 +1,9 @@
 /*
  * test_generator.c: MRI signal equations, gadolinium, contrast ordering with the real tissue
  * table, Rician noise statistics, the bias field, the per-case pipeline on the demo recipe,
- * the label dictionary, findings text, and whole runs (determinism across thread counts,
- * cancellation, the memory limit).
+ * the label dictionary, findings text, the texture stage (statistics of u and of the property
+ * maps, thread independence, the uniform model), and whole runs (determinism across thread
+ * counts with the demo's texture preset, cancellation, the memory limit).
  */
 #include <math.h>
 #include <setjmp.h>
@@ -499,6 +500,193 @@ static void test_case_end_to_end(void **state)
     rsy_recipe_destroy(r);
 }
 
+/* ---------------------------------------------------------------------------------------- */
+/* Texture stage (texture_case.c)                                                             */
+/* ---------------------------------------------------------------------------------------- */
+/* Sample mean and SD of x over the voxels of class @p cls. */
+static void class_moments(const float *x, const uint16_t *cl, size_t n, int cls, double *mean,
+                          double *sd, size_t *count)
+{
+    double s = 0.0, s2 = 0.0;
+    size_t k = 0;
+    for (size_t v = 0; v < n; v++)
+        if (cl[v] == cls) {
+            s += x[v];
+            k++;
+        }
+    assert_true(k > 1);
+    *mean = s / (double)k;
+    for (size_t v = 0; v < n; v++)
+        if (cl[v] == cls)
+            s2 += (x[v] - *mean) * (x[v] - *mean);
+    *sd = sqrt(s2 / (double)(k - 1));
+    *count = k;
+}
+
+static void test_texture_case(void **state)
+{
+    (void)state;
+    tu_log_capture();
+    /* 48^3 at 4.5 mm (216 mm: the whole head). */
+    rsy_recipe *r = load_demo(48, 4.5);
+    assert_int_equal(r->texture, RSY_TEXTURE_PRESET);
+    rsy_case *c = NULL;
+    rsy_status rc = rsy_case_generate(r, 1, &c);
+    if (rc != RSY_OK)
+        fprintf(stderr, "case: %s: %s\n", rsy_strerror(rc), tu_last_error());
+    assert_int_equal(rc, RSY_OK);
+    const rsy_volume *classes = rsy_case_classes(c);
+    const uint16_t *cl = classes->data;
+    size_t nvox = rsy_geometry_nvox(&classes->geom);
+
+    rsy__gen_class *tab = NULL;
+    int n_classes = 0;
+    assert_int_equal(rsy__gen_class_table(r, &tab, &n_classes), RSY_OK);
+    rsy__gen_texture *tex = NULL;
+    assert_int_equal(rsy__gen_texture_create(r, tab, n_classes, &tex), RSY_OK);
+    assert_non_null(tex->prior);
+    assert_non_null(strstr(tex->note, "brain-mri"));
+    assert_non_null(strstr(tex->note, "heun, 18 steps"));
+    /* Air has texture_sd_fraction 0: untextured; white matter and the tumour are textured. */
+    assert_int_equal(tex->textured[RSY_HEAD_BACKGROUND], 0);
+    assert_int_equal(tex->textured[RSY_HEAD_WHITE_MATTER], 1);
+    assert_int_equal(tex->textured[n_classes - 1], 1);
+
+    /* The raw field does not depend on the denoiser's thread count. */
+    rsy_volume *u = NULL, *u2 = NULL;
+    assert_int_equal(rsy__gen_texture_draw(tex, r, 1, classes, 1, &u), RSY_OK);
+    assert_int_equal(rsy__gen_texture_draw(tex, r, 1, classes, 2, &u2), RSY_OK);
+    assert_memory_equal(u->data, u2->data, nvox * sizeof(float));
+    rsy_volume_destroy(u2);
+
+    /* Raw u inside white matter (several thousand voxels): mean 0 within 0.1 (the field's
+     * correlation is under two voxels here, so the mean of N voxels has an SD near
+     * 1/sqrt(N/8) < 0.05); SD in [0.6, 1.05]: the tiled prior keeps 0.6-0.95 of the preset's
+     * unit variance (docs/texture.md, "Known bias"). */
+    double m, sd;
+    size_t n_wm;
+    class_moments(u->data, cl, nvox, RSY_HEAD_WHITE_MATTER, &m, &sd, &n_wm);
+    assert_true(n_wm > 2000);
+    if (!(fabs(m) < 0.1 && sd > 0.6 && sd < 1.05))
+        fprintf(stderr, "raw u in WM: mean %g, sd %g over %zu voxels\n", m, sd, n_wm);
+    assert_true(fabs(m) < 0.1);
+    assert_true(sd > 0.6 && sd < 1.05);
+
+    /* Normalised: unit SD in every textured class big enough, mean kept; u = 0 where
+     * untextured. */
+    assert_int_equal(rsy__gen_texture_normalise(tex, classes, u->data), RSY_OK);
+    const float *uf = u->data;
+    double m2, sd2;
+    class_moments(uf, cl, nvox, RSY_HEAD_WHITE_MATTER, &m2, &sd2, &n_wm);
+    assert_float_equal(sd2, 1.0, 1e-4);
+    assert_float_equal(m2, m, 1e-4);
+    for (size_t v = 0; v < nvox; v++)
+        if (!tex->textured[cl[v]])
+            assert_true(uf[v] == 0.0f);
+
+    /* Property maps: within white matter, T1, T2 and PD vary with relative SD equal to the
+     * tissue table's texture_sd_fraction (0.03; tolerance 1e-3 relative, float rounding and
+     * no clamping at 33 SD), around the class mean. */
+    float *t1 = malloc(nvox * sizeof *t1), *t2 = malloc(nvox * sizeof *t2);
+    float *pd = malloc(nvox * sizeof *pd);
+    assert_true(t1 && t2 && pd);
+    rsy__gen_texture_props(tex, tab, classes, uf, t1, t2, pd);
+    const rsy__gen_class *wm = &tab[RSY_HEAD_WHITE_MATTER];
+    assert_true(wm->texture_sd_fraction == 0.03);
+    const float *maps[3] = {t1, t2, pd};
+    const double means[3] = {wm->props.t1_ms, wm->props.t2_ms, wm->props.pd};
+    for (int k = 0; k < 3; k++) {
+        class_moments(maps[k], cl, nvox, RSY_HEAD_WHITE_MATTER, &m2, &sd2, &n_wm);
+        assert_float_equal(sd2 / means[k], 0.03, 0.03 * 1e-3);
+        assert_float_equal(m2 / means[k], 1.0 + 0.03 * m, 1e-4);
+    }
+    /* Untextured voxels carry their class's properties exactly; all stay positive. */
+    for (size_t v = 0; v < nvox; v++) {
+        assert_true(t1[v] > 0.0f && t2[v] > 0.0f && pd[v] >= 0.0f);
+        if (!tex->textured[cl[v]])
+            assert_true(t1[v] == (float)tab[cl[v]].props.t1_ms);
+    }
+    free(pd);
+    free(t2);
+    free(t1);
+    rsy_volume_destroy(u);
+
+    /* A case made with a shared model and 2 denoiser threads equals the stand-alone one. */
+    rsy_case *c2 = NULL;
+    assert_int_equal(rsy__case_generate(r, 1, tex, 2, &c2), RSY_OK);
+    for (int ch = 0; ch < rsy_case_n_channels(c); ch++)
+        assert_memory_equal(rsy_case_channel(c, ch)->data, rsy_case_channel(c2, ch)->data,
+                            nvox * sizeof(float));
+    rsy_case_destroy(c2);
+
+    /* The images show it: on T2w, white matter's variance grows by the texture's share over
+     * the uniform model's (same streams, so the same anatomy, bias field and noise draws).
+     * Linearised, d ln S = (1 + TE/T2) f u for PD and T2 moving together (T1's share is
+     * -0.04 f u at TR 4000 ms): 2.41 x 0.03 = 7.2% of the WM signal; accepted in [5%, 10%]
+     * (the excess variance is a difference of two sample variances of a few thousand
+     * correlated voxels). */
+    const float *t2w = rsy_case_channel(c, seq_index(r, "T2w"))->data;
+    class_moments(t2w, cl, nvox, RSY_HEAD_WHITE_MATTER, &m, &sd, &n_wm);
+    r->texture = RSY_TEXTURE_UNIFORM;
+    rsy_case *cu = NULL;
+    assert_int_equal(rsy_case_generate(r, 1, &cu), RSY_OK);
+    assert_memory_equal(rsy_case_classes(cu)->data, cl, nvox * sizeof(uint16_t));
+    const float *t2w_u = rsy_case_channel(cu, seq_index(r, "T2w"))->data;
+    class_moments(t2w_u, cl, nvox, RSY_HEAD_WHITE_MATTER, &m2, &sd2, &n_wm);
+    double excess = sqrt(fmax(sd * sd - sd2 * sd2, 0.0)) / m2;
+    if (!(excess > 0.05 && excess < 0.10))
+        fprintf(stderr, "T2w WM: sd %g with texture, %g uniform, mean %g: excess %g\n", sd, sd2, m2,
+                excess);
+    assert_true(excess > 0.05 && excess < 0.10);
+    /* The uniform model: untextured voxels identical to the textured case's (same LUT path),
+     * and its note. */
+    const float *t2w_c = rsy_case_channel(c, seq_index(r, "T2w"))->data;
+    for (size_t v = 0; v < nvox; v++)
+        if (!tex->textured[cl[v]])
+            assert_true(t2w_c[v] == t2w_u[v]);
+    rsy__gen_texture *tu = NULL;
+    assert_int_equal(rsy__gen_texture_create(r, tab, n_classes, &tu), RSY_OK);
+    assert_null(tu->prior);
+    assert_int_equal(tu->any_textured, 0);
+    assert_string_equal(tu->note, RSY__GEN_TEXTURE_NOTE_UNIFORM);
+    rsy__gen_texture_destroy(tu);
+    rsy_case_destroy(cu);
+
+    rsy__gen_texture_destroy(tex);
+    free(tab);
+    rsy_case_destroy(c);
+    rsy_recipe_destroy(r);
+}
+
+/* config/ validates presets without the generator's header: its limits must be the texture
+ * code's. */
+static void test_texture_limits_agree(void **state)
+{
+    (void)state;
+    assert_int_equal(RSY_MAX_TEXTURE_COMPONENTS, RSY_TEXTURE_MAX_COMPONENTS);
+    char *dir = tu_tmpdir("gen-tex");
+    assert_non_null(dir);
+    char path[1024];
+    snprintf(path, sizeof path, "%s/t.json", dir);
+    for (int p = RSY_TEXTURE_MAX_PATCH; p <= RSY_TEXTURE_MAX_PATCH + 2; p += 2) {
+        FILE *fp = fopen(path, "w");
+        assert_non_null(fp);
+        fprintf(fp,
+                "{\"raresynth_texture\": 1, \"name\": \"t\", \"patch_size\": %d, \"classes\": "
+                "{\"csf\": {\"components\": [{\"correlation_length_mm\": 2}]}}, \"sources\": "
+                "[\"GK\"]}",
+                p);
+        assert_int_equal(fclose(fp), 0);
+        rsy_texture_preset *t = NULL;
+        tu_log_capture();
+        rsy_status rc = rsy_texture_preset_load(&t, path);
+        assert_int_equal(rc, p == RSY_TEXTURE_MAX_PATCH ? RSY_OK : RSY_ECONFIG);
+        free(t);
+    }
+    tu_rmtree(dir);
+    free(dir);
+}
+
 static void test_findings_depend_on_sequences(void **state)
 {
     (void)state;
@@ -714,6 +902,8 @@ int main(void)
         cmocka_unit_test(test_bias_field),
         cmocka_unit_test(test_label_names),
         cmocka_unit_test(test_case_end_to_end),
+        cmocka_unit_test(test_texture_case),
+        cmocka_unit_test(test_texture_limits_agree),
         cmocka_unit_test(test_findings_depend_on_sequences),
         cmocka_unit_test(test_case_errors),
         cmocka_unit_test(test_run_deterministic_across_threads),
