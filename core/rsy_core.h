@@ -75,8 +75,9 @@ RSY_API const char *rsy_strerror(rsy_status s);
 
 /**
  * Tame the dependencies once per process: GSL's abort-on-error handler off, nifti_clib's
- * debug printing off, HDF5's automatic error-stack printing off. Safe to call repeatedly and
- * from several threads (the first call does the work).
+ * debug printing off, HDF5's automatic error-stack printing off, OpenBLAS on one thread (so
+ * results never depend on its thread count; this applies to the whole process). Safe to call
+ * repeatedly and from several threads (the first call does the work).
  * @return RSY_OK. @since 0.1
  */
 RSY_API rsy_status rsy_init(void);

@@ -4,6 +4,7 @@
 #include <pthread.h>
 
 #include <gsl/gsl_errno.h>
+#include <cblas.h>
 #include <hdf5.h>
 #include <nifti1_io.h>
 
@@ -39,6 +40,10 @@ static void init_dependencies(void)
     gsl_set_error_handler_off();
     nifti_set_debug_level(0);
     H5Eset_auto2(H5E_DEFAULT, NULL, NULL);
+    /* OpenBLAS on one thread: its threaded kernels may split a sum differently with the number
+     * of threads, and results must not depend on the machine. raresynth parallelises over its
+     * own pool instead. This is process-wide (documented at rsy_init). */
+    openblas_set_num_threads(1);
 }
 
 rsy_status rsy_init(void)

@@ -57,6 +57,7 @@ struct rsy_export {
     unsigned char perilesional[RSY_MAX_LABELS]; /* 1 = label value left out of the mass */
     char (*prior_sha)[65]; /* SHA-256 of each recipe lesion type's prior file, owned */
     char tissue_sha[65];   /* SHA-256 of the recipe's tissue-table file */
+    char preset_sha[65];   /* SHA-256 of the texture preset file ("" without a preset) */
     size_t n_cases;
     pthread_mutex_t lock;      /* guards cases[] */
     rsy__case_summary **cases; /* n_cases, NULL until written */

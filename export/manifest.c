@@ -641,6 +641,10 @@ static rsy_status write_dataset_manifest(const rsy_export *e)
     }
     CHK(add_item(doc, "tissue_table",
                  config_file_entry(r->tissues.name, r->tissues.path, e->tissue_sha)));
+    if (r->texture == RSY_TEXTURE_PRESET)
+        CHK(add_item(doc, "texture_preset",
+                     config_file_entry(r->texture_spec.preset.name, r->texture_spec.preset.path,
+                                       e->preset_sha)));
     CHK(cJSON_AddNumberToObject(doc, "n_cases", (double)e->n_cases));
     CHK(add_item(doc, "labels", label_object(e)));
     CHK(add_item(doc, "labels_perilesional", perilesional_array(e)));

@@ -399,6 +399,10 @@ rsy_status rsy_export_begin(rsy_export **out, const rsy_export_params *p)
     if ((rc = hash_config_file("tissue table", r->tissues.name, r->tissues.path, e->tissue_sha)) !=
         RSY_OK)
         goto fail;
+    if (r->texture == RSY_TEXTURE_PRESET &&
+        (rc = hash_config_file("texture preset", r->texture_spec.preset.name,
+                               r->texture_spec.preset.path, e->preset_sha)) != RSY_OK)
+        goto fail;
     if (pthread_mutex_init(&e->lock, NULL) != 0) {
         rc = RSY_ENOMEM;
         goto fail;
