@@ -10,6 +10,7 @@
 #include <sys/stat.h>
 
 #include "config_internal.h"
+#include "core_internal.h"
 
 #define DATASET_NAME_MAX 40
 #define SEQUENCE_NAME_MAX 32
@@ -287,20 +288,6 @@ static rsy_status parse_phantom(const char *file, const cJSON *root, rsy_phantom
 /* Acquisition                                                                                */
 /* ---------------------------------------------------------------------------------------- */
 
-static int is_sequence_name(const char *s)
-{
-    size_t n = strlen(s);
-    if (n < 1 || n > SEQUENCE_NAME_MAX)
-        return 0;
-    for (size_t i = 0; i < n; i++) {
-        char c = s[i];
-        if (!((c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') ||
-              c == '_' || c == '-'))
-            return 0;
-    }
-    return 1;
-}
-
 /* A key that only one sequence type takes: required for it, refused for the others.
  * *item_out is the key's value (NULL when absent), @p ckp its key path. */
 static rsy_status type_specific(const char *file, const cJSON *sq, const char *kp, const char *key,
@@ -349,7 +336,7 @@ static rsy_status parse_sequence(const char *file, const cJSON *sq, const char *
     rsy__kp_key(ckp, kp, "name");
     if (!name)
         return rsy__cfg_fail(file, ckp, NULL, "required key missing");
-    if (!cJSON_IsString(name) || !is_sequence_name(name->valuestring))
+    if (!cJSON_IsString(name) || !rsy__name_ok(name->valuestring, SEQUENCE_NAME_MAX))
         return rsy__cfg_fail(file, ckp, name,
                              "expected a sequence name of 1 to %d characters from "
                              "[A-Za-z0-9_-]",

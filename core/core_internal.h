@@ -30,6 +30,10 @@ void rsy__nifti_unlock(void);
  *  caller (free()); NULL when out of memory. Remove the file or rename it over @p path. */
 char *rsy__file_temp_path(const char *path);
 
+/** 1 if @p s is a safe name: 1..max_len characters from [A-Za-z0-9_-] (no '/', no '.', so a
+ *  path made from it never leaves its directory), else 0. */
+int rsy__name_ok(const char *s, size_t max_len);
+
 /** fsync a file or directory by path (a directory: its entries, i.e. completed renames).
  *  @return RSY_OK, or RSY_EIO with errno set. A filesystem that cannot sync directories
  *  (EINVAL) counts as success. */

@@ -89,6 +89,20 @@ fail:
     return rc;
 }
 
+int rsy__name_ok(const char *s, size_t max_len)
+{
+    size_t n = s ? strlen(s) : 0;
+    if (n < 1 || n > max_len)
+        return 0;
+    for (size_t i = 0; i < n; i++) {
+        char c = s[i];
+        if (!((c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') ||
+              c == '_' || c == '-'))
+            return 0;
+    }
+    return 1;
+}
+
 rsy_status rsy__fsync_path(const char *path)
 {
     int fd = open(path, O_RDONLY | O_CLOEXEC);

@@ -94,16 +94,7 @@ static int path_exists(const vctx *v, const char *rel)
  * from one never leaves the dataset (and nnDetection's "no '.'" rule holds). */
 static int safe_id(const char *s)
 {
-    size_t n = strlen(s);
-    if (n == 0 || n >= ID_MAX)
-        return 0;
-    for (size_t i = 0; i < n; i++) {
-        char c = s[i];
-        if (!((c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') ||
-              c == '_' || c == '-'))
-            return 0;
-    }
-    return 1;
+    return rsy__name_ok(s, ID_MAX - 1);
 }
 
 static int ends_with(const char *s, const char *suffix)
