@@ -885,7 +885,7 @@ static void fov_bounds(const rsy_geometry *g, double lo[3], double hi[3])
     }
 }
 
-rsy_status rsy__phantom_generate_ex(const rsy_phantom_spec *spec, rsy_rng *subject_rng,
+rsy_status rsy__head_generate_ex(const rsy_phantom_spec *spec, rsy_rng *subject_rng,
                                     rsy_rng *shape_rng, rsy_volume **classes_out,
                                     rsy_subject *subject_out, rsy__deform **deform_out)
 {
@@ -984,7 +984,7 @@ rsy_status rsy__phantom_generate_ex(const rsy_phantom_spec *spec, rsy_rng *subje
                 lab[idx] = classify(m, p);
             }
 
-    rsy_phantom_measure("head", vol, &subj);
+    rsy__head_measure(vol, &subj);
     free(m);
     *subject_out = subj;
     *classes_out = vol;
@@ -1000,9 +1000,18 @@ fail:
     return rc;
 }
 
-rsy_status rsy_phantom_generate(const rsy_phantom_spec *spec, rsy_rng *subject_rng,
+static rsy_status head_generate(const rsy_phantom_spec *spec, rsy_rng *subject_rng,
                                 rsy_rng *shape_rng, rsy_volume **classes_out,
                                 rsy_subject *subject_out)
 {
-    return rsy__phantom_generate_ex(spec, subject_rng, shape_rng, classes_out, subject_out, NULL);
+    return rsy__head_generate_ex(spec, subject_rng, shape_rng, classes_out, subject_out, NULL);
 }
+
+/* Indexed by rsy_head_class; names match configs/tissues/. */
+static const char *const head_class_names[RSY_HEAD_N_CLASSES] = {
+    "background",   "scalp",      "skull",     "csf",        "grey_matter",
+    "white_matter", "ventricles", "deep_grey", "cerebellum", "brainstem"};
+
+const rsy__phantom_family rsy__phantom_family_head = {
+    "head", RSY_HEAD_N_CLASSES, head_class_names, head_generate, rsy__head_measure,
+    rsy__head_describe};

@@ -18,13 +18,13 @@ static int is_brain(unsigned c)
            c == RSY_HEAD_CEREBELLUM || c == RSY_HEAD_BRAINSTEM || c >= RSY_HEAD_N_CLASSES;
 }
 
-void rsy_phantom_measure(const char *family, const rsy_volume *classes, rsy_subject *subject)
+void rsy__head_measure(const rsy_volume *classes, rsy_subject *subject)
 {
     if (subject == NULL)
         return;
     subject->intracranial_ml = subject->brain_ml = subject->ventricles_ml = 0.0;
-    if (family == NULL || strcmp(family, "head") != 0 || classes == NULL || classes->data == NULL) {
-        rsy_log_error("phantom measure: need family \"head\" and a class map");
+    if (classes == NULL || classes->data == NULL) {
+        rsy_log_error("phantom measure: no class map");
         return;
     }
     if (classes->dtype != RSY_DTYPE_UINT16 && classes->dtype != RSY_DTYPE_UINT8) {
@@ -83,13 +83,12 @@ static const char *lobe_of(const double p[3])
     return "parietal lobe";
 }
 
-void rsy_phantom_describe_location(const char *family, const rsy_subject *subject,
-                                   const double xyz_mm[3], char *buf, size_t n)
+void rsy__head_describe(const rsy_subject *subject, const double xyz_mm[3], char *buf, size_t n)
 {
     if (buf == NULL || n == 0)
         return;
     buf[0] = '\0';
-    if (family == NULL || strcmp(family, "head") != 0 || subject == NULL || xyz_mm == NULL) {
+    if (subject == NULL || xyz_mm == NULL) {
         snprintf(buf, n, "unknown location");
         return;
     }

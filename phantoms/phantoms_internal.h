@@ -91,11 +91,36 @@ void rsy__deform_apply(const rsy__deform *d, const double x_mm[3], double y_mm[3
 double rsy__deform_min_jacobian(const rsy__deform *d);
 
 /* ---------------------------------------------------------------------------------------- */
+/* Phantom families (family.c dispatches the public API through this table).                  */
+/* ---------------------------------------------------------------------------------------- */
+/** One phantom family: its class names (index = class id, [0] = "background") and its
+ *  operations. The spec, rngs and outputs given to generate() were checked for NULL. */
+typedef struct rsy__phantom_family {
+    const char *name;
+    int n_classes;
+    const char *const *class_names;
+    rsy_status (*generate)(const rsy_phantom_spec *spec, rsy_rng *subject_rng,
+                           rsy_rng *shape_rng, rsy_volume **classes_out,
+                           rsy_subject *subject_out);
+    void (*measure)(const rsy_volume *classes, rsy_subject *subject);
+    void (*describe)(const rsy_subject *subject, const double xyz_mm[3], char *buf, size_t n);
+} rsy__phantom_family;
+
+/** The family called @p name, NULL if there is none. */
+const rsy__phantom_family *rsy__phantom_family_find(const char *name);
+
+/** The head family (head.c, measure.c). */
+extern const rsy__phantom_family rsy__phantom_family_head;
+void rsy__head_measure(const rsy_volume *classes, rsy_subject *subject);
+void rsy__head_describe(const rsy_subject *subject, const double xyz_mm[3], char *buf,
+                        size_t n);
+
+/* ---------------------------------------------------------------------------------------- */
 /* Generation with the deformation exposed (head.c), for tests.                                */
 /* ---------------------------------------------------------------------------------------- */
-/** As rsy_phantom_generate(); if @p deform_out is not NULL it receives the deformation used
- *  (owned by the caller; release with rsy__deform_destroy()). */
-rsy_status rsy__phantom_generate_ex(const rsy_phantom_spec *spec, rsy_rng *subject_rng,
+/** As rsy_phantom_generate() for the head; if @p deform_out is not NULL it receives the
+ *  deformation used (owned by the caller; release with rsy__deform_destroy()). */
+rsy_status rsy__head_generate_ex(const rsy_phantom_spec *spec, rsy_rng *subject_rng,
                                     rsy_rng *shape_rng, rsy_volume **classes_out,
                                     rsy_subject *subject_out, rsy__deform **deform_out);
 

@@ -34,6 +34,14 @@ typedef enum {
     RSY_HEAD_N_CLASSES = 10
 } rsy_head_class;
 
+#define RSY_SUBJECT_MAX_ORGANS 24
+
+/** A named volume measured on a class map (e.g. "liver", 1571.2 mL). */
+typedef struct rsy_organ_volume {
+    char name[32];
+    double ml;
+} rsy_organ_volume;
+
 /** Attributes of one generated subject (recorded in the case manifest). */
 typedef struct rsy_subject {
     rsy_sex sex;               /* FEMALE or MALE, never RANDOM */
@@ -48,6 +56,10 @@ typedef struct rsy_subject {
     double intracranial_ml;    /* everything inside the inner table of the skull */
     double brain_ml;           /* GM + WM + deep grey + cerebellum + brainstem */
     double ventricles_ml;
+    /* Volumes of the family's organs measured on the class map (body families; the head
+     * family uses the three fields above and leaves this empty). */
+    int n_organs;
+    rsy_organ_volume organs[RSY_SUBJECT_MAX_ORGANS];
 } rsy_subject;
 
 /** Number of classes of @p family ("head"), 0 if unknown. */
@@ -72,7 +84,9 @@ RSY_API RSY_NODISCARD rsy_status rsy_phantom_generate(const rsy_phantom_spec *sp
                                                       rsy_volume **classes_out,
                                                       rsy_subject *subject_out);
 
-/** Recompute the subject's volumes (intracranial, brain, ventricles) from a class map. */
+/** Recompute the subject's volumes (head: intracranial, brain, ventricles; body families: the
+ *  organ volumes) from a class map. Class ids at or above the family's class count (lesion
+ *  compartments) count as the tissue they replaced where the family can tell (head: brain). */
 RSY_API void rsy_phantom_measure(const char *family, const rsy_volume *classes,
                                  rsy_subject *subject);
 

@@ -43,7 +43,7 @@ static rsy_status make_subject(const rsy_phantom_spec *spec, uint64_t seed, uint
     if (rc == RSY_OK)
         rc = rsy_rng_create_stream(&rp, seed, case_index, RSY_STAGE_PHANTOM);
     if (rc == RSY_OK)
-        rc = rsy__phantom_generate_ex(spec, rs, rp, vol, subj, def);
+        rc = rsy__head_generate_ex(spec, rs, rp, vol, subj, def);
     rsy_rng_destroy(rs);
     rsy_rng_destroy(rp);
     return rc;

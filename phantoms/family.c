@@ -1,0 +1,87 @@
+/*
+ * family.c: the phantom families and the public API that dispatches to them. A new family is
+ * one .c file defining an rsy__phantom_family plus one line in the table below.
+ */
+#include <stdio.h>
+#include <string.h>
+
+#include "phantoms_internal.h"
+
+static const rsy__phantom_family *const families[] = {&rsy__phantom_family_head};
+
+const rsy__phantom_family *rsy__phantom_family_find(const char *name)
+{
+    if (name == NULL)
+        return NULL;
+    for (size_t i = 0; i < sizeof families / sizeof families[0]; i++)
+        if (strcmp(families[i]->name, name) == 0)
+            return families[i];
+    return NULL;
+}
+
+int rsy_phantom_n_classes(const char *family)
+{
+    const rsy__phantom_family *f = rsy__phantom_family_find(family);
+    return f ? f->n_classes : 0;
+}
+
+const char *rsy_phantom_class_name(const char *family, int id)
+{
+    const rsy__phantom_family *f = rsy__phantom_family_find(family);
+    if (!f || id < 0 || id >= f->n_classes)
+        return NULL;
+    return f->class_names[id];
+}
+
+int rsy_phantom_class_id(const char *family, const char *name)
+{
+    const rsy__phantom_family *f = rsy__phantom_family_find(family);
+    if (!f || name == NULL)
+        return -1;
+    for (int i = 0; i < f->n_classes; i++)
+        if (strcmp(f->class_names[i], name) == 0)
+            return i;
+    return -1;
+}
+
+rsy_status rsy_phantom_generate(const rsy_phantom_spec *spec, rsy_rng *subject_rng,
+                                rsy_rng *shape_rng, rsy_volume **classes_out,
+                                rsy_subject *subject_out)
+{
+    if (classes_out != NULL)
+        *classes_out = NULL;
+    if (spec == NULL || subject_rng == NULL || shape_rng == NULL || classes_out == NULL ||
+        subject_out == NULL) {
+        rsy_log_error("phantom: NULL argument");
+        return RSY_EINVAL;
+    }
+    const rsy__phantom_family *f = rsy__phantom_family_find(spec->family);
+    if (!f) {
+        rsy_log_error("phantom.family: unknown family \"%.*s\"", (int)sizeof spec->family,
+                      spec->family);
+        return RSY_EINVAL;
+    }
+    return f->generate(spec, subject_rng, shape_rng, classes_out, subject_out);
+}
+
+void rsy_phantom_measure(const char *family, const rsy_volume *classes, rsy_subject *subject)
+{
+    const rsy__phantom_family *f = rsy__phantom_family_find(family);
+    if (!f) {
+        rsy_log_error("phantom measure: unknown family \"%s\"", family ? family : "(null)");
+        return;
+    }
+    f->measure(classes, subject);
+}
+
+void rsy_phantom_describe_location(const char *family, const rsy_subject *subject,
+                                   const double xyz_mm[3], char *buf, size_t n)
+{
+    const rsy__phantom_family *f = rsy__phantom_family_find(family);
+    if (!f) {
+        if (buf && n > 0)
+            snprintf(buf, n, "unknown location");
+        return;
+    }
+    f->describe(subject, xyz_mm, buf, n);
+}
