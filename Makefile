@@ -136,7 +136,7 @@ deps:
 	    $(DEBIAN_PACKAGES)
 
 # ---- demo -------------------------------------------------------------------------------
-demo: all
+demo: all texture-model
 	$(PROGRAM) generate --recipe $(DEMO_RECIPE) --out $(DEMO_DIR) --cases $(DEMO_CASES) \
 	    -j $(JOBS) --force
 	$(PROGRAM) validate $(DEMO_DIR)
@@ -144,10 +144,12 @@ demo: all
 # ---- texture model --------------------------------------------------------------------------
 # The default brain texture model, fitted on the Colin27 T1 scan that Debian's mricron-data
 # ships (brain-extracted; three intensity classes, CSF / GM / WM). The model holds mixture
-# parameters only, no voxel of the scan (docs/texture-model.md).
+# parameters only, no voxel of the scan (docs/texture-model.md). Written beside the presets,
+# where recipes find it as "fitted": "brain-colin27"; a build product, never committed.
 COLIN27 ?= /usr/share/mricron/templates/ch2bet.nii.gz
-texture-model: $(BUILD)/brain-colin27.h5
-$(BUILD)/brain-colin27.h5: $(PROGRAM) $(COLIN27)
+TEXTURE_MODEL = configs/textures/brain-colin27.h5
+texture-model: $(TEXTURE_MODEL)
+$(TEXTURE_MODEL): $(PROGRAM) $(COLIN27)
 	$(PROGRAM) fit-texture --image $(COLIN27) --auto-classes 3 --out $@ -v
 
 # ---- tests ------------------------------------------------------------------------------

@@ -155,19 +155,25 @@ rsy_status rsy__texture_preset_load(rsy_texture_preset *out, const char *path);
 
 /**
  * Resolve @p ref, the value at key path @p kp (JSON item @p item) of the recipe @p file, to an
- * existing file (recipe.c): a name ending in ".json" is a path relative to @p recipe_dir; any
- * other value must be a name [a-z0-9_-]+ and is looked up as NAME.json in
+ * existing file (recipe.c): a name ending in @p ext (".json", ".h5") is a path relative to
+ * @p recipe_dir; any other value must be a name [a-z0-9_-]+ and is looked up as NAME@p ext in
  * <recipe dir>/../SUBDIR, then for each search dir D: D/SUBDIR and D, then
  * RSY_DATADIR/SUBDIR. @p noun names the kind of file in messages ("prior").
  * @return RSY_OK or RSY_ECONFIG.
  */
+rsy_status rsy__resolve_ref_ext(const char *file, const char *kp, const cJSON *item,
+                                const char *ref, const char *recipe_dir,
+                                const char *const *search_dirs, const char *subdir,
+                                const char *ext, const char *noun, char out[RSY_PATH_MAX]);
+/** rsy__resolve_ref_ext() with @p ext ".json" (priors, tissue tables, texture presets). */
 rsy_status rsy__resolve_ref(const char *file, const char *kp, const cJSON *item, const char *ref,
                             const char *recipe_dir, const char *const *search_dirs,
                             const char *subdir, const char *noun, char out[RSY_PATH_MAX]);
 
 /**
  * Parse the recipe's optional "texture" object (texture.c) into r->texture and
- * r->texture_spec (defaults filled in), loading the preset it names.
+ * r->texture_spec (defaults filled in), loading the preset it names and, for a fitted model,
+ * recording the model file found and the class mapping (not reading the model).
  * @return RSY_OK or RSY_ECONFIG.
  */
 rsy_status rsy__recipe_parse_texture(const char *file, const cJSON *root, rsy_recipe *r,

@@ -42,19 +42,27 @@ static void dir_of(const char *path, char *out, size_t n)
         snprintf(out, n, "%.*s", (int)(slash - path), path);
 }
 
-static int has_json_suffix(const char *s)
+static int has_suffix(const char *s, const char *ext)
 {
-    size_t n = strlen(s);
-    return n > 5 && strcmp(s + n - 5, ".json") == 0;
+    size_t n = strlen(s), e = strlen(ext);
+    return n > e && strcmp(s + n - e, ext) == 0;
 }
 
-/* config_internal.h. Names are [a-z0-9_-]+ so no path can be smuggled in. */
 rsy_status rsy__resolve_ref(const char *file, const char *kp, const cJSON *item, const char *ref,
                             const char *recipe_dir, const char *const *search_dirs,
                             const char *subdir, const char *noun, char out[RSY_PATH_MAX])
 {
+    return rsy__resolve_ref_ext(file, kp, item, ref, recipe_dir, search_dirs, subdir, ".json",
+                                noun, out);
+}
+
+rsy_status rsy__resolve_ref_ext(const char *file, const char *kp, const cJSON *item,
+                                const char *ref, const char *recipe_dir,
+                                const char *const *search_dirs, const char *subdir,
+                                const char *ext, const char *noun, char out[RSY_PATH_MAX])
+{
     int w;
-    if (has_json_suffix(ref)) {
+    if (has_suffix(ref, ext)) {
         if (ref[0] == '/')
             w = snprintf(out, RSY_PATH_MAX, "%s", ref);
         else
@@ -70,8 +78,8 @@ rsy_status rsy__resolve_ref(const char *file, const char *kp, const cJSON *item,
     if (!rsy__is_ident(ref))
         return rsy__cfg_fail(file, kp, item,
                              "expected a %s name of 1 to %d characters from [a-z0-9_-], or a "
-                             "relative path ending in \".json\"",
-                             noun, RSY_NAME_MAX - 1);
+                             "relative path ending in \"%s\"",
+                             noun, RSY_NAME_MAX - 1, ext);
 
     char tried[1024];
     size_t k = 0;
@@ -93,7 +101,7 @@ rsy_status rsy__resolve_ref(const char *file, const char *kp, const cJSON *item,
             w = snprintf(dir, sizeof dir, "%s/%s", RSY_DATADIR, subdir);
         if (w < 0 || (size_t)w >= sizeof dir)
             continue;
-        w = snprintf(out, RSY_PATH_MAX, "%s/%s.json", dir, ref);
+        w = snprintf(out, RSY_PATH_MAX, "%s/%s%s", dir, ref, ext);
         if (w > 0 && w < RSY_PATH_MAX && regular_file_exists(out))
             return RSY_OK;
         if (k < sizeof tried) {
@@ -683,6 +691,9 @@ uint64_t rsy_recipe_memory_estimate(const rsy_recipe *r, int n_workers)
      * sampler's three state-sized buffers (generator/texture_sample.c), plus 16 bytes per
      * tiling cell of p³ voxels (cell list and classes, generator/texture_denoise.c); and per
      * case the denoiser's scratch, 2048 patches × p³ × (components + 2) floats.
+     * A fitted model (model "fitted") is read by the generator, not here, so its patch size and
+     * component count are bounded by the largest the format allows (p = 1 for the per-cell
+     * term, p = RSY_TEXTURE_MAX_PATCH = 9 with 16 components for the scratch, about 107 MB).
      */
     if (!r)
         return 0;
@@ -701,6 +712,9 @@ uint64_t rsy_recipe_memory_estimate(const rsy_recipe *r, int n_workers)
                 k_max = tp->classes[c].n_components;
         per_voxel += 16u + (cell > 0 ? (16u + cell - 1u) / cell : 16u);
         per_case_fixed = 2048u * cell * (uint64_t)(k_max + 2) * 4u;
+    } else if (r->texture == RSY_TEXTURE_FITTED) {
+        per_voxel += 16u + 16u;
+        per_case_fixed = 2048u * 729u * (uint64_t)(RSY_MAX_TEXTURE_COMPONENTS + 2) * 4u;
     }
     uint64_t workers = n_workers > 1 ? (uint64_t)n_workers : 1u;
     uint64_t per_case = mul_sat(nvox, per_voxel);

@@ -199,8 +199,11 @@ typedef enum { RSY_LABELS_LESIONS = 0, RSY_LABELS_TISSUES_AND_LESIONS = 1 } rsy_
 /** How tissue texture is made (docs/recipe.md, "texture"). */
 typedef enum {
     RSY_TEXTURE_UNIFORM = 0, /* every voxel of a class has the class's properties */
-    RSY_TEXTURE_PRESET = 1   /* a field u drawn by the diffusion sampler from an analytic
+    RSY_TEXTURE_PRESET = 1,  /* a field u drawn by the diffusion sampler from an analytic
                                 preset (configs/textures/ *.json) modulates the properties */
+    RSY_TEXTURE_FITTED = 2   /* as PRESET, the prior of each mapped class being a class of a
+                                texture model fitted on a real scan (NAME.h5, `raresynth
+                                fit-texture`); unmapped classes fall back to the preset */
 } rsy_texture_model;
 
 /* ---------------------------------------------------------------------------------------- */
@@ -248,14 +251,29 @@ typedef enum {
     RSY_TEXTURE_METHOD_STOCHASTIC = 2
 } rsy_texture_method;
 
-/** The recipe's "texture" object beyond the model (used when the model is PRESET). */
+/** One entry of a fitted model's class mapping: a working class (phantom tissue or lesion
+ *  compartment name) and the model class whose mixture it takes ("class_2"). */
+typedef struct rsy_texture_class_map {
+    char working[RSY_NAME_MAX];
+    char model[RSY_NAME_MAX];
+} rsy_texture_class_map;
+
+/** The recipe's "texture" object beyond the model (used when the model is PRESET or FITTED).
+ *  The loader only checks that the fitted model file exists: the generator reads it and checks
+ *  the mapping's model class names before any output is written. */
 typedef struct rsy_texture_spec {
     rsy_texture_method sampler; /* default HEUN */
     int steps;                  /* noise levels, default 18 */
     double sigma_min;           /* default 0.002 */
     double sigma_max;           /* default 80 */
     int n_offsets;              /* tilings averaged per denoiser evaluation, default 1 */
-    rsy_texture_preset preset;  /* PRESET: the loaded preset file */
+    rsy_texture_preset preset;  /* PRESET: the loaded preset file; FITTED: the fallback preset
+                                   of the unmapped classes, all zero (name "") when none */
+    char fitted_name[RSY_NAME_MAX]; /* FITTED: the model's name ("brain-colin27") or the
+                                       file's stem when given as a path */
+    char fitted_path[RSY_PATH_MAX]; /* FITTED: the model file found (NAME.h5) */
+    int n_class_map;                /* FITTED: entries of class_map, >= 1 */
+    rsy_texture_class_map class_map[RSY_MAX_TEXTURE_CLASSES]; /* FITTED: working -> model */
 } rsy_texture_spec;
 
 typedef struct rsy_recipe {
@@ -283,7 +301,8 @@ typedef struct rsy_recipe {
  * Priors named "NAME" are looked up as "<recipe dir>/../priors/NAME.json", then in each
  * directory of @p search_dirs (NULL-terminated, may be NULL); a name ending in ".json" is a
  * path relative to the recipe's directory. Tissue tables likewise under "../tissues/", texture
- * presets under "../textures/".
+ * presets under "../textures/", fitted texture models as NAME.h5 under "../textures/" (a name
+ * ending in ".h5" is a path relative to the recipe's directory).
  * On success @p *out is owned by the caller; release with rsy_recipe_destroy().
  * @return RSY_OK, RSY_ECONFIG (malformed JSON, unknown key, wrong type, out of range,
  *         missing prior or tissue file: one line logged naming file, key and expectation),

@@ -223,17 +223,93 @@ rsy_status rsy_texture_preset_load(rsy_texture_preset **out, const char *path)
 /* The recipe's "texture" object                                                              */
 /* ---------------------------------------------------------------------------------------- */
 
+/* "classes" of a fitted model: {"<working class>": "<model class>", ...}. */
+static rsy_status parse_class_map(const char *file, const cJSON *obj, const char *kp,
+                                  rsy_texture_spec *t)
+{
+    char ckp[RSY__KEYPATH_MAX], ekp[RSY__KEYPATH_MAX];
+    rsy__kp_key(ckp, kp, "classes");
+    const cJSON *map = cJSON_GetObjectItemCaseSensitive(obj, "classes");
+    if (!map)
+        return rsy__cfg_fail(file, ckp, NULL, "required key missing (\"model\": \"fitted\")");
+    if (!cJSON_IsObject(map))
+        return rsy__cfg_fail(file, ckp, map,
+                             "expected an object mapping class names (tissues, compartments) "
+                             "to the fitted model's class names");
+    t->n_class_map = 0;
+    for (const cJSON *c = map->child; c; c = c->next) {
+        rsy__kp_key(ekp, ckp, c->string);
+        if (strcmp(c->string, "note") == 0) {
+            if (!cJSON_IsString(c))
+                return rsy__cfg_fail(file, ekp, c, "expected a string (a free-text note)");
+            continue;
+        }
+        if (!rsy__is_ident(c->string))
+            return rsy__cfg_fail(file, ekp, NULL,
+                                 "expected a class name of 1 to %d characters from [a-z0-9_-]",
+                                 RSY_NAME_MAX - 1);
+        if (!cJSON_IsString(c) || !rsy__is_ident(c->valuestring))
+            return rsy__cfg_fail(file, ekp, c,
+                                 "expected the name of a class of the fitted model (1 to %d "
+                                 "characters from [a-z0-9_-], e.g. \"class_2\")",
+                                 RSY_NAME_MAX - 1);
+        if (t->n_class_map == RSY_MAX_TEXTURE_CLASSES)
+            return rsy__cfg_fail(file, ckp, NULL, "expected at most %d classes",
+                                 RSY_MAX_TEXTURE_CLASSES);
+        rsy_texture_class_map *e = &t->class_map[t->n_class_map++];
+        snprintf(e->working, sizeof e->working, "%s", c->string);
+        snprintf(e->model, sizeof e->model, "%s", c->valuestring);
+    }
+    if (t->n_class_map == 0)
+        return rsy__cfg_fail(file, ckp, NULL, "expected at least one class besides \"note\"");
+    return RSY_OK;
+}
+
+/* "fitted": the model's name (NAME.h5 looked up like presets) or a path ending in ".h5". */
+static rsy_status parse_fitted(const char *file, const cJSON *obj, const char *kp,
+                               rsy_texture_spec *t, const char *recipe_dir,
+                               const char *const *search_dirs)
+{
+    char ckp[RSY__KEYPATH_MAX];
+    char ref[RSY_PATH_MAX];
+    rsy__kp_key(ckp, kp, "fitted");
+    const cJSON *item = cJSON_GetObjectItemCaseSensitive(obj, "fitted");
+    if (!item)
+        return rsy__cfg_fail(file, ckp, NULL,
+                             "required key missing (\"model\": \"fitted\" needs the model's name, "
+                             "e.g. \"brain-colin27\")");
+    rsy_status rc = rsy__cfg_string(file, obj, kp, "fitted", 1, RSY_PATH_MAX - 1, ref);
+    if (rc != RSY_OK || (rc = parse_class_map(file, obj, kp, t)) != RSY_OK)
+        return rc;
+    rc = rsy__resolve_ref_ext(file, ckp, item, ref, recipe_dir, search_dirs, "textures", ".h5",
+                              "fitted texture model", t->fitted_path);
+    if (rc != RSY_OK)
+        return rc;
+    /* The name: the file's stem (the basename without ".h5"). */
+    const char *slash = strrchr(t->fitted_path, '/');
+    const char *base = slash ? slash + 1 : t->fitted_path;
+    size_t len = strlen(base) - strlen(".h5");
+    snprintf(t->fitted_name, sizeof t->fitted_name, "%.*s",
+             (int)(len < sizeof t->fitted_name ? len : sizeof t->fitted_name - 1), base);
+    return RSY_OK;
+}
+
 rsy_status rsy__recipe_parse_texture(const char *file, const cJSON *root, rsy_recipe *r,
                                      const char *recipe_dir, const char *const *search_dirs)
 {
-    static const char *const keys[] = {"model",     "preset",    "sampler", "steps",
-                                       "sigma_min", "sigma_max", "offsets", NULL};
-    static const char *const models[] = {"uniform", "preset", NULL};
+    static const char *const keys[] = {"model",     "preset",  "fitted",    "classes",
+                                       "sampler",   "steps",   "sigma_min", "sigma_max",
+                                       "offsets",   NULL};
+    /* Same order as rsy_texture_model. */
+    static const char *const models[] = {"uniform", "preset", "fitted", NULL};
     /* Same order as rsy_texture_method. */
     static const char *const samplers[] = {"euler", "heun", "stochastic", NULL};
     /* Keys that only the sampled models use (refused with "uniform": they would do nothing). */
-    static const char *const sampler_keys[] = {"preset",    "sampler", "steps", "sigma_min",
-                                               "sigma_max", "offsets", NULL};
+    static const char *const sampler_keys[] = {"preset",    "fitted",    "classes", "sampler",
+                                               "steps",     "sigma_min", "sigma_max",
+                                               "offsets",   NULL};
+    /* Keys that only the fitted model uses. */
+    static const char *const fitted_keys[] = {"fitted", "classes", NULL};
     const char *kp = "texture";
     char ckp[RSY__KEYPATH_MAX];
     char ref[RSY_PATH_MAX];
@@ -259,15 +335,22 @@ rsy_status rsy__recipe_parse_texture(const char *file, const cJSON *root, rsy_re
         return rc;
     if ((rc = rsy__cfg_enum(file, obj, kp, "model", 1, models, &model)) != RSY_OK)
         return rc;
-    if (model == 0) {
+    if (model == (int)RSY_TEXTURE_UNIFORM) {
         for (const char *const *k = sampler_keys; *k; k++)
             if (cJSON_GetObjectItemCaseSensitive(obj, *k)) {
                 rsy__kp_key(ckp, kp, *k);
                 return rsy__cfg_fail(file, ckp, NULL,
-                                     "only used with \"model\": \"preset\" (the uniform model "
-                                     "draws no texture)");
+                                     "only used with \"model\": \"preset\" or \"fitted\" (the "
+                                     "uniform model draws no texture)");
             }
         return RSY_OK;
+    }
+    if (model == (int)RSY_TEXTURE_PRESET) {
+        for (const char *const *k = fitted_keys; *k; k++)
+            if (cJSON_GetObjectItemCaseSensitive(obj, *k)) {
+                rsy__kp_key(ckp, kp, *k);
+                return rsy__cfg_fail(file, ckp, NULL, "only used with \"model\": \"fitted\"");
+            }
     }
     if ((rc = rsy__cfg_enum(file, obj, kp, "sampler", 0, samplers, &sampler)) != RSY_OK ||
         (rc = rsy__cfg_int(file, obj, kp, "steps", 0, STEPS_MIN, STEPS_MAX, &steps)) != RSY_OK ||
@@ -286,18 +369,27 @@ rsy_status rsy__recipe_parse_texture(const char *file, const cJSON *root, rsy_re
     t->steps = (int)steps;
     t->n_offsets = (int)offsets;
 
-    if ((rc = rsy__cfg_string(file, obj, kp, "preset", 0, RSY_PATH_MAX - 1, ref)) != RSY_OK)
+    if (model == (int)RSY_TEXTURE_FITTED &&
+        (rc = parse_fitted(file, obj, kp, t, recipe_dir, search_dirs)) != RSY_OK)
         return rc;
+    /* The preset: required with "preset", the optional fallback of unmapped classes with
+     * "fitted". */
     rsy__kp_key(ckp, kp, "preset");
     const cJSON *item = cJSON_GetObjectItemCaseSensitive(obj, "preset");
-    if (!item)
-        return rsy__cfg_fail(file, ckp, NULL, "required key missing (\"model\": \"preset\")");
+    if (!item) {
+        if (model == (int)RSY_TEXTURE_PRESET)
+            return rsy__cfg_fail(file, ckp, NULL, "required key missing (\"model\": \"preset\")");
+        r->texture = RSY_TEXTURE_FITTED;
+        return RSY_OK;
+    }
+    if ((rc = rsy__cfg_string(file, obj, kp, "preset", 0, RSY_PATH_MAX - 1, ref)) != RSY_OK)
+        return rc;
     rc = rsy__resolve_ref(file, ckp, item, ref, recipe_dir, search_dirs, "textures",
                           "texture preset", preset_path);
     if (rc != RSY_OK)
         return rc;
     if ((rc = rsy__texture_preset_load(&t->preset, preset_path)) != RSY_OK)
         return rc;
-    r->texture = RSY_TEXTURE_PRESET;
+    r->texture = (rsy_texture_model)model;
     return RSY_OK;
 }

@@ -5,8 +5,8 @@
  *   2. lesions: sampled against the tissue map, rasterised into the class map with an
  *      instance map beside it, then the subject's volumes are measured again;
  *   3. tissue properties: one MRI property set per class id; with the texture model
- *      "preset", a texture field u drawn by the diffusion sampler (texture_case.c) makes
- *      per-voxel T1, T2 and PD maps of the textured classes;
+ *      "preset" or "fitted", a texture field u drawn by the diffusion sampler (texture_case.c)
+ *      makes per-voxel T1, T2 and PD maps of the textured classes;
  *   4. imaging, per channel: the signal of untextured classes from a lookup table over class
  *      ids (computed once per class), of textured voxels from their own properties; times the
  *      case's bias field, then Rician noise with the BrainWeb sigma (noise_percent of the
@@ -420,7 +420,7 @@ fail:
 static rsy_status texture_stage(const rsy_recipe *r, const rsy_case *c, const rsy__gen_class *tab,
                                 const rsy__gen_texture *tex, int n_threads, prop_maps *maps)
 {
-    if (tex->model != RSY_TEXTURE_PRESET || !tex->any_textured)
+    if (tex->model == RSY_TEXTURE_UNIFORM || !tex->any_textured)
         return RSY_OK;
     rsy_volume *u = NULL;
     size_t nvox = rsy_geometry_nvox(&c->classes->geom);

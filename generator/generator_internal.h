@@ -9,8 +9,8 @@
  *   RSY_STAGE_ACQUISITION + c Rician noise of channel c (c < RSY_MAX_SEQUENCES), so channels
  *                             are independent and adding a channel leaves the others unchanged
  *   RSY__GEN_STAGE_BIAS       the receive bias field, shared by all channels of the case
- *   RSY_STAGE_TEXTURE         the texture field u (model "preset"; the uniform model draws
- *                             nothing)
+ *   RSY_STAGE_TEXTURE         the texture field u (models "preset" and "fitted"; the uniform
+ *                             model draws nothing)
  */
 #ifndef RSY_GENERATOR_INTERNAL_H
 #define RSY_GENERATOR_INTERNAL_H
@@ -34,8 +34,8 @@
 /** Texture note recorded in the dataset manifest for the uniform texture model. */
 #define RSY__GEN_TEXTURE_NOTE_UNIFORM                                                              \
     "uniform per class (recipe texture model \"uniform\"); acquisition noise only"
-/** Capacity of the texture note of the preset model. */
-#define RSY__GEN_TEXTURE_NOTE_MAX 768
+/** Capacity of the texture note of the sampled models. */
+#define RSY__GEN_TEXTURE_NOTE_MAX 1024
 
 /* ---------------------------------------------------------------------------------------- */
 /* Class tables (mri.c)                                                                       */
@@ -116,14 +116,17 @@ rsy_status rsy__gen_findings(const rsy_recipe *r, const rsy__gen_class *classes,
  *  each of which makes its own denoiser from the prior). */
 typedef struct rsy__gen_texture {
     rsy_texture_model model;
-    rsy_texture_prior *prior;         /* PRESET: every class id of the class table; else NULL */
+    rsy_texture_prior *prior;         /* PRESET, FITTED: every class id of the class table;
+                                         UNIFORM: NULL */
     rsy_texture_sample_params sample; /* sampler settings from the recipe */
     int n_offsets;                    /* tilings per denoiser evaluation */
     int n_classes;
     unsigned char *textured; /* per class id: 1 when u modulates its properties (named by the
-                                preset and texture_sd_fraction > 0) */
-    double *variance;        /* per class id: total variance of the preset's mixture (1 for
-                                classes the preset does not name) */
+                                preset or mapped to the fitted model, and
+                                texture_sd_fraction > 0) */
+    double *variance;        /* per class id: total variance of the preset's mixture, or of
+                                the fitted mixture at the patch centre (1 for classes with
+                                neither) */
     int any_textured;
     char note[RSY__GEN_TEXTURE_NOTE_MAX]; /* for the dataset manifest */
 } rsy__gen_texture;
@@ -132,9 +135,12 @@ typedef struct rsy__gen_texture {
  * Build the texture model of @p r for the class table @p tab (n_classes entries, from
  * rsy__gen_class_table): for PRESET, the prior of every class id from the preset entry of the
  * same name (classes it does not name get a placeholder component and stay uniform; logged at
- * debug level). On success @p *out is owned by the caller; release with
- * rsy__gen_texture_destroy().
- * @return RSY_OK, RSY_EINVAL (a preset the texture code refuses; logged), RSY_ENUMERIC,
+ * debug level); for FITTED, the model file read and each class the recipe maps given its
+ * model class's components, the others as for PRESET with the fallback preset (texture_case.c).
+ * On success @p *out is owned by the caller; release with rsy__gen_texture_destroy().
+ * @return RSY_OK, RSY_EINVAL (a preset the texture code refuses; logged), RSY_ECONFIG (FITTED:
+ *         the model unreadable or malformed, or the mapping names a class that neither this
+ *         recipe's class map nor the model has; one logged line), RSY_EIO, RSY_ENUMERIC,
  *         RSY_ENOMEM.
  */
 rsy_status rsy__gen_texture_create(const rsy_recipe *r, const rsy__gen_class *tab, int n_classes,

@@ -115,9 +115,11 @@ RSY_API rsy_run_options rsy_run_options_default(void);
  * On failure or cancellation, temporary files are removed and raresynth.json is not written:
  * `validate` then reports the dataset as incomplete.
  * Before the directory is touched, the recipe is checked for what only the generator knows
- * (every phantom class has a tissue entry, the output labels fit RSY_MAX_LABELS).
+ * (every phantom class has a tissue entry, the output labels fit RSY_MAX_LABELS; with the
+ * texture model "fitted", the model file is read and every name of the recipe's class mapping
+ * exists in the class map and in the model).
  * @return RSY_OK, RSY_EINVAL (NULL argument, n_threads < 1), RSY_ECONFIG (the checks above;
- *         logged), RSY_ELIMIT (memory estimate over the limit; logged with both figures),
+ *         one logged line), RSY_ELIMIT (memory estimate over the limit; logged with both figures),
  *         RSY_EIO, RSY_ECANCELED, RSY_EPLACEMENT, RSY_ENOMEM, RSY_ENUMERIC.
  * @since 0.1
  */
@@ -429,6 +431,124 @@ RSY_API RSY_NODISCARD rsy_status rsy_texture_fitted_write(const rsy_texture_fitt
  */
 RSY_API RSY_NODISCARD rsy_status rsy_texture_fitted_read(rsy_texture_fitted **out,
                                                         const char *path);
+
+/* ======================================================================================== */
+/* CT imaging (DESIGN.md section 7, docs/ct.md, reference/domain.md sections 1.1-1.4):       */
+/* parallel-beam projection over [0, π), a photon-counting dose model, filtered back-         */
+/* projection with the exact discrete ramp, a fast image-domain noise model calibrated to    */
+/* it, and the finishing of a CT volume (slice thickness, in-plane PSF, int16 HU).           */
+/* A slice is nx·ny float32 values, x fastest, square pixels of pixel_mm; a sinogram is      */
+/* n_views·n_det float32 line integrals (mm⁻¹·mm), detector bin fastest, view v at angle     */
+/* θ_v = v·π/n_views, bin b at t = (b − (n_det−1)/2)·det_spacing_mm with t = x cosθ + y sinθ */
+/* and (x, y) = ((i − (nx−1)/2)·pixel_mm, (j − (ny−1)/2)·pixel_mm).                          */
+/* ======================================================================================== */
+/** Reconstruction kernels: the ramp's apodisation window (domain.md section 1.4). */
+typedef enum {
+    RSY_CT_KERNEL_RAMLAK = 0,      /* ramp truncated at the detector Nyquist frequency */
+    RSY_CT_KERNEL_SHEPP_LOGAN = 1, /* ramp · sinc(f / 2f_c) */
+    RSY_CT_KERNEL_HANN = 2         /* ramp · (1 + cos(π f / f_c)) / 2: smoothest, least noise */
+} rsy_ct_kernel;
+
+/** Acquisition parameters. Zero for n_views, n_det or det_spacing_mm means "from the slice". */
+typedef struct rsy_ct_params {
+    int n_views;                /* views over [0, π); 0: ⌈(π/2)·n_det⌉ (Kak–Slaney rule) */
+    int n_det;                  /* bins; 0: ⌈√(nx²+ny²)·pixel_mm/det_spacing_mm⌉ (⌈√2·N⌉) */
+    double det_spacing_mm;      /* bin pitch at the isocentre; 0: the pixel size */
+    rsy_ct_kernel kernel;       /* reconstruction window */
+    double i0_photons;          /* unattenuated photons per bin and view at dose 1, > 0 */
+    double electronic_noise_sd; /* Gaussian electronic noise, counts, >= 0 */
+    double mu_water_per_mm;     /* linear attenuation of water, mm⁻¹, > 0 */
+} rsy_ct_params;
+
+/** Defaults: views, bins and pitch from the slice; Ram-Lak; I₀ = 1e5 photons per bin
+ *  (TIGRE demo [S27]); electronic noise SD 10 counts [S27, S28]; μ_water = 0.01879 mm⁻¹ at
+ *  75 keV (RTK, Rit et al. 2016 [S22]). @since 0.3 */
+RSY_API rsy_ct_params rsy_ct_params_default(void);
+
+/** μ from HU: μ_water·(1 + HU/1000), floored at 0 (domain.md section 1.1). @since 0.3 */
+RSY_API double rsy_ct_mu_from_hu(double hu, double mu_water_per_mm);
+
+/** A reconstructor for one slice size: angles, trig tables, the filter's frequency response
+ *  and FFTW plans, computed once. Immutable after creation, so one object may serve several
+ *  threads at once (every call allocates its own scratch). Opaque. */
+typedef struct rsy_ct_fbp rsy_ct_fbp;
+
+/**
+ * Create a reconstructor for nx·ny slices of square pixels of @p pixel_mm with @p params
+ * (NULL: rsy_ct_params_default()). The detector must cover the slice's diagonal. FFTW plans
+ * are made with FFTW_ESTIMATE (deterministic) under a process-wide lock, since FFTW's planner
+ * is not thread-safe.
+ * On success @p *out is owned by the caller; release with rsy_ct_fbp_destroy().
+ * @return RSY_OK, RSY_EINVAL (nx or ny outside [8, 8192], pixel_mm not finite and > 0, a
+ *         parameter out of range, a detector narrower than the diagonal; logged),
+ *         RSY_ENOMEM, RSY_EDEP (an FFTW plan could not be made).
+ * @since 0.3
+ */
+RSY_API RSY_NODISCARD rsy_status rsy_ct_fbp_create(rsy_ct_fbp **out, int64_t nx, int64_t ny,
+                                                   double pixel_mm, const rsy_ct_params *params);
+/** Free @p r; NULL is a no-op. @since 0.3 */
+RSY_API void rsy_ct_fbp_destroy(rsy_ct_fbp *r);
+/** The parameters in effect, defaults resolved (n_views, n_det, det_spacing_mm set).
+ *  @since 0.3 */
+RSY_API rsy_ct_params rsy_ct_fbp_params(const rsy_ct_fbp *r);
+
+/**
+ * Forward-project the μ slice @p mu_per_mm (nx·ny, mm⁻¹) into @p sino (n_views·n_det line
+ * integrals): Joseph's ray-driven projector, linear interpolation across the ray, the image
+ * zero outside the slice.
+ * @return RSY_OK, RSY_EINVAL (NULL argument), RSY_ENOMEM. @since 0.3
+ */
+RSY_API RSY_NODISCARD rsy_status rsy_ct_forward(const rsy_ct_fbp *r, const float *mu_per_mm,
+                                                float *sino);
+/**
+ * Filtered back-projection of @p sino (line integrals) into the HU slice @p hu_out (nx·ny):
+ * each view filtered by the exact discrete ramp times the kernel window (zero-padded FFT),
+ * then f(x, y) = (π/n_views)·Σ_θ q_θ(x cosθ + y sinθ) with linear interpolation, and
+ * HU = 1000·(f/μ_water − 1).
+ * @return RSY_OK, RSY_EINVAL (NULL argument), RSY_ENOMEM. @since 0.3
+ */
+RSY_API RSY_NODISCARD rsy_status rsy_ct_reconstruct(const rsy_ct_fbp *r, const float *sino,
+                                                    float *hu_out);
+/**
+ * The projection-domain dose model for one slice: μ from @p hu, line integrals p, counts
+ * N = Poisson(I₀·a·e^{−p}) + N(0, σ_e²) with a = @p dose_fraction, N clamped to >= 1,
+ * p̂ = −ln(N / (I₀·a)), FBP, HU. Random numbers are drawn from @p rng view by view, bin by
+ * bin (Poisson, then Gaussian when σ_e > 0), so a seed gives identical bytes.
+ * @p hu_out may equal @p hu.
+ * @return RSY_OK, RSY_EINVAL (NULL argument, dose_fraction not finite and > 0),
+ *         RSY_ENOMEM. @since 0.3
+ */
+RSY_API RSY_NODISCARD rsy_status rsy_ct_simulate_slice(const rsy_ct_fbp *r, const float *hu,
+                                                       double dose_fraction, rsy_rng *rng,
+                                                       float *hu_out);
+/**
+ * Fast image-domain noise: @p hu plus a Gaussian field whose noise power spectrum is that of
+ * FBP of white projection noise (NPS ∝ |f|·window(f)², band-limited at the detector Nyquist
+ * frequency) and whose local SD is the projection model's prediction for the slice's
+ * water-equivalent cylinder (AAPM TG-220 diameter, centred on the attenuation centroid) at
+ * the same dose (calibration: docs/ct.md). About 20 times faster than the projection model.
+ * @p hu_out may equal @p hu.
+ * @return RSY_OK, RSY_EINVAL (NULL argument, dose_fraction not finite and > 0),
+ *         RSY_ENOMEM. @since 0.3
+ */
+RSY_API RSY_NODISCARD rsy_status rsy_ct_noise_fast(const rsy_ct_fbp *r, const float *hu,
+                                                   double dose_fraction, rsy_rng *rng,
+                                                   float *hu_out);
+/**
+ * Finish a float32 HU volume as a CT series: a Gaussian slice sensitivity profile of FWHM
+ * @p slice_thickness_mm along k, a Gaussian in-plane PSF of FWHM @p psf_fwhm_mm along i and
+ * j (0 skips either; borders mirrored), then rounding to int16 HU clamped to [−1024, 3071].
+ * On success @p *out (int16, geometry of @p hu) is owned by the caller; release with
+ * rsy_volume_destroy().
+ * @return RSY_OK, RSY_EINVAL (NULL argument, @p hu not float32, a width negative or not
+ *         finite), RSY_ENOMEM, RSY_ELIMIT. @since 0.3
+ */
+RSY_API RSY_NODISCARD rsy_status rsy_ct_volume_finish(const rsy_volume *hu,
+                                                      double slice_thickness_mm,
+                                                      double psf_fwhm_mm, rsy_volume **out);
+/* ======================================================================================== */
+/* End of CT imaging                                                                          */
+/* ======================================================================================== */
 
 #ifdef __cplusplus
 }

@@ -38,6 +38,17 @@ struct rsy_texture_prior {
 };
 
 /**
+ * Append deep copies of every component of class @p src_class of @p src (eigendecomposition
+ * included, so nothing is recomputed) to class @p dst_class of @p dst. Both priors must have
+ * the same patch size; the spacings may differ (a copied component is a covariance over patch
+ * voxels, whatever their size).
+ * @return RSY_OK, RSY_EINVAL (bad class id, patch sizes differ, @p dst_class would exceed
+ *         RSY_TEXTURE_MAX_COMPONENTS; logged), RSY_ENOMEM.
+ */
+rsy_status rsy__texture_prior_copy_class(rsy_texture_prior *dst, int dst_class,
+                                         const rsy_texture_prior *src, int src_class);
+
+/**
  * Denoise @p n patches of class @p class_id (rows of d floats, patch order x fastest) at
  * noise level @p sigma with worker 0's scratch: the per-patch kernel the whole-volume path
  * uses, exposed for the low-dimensional tests and samplers. @p y and @p out do not alias.

@@ -482,7 +482,12 @@ static rsy_status read_class(const char *path, hid_t classes, const char *name,
                     goto done;
                 }
     }
-    snprintf(cl->name, sizeof cl->name, "%s", name);
+    size_t name_len = strlen(name);
+    if (name_len >= sizeof cl->name) {
+        rc = bad(path, obj, "the class name is too long");
+        goto done;
+    }
+    memcpy(cl->name, name, name_len + 1);
     cl->label = label;
     cl->intensity_mean = imean;
     cl->intensity_sd = isd;

@@ -228,6 +228,41 @@ fail:
     return rc;
 }
 
+rsy_status rsy__texture_prior_copy_class(rsy_texture_prior *dst, int dst_class,
+                                         const rsy_texture_prior *src, int src_class)
+{
+    if (!dst || !src || dst_class < 0 || dst_class >= dst->n_classes || src_class < 0 ||
+        src_class >= src->n_classes)
+        return RSY_EINVAL;
+    if (dst->patch_size != src->patch_size) {
+        rsy_log_error("patch sizes differ (%d and %d)", dst->patch_size, src->patch_size);
+        return RSY_EINVAL;
+    }
+    const int n = src->n_components[src_class];
+    if (dst->n_components[dst_class] + n > RSY_TEXTURE_MAX_COMPONENTS) {
+        rsy_log_error("class %d would have more than %d components", dst_class,
+                      RSY_TEXTURE_MAX_COMPONENTS);
+        return RSY_EINVAL;
+    }
+    const size_t d = (size_t)src->dim;
+    for (int k = 0; k < n; k++) {
+        const rsy__texture_component *s = &src->components[src_class][k];
+        rsy__texture_component c = {s->weight, NULL, NULL, NULL};
+        c.mean = malloc(d * sizeof *c.mean);
+        c.eigval = malloc(d * sizeof *c.eigval);
+        c.eigvec = malloc(d * d * sizeof *c.eigvec);
+        if (!c.mean || !c.eigval || !c.eigvec) {
+            component_clear(&c);
+            return RSY_ENOMEM;
+        }
+        memcpy(c.mean, s->mean, d * sizeof *c.mean);
+        memcpy(c.eigval, s->eigval, d * sizeof *c.eigval);
+        memcpy(c.eigvec, s->eigvec, d * d * sizeof *c.eigvec);
+        dst->components[dst_class][dst->n_components[dst_class]++] = c;
+    }
+    return RSY_OK;
+}
+
 rsy_status rsy_texture_prior_add_preset(rsy_texture_prior *m, int class_id,
                                         const rsy_texture_preset_component *c)
 {

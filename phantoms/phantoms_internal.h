@@ -109,6 +109,10 @@ typedef struct rsy__phantom_family {
 /** The family called @p name, NULL if there is none. */
 const rsy__phantom_family *rsy__phantom_family_find(const char *name);
 
+/** The body families (thorax.c, abdomen.c; issue 4). Registered in family.c by the lead. */
+extern const rsy__phantom_family rsy__phantom_family_thorax;
+extern const rsy__phantom_family rsy__phantom_family_abdomen;
+
 /** The head family (head.c, measure.c). */
 extern const rsy__phantom_family rsy__phantom_family_head;
 void rsy__head_measure(const rsy_volume *classes, rsy_subject *subject);

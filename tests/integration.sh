@@ -22,6 +22,8 @@ mkdir -p "$WORK/configs/recipes"
 ln -s "$REPO/configs/priors" "$WORK/configs/priors"
 ln -s "$REPO/configs/tissues" "$WORK/configs/tissues"
 # derive RECIPE_OUT KEY=JSONVALUE...: a copy of the demo recipe with keys replaced (dotted paths).
+# The copies draw texture from the brain-mri preset (the demo's fallback) unless an edit sets
+# "texture", so they do not need the fitted Colin27 model (make texture-model).
 derive() {
     local out=$1
     shift
@@ -29,6 +31,7 @@ derive() {
 import json, sys
 src, dst, *edits = sys.argv[1:]
 r = json.load(open(src))
+r["texture"] = {"model": "preset", "preset": "brain-mri"}
 for e in edits:
     key, val = e.split("=", 1)
     node = r
@@ -204,7 +207,39 @@ left=$(find "$WORK/intr" -name '*.part-*' | wc -l)
 [ $rc -eq 6 ] && grep -qi 'incomplete' "$WORK/out" && ok "validate reports the interrupted run as incomplete" \
     || bad "validate reports the interrupted run as incomplete (exit $rc)" "$WORK/out"
 
+# ---- the default fitted texture model (Colin27, make texture-model) --------------------------
+# A clean make environment, as the install check below; the model is written to
+# configs/textures/brain-colin27.h5, where the demo recipe (and the install below) find it.
+ln -s "$REPO/configs/textures" "$WORK/configs/textures"
+FITTED="$WORK/configs/recipes/fitted.json"
+if env -u MAKEFLAGS -u MFLAGS -u MAKELEVEL make -s texture-model >"$WORK/fit.log" 2>&1; then
+    ok "make texture-model fits Colin27 into configs/textures/brain-colin27.h5"
+    "$PYTHON" - "$REPO/configs/recipes/brain-glioblastoma-mri.json" "$FITTED" <<'EOF'
+import json, sys
+r = json.load(open(sys.argv[1]))
+r["phantom"]["dims"] = [64, 64, 64]
+r["phantom"]["spacing_mm"] = [3.5, 3.5, 3.5]
+r["cases"] = 1
+json.dump(r, open(sys.argv[2], "w"), indent=2)
+EOF
+    DF="$WORK/dfit"
+    if "$RARESYNTH" generate --recipe "$FITTED" --out "$DF" -j 2 -q >"$WORK/out" 2>&1 \
+        && grep -q 'texture model fitted \\"brain-colin27\\"' "$DF/raresynth.json"; then
+        ok "one 64^3 case with the fitted Colin27 texture model, named in raresynth.json"
+    else
+        bad "one 64^3 case with the fitted Colin27 texture model" "$WORK/out"
+    fi
+    "$PYTHON" tests/check_dataset.py "$DF" >"$WORK/check.log" 2>&1 \
+        && ok "fitted texture: nibabel re-read: $(tail -1 "$WORK/check.log")" \
+        || bad "fitted texture: nibabel re-read" "$WORK/check.log"
+    "$RARESYNTH" validate "$DF" >"$WORK/val.log" 2>&1 && ok "fitted texture: validate accepts it" \
+        || bad "fitted texture: validate accepts it" "$WORK/val.log"
+else
+    bad "make texture-model" "$WORK/fit.log"
+fi
+
 # ---- install: a program and a library a user can build against ------------------------------
+# The installed data include configs/textures/brain-colin27.h5, made by the check above.
 # A plain release install, whatever variant (and MAKEFLAGS) the tests run under.
 if env -u MAKEFLAGS -u MFLAGS -u MAKELEVEL make -s install PREFIX="$WORK/inst" >"$WORK/inst.log" 2>&1; then
     printf '%s\n' '#include <stdio.h>' '#include <rsy_core.h>' '#include <rsy_generator.h>' \

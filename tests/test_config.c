@@ -17,6 +17,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 
 #include "test_util.h"
 
@@ -84,6 +85,25 @@ static rsy_status load_text(const char *text, rsy_recipe **out)
     tu_rmtree(dir);
     free(dir);
     return rc;
+}
+
+/* The loader only checks that a fitted texture model file exists (the generator reads it), so
+ * the recipes that name the Colin27 model load whether or not `make texture-model` has run:
+ * when configs/textures/brain-colin27.h5 is absent, an empty stand-in in a scratch search
+ * directory (DIR/textures/brain-colin27.h5) is found instead. Returns the search directories
+ * {"configs", DIR, NULL} in @p dirs and DIR (free with tu_rmtree and free). */
+static char *fitted_standin(const char *dirs[3])
+{
+    char *dir = tu_tmpdir("config-fitted");
+    assert_non_null(dir);
+    char sub[1024];
+    snprintf(sub, sizeof sub, "%s/textures", dir);
+    assert_int_equal(mkdir(sub, 0700), 0);
+    free(write_file(sub, "brain-colin27.h5", ""));
+    dirs[0] = "configs";
+    dirs[1] = dir;
+    dirs[2] = NULL;
+    return dir;
 }
 
 static int cmp_double(const void *a, const void *b)
@@ -159,8 +179,12 @@ static int load_all_in(const char *dir, config_kind kind)
         rsy_status rc = RSY_EINVAL;
         if (kind == KIND_RECIPE) {
             rsy_recipe *r = NULL;
-            rc = rsy_recipe_load(&r, path, NULL);
+            const char *dirs[3];
+            char *standin = fitted_standin(dirs);
+            rc = rsy_recipe_load(&r, path, dirs);
             rsy_recipe_destroy(r);
+            tu_rmtree(standin);
+            free(standin);
         } else if (kind == KIND_PRIOR) {
             rsy_prior *p = NULL;
             rc = rsy_prior_load(&p, path);
@@ -198,8 +222,12 @@ static void test_gbm_recipe(void **state)
     (void)state;
     const char *path = "configs/recipes/brain-glioblastoma-mri.json";
     rsy_recipe *r = NULL;
+    const char *dirs[3];
+    char *standin = fitted_standin(dirs);
     tu_log_capture();
-    assert_int_equal(rsy_recipe_load(&r, path, NULL), RSY_OK);
+    assert_int_equal(rsy_recipe_load(&r, path, dirs), RSY_OK);
+    tu_rmtree(standin);
+    free(standin);
     assert_string_equal(r->path, path);
     assert_string_equal(r->name, "BrainGBM");
     assert_int_equal(r->dataset_id, 501);
@@ -227,8 +255,16 @@ static void test_gbm_recipe(void **state)
     assert_string_equal(r->lesions[0].prior.name, "glioblastoma");
     assert_string_equal(r->tissues.name, "mri-brain");
     assert_int_equal(r->label_set, RSY_LABELS_LESIONS);
-    /* The demo draws texture from the brain preset, found beside the recipe's directory. */
-    assert_int_equal(r->texture, RSY_TEXTURE_PRESET);
+    /* The demo draws brain texture from the Colin27 model, the other classes from the brain
+     * preset found beside the recipe's directory. */
+    assert_int_equal(r->texture, RSY_TEXTURE_FITTED);
+    assert_string_equal(r->texture_spec.fitted_name, "brain-colin27");
+    assert_non_null(strstr(r->texture_spec.fitted_path, "/textures/brain-colin27.h5"));
+    assert_int_equal(r->texture_spec.n_class_map, 7);
+    assert_string_equal(r->texture_spec.class_map[0].working, "csf");
+    assert_string_equal(r->texture_spec.class_map[0].model, "class_1");
+    assert_string_equal(r->texture_spec.class_map[5].working, "white_matter");
+    assert_string_equal(r->texture_spec.class_map[5].model, "class_3");
     assert_string_equal(r->texture_spec.preset.name, "brain-mri");
     assert_string_equal(r->texture_spec.preset.path, "configs/recipes/../textures/brain-mri.json");
     assert_int_equal(r->texture_spec.sampler, RSY_TEXTURE_METHOD_HEUN);
@@ -321,11 +357,47 @@ static void test_texture_keys(void **state)
     rsy_recipe_destroy(r);
     r = NULL;
 
+    /* A fitted model given as a path relative to the recipe (found without reading it), no
+     * fallback preset. */
+    {
+        const char *dirs[3];
+        char *standin = fitted_standin(dirs);
+        char text[2048];
+        snprintf(text, sizeof text,
+                 "%s, \"texture\": {\"model\": \"fitted\", \"fitted\": "
+                 "\"%s/textures/brain-colin27.h5\", \"classes\": {\"grey_matter\": "
+                 "\"class_2\", \"note\": \"n\"}, \"steps\": 8}}",
+                 MINIMAL_HEAD, standin);
+        assert_int_equal(load_text(text, &r), RSY_OK);
+        tu_rmtree(standin);
+        free(standin);
+        assert_int_equal(r->texture, RSY_TEXTURE_FITTED);
+        assert_string_equal(r->texture_spec.fitted_name, "brain-colin27");
+        assert_int_equal(r->texture_spec.n_class_map, 1);
+        assert_string_equal(r->texture_spec.class_map[0].working, "grey_matter");
+        assert_string_equal(r->texture_spec.class_map[0].model, "class_2");
+        assert_string_equal(r->texture_spec.preset.name, "");
+        assert_int_equal(r->texture_spec.steps, 8);
+        rsy_recipe_destroy(r);
+        r = NULL;
+    }
+
     /* One line per problem, naming the key. */
     static const struct {
         const char *texture;
         const char *expected;
     } bad[] = {
+        {"{\"model\": \"fitted\", \"fitted\": \"no-such-model\", \"classes\": {\"csf\": \"c\"}}",
+         "texture.fitted: no fitted texture model named \"no-such-model\""},
+        {"{\"model\": \"preset\", \"preset\": \"brain-mri\", \"classes\": {}}",
+         "texture.classes: only used with \"model\": \"fitted\""},
+        {"{\"model\": \"fitted\", \"fitted\": \"x.json\", \"classes\": {\"csf\": \"c\"}}",
+         "texture.fitted: expected a fitted texture model name of 1 to 63 characters from "
+         "[a-z0-9_-], or a relative path ending in \".h5\""},
+        {"{\"model\": \"fitted\", \"fitted\": \"brain-colin27\", \"classes\": {\"csf\": 1}}",
+         "texture.classes.csf: expected the name of a class of the fitted model"},
+        {"{\"model\": \"fitted\", \"fitted\": \"brain-colin27\", \"classes\": {}}",
+         "texture.classes: expected at least one class"},
         {"{\"model\": \"preset\"}", "texture.preset: required key missing"},
         {"{\"model\": \"uniform\", \"steps\": 10}",
          "texture.steps: only used with \"model\": \"preset\""},
@@ -568,6 +640,10 @@ static const bad_case bad_cases[] = {
      "tests/recipes_bad/../textures, configs/textures, configs, "},
     {"texture_bad_sampler.json", "texture_bad_sampler.json",
      "texture.sampler: expected one of \"euler\", \"heun\", \"stochastic\", got \"rk4\""},
+    {"texture_fitted_missing.json", "texture_fitted_missing.json",
+     "texture.fitted: required key missing (\"model\": \"fitted\" needs the model's name"},
+    {"texture_fitted_unknown_key.json", "texture_fitted_unknown_key.json",
+     "texture.class_map: unknown key (expected one of"},
 };
 
 static void test_bad_recipes(void **state)
@@ -823,9 +899,20 @@ static void test_memory_estimate(void **state)
     (void)state;
     rsy_recipe *r = NULL;
     tu_log_capture();
-    assert_int_equal(rsy_recipe_load(&r, "configs/recipes/brain-glioblastoma-mri.json", NULL),
+    const char *dirs[3];
+    char *standin = fitted_standin(dirs);
+    assert_int_equal(rsy_recipe_load(&r, "configs/recipes/brain-glioblastoma-mri.json", dirs),
                      RSY_OK);
-    /* The demo samples texture: 128^3 voxels x (29 + 4 x 4 channels + 16 for the texture
+    tu_rmtree(standin);
+    free(standin);
+    /* The demo's fitted model is not read by the loader: the bound takes the largest patch
+     * (9^3 = 729 values) and 16 components for the scratch and 1-voxel cells for the tiling
+     * term: 128^3 x (29 + 16 + 16 + 16) bytes + 2048 x 729 x 18 floats + 64 MiB. */
+    assert_int_equal(r->texture, RSY_TEXTURE_FITTED);
+    assert_true(rsy_recipe_memory_estimate(r, 1) ==
+                128ull * 128 * 128 * (29 + 16 + 32) + 2048ull * 729 * 18 * 4 + (64ull << 20));
+    r->texture = RSY_TEXTURE_PRESET;
+    /* With its preset the demo samples texture: 128^3 voxels x (29 + 4 x 4 channels + 16 for the texture
      * field and sampler state + 1 for the tiling cells of 5^3 voxels, 16 / 125 rounded up)
      * bytes + the denoiser's scratch of 2048 patches x 125 x (2 components + 2) floats +
      * 64 MiB (the documented formula). */

@@ -33,13 +33,32 @@
 /* ---------------------------------------------------------------------------------------- */
 /* Helpers                                                                                    */
 /* ---------------------------------------------------------------------------------------- */
+/* The demo recipe at dim^3 voxels of spacing_mm, its texture switched to its fallback preset
+ * (brain-mri), so the tests do not need `make texture-model`: the loader only checks that the
+ * fitted model exists, so an empty stand-in (DIR/textures/brain-colin27.h5 in a scratch search
+ * directory) is found when configs/textures/brain-colin27.h5 has not been built. */
 static rsy_recipe *load_demo(int64_t dim, double spacing_mm)
 {
     rsy_recipe *r = NULL;
-    rsy_status rc = rsy_recipe_load(&r, DEMO_RECIPE, NULL);
+    char *dir = tu_tmpdir("gen-standin");
+    assert_non_null(dir);
+    char path[1024];
+    snprintf(path, sizeof path, "%s/textures", dir);
+    assert_int_equal(mkdir(path, 0700), 0);
+    snprintf(path, sizeof path, "%s/textures/brain-colin27.h5", dir);
+    FILE *f = fopen(path, "wb");
+    assert_non_null(f);
+    fclose(f);
+    const char *dirs[] = {"configs", dir, NULL};
+    rsy_status rc = rsy_recipe_load(&r, DEMO_RECIPE, dirs);
+    tu_rmtree(dir);
+    free(dir);
     if (rc != RSY_OK)
         fprintf(stderr, "loading %s: %s: %s\n", DEMO_RECIPE, rsy_strerror(rc), tu_last_error());
     assert_int_equal(rc, RSY_OK);
+    assert_int_equal(r->texture, RSY_TEXTURE_FITTED);
+    assert_string_equal(r->texture_spec.preset.name, "brain-mri");
+    r->texture = RSY_TEXTURE_PRESET;
     for (int a = 0; a < 3; a++) {
         r->phantom.dims[a] = dim;
         r->phantom.spacing_mm[a] = spacing_mm;
@@ -660,6 +679,150 @@ static void test_texture_case(void **state)
 
 /* config/ validates presets without the generator's header: its limits must be the texture
  * code's. */
+/* A tiny model fitted in the test: 24^3 voxels of 1 mm, label 1 in the lower half along k and
+ * label 2 in the upper half, intensities 100 + 10 x N(0, 1) and 200 + 5 x N(0, 1) (white noise,
+ * seed 11); p = 3, K = 2, at most 3000 patches per class. Written to DIR/tiny.h5. */
+static void write_tiny_model(const char *dir, char path[1024])
+{
+    const int64_t dims[3] = {24, 24, 24};
+    const double sp[3] = {1.0, 1.0, 1.0};
+    rsy_geometry g;
+    rsy_volume *img = NULL, *lab = NULL;
+    rsy_rng *rng = NULL;
+    assert_int_equal(rsy_geometry_init(&g, dims, sp), RSY_OK);
+    assert_int_equal(rsy_volume_create(&img, &g, RSY_DTYPE_FLOAT32), RSY_OK);
+    assert_int_equal(rsy_volume_create(&lab, &g, RSY_DTYPE_UINT8), RSY_OK);
+    assert_int_equal(rsy_rng_create(&rng, 11), RSY_OK);
+    float *x = img->data;
+    uint8_t *l = lab->data;
+    for (size_t v = 0; v < rsy_geometry_nvox(&g); v++) {
+        int upper = v >= rsy_geometry_nvox(&g) / 2;
+        l[v] = (uint8_t)(upper ? 2 : 1);
+        x[v] = (float)(upper ? 200.0 + 5.0 * rsy_rng_gaussian(rng, 1.0) : 100.0 + 10.0 * rsy_rng_gaussian(rng, 1.0));
+    }
+    rsy_texture_fit_params p = rsy_texture_fit_params_default();
+    p.patch_size = 3;
+    p.n_components = 2;
+    p.max_patches = 3000;
+    p.seed = 5;
+    rsy_texture_fitted *m = NULL;
+    assert_int_equal(rsy_texture_fit(&m, img, lab, 0, &p), RSY_OK);
+    snprintf(path, 1024, "%s/tiny.h5", dir);
+    assert_int_equal(rsy_texture_fitted_write(m, path), RSY_OK);
+    rsy_texture_fitted_destroy(m);
+    rsy_rng_destroy(rng);
+    rsy_volume_destroy(lab);
+    rsy_volume_destroy(img);
+}
+
+static int exists(const char *dir, const char *name);
+
+/* A fitted model drives a case; a mapping naming a class the model lacks (or a class the
+ * recipe lacks) is RSY_ECONFIG from rsy_generator_run before the output directory exists. */
+static void test_fitted_texture(void **state)
+{
+    (void)state;
+    tu_log_capture();
+    char *dir = tu_tmpdir("gen-fitted");
+    assert_non_null(dir);
+    char model_path[1024];
+    write_tiny_model(dir, model_path);
+
+    /* 32^3 at 7 mm (224 mm: the whole head). Grey and white matter from the model's classes
+     * "1" and "2", every other class from the demo's fallback preset. */
+    rsy_recipe *r = load_demo(32, 7.0);
+    r->cases = 1;
+    rsy_texture_spec *ts = &r->texture_spec;
+    r->texture = RSY_TEXTURE_FITTED;
+    snprintf(ts->fitted_path, sizeof ts->fitted_path, "%s", model_path);
+    snprintf(ts->fitted_name, sizeof ts->fitted_name, "tiny");
+    ts->n_class_map = 2;
+    snprintf(ts->class_map[0].working, RSY_NAME_MAX, "grey_matter");
+    snprintf(ts->class_map[0].model, RSY_NAME_MAX, "1");
+    snprintf(ts->class_map[1].working, RSY_NAME_MAX, "white_matter");
+    snprintf(ts->class_map[1].model, RSY_NAME_MAX, "2");
+
+    rsy__gen_class *tab = NULL;
+    int n_classes = 0;
+    assert_int_equal(rsy__gen_class_table(r, &tab, &n_classes), RSY_OK);
+    rsy__gen_texture *tex = NULL;
+    rsy_status rc = rsy__gen_texture_create(r, tab, n_classes, &tex);
+    if (rc != RSY_OK)
+        fprintf(stderr, "fitted texture: %s: %s\n", rsy_strerror(rc), tu_last_error());
+    assert_int_equal(rc, RSY_OK);
+    /* The working prior takes the model's patch size and, for the mapped classes, its K = 2
+     * components; the preset's classes keep theirs (air: 1 component, untextured). */
+    assert_int_equal(rsy_texture_prior_patch_size(tex->prior), 3);
+    assert_int_equal(rsy_texture_prior_n_components(tex->prior, RSY_HEAD_WHITE_MATTER), 2);
+    assert_int_equal(rsy_texture_prior_n_components(tex->prior, RSY_HEAD_GREY_MATTER), 2);
+    assert_int_equal(tex->textured[RSY_HEAD_WHITE_MATTER], 1);
+    assert_int_equal(tex->textured[RSY_HEAD_BACKGROUND], 0);
+    /* The fit normalises each class to unit variance: the centre voxel's mixture variance is
+     * 1 up to the covariance floor (1e-3) and EM's convergence; accepted within 5%. */
+    assert_true(fabs(tex->variance[RSY_HEAD_WHITE_MATTER] - 1.0) < 0.05);
+    /* The manifest note names the model and its file's SHA-256, and the fallback preset. */
+    char sha[65];
+    assert_int_equal(rsy_sha256_file(model_path, sha), RSY_OK);
+    assert_non_null(strstr(tex->note, "fitted \"tiny\""));
+    assert_non_null(strstr(tex->note, sha));
+    assert_non_null(strstr(tex->note, "preset \"brain-mri\""));
+    rsy__gen_texture_destroy(tex);
+
+    /* A case: the grey and white matter carry texture (T2w varies within them beyond the
+     * uniform model's noise, same streams otherwise), and the case is reproducible. */
+    rsy_case *c = NULL, *c2 = NULL, *cu = NULL;
+    assert_int_equal(rsy_case_generate(r, 0, &c), RSY_OK);
+    assert_int_equal(rsy_case_generate(r, 0, &c2), RSY_OK);
+    const rsy_volume *classes = rsy_case_classes(c);
+    size_t nvox = rsy_geometry_nvox(&classes->geom);
+    int t2 = seq_index(r, "T2w");
+    assert_memory_equal(rsy_case_channel(c, t2)->data, rsy_case_channel(c2, t2)->data,
+                        nvox * sizeof(float));
+    r->texture = RSY_TEXTURE_UNIFORM;
+    assert_int_equal(rsy_case_generate(r, 0, &cu), RSY_OK);
+    r->texture = RSY_TEXTURE_FITTED;
+    double m, sd, mu, sdu;
+    size_t n_wm;
+    class_moments(rsy_case_channel(c, t2)->data, classes->data, nvox, RSY_HEAD_WHITE_MATTER, &m,
+                  &sd, &n_wm);
+    class_moments(rsy_case_channel(cu, t2)->data, classes->data, nvox, RSY_HEAD_WHITE_MATTER,
+                  &mu, &sdu, &n_wm);
+    /* As in test_texture_case: white matter's excess T2w variance over the uniform model is
+     * the texture's share, about 2.41 x 0.03 = 7.2% of the signal; accepted in [5%, 10%]. */
+    double excess = sqrt(fmax(sd * sd - sdu * sdu, 0.0)) / mu;
+    if (!(excess > 0.05 && excess < 0.10))
+        fprintf(stderr, "T2w WM sd %g fitted, %g uniform, mean %g: excess %g\n", sd, sdu, mu,
+                excess);
+    assert_true(excess > 0.05 && excess < 0.10);
+    rsy_case_destroy(cu);
+    rsy_case_destroy(c2);
+    rsy_case_destroy(c);
+
+    /* A model class the file lacks, then a working class the recipe lacks: refused before the
+     * output directory exists, one line naming the key. */
+    char out[1200];
+    snprintf(out, sizeof out, "%s/out", dir);
+    snprintf(ts->class_map[1].model, RSY_NAME_MAX, "3");
+    tu_log_capture();
+    assert_int_equal(rsy_generator_run(r, out, NULL), RSY_ECONFIG);
+    assert_int_equal(tu_errors(), 1);
+    assert_non_null(strstr(tu_last_error(), "texture.classes.white_matter"));
+    assert_non_null(strstr(tu_last_error(), "has no class \"3\" (its classes: 1, 2)"));
+    assert_int_equal(exists(dir, "out"), 0);
+    snprintf(ts->class_map[1].model, RSY_NAME_MAX, "2");
+    snprintf(ts->class_map[1].working, RSY_NAME_MAX, "white_mater");
+    tu_log_capture();
+    assert_int_equal(rsy_generator_run(r, out, NULL), RSY_ECONFIG);
+    assert_int_equal(tu_errors(), 1);
+    assert_non_null(strstr(tu_last_error(), "texture.classes.white_mater: no class"));
+    assert_int_equal(exists(dir, "out"), 0);
+
+    free(tab);
+    rsy_recipe_destroy(r);
+    tu_rmtree(dir);
+    free(dir);
+}
+
 static void test_texture_limits_agree(void **state)
 {
     (void)state;
@@ -908,6 +1071,7 @@ int main(void)
         cmocka_unit_test(test_case_errors),
         cmocka_unit_test(test_run_deterministic_across_threads),
         cmocka_unit_test(test_run_cancel_and_limit),
+        cmocka_unit_test(test_fitted_texture),
     };
     tu_log_capture();
     return cmocka_run_group_tests_name("generator", tests, NULL, NULL);
