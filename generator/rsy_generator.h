@@ -526,7 +526,8 @@ RSY_API RSY_NODISCARD rsy_status rsy_ct_simulate_slice(const rsy_ct_fbp *r, cons
  * FBP of white projection noise (NPS ∝ |f|·window(f)², band-limited at the detector Nyquist
  * frequency) and whose local SD is the projection model's prediction for the slice's
  * water-equivalent cylinder (AAPM TG-220 diameter, centred on the attenuation centroid) at
- * the same dose (calibration: docs/ct.md). About 20 times faster than the projection model.
+ * the same dose (calibration: docs/ct.md). About 70 times faster than the projection model
+ * at 512².
  * @p hu_out may equal @p hu.
  * @return RSY_OK, RSY_EINVAL (NULL argument, dose_fraction not finite and > 0),
  *         RSY_ENOMEM. @since 0.3
