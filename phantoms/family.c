@@ -7,8 +7,8 @@
 
 #include "phantoms_internal.h"
 
-static const rsy__phantom_family *const families[] = {&rsy__phantom_family_head,
-                                                      &rsy__phantom_family_abdomen};
+static const rsy__phantom_family *const families[] = {
+    &rsy__phantom_family_head, &rsy__phantom_family_thorax, &rsy__phantom_family_abdomen};
 
 const rsy__phantom_family *rsy__phantom_family_find(const char *name)
 {

@@ -1,0 +1,56 @@
+/*
+ * thorax_internal.h: the "thorax" phantom family's class ids and reference frame, shared by
+ * phantoms/thorax.c and tests/test_thorax.c. Never installed.
+ *
+ * Reference frame: millimetres, RAS+ axes, origin at the carina, for a reference adult chest.
+ * A subject maps a world point w to the frame as p = (w + u(w)) / scale + RSY__THORAX_SHIFT,
+ * with u the subject's smooth random displacement and scale = size_scale * axis_scale (per
+ * axis); the shift puts the carina 30 mm above the centre of the field of view and the body
+ * centred antero-posteriorly.
+ */
+#ifndef RSY_THORAX_INTERNAL_H
+#define RSY_THORAX_INTERNAL_H
+
+#include "rsy_phantoms.h"
+
+/** Tissue classes of the thorax family (value = class id in the class map). */
+typedef enum {
+    RSY__THORAX_BACKGROUND = 0,
+    RSY__THORAX_SKIN = 1,
+    RSY__THORAX_FAT = 2,              /* subcutaneous, mediastinal and extrapleural fat */
+    RSY__THORAX_MUSCLE = 3,           /* chest wall, paraspinal, diaphragm */
+    RSY__THORAX_LUNG = 4,             /* parenchyma */
+    RSY__THORAX_AIRWAY = 5,           /* air in the trachea and bronchi */
+    RSY__THORAX_AIRWAY_WALL = 6,      /* tracheal and bronchial wall */
+    RSY__THORAX_PULMONARY_VESSEL = 7, /* intrapulmonary arteries and veins */
+    RSY__THORAX_MYOCARDIUM = 8,
+    RSY__THORAX_BLOOD = 9, /* cardiac chambers, aorta, pulmonary trunk, central veins */
+    RSY__THORAX_CORTICAL_BONE = 10,
+    RSY__THORAX_CANCELLOUS_BONE = 11,
+    RSY__THORAX_SPINAL_CANAL = 12, /* cord and CSF */
+    RSY__THORAX_CARTILAGE = 13,    /* costal cartilage, intervertebral discs */
+    RSY__THORAX_OESOPHAGUS = 14,
+    RSY__THORAX_LIVER = 15, /* upper abdomen below the diaphragm */
+    RSY__THORAX_SPLEEN = 16,
+    RSY__THORAX_STOMACH = 17,
+    RSY__THORAX_N_CLASSES = 18
+} rsy__thorax_class;
+
+/* Reference-frame position of the world origin (see the file comment). */
+#define RSY__THORAX_SHIFT_X_MM 0.0
+#define RSY__THORAX_SHIFT_Y_MM (-17.0)
+#define RSY__THORAX_SHIFT_Z_MM (-30.0)
+/* Roots of the pulmonary artery trees at the right and left hilum (reference frame). */
+#define RSY__THORAX_HILUM_R_X_MM 40.0
+#define RSY__THORAX_HILUM_R_Y_MM 4.0
+#define RSY__THORAX_HILUM_R_Z_MM (-18.0)
+#define RSY__THORAX_HILUM_L_X_MM (-40.0)
+#define RSY__THORAX_HILUM_L_Y_MM 0.0
+#define RSY__THORAX_HILUM_L_Z_MM (-8.0)
+
+/** Reference-frame point of world point @p xyz_mm for @p subject, ignoring the deformation. */
+void rsy__thorax_world_to_ref(const rsy_subject *subject, const double xyz_mm[3], double p[3]);
+/** World point of reference-frame point @p p for @p subject, ignoring the deformation. */
+void rsy__thorax_ref_to_world(const rsy_subject *subject, const double p[3], double xyz_mm[3]);
+
+#endif /* RSY_THORAX_INTERNAL_H */
