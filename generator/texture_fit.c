@@ -3,9 +3,13 @@
  * docs/texture-model.md, DESIGN.md section 6).
  *
  * Classes come from a label map or from a 1-D Gaussian mixture of the intensities inside the
- * brain mask (the non-zero voxels). Per class the image is normalised by the class's
- * intensity mean and SD, p³ patches centred on the class's voxels are extracted (a random
- * subset when there are more than max_patches), and a full-covariance Gaussian mixture is
+ * brain mask (the non-zero voxels). The intensity mean and SD of every class are estimated
+ * first; the image is then normalised voxel by voxel with the voxel's own class,
+ * u(v) = (I(v) − mean[class(v)]) / sd[class(v)] (DESIGN.md section 6: the pipeline applies u
+ * the same way), so a class boundary inside a patch is not texture. Per class the p³ patches
+ * centred on the class's voxels that lie inside the labelled region (no voxel of label 0 or
+ * outside the volume) are extracted (a random subset when there are more than max_patches,
+ * or than the memory bound), and a full-covariance Gaussian mixture is
  * fitted by EM (Dempster, Laird & Rubin 1977; Bishop 2006, "Pattern Recognition and Machine
  * Learning", section 9.2.2) from a k-means++ seeding (Arthur & Vassilvitskii 2007) refined by
  * Lloyd iterations:
@@ -13,8 +17,10 @@
  *             Σ_k = L_k L_kᵀ (Cholesky), lse_n = log Σ_k exp(·) (log-sum-exp);
  *     M-step  N_k = Σ_n r_nk, π_k = N_k / n, μ_k = Σ_n r_nk x_n / N_k,
  *             Σ_k = Σ_n r_nk (x_n − μ_k)(x_n − μ_k)ᵀ / N_k + floor·I;
- *     stop    when the mean log-likelihood (1/n) Σ_n lse_n improves by less than the tolerance,
- *             or at the iteration cap.
+ *             a component with N_k < max(50, 2d) is dropped and the weights renormalised;
+ *     stop    when the mean log-likelihood (1/n) Σ_n lse_n improves by less than the tolerance
+ *             (or falls: the floor makes the M-step inexact), or at the iteration cap, and
+ *             return the best parameters evaluated.
  * The whitening is a triangular solve (cblas_dtrsm) per block of rows and the covariance a
  * rank-k update (cblas_dsyrk) per block of rows. The E-step runs on the pool over fixed blocks
  * of rows, the M-step over components; every sum is accumulated in a fixed order and
@@ -37,11 +43,25 @@
 #define FIT_BLOCK_ROWS 1024
 /* Lloyd iterations refining the k-means++ seeds before EM. */
 #define FIT_LLOYD_MAX 20
-/* A component whose responsibilities sum to less than this many samples has collapsed. */
-#define FIT_MIN_COUNT 1e-6
+/* Minimum effective count N_k = Σ_n r_nk of a component: max(FIT_MIN_COUNT_FLOOR, 2·d). Below
+ * it the component's mean and covariance rest on too few patches (with d = 125, a covariance
+ * of 7875 free entries from fewer than 250 patches is the floor plus a few rank-one terms, and
+ * a component collapsed on one patch stores that patch): such components are dropped and the
+ * weights renormalised. */
+#define FIT_MIN_COUNT_FLOOR 50.0
+/* A mean log-likelihood decrease larger than this (relative to max(1, |ll|)) between EM
+ * iterations is reported: with a zero covariance floor EM cannot decrease it beyond rounding;
+ * the floor makes the M-step inexact and it can. */
+#define FIT_LL_DECREASE_TOL 1e-9
+/* Memory bound of one class's patch matrix (n·d doubles): 512 MiB, 2^26 doubles, i.e. at most
+ * 536870 patches at p = 5 and 92056 at p = 9. max_patches = 0 means every patch up to this
+ * bound; an explicit max_patches above it is refused. */
+#define FIT_MAX_PATCH_DOUBLES ((size_t)1 << 26)
 /* Variance floor of the 1-D intensity mixture, relative to the variance inside the mask, so
  * a component cannot collapse onto one value of an integer-valued image. */
 #define FIT_INTENSITY_VAR_FLOOR_REL 1e-4
+/* An intensity component with less than one voxel of responsibility has collapsed. */
+#define FIT_INTENSITY_MIN_COUNT 1.0
 
 static const double LOG_2PI = 1.8378770664093454836;
 
@@ -377,7 +397,7 @@ rsy_status rsy__texture_intensity_classes(const rsy_volume *image, int k, int ma
             double nk = 0.0, s1 = 0.0, s2 = 0.0;
             for (size_t i = 0; i < m; i++)
                 nk += ucnt[i] * resp[i * (size_t)k + j];
-            if (nk < FIT_MIN_COUNT) {
+            if (nk < FIT_INTENSITY_MIN_COUNT) {
                 rsy_log_error("intensity component %d lost all its voxels; use fewer classes", j);
                 rc = RSY_ENUMERIC;
                 goto done;
@@ -542,7 +562,9 @@ typedef struct em_ctx {
     size_t n;
     int d, k;
     double cov_floor;
-    double *weights, *means, *covs; /* current parameters */
+    double *weights, *means, *covs; /* current parameters, the first k components */
+    double *nk;                     /* k effective counts Σ_i r_ij */
+    double nk_sum;                  /* Σ_j nk[j] over the kept components */
     double *chol;                   /* k × d × d lower Cholesky factors */
     double *log_norm;               /* k: log π_k − ½ (d log 2π + log|Σ_k|) */
     double *resp;                   /* n × k */
@@ -591,13 +613,7 @@ static rsy_status m_step_task(void *vctx, size_t j, int worker)
 {
     em_ctx *c = vctx;
     const size_t d = (size_t)c->d, k = (size_t)c->k, n = c->n;
-    double nk = 0.0;
-    for (size_t i = 0; i < n; i++)
-        nk += c->resp[i * k + j];
-    if (!(nk >= FIT_MIN_COUNT)) {
-        rsy_log_error("mixture component %zu lost all its samples; use fewer components", j);
-        return RSY_ENUMERIC;
-    }
+    const double nk = c->nk[j];
     double *mu = c->means + j * d, *cov = c->covs + j * d * d;
     /* μ = Xᵀ r_j / N_j. */
     cblas_dgemv(CblasRowMajor, CblasTrans, (int)n, (int)d, 1.0 / nk, c->x, (int)d, c->resp + j,
@@ -623,7 +639,85 @@ static rsy_status m_step_task(void *vctx, size_t j, int worker)
         }
         cov[a * d + a] += c->cov_floor;
     }
-    c->weights[j] = nk / (double)n;
+    c->weights[j] = nk / c->nk_sum;
+    return RSY_OK;
+}
+
+/* Effective counts N_j = Σ_i r_ij of the current responsibilities (fixed-order serial sums). */
+static void effective_counts(em_ctx *c)
+{
+    const size_t k = (size_t)c->k, n = c->n;
+    for (size_t j = 0; j < k; j++)
+        c->nk[j] = 0.0;
+    for (size_t i = 0; i < n; i++)
+        for (size_t j = 0; j < k; j++)
+            c->nk[j] += c->resp[i * k + j];
+}
+
+/* Drop, one at a time and smallest first, the components whose effective count is below
+ * @p min_count. A dropped component's parameters are removed (survivors move to the front of
+ * the arrays; resp rows are repacked with the new stride, moves only to lower addresses, so in
+ * place is safe) and each row's responsibilities are renormalised over the survivors; a row
+ * that had none on them goes wholly to the survivor of nearest mean. Rows keep summing to 1,
+ * so one component always keeps all n >= min_count samples. Sets *dropped. */
+static rsy_status count_and_drop(em_ctx *c, double min_count, int *dropped)
+{
+    const size_t d = (size_t)c->d, n = c->n;
+    *dropped = 0;
+    for (;;) {
+        const size_t k = (size_t)c->k;
+        effective_counts(c);
+        size_t s = 0;
+        for (size_t j = 1; j < k; j++)
+            if (c->nk[j] < c->nk[s])
+                s = j;
+        if (c->nk[s] >= min_count)
+            break;
+        if (k == 1) {
+            rsy_log_error("no mixture component keeps %.0f effective samples (%zu samples, "
+                          "d = %zu)",
+                          min_count, n, d);
+            return RSY_ENUMERIC;
+        }
+        rsy_log_warning("mixture component %zu of %zu holds %.1f effective samples, fewer than "
+                        "%.0f: dropped",
+                        s, k, c->nk[s], min_count);
+        for (size_t j = s; j + 1 < k; j++) {
+            c->weights[j] = c->weights[j + 1];
+            memmove(c->means + j * d, c->means + (j + 1) * d, d * sizeof *c->means);
+            memmove(c->covs + j * d * d, c->covs + (j + 1) * d * d, d * d * sizeof *c->covs);
+        }
+        const size_t k2 = k - 1;
+        for (size_t i = 0; i < n; i++) {
+            const double *src = c->resp + i * k;
+            double *dst = c->resp + i * k2, sum = 0.0;
+            for (size_t t = 0; t < k2; t++) {
+                dst[t] = src[t < s ? t : t + 1];
+                sum += dst[t];
+            }
+            if (sum > 0.0) {
+                for (size_t t = 0; t < k2; t++)
+                    dst[t] /= sum;
+            } else {
+                size_t best = 0;
+                double bd = INFINITY;
+                for (size_t t = 0; t < k2; t++) {
+                    double dist = sqdist(c->x + i * d, c->means + t * d, (int)d);
+                    if (dist < bd) {
+                        bd = dist;
+                        best = t;
+                    }
+                    dst[t] = 0.0;
+                }
+                dst[best] = 1.0;
+            }
+        }
+        c->k = (int)k2;
+        (*dropped)++;
+    }
+    c->nk_sum = 0.0;
+    for (size_t j = 0; j < (size_t)c->k; j++)
+        c->nk_sum += c->nk[j];
     return RSY_OK;
 }
 
@@ -676,13 +770,15 @@ static rsy_status prepare_components(em_ctx *c)
 
 rsy_status rsy__texture_em(const double *x, size_t n, int d, int k,
                            const rsy_texture_fit_params *p, rsy_rng *rng, double *weights,
-                           double *means, double *covs, rsy__texture_em_result *res)
+                           double *means, double *covs, double *ll_history,
+                           rsy__texture_em_result *res)
 {
     rsy_status rc = RSY_OK;
     em_ctx c;
     rsy_pool *pool = NULL;
     size_t *seeds = NULL;
     int *assign = NULL;
+    double *best_w = NULL, *best_m = NULL, *best_c = NULL;
     memset(&c, 0, sizeof c);
     if (!x || !p || !rng || !weights || !means || !covs || !res || d < 1 || k < 1 ||
         k > RSY_TEXTURE_MAX_COMPONENTS || (size_t)d > INT32_MAX / FIT_BLOCK_ROWS ||
@@ -695,6 +791,13 @@ rsy_status rsy__texture_em(const double *x, size_t n, int d, int k,
         rsy_log_error("%zu samples for %d components", n, k);
         return RSY_EINVAL;
     }
+    const double min_count = fmax(FIT_MIN_COUNT_FLOOR, 2.0 * (double)d);
+    if ((double)n < min_count) {
+        rsy_log_error("%zu samples of dimension %d: fewer than the %.0f a mixture component "
+                      "needs",
+                      n, d, min_count);
+        return RSY_ENUMERIC;
+    }
     pthread_once(&blas_once, blas_single_thread);
     const size_t ud = (size_t)d, uk = (size_t)k;
     c.x = x;
@@ -705,6 +808,7 @@ rsy_status rsy__texture_em(const double *x, size_t n, int d, int k,
     c.weights = weights;
     c.means = means;
     c.covs = covs;
+    c.nk = malloc(uk * sizeof *c.nk);
     c.chol = malloc(uk * ud * ud * sizeof *c.chol);
     c.log_norm = malloc(uk * sizeof *c.log_norm);
     c.resp = calloc(n * uk, sizeof *c.resp);
@@ -712,7 +816,11 @@ rsy_status rsy__texture_em(const double *x, size_t n, int d, int k,
     c.scratch = malloc((size_t)p->n_threads * FIT_BLOCK_ROWS * ud * sizeof *c.scratch);
     seeds = malloc(uk * sizeof *seeds);
     assign = malloc(n * sizeof *assign);
-    if (!c.chol || !c.log_norm || !c.resp || !c.ll_row || !c.scratch || !seeds || !assign) {
+    best_w = malloc(uk * sizeof *best_w);
+    best_m = malloc(uk * ud * sizeof *best_m);
+    best_c = malloc(uk * ud * ud * sizeof *best_c);
+    if (!c.nk || !c.chol || !c.log_norm || !c.resp || !c.ll_row || !c.scratch || !seeds ||
+        !assign || !best_w || !best_m || !best_c) {
         rc = RSY_ENOMEM;
         goto done;
     }
@@ -720,7 +828,8 @@ rsy_status rsy__texture_em(const double *x, size_t n, int d, int k,
     if (rc != RSY_OK)
         goto done;
 
-    /* Start: k-means++ seeds, Lloyd, then one M-step from the hard assignment. */
+    /* Start: k-means++ seeds, Lloyd, then one M-step from the hard assignment (clusters below
+     * the minimum count dropped). */
     rc = rsy__texture_kmeanspp(x, n, d, k, rng, seeds);
     if (rc != RSY_OK)
         goto done;
@@ -731,15 +840,22 @@ rsy_status rsy__texture_em(const double *x, size_t n, int d, int k,
         goto done;
     for (size_t i = 0; i < n; i++)
         c.resp[i * uk + (size_t)assign[i]] = 1.0;
-    rc = rsy_pool_run(pool, uk, m_step_task, &c);
+    int dropped = 0;
+    rc = count_and_drop(&c, min_count, &dropped);
+    if (rc != RSY_OK)
+        goto done;
+    rc = rsy_pool_run(pool, (size_t)c.k, m_step_task, &c);
     if (rc != RSY_OK)
         goto done;
 
-    const size_t n_blocks = (n + FIT_BLOCK_ROWS - 1) / FIT_BLOCK_ROWS;
-    double prev = -INFINITY, ll = -INFINITY;
-    int it = 0;
+    /* Iterate; keep the best parameters evaluated (the floor makes the M-step inexact, so the
+     * likelihood can fall), and stop when it gains less than the tolerance (a fall included)
+     * or at the cap. A drop changes the model: the best-so-far and the stop rule restart. */
+    double prev = -INFINITY, ll = -INFINITY, best_ll = -INFINITY;
+    int it = 0, best_k = 0;
     while (it < p->max_iterations) {
         it++;
+        const size_t n_blocks = (n + FIT_BLOCK_ROWS - 1) / FIT_BLOCK_ROWS;
         rc = prepare_components(&c);
         if (rc != RSY_OK)
             goto done;
@@ -755,18 +871,48 @@ rsy_status rsy__texture_em(const double *x, size_t n, int d, int k,
             rc = RSY_ENUMERIC;
             goto done;
         }
-        /* Stop at the parameters just evaluated, so the reported likelihood is theirs. */
-        if ((it > 1 && ll - prev < p->tolerance) || it == p->max_iterations)
+        if (ll_history)
+            ll_history[it - 1] = ll;
+        if (ll > best_ll) {
+            const size_t kb = (size_t)c.k;
+            best_ll = ll;
+            best_k = c.k;
+            memcpy(best_w, weights, kb * sizeof *best_w);
+            memcpy(best_m, means, kb * ud * sizeof *best_m);
+            memcpy(best_c, covs, kb * ud * ud * sizeof *best_c);
+        }
+        if (ll < prev - FIT_LL_DECREASE_TOL * fmax(1.0, fabs(prev)))
+            rsy_log_warning("EM iteration %d: mean log-likelihood fell from %.10g to %.10g "
+                            "(covariance floor %g); keeping the best parameters",
+                            it, prev, ll, p->cov_floor);
+        if (ll - prev < p->tolerance || it == p->max_iterations)
             break;
         prev = ll;
-        rc = rsy_pool_run(pool, uk, m_step_task, &c);
+        rc = count_and_drop(&c, min_count, &dropped);
+        if (rc != RSY_OK)
+            goto done;
+        if (dropped > 0) {
+            prev = -INFINITY;
+            best_ll = -INFINITY;
+        }
+        rc = rsy_pool_run(pool, (size_t)c.k, m_step_task, &c);
         if (rc != RSY_OK)
             goto done;
     }
+    if (best_ll > ll) {
+        const size_t kb = (size_t)best_k;
+        memcpy(weights, best_w, kb * sizeof *weights);
+        memcpy(means, best_m, kb * ud * sizeof *means);
+        memcpy(covs, best_c, kb * ud * ud * sizeof *covs);
+    }
     res->n_iterations = it;
-    res->log_likelihood = ll;
+    res->n_components = best_k;
+    res->log_likelihood = best_ll;
 done:
     rsy_pool_destroy(pool);
+    free(best_c);
+    free(best_m);
+    free(best_w);
     free(assign);
     free(seeds);
     free(c.scratch);
@@ -774,6 +920,7 @@ done:
     free(c.resp);
     free(c.log_norm);
     free(c.chol);
+    free(c.nk);
     return rc;
 }
 
@@ -834,36 +981,61 @@ static rsy_status classes_from_labels(const rsy_volume *labels, uint16_t *class_
     return RSY_OK;
 }
 
-/* Patch centres of class @p cls (voxels whose patch lies inside the volume), subsampled to at
- * most @p max (0 = all) by a partial Fisher–Yates shuffle and sorted by voxel index. */
-static rsy_status patch_centres(const rsy_geometry *g, const uint16_t *class_of, uint16_t cls,
-                                int p, uint64_t max, rsy_rng *rng, size_t **out, size_t *n_out)
+/* Erode the 0/1 mask @p m (dims @p n) by the box of half-width @p h: afterwards m[v] = 1 iff
+ * every voxel within h of v along each axis (the whole p³ patch centred on v) was 1 and lies
+ * inside the volume. Separable: one running count of ones per axis line, @p line scratch of
+ * max(n) bytes. */
+static void erode_box(uint8_t *m, const int64_t n[3], int64_t h, uint8_t *line)
 {
-    const int64_t nx = g->dims[0], ny = g->dims[1], nz = g->dims[2], h = p / 2;
+    const int64_t stride[3] = {1, n[0], n[0] * n[1]};
+    for (int ax = 0; ax < 3; ax++) {
+        const int64_t len = n[ax], s = stride[ax];
+        const int64_t o1 = n[(ax + 1) % 3], o2 = n[(ax + 2) % 3];
+        const int64_t s1 = stride[(ax + 1) % 3], s2 = stride[(ax + 2) % 3];
+        for (int64_t b = 0; b < o2; b++)
+            for (int64_t a = 0; a < o1; a++) {
+                uint8_t *base = m + a * s1 + b * s2;
+                for (int64_t t = 0; t < len; t++)
+                    line[t] = base[t * s];
+                /* ones = count of ones in line[t − h .. t + h]. */
+                int64_t ones = 0;
+                for (int64_t t = 0; t < h && t < len; t++)
+                    ones += line[t];
+                for (int64_t t = 0; t < len; t++) {
+                    if (t + h < len)
+                        ones += line[t + h];
+                    if (t - h - 1 >= 0)
+                        ones -= line[t - h - 1];
+                    base[t * s] = (uint8_t)(t >= h && t + h < len && ones == 2 * h + 1);
+                }
+            }
+    }
+}
+
+/* Patch centres of class @p cls among the voxels whose whole patch is in the class (@p inside),
+ * subsampled to at most @p max by a partial Fisher–Yates shuffle and sorted by voxel index. */
+static rsy_status patch_centres(size_t nvox, const uint16_t *class_of, const uint8_t *inside,
+                                uint16_t cls, size_t max, rsy_rng *rng, size_t **out,
+                                size_t *n_out)
+{
     size_t n = 0;
-    for (int64_t k = h; k < nz - h; k++)
-        for (int64_t j = h; j < ny - h; j++)
-            for (int64_t i = h; i < nx - h; i++)
-                n += class_of[(size_t)(i + nx * (j + ny * k))] == cls;
+    for (size_t v = 0; v < nvox; v++)
+        n += inside[v] && class_of[v] == cls;
     size_t *idx = malloc((n ? n : 1) * sizeof *idx);
     if (!idx)
         return RSY_ENOMEM;
     size_t t = 0;
-    for (int64_t k = h; k < nz - h; k++)
-        for (int64_t j = h; j < ny - h; j++)
-            for (int64_t i = h; i < nx - h; i++) {
-                size_t v = (size_t)(i + nx * (j + ny * k));
-                if (class_of[v] == cls)
-                    idx[t++] = v;
-            }
-    if (max > 0 && n > max) {
-        for (size_t a = 0; a < (size_t)max; a++) {
+    for (size_t v = 0; v < nvox; v++)
+        if (inside[v] && class_of[v] == cls)
+            idx[t++] = v;
+    if (n > max) {
+        for (size_t a = 0; a < max; a++) {
             size_t b = a + (size_t)rsy_rng_uniform_int(rng, n - a);
             size_t tmp = idx[a];
             idx[a] = idx[b];
             idx[b] = tmp;
         }
-        n = (size_t)max;
+        n = max;
         qsort(idx, n, sizeof *idx, cmp_size);
     }
     *out = idx;
@@ -871,9 +1043,55 @@ static rsy_status patch_centres(const rsy_geometry *g, const uint16_t *class_of,
     return RSY_OK;
 }
 
-/* Fit class @p c of @p m (class_of value c + 1). */
+/* Intensity mean and population SD of every class (two passes), into @p mean and @p sd indexed
+ * by class_of value (entry 0, the unlabelled voxels, unused). */
+static rsy_status class_statistics(rsy_texture_fitted *m, const rsy_volume *image,
+                                   const uint16_t *class_of, double *mean, double *sd)
+{
+    const size_t nvox = rsy_geometry_nvox(&image->geom), nc = (size_t)m->n_classes + 1;
+    size_t *count = calloc(nc, sizeof *count);
+    if (!count)
+        return RSY_ENOMEM;
+    for (size_t c = 0; c < nc; c++)
+        mean[c] = sd[c] = 0.0;
+    for (size_t i = 0; i < nvox; i++) {
+        if (class_of[i] != 0) {
+            mean[class_of[i]] += voxel_value(image, i);
+            count[class_of[i]]++;
+        }
+    }
+    for (size_t c = 1; c < nc; c++)
+        mean[c] = count[c] ? mean[c] / (double)count[c] : 0.0;
+    for (size_t i = 0; i < nvox; i++) {
+        if (class_of[i] != 0) {
+            double dv = voxel_value(image, i) - mean[class_of[i]];
+            sd[class_of[i]] += dv * dv;
+        }
+    }
+    rsy_status rc = RSY_OK;
+    for (size_t c = 1; c < nc; c++) {
+        sd[c] = count[c] ? sqrt(sd[c] / (double)count[c]) : 0.0;
+        rsy__texture_fitted_class *cl = &m->classes[c - 1];
+        if (!(sd[c] > 0.0) || !isfinite(sd[c])) {
+            rsy_log_error("class '%s': intensity SD %g over %zu voxels (constant or empty "
+                          "class)",
+                          cl->name, sd[c], count[c]);
+            rc = RSY_EINVAL;
+            break;
+        }
+        cl->intensity_mean = mean[c];
+        cl->intensity_sd = sd[c];
+    }
+    free(count);
+    return rc;
+}
+
+/* Fit class @p c of @p m (class_of value c + 1) on patches normalised voxel by voxel with the
+ * class statistics @p cmean, @p csd (indexed by class_of value). */
 static rsy_status fit_class(rsy_texture_fitted *m, int c, const rsy_volume *image,
-                            const uint16_t *class_of, const rsy_texture_fit_params *p)
+                            const uint16_t *class_of, const uint8_t *inside,
+                            const double *cmean, const double *csd,
+                            const rsy_texture_fit_params *p, size_t max_patches)
 {
     rsy_status rc = RSY_OK;
     rsy__texture_fitted_class *cl = &m->classes[c];
@@ -884,39 +1102,15 @@ static rsy_status fit_class(rsy_texture_fitted *m, int c, const rsy_volume *imag
     double *x = NULL;
     rsy_rng *rng = NULL;
 
-    /* Intensity mean and population SD over every voxel of the class (two passes). */
-    double sum = 0.0, ss = 0.0;
-    size_t count = 0;
-    for (size_t i = 0; i < nvox; i++) {
-        if (class_of[i] == cls) {
-            sum += voxel_value(image, i);
-            count++;
-        }
-    }
-    const double mean = count ? sum / (double)count : 0.0;
-    for (size_t i = 0; i < nvox; i++) {
-        if (class_of[i] == cls) {
-            double dv = voxel_value(image, i) - mean;
-            ss += dv * dv;
-        }
-    }
-    const double sd = count ? sqrt(ss / (double)count) : 0.0;
-    if (!(sd > 0.0) || !isfinite(sd)) {
-        rsy_log_error("class '%s': intensity SD %g over %zu voxels (constant or empty class)",
-                      cl->name, sd, count);
-        return RSY_EINVAL;
-    }
-    cl->intensity_mean = mean;
-    cl->intensity_sd = sd;
-
     rc = rsy_rng_create_stream(&rng, p->seed, (uint64_t)c, RSY_STAGE_TEXTURE);
     if (rc != RSY_OK)
         return rc;
-    rc = patch_centres(g, class_of, cls, p->patch_size, p->max_patches, rng, &centres, &n);
+    rc = patch_centres(nvox, class_of, inside, cls, max_patches, rng, &centres, &n);
     if (rc != RSY_OK)
         goto done;
     if (n < (size_t)p->n_components) {
-        rsy_log_error("class '%s': %zu patches inside the volume, fewer than %d components",
+        rsy_log_error("class '%s': %zu patches inside the labelled region, fewer than %d "
+                      "components",
                       cl->name, n, p->n_components);
         rc = RSY_EINVAL;
         goto done;
@@ -929,7 +1123,8 @@ static rsy_status fit_class(rsy_texture_fitted *m, int c, const rsy_volume *imag
         rc = RSY_ENOMEM;
         goto done;
     }
-    /* Patch voxel a + p·(b + p·e) is image voxel (i + a − h, j + b − h, k + e − h). */
+    /* Patch voxel a + p·(b + p·e) is image voxel (i + a − h, j + b − h, k + e − h), normalised
+     * with its own class. */
     for (size_t s = 0; s < n; s++) {
         int64_t v = (int64_t)centres[s];
         int64_t i = v % nx, j = (v / nx) % ny, k = v / (nx * ny);
@@ -938,7 +1133,8 @@ static rsy_status fit_class(rsy_texture_fitted *m, int c, const rsy_volume *imag
             for (int b = 0; b < pp; b++)
                 for (int a = 0; a < pp; a++) {
                     size_t src = (size_t)((i + a - h) + nx * ((j + b - h) + ny * (k + e - h)));
-                    row[a + pp * (b + pp * e)] = (voxel_value(image, src) - mean) / sd;
+                    uint16_t cv = class_of[src];
+                    row[a + pp * (b + pp * e)] = (voxel_value(image, src) - cmean[cv]) / csd[cv];
                 }
     }
     rc = rsy__texture_fitted_class_alloc(m, c, p->n_components);
@@ -946,17 +1142,19 @@ static rsy_status fit_class(rsy_texture_fitted *m, int c, const rsy_volume *imag
         goto done;
     rsy__texture_em_result res;
     rc = rsy__texture_em(x, n, m->dim, p->n_components, p, rng, cl->weights, cl->means,
-                         cl->covs, &res);
+                         cl->covs, NULL, &res);
     if (rc != RSY_OK) {
-        rsy_log_error("class '%s': mixture fit failed", cl->name);
+        rsy_log_error("class '%s': mixture fit on %zu patches failed", cl->name, n);
         goto done;
     }
+    cl->n_components = res.n_components;
     cl->n_patches = n;
     cl->n_iterations = res.n_iterations;
     cl->log_likelihood = res.log_likelihood;
-    rsy_log_info("class '%s': mean %.4g sd %.4g, %zu patches, %d EM iterations, mean "
-                 "log-likelihood %.6g",
-                 cl->name, mean, sd, n, res.n_iterations, res.log_likelihood);
+    rsy_log_info("class '%s': mean %.4g sd %.4g, %zu patches, %d components, %d EM iterations, "
+                 "mean log-likelihood %.6g",
+                 cl->name, cmean[cls], csd[cls], n, res.n_components, res.n_iterations,
+                 res.log_likelihood);
 done:
     free(x);
     free(centres);
@@ -971,6 +1169,8 @@ rsy_status rsy_texture_fit(rsy_texture_fitted **out, const rsy_volume *image,
     rsy_status rc = RSY_OK;
     rsy_texture_fitted *m = NULL;
     uint16_t *class_of = NULL;
+    uint8_t *inside = NULL, *line = NULL;
+    double *cmean = NULL, *csd = NULL;
     int64_t *values = NULL;
     int n_classes = 0;
     if (!out)
@@ -995,6 +1195,16 @@ rsy_status rsy_texture_fit(rsy_texture_fitted **out, const rsy_volume *image,
         rsy_log_error("the label map's geometry or dtype does not match the image");
         return RSY_EINVAL;
     }
+    const size_t d = (size_t)p->patch_size * (size_t)p->patch_size * (size_t)p->patch_size;
+    const size_t patch_cap = FIT_MAX_PATCH_DOUBLES / d;
+    if (p->max_patches > patch_cap) {
+        rsy_log_error("max_patches %llu at p = %d exceeds the bound of %zu patches per class "
+                      "(%zu MiB of patches)",
+                      (unsigned long long)p->max_patches, p->patch_size, patch_cap,
+                      FIT_MAX_PATCH_DOUBLES * sizeof(double) >> 20);
+        return RSY_EINVAL;
+    }
+    const size_t max_patches = p->max_patches ? (size_t)p->max_patches : patch_cap;
     const size_t nvox = rsy_geometry_nvox(&image->geom);
     class_of = malloc(nvox * sizeof *class_of);
     if (!class_of)
@@ -1025,16 +1235,44 @@ rsy_status rsy_texture_fit(rsy_texture_fitted **out, const rsy_volume *image,
             snprintf(cl->name, sizeof cl->name, "%lld", (long long)cl->label);
         else
             snprintf(cl->name, sizeof cl->name, "class_%d", c + 1);
-        rc = fit_class(m, c, image, class_of, p);
+    }
+    /* Every class's statistics first: a patch reaches into its neighbours' classes. */
+    cmean = malloc(((size_t)n_classes + 1) * sizeof *cmean);
+    csd = malloc(((size_t)n_classes + 1) * sizeof *csd);
+    inside = malloc(nvox);
+    const int64_t *dims = image->geom.dims;
+    line = malloc((size_t)(dims[0] > dims[1] ? (dims[0] > dims[2] ? dims[0] : dims[2])
+                                             : (dims[1] > dims[2] ? dims[1] : dims[2])));
+    if (!cmean || !csd || !inside || !line) {
+        rc = RSY_ENOMEM;
+        goto fail;
+    }
+    rc = class_statistics(m, image, class_of, cmean, csd);
+    if (rc != RSY_OK)
+        goto fail;
+    for (int c = 0; c < n_classes; c++) {
+        /* The class's interior: voxels whose whole patch lies in the class. */
+        for (size_t i = 0; i < nvox; i++)
+            inside[i] = class_of[i] == c + 1;
+        erode_box(inside, dims, p->patch_size / 2, line);
+        rc = fit_class(m, c, image, class_of, inside, cmean, csd, p, max_patches);
         if (rc != RSY_OK)
             goto fail;
     }
+    free(line);
+    free(inside);
+    free(csd);
+    free(cmean);
     free(values);
     free(class_of);
     *out = m;
     return RSY_OK;
 fail:
     rsy_texture_fitted_destroy(m);
+    free(line);
+    free(inside);
+    free(csd);
+    free(cmean);
     free(values);
     free(class_of);
     return rc;

@@ -51,7 +51,8 @@ rsy_status rsy__texture_fitted_class_alloc(rsy_texture_fitted *m, int c, int k);
 
 /** Result of a mixture fit. */
 typedef struct rsy__texture_em_result {
-    int n_iterations;
+    int n_iterations;      /* E-steps evaluated */
+    int n_components;      /* components kept (<= k; the first n_components of the arrays) */
     double log_likelihood; /* mean per sample, at the returned parameters */
 } rsy__texture_em_result;
 
@@ -65,14 +66,24 @@ rsy_status rsy__texture_kmeanspp(const double *x, size_t n, int d, int k, rsy_rn
                                  size_t *centre_idx);
 
 /**
- * Fit a @p k-component full-covariance Gaussian mixture to the @p n rows of @p x (n × d) by
- * EM from a k-means++ + Lloyd start, with the parameters' cov_floor, tolerance,
- * max_iterations and n_threads. Writes weights[k], means[k·d], covs[k·d·d].
- * @return RSY_OK, RSY_EINVAL, RSY_ENUMERIC (logged), RSY_ENOMEM.
+ * Fit an up-to-@p k-component full-covariance Gaussian mixture to the @p n rows of @p x
+ * (n × d) by EM from a k-means++ + Lloyd start, with the parameters' cov_floor, tolerance,
+ * max_iterations and n_threads. Components whose effective count Σ_n r_nk falls below
+ * max(50, 2·d) are dropped one at a time, smallest first (a warning is logged), their
+ * responsibilities renormalised over the others and the weights with them; the kept
+ * components are the first res->n_components of weights[k], means[k·d], covs[k·d·d]. The
+ * parameters returned are the best evaluated (highest mean log-likelihood since the last
+ * drop); a fall of the likelihood between iterations (possible with cov_floor > 0, which makes
+ * the M-step inexact) is logged as a warning and ends the iteration. When @p ll_history is not
+ * NULL it receives the mean log-likelihood of each E-step (max_iterations values at most;
+ * res->n_iterations written).
+ * @return RSY_OK, RSY_EINVAL, RSY_ENUMERIC (fewer than max(50, 2·d) samples, no component
+ *         keeping that many, a covariance not positive definite; logged), RSY_ENOMEM.
  */
 rsy_status rsy__texture_em(const double *x, size_t n, int d, int k,
                            const rsy_texture_fit_params *p, rsy_rng *rng, double *weights,
-                           double *means, double *covs, rsy__texture_em_result *res);
+                           double *means, double *covs, double *ll_history,
+                           rsy__texture_em_result *res);
 
 /**
  * Intensity classes: a @p k-component 1-D Gaussian mixture fitted by EM on the finite
