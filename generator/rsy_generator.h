@@ -336,7 +336,8 @@ typedef struct rsy_texture_fit_params {
     int max_iterations;   /* EM iteration cap, >= 1 (also for the auto-classes mixture) */
     double tolerance;     /* stop when the mean log-likelihood per sample improves by less */
     double cov_floor;     /* added to each covariance diagonal (normalised variance units) */
-    uint64_t max_patches; /* per class; more are subsampled at random from the seed; 0 = all */
+    uint64_t max_patches; /* per class; more are subsampled at random from the seed;
+                             0 = all, up to 2^26 / p³ (bounded memory) */
     uint64_t seed;        /* subsampling and k-means++ streams */
     int n_threads;        /* workers, >= 1; results do not depend on it */
 } rsy_texture_fit_params;
@@ -351,16 +352,18 @@ RSY_API rsy_texture_fit_params rsy_texture_fit_params_default(void);
  * named by its decimal value, in increasing order) or, when @p labels is NULL, from
  * @p auto_classes > 0: a 1-D Gaussian mixture fitted by EM on the intensities of the non-zero
  * voxels of @p image (the brain mask), each voxel labelled by its most responsible component,
- * classes ordered by mean intensity and named "class_1", "class_2", ... Per class, the
- * intensities are normalised by the class mean and SD, p³ patches whose centre voxel is in
- * the class and that lie inside the volume are extracted (at most max_patches, a random
+ * classes ordered by mean intensity and named "class_1", "class_2", ... Every voxel is
+ * normalised by its own class's mean and SD (u = (I − mean) / sd); per class, the p³ patches
+ * lying wholly inside the class and the volume are extracted (at most max_patches, a random
  * subset), and a K-component full-covariance Gaussian mixture is fitted by EM from a
- * k-means++ start. Deterministic for a given seed whatever n_threads.
+ * k-means++ start, each component keeping at least max(50, 2·p³) effective patches (smaller
+ * ones are dropped, so no component is a copy of one patch). Deterministic for a given seed
+ * whatever n_threads.
  * On success @p *out is owned by the caller; release with rsy_texture_fitted_destroy().
  * @return RSY_OK, RSY_EINVAL (bad params, both or neither class sources, geometry mismatch,
  *         non-integer or negative labels, a class with fewer patches than K or a constant
- *         intensity; logged), RSY_ENUMERIC (a covariance not positive definite, a component
- *         without samples; logged), RSY_ENOMEM.
+ *         intensity; logged), RSY_ENUMERIC (a covariance not positive definite, a class
+ *         that cannot keep one component of the minimum size; logged), RSY_ENOMEM.
  * @since 0.2
  */
 RSY_API RSY_NODISCARD rsy_status rsy_texture_fit(rsy_texture_fitted **out, const rsy_volume *image,
