@@ -142,6 +142,20 @@ int rsy__tissue_index(const rsy_tissue_table *t, const char *name);
 rsy_status rsy__cfg_mri_props(const char *file, const cJSON *obj, const char *kp, const char *key,
                               rsy_mri_props *out);
 
+/** CT properties of a tissue table entry: key "ct" of @p obj, an object of the three phases
+ *  ("non_contrast", "arterial", "portal_venous"), each {"hu", "sd"} (ct.c). */
+rsy_status rsy__cfg_ct_props(const char *file, const cJSON *obj, const char *kp,
+                             rsy_ct_props out[RSY_CT_N_PHASES]);
+
+/**
+ * Parse the "acquisition" object of a CT recipe (ct.c): phase, doses, noise model, the scanner
+ * profile and the tissue table it names (every entry must have CT properties). MRI keys are
+ * refused. @p table_path receives the table's file. @return RSY_OK or RSY_ECONFIG.
+ */
+rsy_status rsy__recipe_parse_ct(const char *file, const cJSON *acq, rsy_recipe *r,
+                                const char *recipe_dir, const char *const *search_dirs,
+                                char table_path[RSY_PATH_MAX]);
+
 /** File stem of @p path ("dir/glioblastoma.json" -> "glioblastoma"), truncated to fit. */
 void rsy__path_stem(const char *path, char *out, size_t n);
 

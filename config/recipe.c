@@ -252,7 +252,9 @@ static rsy_status parse_phantom(const char *file, const cJSON *root, rsy_phantom
     static const char *const keys[] = {
         "family",    "dims",           "spacing_mm",           "sex", "female_fraction",
         "age_years", "deformation_mm", "deformation_scale_mm", NULL};
-    static const char *const families[] = {"head", NULL};
+    /* Families the generator may know (phantoms/family.c registers them; a family the build
+     * does not register fails cleanly at generation). */
+    static const char *const families[] = {"head", "thorax", "abdomen", NULL};
     static const char *const sexes[] = {"random", "female", "male", NULL};
     static const rsy__range unit = {0.0, 1.0, 0, 0};
     static const rsy__range deformation = {0.0, 20.0, 0, 0};
@@ -444,24 +446,35 @@ static rsy_status parse_acquisition(const char *file, const cJSON *root, rsy_rec
     static const char *const keys[] = {
         "modality",   "field_strength_T", "tissues", "contrast_agent_r1",
         "bias_field", "sequences",        NULL};
-    static const char *const modalities[] = {"mri", NULL};
+    static const char *const ct_keys[] = {"scanner", "phase", "doses", "noise_model", NULL};
+    static const char *const modalities[] = {"mri", "ct", NULL};
     static const rsy__range field = {1.0, 3.5, 0, 0};
     static const rsy__range r1 = {0.0, 100.0, 1, 0};
     const char *kp = "acquisition";
     const cJSON *acq = cJSON_GetObjectItemCaseSensitive(root, kp);
     if (!acq)
         return rsy__cfg_fail(file, kp, NULL, "required key missing");
-    rsy_status rc = rsy__cfg_check_object(file, kp, acq, keys);
+    int modality = 0;
+    rsy_status rc = rsy__cfg_enum(file, acq, kp, "modality", 1, modalities, &modality);
     if (rc != RSY_OK)
         return rc;
+    if (modality == 1)
+        return rsy__recipe_parse_ct(file, acq, r, recipe_dir, search_dirs, table_path);
+    for (int i = 0; ct_keys[i]; i++) {
+        char ckp[RSY__KEYPATH_MAX];
+        rsy__kp_key(ckp, kp, ct_keys[i]);
+        if (cJSON_GetObjectItemCaseSensitive(acq, ct_keys[i]))
+            return rsy__cfg_fail(file, ckp, NULL,
+                                 "a CT key, not allowed when acquisition.modality is \"mri\"");
+    }
+    if ((rc = rsy__cfg_check_object(file, kp, acq, keys)) != RSY_OK)
+        return rc;
     rsy_mri_spec *m = &r->mri;
-    int modality = 0;
     char tissues[RSY_PATH_MAX] = "mri-brain";
     m->field_t = 3.0;
     /* Gd-DTPA r1 ~ 4 /(mM s) at 1.5 T (GK), domain.md 2.1. */
     m->gd_r1_per_mM_s = 4.0;
-    if ((rc = rsy__cfg_enum(file, acq, kp, "modality", 1, modalities, &modality)) != RSY_OK ||
-        (rc = rsy__cfg_number(file, acq, kp, "field_strength_T", 0, field, &m->field_t)) !=
+    if ((rc = rsy__cfg_number(file, acq, kp, "field_strength_T", 0, field, &m->field_t)) !=
             RSY_OK ||
         (rc = rsy__cfg_string(file, acq, kp, "tissues", 0, RSY_PATH_MAX - 1, tissues)) != RSY_OK ||
         (rc = rsy__cfg_number(file, acq, kp, "contrast_agent_r1", 0, r1, &m->gd_r1_per_mM_s)) !=
@@ -477,6 +490,16 @@ static rsy_status parse_acquisition(const char *file, const cJSON *root, rsy_rec
     rc = rsy__tissue_table_load(&r->tissues, table_path);
     if (rc != RSY_OK)
         return rc;
+    for (int i = 0; i < r->tissues.n_tissues; i++) {
+        if (r->tissues.tissues[i].has_mri)
+            continue;
+        char tkp[RSY__KEYPATH_MAX];
+        rsy__kp_key(tkp, "tissues", r->tissues.tissues[i].name);
+        return rsy__cfg_fail(table_path, tkp, NULL,
+                             "no MRI properties (\"1.5T\", \"3T\"), which the MRI recipe %s "
+                             "needs",
+                             file);
+    }
     return parse_sequences(file, acq, m, &r->tissues, table_path);
 }
 
@@ -513,6 +536,11 @@ static rsy_status parse_lesion(const char *file, const cJSON *item, const char *
                                  "prior \"%s\" is already used by lesions[%d] (each prior may "
                                  "appear once: its compartments become labels)",
                                  ls->prior.name, j);
+    if (strcmp(r->modality, "ct") == 0)
+        return rsy__cfg_fail(file, ckp, NULL,
+                             "prior \"%s\" (%s) gives no CT (HU) properties for its "
+                             "compartments, which a CT recipe needs",
+                             ls->prior.name, prior_path);
     if (!(prior_modalities & RSY__MODALITY_MRI))
         return rsy__cfg_fail(file, ckp, NULL,
                              "prior \"%s\" (%s) has no \"mri\" in its modalities, but the recipe "
@@ -702,6 +730,22 @@ uint64_t rsy_recipe_memory_estimate(const rsy_recipe *r, int n_workers)
         nvox = mul_sat(nvox, r->phantom.dims[i] > 0 ? (uint64_t)r->phantom.dims[i] : 0);
     uint64_t per_voxel = 29u + 4u * (uint64_t)(r->mri.n_sequences > 0 ? r->mri.n_sequences : 0);
     uint64_t per_case_fixed = 0;
+    if (strcmp(r->modality, "ct") == 0) {
+        /*
+         * CT instead of the MRI maps: 5 (class, instance and label maps as above) + 4 HU map
+         * (float32) + 4 the channel being reconstructed (float32) + 8 the finishing step's
+         * float32 working copies (slice profile and PSF) + 4 gzip export buffer, plus 2 per dose
+         * channel (int16) = 25 + 2 * n_doses bytes per voxel; and per case one slice's
+         * sinogram, filtered views and back-projection scratch, bounded by 16 bytes per view and
+         * bin with the default geometry (bins ~ √2·N, views ~ (π/2)·bins, docs/ct.md).
+         */
+        uint64_t n_doses = (uint64_t)(r->ct.n_doses > 0 ? r->ct.n_doses : 0);
+        per_voxel = 25u + 2u * n_doses;
+        double nx = (double)r->phantom.dims[0], ny = (double)r->phantom.dims[1];
+        double bins = r->ct.scanner.n_det > 0 ? r->ct.scanner.n_det : ceil(sqrt(nx * nx + ny * ny));
+        double views = r->ct.scanner.n_views > 0 ? r->ct.scanner.n_views : ceil(1.5708 * bins);
+        per_case_fixed = (uint64_t)(16.0 * 2.0 * bins * views);
+    }
     if (r->texture == RSY_TEXTURE_PRESET) {
         const rsy_texture_preset *tp = &r->texture_spec.preset;
         uint64_t cell =

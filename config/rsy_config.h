@@ -65,12 +65,33 @@ typedef struct rsy_mri_props {
     double gd_mM;            /* gadolinium concentration after contrast, mM (0 = none) */
 } rsy_mri_props;
 
-/** One entry of a tissue table (configs/tissues/ *.json). */
+/** CT contrast phases (domain.md section 1.1): the HU of enhancing tissues depends on the
+ *  time since an iodinated contrast injection. @since 0.3 */
+typedef enum {
+    RSY_CT_PHASE_NON_CONTRAST = 0,
+    RSY_CT_PHASE_ARTERIAL = 1,
+    RSY_CT_PHASE_PORTAL_VENOUS = 2
+} rsy_ct_phase;
+#define RSY_CT_N_PHASES 3
+
+/** CT properties of one tissue in one phase. @since 0.3 */
+typedef struct rsy_ct_props {
+    double hu;    /* mean attenuation, Hounsfield units */
+    double sd_hu; /* SD of the attenuation within the class, drawn by the texture stage
+                     (0 = uniform), HU */
+} rsy_ct_props;
+
+/** One entry of a tissue table (configs/tissues/ *.json). A table entry gives MRI properties
+ *  ("1.5T" and "3T"), CT properties ("ct", every phase) or both; an MRI recipe needs the former
+ *  for every tissue of its table, a CT recipe the latter. */
 typedef struct rsy_tissue {
     char name[RSY_NAME_MAX];
     rsy_mri_props mri_1p5t, mri_3t;
     double texture_sd_fraction; /* relative SD of the tissue property within the class
                                    (0 = uniform); used by the texture stage */
+    int has_mri;                /* 1 when "1.5T" and "3T" are given @since 0.3 */
+    int has_ct;                 /* 1 when "ct" is given @since 0.3 */
+    rsy_ct_props ct[RSY_CT_N_PHASES]; /* by rsy_ct_phase @since 0.3 */
 } rsy_tissue;
 
 typedef struct rsy_tissue_table {
@@ -154,7 +175,7 @@ typedef struct rsy_prior {
 typedef enum { RSY_SEX_RANDOM = 0, RSY_SEX_FEMALE = 1, RSY_SEX_MALE = 2 } rsy_sex;
 
 typedef struct rsy_phantom_spec {
-    char family[RSY_NAME_MAX]; /* "head" */
+    char family[RSY_NAME_MAX]; /* "head", "thorax", "abdomen" */
     int64_t dims[3];
     double spacing_mm[3];
     rsy_sex sex;               /* RANDOM: female with probability female_fraction */
@@ -193,6 +214,42 @@ typedef struct rsy_mri_spec {
     int n_sequences;
     rsy_sequence sequences[RSY_MAX_SEQUENCES];
 } rsy_mri_spec;
+
+/** Reconstruction kernel of a CT scanner profile (same values as rsy_ct_kernel of
+ *  rsy_generator.h). @since 0.3 */
+typedef enum {
+    RSY_CT_WINDOW_RAMLAK = 0,
+    RSY_CT_WINDOW_SHEPP_LOGAN = 1,
+    RSY_CT_WINDOW_HANN = 2
+} rsy_ct_window;
+
+/** A CT scanner profile (configs/scanners/ *.json, docs/recipe.md). @since 0.3 */
+typedef struct rsy_ct_scanner {
+    char name[RSY_NAME_MAX]; /* file stem, e.g. "ct-standard" */
+    char path[RSY_PATH_MAX]; /* file it was loaded from */
+    rsy_ct_window kernel;
+    double i0_photons;          /* unattenuated photons per bin and view at dose 1 */
+    double electronic_noise_sd; /* counts */
+    double mu_water_per_mm;     /* linear attenuation of water */
+    double slice_thickness_mm;  /* FWHM of the slice sensitivity profile (0 = none) */
+    double psf_fwhm_mm;         /* in-plane Gaussian PSF (0 = none) */
+    int n_views, n_det;         /* 0: from the slice size */
+    int n_sources;
+    char sources[RSY_MAX_SOURCES][RSY_TEXT_MAX];
+} rsy_ct_scanner;
+
+/** CT noise models: the projection-domain dose model or the calibrated image-domain one. */
+typedef enum { RSY_CT_NOISE_PROJECTION = 0, RSY_CT_NOISE_FAST = 1 } rsy_ct_noise_model;
+
+/** The acquisition of a CT recipe: one output channel per dose fraction, all of one subject.
+ *  @since 0.3 */
+typedef struct rsy_ct_spec {
+    rsy_ct_scanner scanner;
+    rsy_ct_phase phase;
+    rsy_ct_noise_model noise_model;
+    int n_doses;
+    double doses[RSY_MAX_SEQUENCES]; /* dose fractions in (0, 1], distinct */
+} rsy_ct_spec;
 
 typedef enum { RSY_LABELS_LESIONS = 0, RSY_LABELS_TISSUES_AND_LESIONS = 1 } rsy_label_set;
 
@@ -288,13 +345,25 @@ typedef struct rsy_recipe {
     rsy_phantom_spec phantom;
     int n_lesion_types;
     rsy_lesion_spec lesions[RSY_MAX_LESION_TYPES];
-    char modality[RSY_NAME_MAX];      /* "mri" */
+    char modality[RSY_NAME_MAX];      /* "mri" or "ct" */
     rsy_mri_spec mri;
     rsy_tissue_table tissues;         /* loaded from the tissue table the recipe names */
     rsy_texture_model texture;
     rsy_label_set label_set;
     rsy_texture_spec texture_spec;    /* sampler settings and, for PRESET, the preset */
+    rsy_ct_spec ct;                   /* modality "ct" (mri.n_sequences is then 0) @since 0.3 */
 } rsy_recipe;
+
+/** Output channels of @p r: its sequences (MRI) or its doses (CT). @since 0.3 */
+RSY_API int rsy_recipe_n_channels(const rsy_recipe *r);
+/** Name of channel @p i (nnU-Net channel_names): the sequence's name for MRI, "CT" for every
+ *  CT channel (nnU-Net then applies its CT normalisation to each). NULL when out of range.
+ *  @since 0.3 */
+RSY_API const char *rsy_recipe_channel_name(const rsy_recipe *r, int i);
+/** "non_contrast", "arterial" or "portal_venous". @since 0.3 */
+RSY_API const char *rsy_ct_phase_name(rsy_ct_phase phase);
+/** "ram-lak", "shepp-logan" or "hann". @since 0.3 */
+RSY_API const char *rsy_ct_window_name(rsy_ct_window kernel);
 
 /**
  * Load and validate a recipe, the priors it names and its tissue table.
@@ -320,6 +389,9 @@ RSY_API RSY_NODISCARD rsy_status rsy_prior_load(rsy_prior **out, const char *pat
 /** Load one tissue table on its own. Ownership: caller frees with free(). */
 RSY_API RSY_NODISCARD rsy_status rsy_tissue_table_load(rsy_tissue_table **out,
                                                        const char *path);
+/** Load one CT scanner profile (configs/scanners/ *.json) on its own. Ownership: caller frees
+ *  with free(). @return as rsy_recipe_load(). @since 0.3 */
+RSY_API RSY_NODISCARD rsy_status rsy_ct_scanner_load(rsy_ct_scanner **out, const char *path);
 /** Load one texture preset (configs/textures/ *.json) on its own, validated as a recipe's
  *  preset is. On success @p *out is owned by the caller; release with free().
  *  @return as rsy_recipe_load(). @since 0.2 */

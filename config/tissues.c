@@ -42,17 +42,26 @@ rsy_status rsy__cfg_mri_props(const char *file, const cJSON *obj, const char *kp
 
 static rsy_status parse_tissue(const char *file, const cJSON *item, const char *kp, rsy_tissue *t)
 {
-    static const char *const keys[] = {"1.5T", "3T", "texture_sd_fraction", NULL};
+    static const char *const keys[] = {"1.5T", "3T", "texture_sd_fraction", "ct", NULL};
     rsy_status rc = rsy__cfg_check_object(file, kp, item, keys);
     if (rc != RSY_OK)
         return rc;
     t->texture_sd_fraction = 0.0;
-    if ((rc = rsy__cfg_mri_props(file, item, kp, "1.5T", &t->mri_1p5t)) != RSY_OK ||
-        (rc = rsy__cfg_mri_props(file, item, kp, "3T", &t->mri_3t)) != RSY_OK ||
-        (rc = rsy__cfg_number(file, item, kp, "texture_sd_fraction", 0, range_texture,
-                              &t->texture_sd_fraction)) != RSY_OK)
+    int has_low = cJSON_GetObjectItemCaseSensitive(item, "1.5T") != NULL;
+    int has_high = cJSON_GetObjectItemCaseSensitive(item, "3T") != NULL;
+    t->has_ct = cJSON_GetObjectItemCaseSensitive(item, "ct") != NULL;
+    t->has_mri = has_low || has_high;
+    /* MRI properties come as a pair of field strengths, or not at all when the entry is for
+     * CT only; an entry with neither images in no modality. */
+    if (t->has_mri || !t->has_ct) {
+        if ((rc = rsy__cfg_mri_props(file, item, kp, "1.5T", &t->mri_1p5t)) != RSY_OK ||
+            (rc = rsy__cfg_mri_props(file, item, kp, "3T", &t->mri_3t)) != RSY_OK)
+            return rc;
+    }
+    if (t->has_ct && (rc = rsy__cfg_ct_props(file, item, kp, t->ct)) != RSY_OK)
         return rc;
-    return RSY_OK;
+    return rsy__cfg_number(file, item, kp, "texture_sd_fraction", 0, range_texture,
+                           &t->texture_sd_fraction);
 }
 
 rsy_status rsy__tissue_table_load(rsy_tissue_table *out, const char *path)

@@ -58,6 +58,7 @@ struct rsy_export {
     char (*prior_sha)[65]; /* SHA-256 of each recipe lesion type's prior file, owned */
     char tissue_sha[65];   /* SHA-256 of the recipe's tissue-table file */
     char preset_sha[65];   /* SHA-256 of the texture preset file ("" without a preset) */
+    char scanner_sha[65];  /* SHA-256 of the CT scanner profile ("" for MRI) */
     size_t n_cases;
     pthread_mutex_t lock;      /* guards cases[] */
     rsy__case_summary **cases; /* n_cases, NULL until written */

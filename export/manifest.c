@@ -152,7 +152,7 @@ static cJSON *channel_object(const rsy_export *e)
     for (int i = 0; o && i < e->n_channels; i++) {
         char key[16];
         snprintf(key, sizeof key, "%d", i);
-        if (!cJSON_AddStringToObject(o, key, e->recipe->mri.sequences[i].name)) {
+        if (!cJSON_AddStringToObject(o, key, rsy_recipe_channel_name(e->recipe, i))) {
             cJSON_Delete(o);
             return NULL;
         }
@@ -205,12 +205,41 @@ static cJSON *seeds_object(const rsy_export *e, size_t case_index)
     return o;
 }
 
-static rsy_status acquisition_object(cJSON **out, const rsy_export *e, const rsy_case_data *c)
+/* The CT part of a case's acquisition object: the recipe's settings; the per-channel facts
+ * (dose, I0, measured noise) come with the case's key-value list. */
+static int acquisition_ct(cJSON *o, const rsy_recipe *r)
 {
-    const rsy_recipe *r = e->recipe;
     int failed = 0;
-    cJSON *o = cJSON_CreateObject();
-    CHK(cJSON_AddStringToObject(o, "modality", r->modality));
+    const rsy_ct_scanner *s = &r->ct.scanner;
+    CHK(cJSON_AddStringToObject(o, "phase", rsy_ct_phase_name(r->ct.phase)));
+    CHK(cJSON_AddStringToObject(o, "noise_model", r->ct.noise_model == RSY_CT_NOISE_FAST
+                                                      ? "fast"
+                                                      : "projection"));
+    cJSON *sc = cJSON_AddObjectToObject(o, "scanner");
+    CHK(sc);
+    CHK(cJSON_AddStringToObject(sc, "name", s->name));
+    CHK(cJSON_AddStringToObject(sc, "kernel", rsy_ct_window_name(s->kernel)));
+    CHK(cJSON_AddNumberToObject(sc, "i0_photons", s->i0_photons));
+    CHK(cJSON_AddNumberToObject(sc, "electronic_noise_sd", s->electronic_noise_sd));
+    CHK(cJSON_AddNumberToObject(sc, "mu_water_per_mm", s->mu_water_per_mm));
+    CHK(cJSON_AddNumberToObject(sc, "slice_thickness_mm", s->slice_thickness_mm));
+    CHK(cJSON_AddNumberToObject(sc, "psf_fwhm_mm", s->psf_fwhm_mm));
+    cJSON *doses = cJSON_AddArrayToObject(o, "doses");
+    CHK(doses);
+    for (int i = 0; doses && i < r->ct.n_doses; i++) {
+        cJSON *d = cJSON_CreateNumber(r->ct.doses[i]);
+        if (!d || !cJSON_AddItemToArray(doses, d)) {
+            cJSON_Delete(d);
+            failed = 1;
+        }
+    }
+    return failed;
+}
+
+/* The MRI part of a case's acquisition object: field, contrast agent, bias field, sequences. */
+static int acquisition_mri(cJSON *o, const rsy_recipe *r)
+{
+    int failed = 0;
     CHK(cJSON_AddNumberToObject(o, "field_strength_T", r->mri.field_t));
     CHK(cJSON_AddNumberToObject(o, "contrast_agent_r1_per_mM_s", r->mri.gd_r1_per_mM_s));
     cJSON *bias = cJSON_AddObjectToObject(o, "bias_field");
@@ -240,6 +269,19 @@ static rsy_status acquisition_object(cJSON **out, const rsy_export *e, const rsy
         CHK(cJSON_AddNumberToObject(so, "noise_percent", s->noise_percent));
         CHK(cJSON_AddStringToObject(so, "noise_reference", s->noise_reference));
     }
+    return failed;
+}
+
+static rsy_status acquisition_object(cJSON **out, const rsy_export *e, const rsy_case_data *c)
+{
+    const rsy_recipe *r = e->recipe;
+    int failed = 0;
+    cJSON *o = cJSON_CreateObject();
+    CHK(cJSON_AddStringToObject(o, "modality", r->modality));
+    if (strcmp(r->modality, "ct") == 0)
+        failed |= acquisition_ct(o, r);
+    else
+        failed |= acquisition_mri(o, r);
     rsy_status rc = failed ? RSY_ENOMEM : RSY_OK;
     if (rc == RSY_OK) {
         char what[64];
@@ -283,7 +325,7 @@ static cJSON *files_object(const rsy_export *e, const char *case_id, char (*sha)
             break;
         }
         CHK(cJSON_AddNumberToObject(f, "channel", ch));
-        CHK(cJSON_AddStringToObject(f, "name", e->recipe->mri.sequences[ch].name));
+        CHK(cJSON_AddStringToObject(f, "name", rsy_recipe_channel_name(e->recipe, ch)));
         CHK(cJSON_AddStringToObject(f, "path", rel));
         CHK(cJSON_AddStringToObject(f, "sha256", sha[ch]));
     }
@@ -641,6 +683,27 @@ static rsy_status write_dataset_manifest(const rsy_export *e)
     }
     CHK(add_item(doc, "tissue_table",
                  config_file_entry(r->tissues.name, r->tissues.path, e->tissue_sha)));
+    if (strcmp(r->modality, "ct") == 0) {
+        CHK(add_item(doc, "scanner_profile",
+                     config_file_entry(r->ct.scanner.name, r->ct.scanner.path, e->scanner_sha)));
+        /* The dose channels of a case are one acquisition simulated at several doses. */
+        cJSON *pair = cJSON_AddObjectToObject(doc, "paired");
+        CHK(pair);
+        CHK(cJSON_AddStringToObject(pair, "by", "dose"));
+        CHK(cJSON_AddStringToObject(
+            pair, "statement",
+            "the channels of a case share subject, anatomy, lesions, texture and label map and "
+            "differ only in dose (and so in their noise draw)"));
+        cJSON *doses = cJSON_AddArrayToObject(pair, "dose_fractions");
+        CHK(doses);
+        for (int i = 0; doses && i < r->ct.n_doses; i++) {
+            cJSON *d = cJSON_CreateNumber(r->ct.doses[i]);
+            if (!d || !cJSON_AddItemToArray(doses, d)) {
+                cJSON_Delete(d);
+                failed = 1;
+            }
+        }
+    }
     if (r->texture == RSY_TEXTURE_PRESET)
         CHK(add_item(doc, "texture_preset",
                      config_file_entry(r->texture_spec.preset.name, r->texture_spec.preset.path,

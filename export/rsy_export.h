@@ -100,7 +100,8 @@ typedef struct rsy_lesion_info {
 
 typedef struct rsy_case_data {
     size_t case_index;
-    const rsy_volume *const *channels; /* n_channels float32 images, channel order = recipe */
+    const rsy_volume *const *channels; /* n_channels images, recipe order: float32 (MRI) or
+                                          int16 HU (CT) */
     int n_channels;
     const rsy_volume *labels;       /* uint8 output label map (values of the dictionary) */
     const rsy_volume *instances;    /* uint16 instance map */

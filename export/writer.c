@@ -341,9 +341,10 @@ rsy_status rsy_export_begin(rsy_export **out, const rsy_export_params *p)
         return RSY_EINVAL;
     }
     const rsy_recipe *r = p->recipe;
-    if (r->cases < 1 || r->mri.n_sequences < 1 || r->mri.n_sequences > RSY_MAX_SEQUENCES ||
+    int n_channels = rsy_recipe_n_channels(r);
+    if (r->cases < 1 || n_channels < 1 || n_channels > RSY_MAX_SEQUENCES ||
         r->dataset_id < 1 || r->dataset_id > 999 || !r->name[0]) {
-        rsy_log_error("recipe: need cases >= 1, 1..%d sequences, dataset_id 1..999 and a name",
+        rsy_log_error("recipe: need cases >= 1, 1..%d channels, dataset_id 1..999 and a name",
                       RSY_MAX_SEQUENCES);
         return RSY_EINVAL;
     }
@@ -368,7 +369,7 @@ rsy_status rsy_export_begin(rsy_export **out, const rsy_export_params *p)
         goto fail;
     }
     e->recipe = r;
-    e->n_channels = r->mri.n_sequences;
+    e->n_channels = n_channels;
     e->n_cases = (size_t)r->cases;
     rsy_export_nnunet_dirname(r, e->nnunet_dir, sizeof e->nnunet_dir);
     e->out_dir = dup_string(p->out_dir);
@@ -398,6 +399,10 @@ rsy_status rsy_export_begin(rsy_export **out, const rsy_export_params *p)
     }
     if ((rc = hash_config_file("tissue table", r->tissues.name, r->tissues.path, e->tissue_sha)) !=
         RSY_OK)
+        goto fail;
+    if (strcmp(r->modality, "ct") == 0 &&
+        (rc = hash_config_file("scanner profile", r->ct.scanner.name, r->ct.scanner.path,
+                               e->scanner_sha)) != RSY_OK)
         goto fail;
     if (r->texture == RSY_TEXTURE_PRESET &&
         (rc = hash_config_file("texture preset", r->texture_spec.preset.name,

@@ -10,7 +10,8 @@
  *   4. imaging, per channel: the signal of untextured classes from a lookup table over class
  *      ids (computed once per class), of textured voxels from their own properties; times the
  *      case's bias field, then Rician noise with the BrainWeb sigma (noise_percent of the
- *      reference tissue's noise-free signal [S47]);
+ *      reference tissue's noise-free signal [S47]); for CT, one channel per dose from the
+ *      HU map of the same class map and texture field (ct_case.c);
  *   5. the output label map (uint8) and the lesion descriptions;
  *   6. the findings text from the lesion records measured on the voxels.
  * Every random number comes from the case's own streams (generator_internal.h), so a case
@@ -32,9 +33,10 @@
  * placement attempts, and one extent per compartment. */
 #define RSY__LESION_FIXED_KV 9
 #define RSY__LESION_KV (RSY__LESION_FIXED_KV + RSY_MAX_COMPARTMENTS)
-/* Acquisition facts per channel: noise sigma and the reference tissue's signal; plus the
- * intensity scale. */
-#define RSY__ACQ_KV (2 * RSY_MAX_SEQUENCES + 1)
+/* Acquisition facts: MRI, per channel the noise sigma and the reference tissue's signal, plus
+ * the intensity scale; CT, per channel dose fraction, I0, kernel, noise model and measured
+ * noise SD (the recipe's phase and scanner profile are written by the export). */
+#define RSY__ACQ_KV (5 * RSY_MAX_SEQUENCES)
 #define RSY__KEY_MAX (RSY_NAME_MAX + 32)
 
 /* Storage behind one rsy_lesion_info. */
@@ -343,6 +345,43 @@ fail:
     return rc;
 }
 
+/* CT channels (ct_case.c) and their acquisition facts. */
+static rsy_status imaging_ct(const rsy_recipe *r, rsy_case *c, const rsy__gen_class *tab,
+                             const rsy__gen_texture *tex, const float *u, const rsy_ct_fbp *fbp)
+{
+    rsy__gen_ct_result res;
+    rsy_status rc = rsy__gen_ct_imaging(r, c->case_index, c->classes, tab, tex, u, fbp, &res);
+    if (rc != RSY_OK)
+        return rc;
+    const rsy_ct_spec *ct = &r->ct;
+    const char *noise = ct->noise_model == RSY_CT_NOISE_FAST ? "fast" : "projection";
+    for (int ch = 0; ch < ct->n_doses; ch++) {
+        c->channels[ch] = res.channels[ch];
+        c->channel_views[ch] = res.channels[ch];
+        c->n_channels = ch + 1;
+        struct {
+            const char *key;
+            int is_string;
+            double x;
+            const char *s;
+        } facts[] = {{"dose_fraction", 0, ct->doses[ch], NULL},
+                     {"i0_photons", 0, ct->scanner.i0_photons * ct->doses[ch], NULL},
+                     {"kernel", 1, 0.0, rsy_ct_window_name(ct->scanner.kernel)},
+                     {"noise_model", 1, 0.0, noise},
+                     {"noise_sd_hu", 0, res.noise_sd_hu[ch], NULL}};
+        for (size_t f = 0; f < sizeof facts / sizeof facts[0]; f++) {
+            if (!facts[f].is_string && !isfinite(facts[f].x))
+                continue; /* no interior voxel to measure the noise on */
+            snprintf(c->acq_keys[c->n_acq], RSY__KEY_MAX, "channel_%d.%s", ch, facts[f].key);
+            c->acq_kv[c->n_acq] = facts[f].is_string
+                                      ? kv_string(c->acq_keys[c->n_acq], facts[f].s)
+                                      : kv_number(c->acq_keys[c->n_acq], facts[f].x);
+            c->n_acq++;
+        }
+    }
+    return RSY_OK;
+}
+
 /* Labels from classes; a second instance map restricted to the compartments inside the
  * lesion surface (for the mass size); measured records of both; then the findings. */
 static rsy_status labels_and_findings(const rsy_recipe *r, rsy_case *c, const rsy__gen_class *tab,
@@ -416,9 +455,11 @@ fail:
     return rc;
 }
 
-/* The texture stage: u drawn, normalised, and turned into property maps (texture_case.c). */
+/* The texture stage: u drawn, normalised, and turned into property maps (texture_case.c); for
+ * CT (@p u_keep not NULL) the normalised field itself is handed over instead. */
 static rsy_status texture_stage(const rsy_recipe *r, const rsy_case *c, const rsy__gen_class *tab,
-                                const rsy__gen_texture *tex, int n_threads, prop_maps *maps)
+                                const rsy__gen_texture *tex, int n_threads, prop_maps *maps,
+                                rsy_volume **u_keep)
 {
     if (tex->model == RSY_TEXTURE_UNIFORM || !tex->any_textured)
         return RSY_OK;
@@ -432,6 +473,10 @@ static rsy_status texture_stage(const rsy_recipe *r, const rsy_case *c, const rs
     rc = rsy__gen_texture_normalise(tex, c->classes, u->data);
     if (rc != RSY_OK)
         goto done;
+    if (u_keep) {
+        *u_keep = u;
+        return RSY_OK;
+    }
     maps->t1_ms = malloc(nvox * sizeof *maps->t1_ms);
     maps->t2_ms = malloc(nvox * sizeof *maps->t2_ms);
     maps->pd = malloc(nvox * sizeof *maps->pd);
@@ -454,11 +499,11 @@ static void prop_maps_clear(prop_maps *m)
 
 rsy_status rsy_case_generate(const rsy_recipe *r, size_t case_index, rsy_case **out)
 {
-    return rsy__case_generate(r, case_index, NULL, 1, out);
+    return rsy__case_generate(r, case_index, NULL, NULL, 1, out);
 }
 
 rsy_status rsy__case_generate(const rsy_recipe *r, size_t case_index, const rsy__gen_texture *tex,
-                              int texture_threads, rsy_case **out)
+                              const rsy_ct_fbp *fbp, int texture_threads, rsy_case **out)
 {
     if (!out)
         return RSY_EINVAL;
@@ -468,9 +513,10 @@ rsy_status rsy__case_generate(const rsy_recipe *r, size_t case_index, const rsy_
     rsy_status rc = rsy_init();
     if (rc != RSY_OK)
         return rc;
-    if (strcmp(r->modality, "mri") != 0) {
-        rsy_log_error("%s: modality \"%s\" has no imaging model (expected \"mri\")", r->path,
-                      r->modality);
+    int is_ct = strcmp(r->modality, "ct") == 0;
+    if (!is_ct && strcmp(r->modality, "mri") != 0) {
+        rsy_log_error("%s: modality \"%s\" has no imaging model (expected \"mri\" or \"ct\")",
+                      r->path, r->modality);
         return RSY_EINVAL;
     }
     rsy_rng *rng_subject = NULL, *rng_shape = NULL, *rng_lesions = NULL;
@@ -479,6 +525,8 @@ rsy_status rsy__case_generate(const rsy_recipe *r, size_t case_index, const rsy_
     int *host_class = NULL;
     rsy_lesion_set set = {0, NULL};
     rsy__gen_texture *own_tex = NULL;
+    rsy_ct_fbp *own_fbp = NULL;
+    rsy_volume *u = NULL;
     prop_maps maps = {NULL, NULL, NULL};
     const char *family = r->phantom.family;
     rsy_case *c = calloc(1, sizeof *c);
@@ -552,15 +600,27 @@ rsy_status rsy__case_generate(const rsy_recipe *r, size_t case_index, const rsy_
             goto fail;
         tex = own_tex;
     }
-    rc = texture_stage(r, c, tab, tex, texture_threads, &maps);
+    rc = texture_stage(r, c, tab, tex, texture_threads, &maps, is_ct ? &u : NULL);
     if (rc != RSY_OK)
         goto fail;
     double t3 = rsy_time_now();
     c->timing.texture_s = t3 - t2;
 
     /* 4.-6. Imaging, labels, findings. */
-    rc = imaging(r, c, tab, n_classes, tex, &maps);
+    if (is_ct) {
+        if (!fbp) {
+            rc = rsy__gen_ct_fbp_create(r, &own_fbp);
+            if (rc != RSY_OK)
+                goto fail;
+            fbp = own_fbp;
+        }
+        rc = imaging_ct(r, c, tab, tex, u ? u->data : NULL, fbp);
+    } else {
+        rc = imaging(r, c, tab, n_classes, tex, &maps);
+    }
     prop_maps_clear(&maps);
+    rsy_volume_destroy(u);
+    u = NULL;
     if (rc != RSY_OK)
         goto fail;
     rc = labels_and_findings(r, c, tab, &set, host_class);
@@ -568,6 +628,7 @@ rsy_status rsy__case_generate(const rsy_recipe *r, size_t case_index, const rsy_
         goto fail;
     c->timing.imaging_s = rsy_time_now() - t3;
 
+    rsy_ct_fbp_destroy(own_fbp);
     rsy__gen_texture_destroy(own_tex);
     rsy_lesion_set_clear(&set);
     free(host_class);
@@ -580,6 +641,8 @@ rsy_status rsy__case_generate(const rsy_recipe *r, size_t case_index, const rsy_
 
 fail:
     prop_maps_clear(&maps);
+    rsy_volume_destroy(u);
+    rsy_ct_fbp_destroy(own_fbp);
     rsy__gen_texture_destroy(own_tex);
     rsy_lesion_set_clear(&set);
     free(host_class);

@@ -3,6 +3,8 @@
  * tests/test_generator.c. Never installed.
  *
  * Random streams of one case (rsy_rng_create_stream(recipe seed, case index, stage)):
+ *   (CT: RSY_STAGE_ACQUISITION + c is the noise of dose channel c, drawn slice by slice in
+ *   slice order; there is no bias field)
  *   RSY_STAGE_SUBJECT         subject attributes (phantoms)
  *   RSY_STAGE_PHANTOM         anatomy shape and deformation (phantoms)
  *   RSY_STAGE_LESIONS         lesion count, size, shape, placement (priors)
@@ -48,7 +50,10 @@ typedef struct rsy__gen_class {
     int compartment;            /* compartment index within the prior, -1 for tissues */
     int label;                  /* output label value */
     double texture_sd_fraction; /* relative SD of T1, T2, PD within the class (tissue table or
-                                   compartment), 0 = uniform */
+                                   compartment), 0 = uniform; MRI only (0 for CT) */
+    double hu;                  /* CT: mean HU in the recipe's phase (0 for MRI) */
+    double hu_sd;               /* CT: SD of the HU within the class, drawn by the texture
+                                   stage (0 = uniform; 0 for MRI) */
 } rsy__gen_class;
 
 /**
@@ -177,15 +182,53 @@ void rsy__gen_texture_props(const rsy__gen_texture *t, const rsy__gen_class *tab
                             float *pd);
 
 /* ---------------------------------------------------------------------------------------- */
+/* CT imaging of a case (ct_case.c)                                                           */
+/* ---------------------------------------------------------------------------------------- */
+/** Reconstructor parameters of a CT recipe: its scanner profile, views and bins from the
+ *  profile or (0) from the slice size. */
+rsy_ct_params rsy__gen_ct_params(const rsy_recipe *r);
+
+/**
+ * Make the reconstructor of @p r's axial slices (dims[0] x dims[1] pixels of spacing_mm[0],
+ * which must equal spacing_mm[1]). One per run, shared read-only by every case.
+ * @return RSY_OK, RSY_EINVAL (not a CT recipe, non-square pixels; logged), and as
+ *         rsy_ct_fbp_create().
+ */
+rsy_status rsy__gen_ct_fbp_create(const rsy_recipe *r, rsy_ct_fbp **out);
+
+/** What the CT imaging measured on each dose channel of a case. */
+typedef struct rsy__gen_ct_result {
+    rsy_volume *channels[RSY_MAX_SEQUENCES]; /* int16 HU, one per dose; owned by the caller */
+    double noise_sd_hu[RSY_MAX_SEQUENCES];   /* SD of (channel - its noise-free image) over the
+                                                in-plane interior of the body classes, before
+                                                slice profile and PSF (ct_case.c); NAN when no
+                                                voxel is interior */
+} rsy__gen_ct_result;
+
+/**
+ * The CT imaging of one case: the noise-free HU map (class mean, plus hu_sd · u in the
+ * textured classes when @p u is not NULL), then per dose channel c every axial slice through
+ * the recipe's noise model with the stream (seed, case, RSY_STAGE_ACQUISITION + c) in slice
+ * order, then rsy_ct_volume_finish (slice profile, PSF, int16 HU).
+ * On success the channels of @p res are owned by the caller (rsy_volume_destroy each); on
+ * failure none is left.
+ * @return RSY_OK, RSY_EINVAL, RSY_ENOMEM, and as rsy_ct_simulate_slice().
+ */
+rsy_status rsy__gen_ct_imaging(const rsy_recipe *r, size_t case_index, const rsy_volume *classes,
+                               const rsy__gen_class *tab, const rsy__gen_texture *tex,
+                               const float *u, const rsy_ct_fbp *fbp, rsy__gen_ct_result *res);
+
+/* ---------------------------------------------------------------------------------------- */
 /* Case access for run.c and the tests (case.c)                                               */
 /* ---------------------------------------------------------------------------------------- */
 /**
  * rsy_case_generate() with a texture model built beforehand (@p tex, read only; NULL builds
- * one for this case) and @p texture_threads workers for the texture denoiser (>= 1; the
- * result does not depend on it).
+ * one for this case), for CT a reconstructor built beforehand (@p fbp, read only; NULL builds
+ * one for this case; ignored for MRI) and @p texture_threads workers for the texture denoiser
+ * (>= 1; the result does not depend on it).
  */
 rsy_status rsy__case_generate(const rsy_recipe *r, size_t case_index, const rsy__gen_texture *tex,
-                              int texture_threads, rsy_case **out);
+                              const rsy_ct_fbp *fbp, int texture_threads, rsy_case **out);
 /** Fill @p out with borrowed views of @p c (valid until rsy_case_destroy). */
 void rsy__case_data(const rsy_case *c, rsy_case_data *out);
 /** Record the seconds spent writing the case. */

@@ -197,6 +197,13 @@ rsy_status rsy__gen_class_table(const rsy_recipe *r, rsy__gen_class **out, int *
         rsy_log_error("%s: %d classes do not fit a uint16 class map", r->path, n);
         return RSY_EINVAL;
     }
+    /* Lesion compartments carry MRI properties only: the loader refuses priors in CT
+     * recipes, and this check keeps a hand-made recipe from imaging them as HU 0. */
+    int is_ct = strcmp(r->modality, "ct") == 0;
+    if (is_ct && r->n_lesion_types > 0) {
+        rsy_log_error("%s: lesion priors give no CT (HU) properties", r->path);
+        return RSY_EINVAL;
+    }
     rsy__gen_class *tab = calloc((size_t)n, sizeof *tab);
     if (!tab)
         return RSY_ENOMEM;
@@ -210,8 +217,25 @@ rsy_status rsy__gen_class_table(const rsy_recipe *r, rsy__gen_class **out, int *
             free(tab);
             return RSY_EINVAL;
         }
-        tab[c].props = rsy_tissue_mri_at(t, r->mri.field_t);
-        tab[c].texture_sd_fraction = t->texture_sd_fraction;
+        if (is_ct) {
+            if (!t->has_ct) {
+                rsy_log_error("tissue table \"%s\" has no CT properties for phantom class \"%s\"",
+                              r->tissues.name, nm);
+                free(tab);
+                return RSY_EINVAL;
+            }
+            tab[c].hu = t->ct[r->ct.phase].hu;
+            tab[c].hu_sd = t->ct[r->ct.phase].sd_hu;
+        } else {
+            if (!t->has_mri) {
+                rsy_log_error("tissue table \"%s\" has no MRI properties for phantom class \"%s\"",
+                              r->tissues.name, nm);
+                free(tab);
+                return RSY_EINVAL;
+            }
+            tab[c].props = rsy_tissue_mri_at(t, r->mri.field_t);
+            tab[c].texture_sd_fraction = t->texture_sd_fraction;
+        }
         tab[c].is_lesion = 0;
         tab[c].type_index = -1;
         tab[c].compartment = -1;

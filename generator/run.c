@@ -10,6 +10,7 @@
  */
 #include <pthread.h>
 #include <stdlib.h>
+#include <string.h>
 
 #include "generator_internal.h"
 
@@ -17,6 +18,7 @@ typedef struct run_ctx {
     const rsy_recipe *recipe;
     const rsy__gen_texture *texture; /* built once, read by every case */
     int texture_threads;             /* denoiser workers inside each case */
+    const rsy_ct_fbp *ct_fbp;        /* CT: the reconstructor, built once, read by every case */
     rsy_export *exporter;
     const rsy_run_options *opt;
     pthread_mutex_t lock; /* serialises progress reports */
@@ -37,7 +39,8 @@ static rsy_status run_case(void *vctx, size_t index, int worker)
         return RSY_ECANCELED;
 
     rsy_case *c = NULL;
-    rsy_status rc = rsy__case_generate(ctx->recipe, index, ctx->texture, ctx->texture_threads, &c);
+    rsy_status rc =
+        rsy__case_generate(ctx->recipe, index, ctx->texture, ctx->ct_fbp, ctx->texture_threads, &c);
     if (rc != RSY_OK) {
         rsy_log_error("case %zu: generation failed: %s", index, rsy_strerror(rc));
         return rc;
@@ -119,8 +122,17 @@ rsy_status rsy_generator_run(const rsy_recipe *r, const char *out_dir, const rsy
      * uses one denoiser thread; with fewer cases, the spare threads go inside the cases. */
     int64_t in_flight = r->cases < opt->n_threads ? r->cases : opt->n_threads;
     int texture_threads = opt->n_threads / (int)(in_flight > 0 ? in_flight : 1);
-    run_ctx ctx = {
-        r, tex, texture_threads > 0 ? texture_threads : 1, NULL, opt, PTHREAD_MUTEX_INITIALIZER, 0};
+    rsy_ct_fbp *fbp = NULL;
+    run_ctx ctx = {r,   tex, texture_threads > 0 ? texture_threads : 1, NULL, NULL,
+                   opt, PTHREAD_MUTEX_INITIALIZER,                      0};
+
+    /* CT: one reconstructor (angles, filter, FFTW plans) serves every case read-only. */
+    if (strcmp(r->modality, "ct") == 0) {
+        rc = rsy__gen_ct_fbp_create(r, &fbp);
+        if (rc != RSY_OK)
+            goto done;
+        ctx.ct_fbp = fbp;
+    }
 
     rc = rsy_export_prepare_dir(out_dir, opt->force);
     if (rc != RSY_OK)
@@ -144,6 +156,7 @@ rsy_status rsy_generator_run(const rsy_recipe *r, const char *out_dir, const rsy
 done:
     rsy_pool_destroy(pool);
     rsy_export_destroy(ex);
+    rsy_ct_fbp_destroy(fbp);
     rsy__gen_texture_destroy(tex);
     pthread_mutex_destroy(&ctx.lock);
     return rc;

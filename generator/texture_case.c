@@ -25,8 +25,9 @@
  *
  * The tiled patch prior loses variance (docs/texture.md, "Known bias": 0.6-0.95 of the
  * prior's, depending on p and the correlation length). So that texture_sd_fraction means what
- * it says, u is rescaled per class to the preset's variance (about the class's sample mean,
- * which is kept). The property maps are then
+ * it says, u is centred per class (so a class's mean property is its table value, whatever
+ * mean the model's centre voxel has: a fitted model's interior patches need not average 0) and
+ * rescaled to the model's variance. The property maps are then
  *     T1(v) = T1[c] · max(0.01, 1 + f[c] · u(v)),   likewise T2 and PD,
  * with f the class's texture_sd_fraction: one field for the three properties, i.e. a single
  * mode of variation (water content raises T1, T2 and PD together; GK).
@@ -144,7 +145,8 @@ static rsy_status add_preset_class(const rsy_recipe *r, const rsy__gen_class *ta
         }
     }
     t->variance[c] = mixture_variance(cls);
-    t->textured[c] = tab[c].texture_sd_fraction > 0.0 && t->variance[c] > 0.0;
+    t->textured[c] =
+        (tab[c].texture_sd_fraction > 0.0 || tab[c].hu_sd > 0.0) && t->variance[c] > 0.0;
     if (!t->textured[c])
         rsy_log_debug("class \"%s\": texture_sd_fraction 0, uniform", name);
     t->any_textured |= t->textured[c];
@@ -274,7 +276,8 @@ static rsy_status build_fitted(const rsy_recipe *r, const rsy__gen_class *tab,
         if ((rc = rsy__texture_prior_copy_class(t->prior, c, mp, model_of[c])) != RSY_OK)
             return rc;
         t->variance[c] = fitted_centre_variance(m, model_of[c]);
-        t->textured[c] = tab[c].texture_sd_fraction > 0.0 && t->variance[c] > 0.0;
+        t->textured[c] =
+            (tab[c].texture_sd_fraction > 0.0 || tab[c].hu_sd > 0.0) && t->variance[c] > 0.0;
         t->any_textured |= t->textured[c];
     }
     const double *model_mm = mp->spacing_mm;
@@ -459,7 +462,7 @@ rsy_status rsy__gen_texture_normalise(const rsy__gen_texture *t, const rsy_volum
     }
     for (size_t v = 0; v < nvox; v++) {
         int c = cl[v];
-        u[v] = t->textured[c] ? (float)(mean[c] + ((double)u[v] - mean[c]) * scale[c]) : 0.0f;
+        u[v] = t->textured[c] ? (float)(((double)u[v] - mean[c]) * scale[c]) : 0.0f;
     }
 done:
     free(count);

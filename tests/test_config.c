@@ -162,7 +162,7 @@ static double ks_distance(const rsy_dist *d, uint64_t seed, int discrete)
 /* Shipped configs                                                                            */
 /* ---------------------------------------------------------------------------------------- */
 
-typedef enum { KIND_RECIPE, KIND_PRIOR, KIND_TISSUES, KIND_TEXTURE } config_kind;
+typedef enum { KIND_RECIPE, KIND_PRIOR, KIND_TISSUES, KIND_TEXTURE, KIND_SCANNER } config_kind;
 
 static int load_all_in(const char *dir, config_kind kind)
 {
@@ -193,6 +193,10 @@ static int load_all_in(const char *dir, config_kind kind)
             rsy_texture_preset *t = NULL;
             rc = rsy_texture_preset_load(&t, path);
             free(t);
+        } else if (kind == KIND_SCANNER) {
+            rsy_ct_scanner *s = NULL;
+            rc = rsy_ct_scanner_load(&s, path);
+            free(s);
         } else {
             rsy_tissue_table *t = NULL;
             rc = rsy_tissue_table_load(&t, path);
@@ -213,6 +217,7 @@ static void test_all_configs_load(void **state)
     (void)state;
     assert_true(load_all_in("configs/tissues", KIND_TISSUES) >= 1);
     assert_true(load_all_in("configs/priors", KIND_PRIOR) >= 1);
+    assert_true(load_all_in("configs/scanners", KIND_SCANNER) >= 1);
     assert_true(load_all_in("configs/textures", KIND_TEXTURE) >= 1);
     assert_true(load_all_in("configs/recipes", KIND_RECIPE) >= 1);
 }
@@ -569,6 +574,61 @@ static void test_seed_forms(void **state)
     assert_null(r);
 }
 
+/* The shipped abdominal CT recipe: modality, doses, phase, scanner profile, CT tissue table
+ * (liver portal venous = unenhanced 58 + 56 HU [S14]), channel names, memory estimate. */
+static void test_ct_recipe(void **state)
+{
+    (void)state;
+    rsy_recipe *r = NULL;
+    tu_log_capture();
+    assert_int_equal(rsy_recipe_load(&r, "configs/recipes/abdomen-ct.json", search_configs),
+                     RSY_OK);
+    assert_string_equal(r->modality, "ct");
+    assert_string_equal(r->phantom.family, "abdomen");
+    assert_int_equal(r->mri.n_sequences, 0);
+    assert_int_equal(r->ct.n_doses, 2);
+    assert_true(r->ct.doses[0] == 1.0 && r->ct.doses[1] == 0.25);
+    assert_int_equal(r->ct.phase, RSY_CT_PHASE_PORTAL_VENOUS);
+    assert_int_equal(r->ct.noise_model, RSY_CT_NOISE_PROJECTION);
+    assert_string_equal(r->ct.scanner.name, "ct-standard");
+    assert_int_equal(r->ct.scanner.kernel, RSY_CT_WINDOW_HANN);
+    assert_true(r->ct.scanner.i0_photons == 3e5);
+    assert_true(r->ct.scanner.electronic_noise_sd == 10.0);
+    assert_true(r->ct.scanner.mu_water_per_mm == 0.01879);
+    assert_int_equal(rsy_recipe_n_channels(r), 2);
+    assert_string_equal(rsy_recipe_channel_name(r, 0), "CT");
+    assert_string_equal(rsy_recipe_channel_name(r, 1), "CT");
+    assert_null(rsy_recipe_channel_name(r, 2));
+    const rsy_tissue *liver = rsy_tissue_table_find(&r->tissues, "liver");
+    assert_non_null(liver);
+    assert_true(liver->has_ct && !liver->has_mri);
+    assert_true(liver->ct[RSY_CT_PHASE_NON_CONTRAST].hu == 58.0);
+    assert_true(liver->ct[RSY_CT_PHASE_PORTAL_VENOUS].hu == 58.0 + 56.0);
+    /* 256 x 256 x 64 voxels at 25 + 2 x 2 bytes each, plus the fixed 64 MiB: 0.1-1 GiB. */
+    uint64_t mem = rsy_recipe_memory_estimate(r, 1);
+    assert_true(mem > (uint64_t)256 * 256 * 64 * 29 && mem < (1ull << 30));
+    assert_int_equal(tu_errors(), 0);
+    rsy_recipe_destroy(r);
+
+    /* The MRI tissue table has no CT properties: a CT recipe naming it is refused. */
+    char *dir = tu_tmpdir("ct_recipe");
+    char path[1024];
+    snprintf(path, sizeof path, "%s/r.json", dir);
+    FILE *f = fopen(path, "w");
+    assert_non_null(f);
+    fputs("{\"raresynth_recipe\": 1, \"name\": \"X\", \"dataset_id\": 1,\n"
+          " \"phantom\": {\"family\": \"abdomen\"},\n"
+          " \"acquisition\": {\"modality\": \"ct\", \"tissues\": \"mri-brain\"}}\n",
+          f);
+    fclose(f);
+    tu_log_capture();
+    assert_int_equal(rsy_recipe_load(&r, path, search_configs), RSY_ECONFIG);
+    assert_int_equal(tu_errors(), 1);
+    assert_non_null(strstr(tu_last_error(), "mri-brain.json: tissues.background: no \"ct\""));
+    tu_rmtree(dir);
+    free(dir);
+}
+
 /* ---------------------------------------------------------------------------------------- */
 /* Malformed recipes                                                                          */
 /* ---------------------------------------------------------------------------------------- */
@@ -644,6 +704,20 @@ static const bad_case bad_cases[] = {
      "texture.fitted: required key missing (\"model\": \"fitted\" needs the model's name"},
     {"texture_fitted_unknown_key.json", "texture_fitted_unknown_key.json",
      "texture.class_map: unknown key (expected one of"},
+    {"ct_mri_key.json", "ct_mri_key.json",
+     "acquisition.field_strength_T: an MRI key, not allowed when acquisition.modality is "
+     "\"ct\""},
+    {"mri_ct_key.json", "mri_ct_key.json",
+     "acquisition.doses: a CT key, not allowed when acquisition.modality is \"mri\""},
+    {"ct_unknown_phase.json", "ct_unknown_phase.json",
+     "acquisition.phase: expected one of \"non_contrast\", \"arterial\", \"portal_venous\", "
+     "got \"delayed\""},
+    {"ct_dose_zero.json", "ct_dose_zero.json", "acquisition.doses[1]: expected a number in (0, 1]"},
+    {"ct_dose_above_one.json", "ct_dose_above_one.json",
+     "acquisition.doses[0]: expected a number in (0, 1], got 1.5"},
+    {"ct_prior.json", "ct_prior.json",
+     "lesions[0].prior: prior \"glioblastoma\" (configs/priors/glioblastoma.json) gives no CT "
+     "(HU) properties"},
 };
 
 static void test_bad_recipes(void **state)
@@ -912,8 +986,8 @@ static void test_memory_estimate(void **state)
     assert_true(rsy_recipe_memory_estimate(r, 1) ==
                 128ull * 128 * 128 * (29 + 16 + 32) + 2048ull * 729 * 18 * 4 + (64ull << 20));
     r->texture = RSY_TEXTURE_PRESET;
-    /* With its preset the demo samples texture: 128^3 voxels x (29 + 4 x 4 channels + 16 for the texture
-     * field and sampler state + 1 for the tiling cells of 5^3 voxels, 16 / 125 rounded up)
+    /* With its preset the demo samples texture: 128^3 voxels x (29 + 4 x 4 channels + 16 for the
+     * texture field and sampler state + 1 for the tiling cells of 5^3 voxels, 16 / 125 rounded up)
      * bytes + the denoiser's scratch of 2048 patches x 125 x (2 components + 2) floats +
      * 64 MiB (the documented formula). */
     assert_int_equal(r->texture, RSY_TEXTURE_PRESET);
@@ -949,13 +1023,14 @@ static void test_memory_estimate(void **state)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_all_configs_load),  cmocka_unit_test(test_gbm_recipe),
-        cmocka_unit_test(test_defaults),          cmocka_unit_test(test_texture_keys),
-        cmocka_unit_test(test_texture_presets),   cmocka_unit_test(test_overrides_merge),
-        cmocka_unit_test(test_seed_forms),        cmocka_unit_test(test_bad_recipes),
-        cmocka_unit_test(test_unreadable_recipe), cmocka_unit_test(test_prior_direct),
-        cmocka_unit_test(test_tissue_table),      cmocka_unit_test(test_dist_statistics),
-        cmocka_unit_test(test_dist_cdf_edges),    cmocka_unit_test(test_memory_estimate),
+        cmocka_unit_test(test_all_configs_load), cmocka_unit_test(test_gbm_recipe),
+        cmocka_unit_test(test_defaults),         cmocka_unit_test(test_texture_keys),
+        cmocka_unit_test(test_texture_presets),  cmocka_unit_test(test_overrides_merge),
+        cmocka_unit_test(test_seed_forms),       cmocka_unit_test(test_ct_recipe),
+        cmocka_unit_test(test_bad_recipes),      cmocka_unit_test(test_unreadable_recipe),
+        cmocka_unit_test(test_prior_direct),     cmocka_unit_test(test_tissue_table),
+        cmocka_unit_test(test_dist_statistics),  cmocka_unit_test(test_dist_cdf_edges),
+        cmocka_unit_test(test_memory_estimate),
     };
     return cmocka_run_group_tests_name("config", tests, NULL, NULL);
 }

@@ -591,21 +591,21 @@ static void test_texture_case(void **state)
     assert_true(fabs(m) < 0.1);
     assert_true(sd > 0.6 && sd < 1.05);
 
-    /* Normalised: unit SD in every textured class big enough, mean kept; u = 0 where
-     * untextured. */
+    /* Normalised: zero mean and unit SD in every textured class big enough (so a class's mean
+     * property is its table value); u = 0 where untextured. */
     assert_int_equal(rsy__gen_texture_normalise(tex, classes, u->data), RSY_OK);
     const float *uf = u->data;
     double m2, sd2;
     class_moments(uf, cl, nvox, RSY_HEAD_WHITE_MATTER, &m2, &sd2, &n_wm);
     assert_float_equal(sd2, 1.0, 1e-4);
-    assert_float_equal(m2, m, 1e-4);
+    assert_float_equal(m2, 0.0, 1e-4);
     for (size_t v = 0; v < nvox; v++)
         if (!tex->textured[cl[v]])
             assert_true(uf[v] == 0.0f);
 
     /* Property maps: within white matter, T1, T2 and PD vary with relative SD equal to the
      * tissue table's texture_sd_fraction (0.03; tolerance 1e-3 relative, float rounding and
-     * no clamping at 33 SD), around the class mean. */
+     * no clamping at 33 SD), around the table value. */
     float *t1 = malloc(nvox * sizeof *t1), *t2 = malloc(nvox * sizeof *t2);
     float *pd = malloc(nvox * sizeof *pd);
     assert_true(t1 && t2 && pd);
@@ -617,7 +617,7 @@ static void test_texture_case(void **state)
     for (int k = 0; k < 3; k++) {
         class_moments(maps[k], cl, nvox, RSY_HEAD_WHITE_MATTER, &m2, &sd2, &n_wm);
         assert_float_equal(sd2 / means[k], 0.03, 0.03 * 1e-3);
-        assert_float_equal(m2 / means[k], 1.0 + 0.03 * m, 1e-4);
+        assert_float_equal(m2 / means[k], 1.0, 1e-4); /* centred u: the table value */
     }
     /* Untextured voxels carry their class's properties exactly; all stay positive. */
     for (size_t v = 0; v < nvox; v++) {
@@ -632,7 +632,7 @@ static void test_texture_case(void **state)
 
     /* A case made with a shared model and 2 denoiser threads equals the stand-alone one. */
     rsy_case *c2 = NULL;
-    assert_int_equal(rsy__case_generate(r, 1, tex, 2, &c2), RSY_OK);
+    assert_int_equal(rsy__case_generate(r, 1, tex, NULL, 2, &c2), RSY_OK);
     for (int ch = 0; ch < rsy_case_n_channels(c); ch++)
         assert_memory_equal(rsy_case_channel(c, ch)->data, rsy_case_channel(c2, ch)->data,
                             nvox * sizeof(float));
@@ -888,7 +888,7 @@ static void test_case_errors(void **state)
     assert_int_equal(rsy_case_generate(NULL, 0, &c), RSY_EINVAL);
     assert_null(c);
     rsy_recipe *r = load_demo(40, 5.5);
-    snprintf(r->modality, sizeof r->modality, "ct");
+    snprintf(r->modality, sizeof r->modality, "pet");
     assert_int_equal(rsy_case_generate(r, 0, &c), RSY_EINVAL);
     assert_null(c);
     assert_non_null(strstr(tu_last_error(), "modality"));
