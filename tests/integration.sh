@@ -13,6 +13,9 @@ trap 'umount "$WORK/full" 2>/dev/null; rm -rf "$WORK"' EXIT
 
 passed=0
 failed=0
+# make as a user runs it (release build), whatever make and variant run these tests: a parent
+# make exports MAKEFLAGS and its command-line variables (VARIANT=asan ...) to the environment.
+CLEAN_MAKE="env -u MAKEFLAGS -u MFLAGS -u MAKELEVEL -u MAKEOVERRIDES -u VARIANT -u BUILD -u OPTFLAGS make"
 ok() { passed=$((passed + 1)); echo "ok   - $1"; }
 bad() { failed=$((failed + 1)); echo "FAIL - $1"; [ -n "${2:-}" ] && sed 's/^/       /' "$2" | head -20; }
 
@@ -213,7 +216,7 @@ left=$(find "$WORK/intr" -name '*.part-*' | wc -l)
 # configs/textures/brain-colin27.h5, where the demo recipe (and the install below) find it.
 ln -s "$REPO/configs/textures" "$WORK/configs/textures"
 FITTED="$WORK/configs/recipes/fitted.json"
-if env -u MAKEFLAGS -u MFLAGS -u MAKELEVEL make -s texture-model >"$WORK/fit.log" 2>&1; then
+if $CLEAN_MAKE -s texture-model >"$WORK/fit.log" 2>&1; then
     ok "make texture-model fits Colin27 into configs/textures/brain-colin27.h5"
     "$PYTHON" - "$REPO/configs/recipes/brain-glioblastoma-mri.json" "$FITTED" <<'EOF'
 import json, sys
@@ -285,7 +288,7 @@ diff -r "$DCT" "$DCT2" >"$WORK/diff.log" 2>&1 && ok "CT: byte-identical for -j 1
 # ---- install: a program and a library a user can build against ------------------------------
 # The installed data include configs/textures/brain-colin27.h5, made by the check above.
 # A plain release install, whatever variant (and MAKEFLAGS) the tests run under.
-if env -u MAKEFLAGS -u MFLAGS -u MAKELEVEL make -s install PREFIX="$WORK/inst" >"$WORK/inst.log" 2>&1; then
+if $CLEAN_MAKE -s install PREFIX="$WORK/inst" >"$WORK/inst.log" 2>&1; then
     printf '%s\n' '#include <stdio.h>' '#include <rsy_core.h>' '#include <rsy_generator.h>' \
         'int main(void) { printf("%s\n", rsy_version()); return rsy_init() == RSY_OK ? 0 : 1; }' \
         >"$WORK/use.c"
