@@ -968,49 +968,7 @@ static rsy_status calibrate(abd_model *m, const double target_ml[N_ORG], double 
 
 static rsy_status check_spec(const rsy_phantom_spec *spec)
 {
-    if (strncmp(spec->family, "abdomen", sizeof spec->family) != 0) {
-        rsy_log_error("phantom.family: unknown family \"%.*s\" (expected \"abdomen\")",
-                      (int)sizeof spec->family, spec->family);
-        return RSY_EINVAL;
-    }
-    for (int a = 0; a < 3; a++) {
-        if (spec->dims[a] < 16 || spec->dims[a] > 2048) {
-            rsy_log_error("phantom.dims[%d]: expected an integer in 16..2048, got %lld", a,
-                          (long long)spec->dims[a]);
-            return RSY_EINVAL;
-        }
-        if (!(spec->spacing_mm[a] > 0.1 && spec->spacing_mm[a] <= 10.0)) {
-            rsy_log_error("phantom.spacing_mm[%d]: expected a number in (0.1, 10], got %g", a,
-                          spec->spacing_mm[a]);
-            return RSY_EINVAL;
-        }
-    }
-    if (spec->sex != RSY_SEX_RANDOM && spec->sex != RSY_SEX_FEMALE && spec->sex != RSY_SEX_MALE) {
-        rsy_log_error("phantom.sex: invalid value %d", (int)spec->sex);
-        return RSY_EINVAL;
-    }
-    if (!(spec->female_fraction >= 0.0 && spec->female_fraction <= 1.0)) {
-        rsy_log_error("phantom.female_fraction: expected a number in [0, 1], got %g",
-                      spec->female_fraction);
-        return RSY_EINVAL;
-    }
-    if (!(spec->age_min_years >= 18.0 && spec->age_min_years <= spec->age_max_years &&
-          spec->age_max_years <= 100.0)) {
-        rsy_log_error("phantom.age_years: expected 18 <= min <= max <= 100, got [%g, %g]",
-                      spec->age_min_years, spec->age_max_years);
-        return RSY_EINVAL;
-    }
-    if (!(spec->deformation_mm >= 0.0 && spec->deformation_mm <= 20.0)) {
-        rsy_log_error("phantom.deformation_mm: expected a number in [0, 20], got %g",
-                      spec->deformation_mm);
-        return RSY_EINVAL;
-    }
-    if (!(spec->deformation_scale_mm > 5.0 && spec->deformation_scale_mm <= 500.0)) {
-        rsy_log_error("phantom.deformation_scale_mm: expected a number in (5, 500], got %g",
-                      spec->deformation_scale_mm);
-        return RSY_EINVAL;
-    }
-    return RSY_OK;
+    return rsy__phantom_check_spec(spec, "abdomen");
 }
 
 /* World extent of the voxel centres along each axis. */

@@ -20,6 +20,54 @@ const rsy__phantom_family *rsy__phantom_family_find(const char *name)
     return NULL;
 }
 
+/* The limits every family shares; the ranges are those config/ enforces on recipes. */
+rsy_status rsy__phantom_check_spec(const rsy_phantom_spec *spec, const char *family)
+{
+    if (strncmp(spec->family, family, sizeof spec->family) != 0) {
+        rsy_log_error("phantom.family: unknown family \"%.*s\" (expected \"%s\")",
+                      (int)sizeof spec->family, spec->family, family);
+        return RSY_EINVAL;
+    }
+    for (int a = 0; a < 3; a++) {
+        if (spec->dims[a] < 16 || spec->dims[a] > 2048) {
+            rsy_log_error("phantom.dims[%d]: expected an integer in 16..2048, got %lld", a,
+                          (long long)spec->dims[a]);
+            return RSY_EINVAL;
+        }
+        if (!(spec->spacing_mm[a] > 0.1 && spec->spacing_mm[a] <= 10.0)) {
+            rsy_log_error("phantom.spacing_mm[%d]: expected a number in (0.1, 10], got %g", a,
+                          spec->spacing_mm[a]);
+            return RSY_EINVAL;
+        }
+    }
+    if (spec->sex != RSY_SEX_RANDOM && spec->sex != RSY_SEX_FEMALE && spec->sex != RSY_SEX_MALE) {
+        rsy_log_error("phantom.sex: invalid value %d", (int)spec->sex);
+        return RSY_EINVAL;
+    }
+    if (!(spec->female_fraction >= 0.0 && spec->female_fraction <= 1.0)) {
+        rsy_log_error("phantom.female_fraction: expected a number in [0, 1], got %g",
+                      spec->female_fraction);
+        return RSY_EINVAL;
+    }
+    if (!(spec->age_min_years >= 18.0 && spec->age_min_years <= spec->age_max_years &&
+          spec->age_max_years <= 100.0)) {
+        rsy_log_error("phantom.age_years: expected 18 <= min <= max <= 100, got [%g, %g]",
+                      spec->age_min_years, spec->age_max_years);
+        return RSY_EINVAL;
+    }
+    if (!(spec->deformation_mm >= 0.0 && spec->deformation_mm <= 20.0)) {
+        rsy_log_error("phantom.deformation_mm: expected a number in [0, 20], got %g",
+                      spec->deformation_mm);
+        return RSY_EINVAL;
+    }
+    if (!(spec->deformation_scale_mm > 5.0 && spec->deformation_scale_mm <= 500.0)) {
+        rsy_log_error("phantom.deformation_scale_mm: expected a number in (5, 500], got %g",
+                      spec->deformation_scale_mm);
+        return RSY_EINVAL;
+    }
+    return RSY_OK;
+}
+
 int rsy_phantom_n_classes(const char *family)
 {
     const rsy__phantom_family *f = rsy__phantom_family_find(family);

@@ -106,6 +106,10 @@ typedef struct rsy__phantom_family {
     void (*describe)(const rsy_subject *subject, const double xyz_mm[3], char *buf, size_t n);
 } rsy__phantom_family;
 
+/** Check the parts of @p spec every family shares (family name equal to @p family, dims,
+ *  spacing, sex, ages, deformation); one logged line and RSY_EINVAL on the first problem. */
+rsy_status rsy__phantom_check_spec(const rsy_phantom_spec *spec, const char *family);
+
 /** The family called @p name, NULL if there is none. */
 const rsy__phantom_family *rsy__phantom_family_find(const char *name);
 
