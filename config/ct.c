@@ -111,8 +111,9 @@ static rsy_status scanner_load(rsy_ct_scanner *out, const char *path)
     if (rc != RSY_OK)
         return rc;
     const cJSON *root = f.root;
-    /* Defaults (docs/recipe.md): I0 1e5 photons per bin (TIGRE demo [S27]), electronic noise
-     * SD 10 counts [S27], mu_water 0.01879 /mm at 75 keV [S22]; no slice profile or PSF. */
+    /* Defaults (docs/recipe.md): I0 1e5 photons per bin and view per 1 mm of slice (TIGRE
+     * demo [S27]), electronic noise SD 10 counts [S27], mu_water 0.01879 /mm at 75 keV [S22];
+     * slice thickness 0 (the recipe's z spacing), no PSF. */
     out->kernel = RSY_CT_WINDOW_RAMLAK;
     out->i0_photons = 1e5;
     out->electronic_noise_sd = 10.0;
@@ -261,6 +262,16 @@ rsy_status rsy__recipe_parse_ct(const char *file, const cJSON *acq, rsy_recipe *
                           search_dirs, "scanners", "scanner profile", scanner_path);
     if (rc != RSY_OK || (rc = scanner_load(&ct->scanner, scanner_path)) != RSY_OK)
         return rc;
+    /* An output voxel is a slab of the slice thickness (docs/ct.md): unset, it is the z
+     * spacing; thinner slices than their spacing would leave gaps the phantom never fills. */
+    const double dz = r->phantom.spacing_mm[2];
+    if (ct->scanner.slice_thickness_mm == 0.0)
+        ct->scanner.slice_thickness_mm = dz;
+    else if (ct->scanner.slice_thickness_mm < dz * (1.0 - 1e-9))
+        return rsy__cfg_fail(scanner_path, "slice_thickness_mm", NULL,
+                             "%g mm is thinner than the recipe %s's slice spacing "
+                             "phantom.spacing_mm[2] = %g mm (omit it to use the spacing)",
+                             ct->scanner.slice_thickness_mm, file, dz);
     rc = rsy__resolve_ref(file, "acquisition.tissues",
                           cJSON_GetObjectItemCaseSensitive(acq, "tissues"), tissues, recipe_dir,
                           search_dirs, "tissues", "tissue table", table_path);

@@ -228,10 +228,12 @@ typedef struct rsy_ct_scanner {
     char name[RSY_NAME_MAX]; /* file stem, e.g. "ct-standard" */
     char path[RSY_PATH_MAX]; /* file it was loaded from */
     rsy_ct_window kernel;
-    double i0_photons;          /* unattenuated photons per bin and view at dose 1 */
+    double i0_photons;          /* unattenuated photons per bin and view at dose 1, for a
+                                   1 mm slice (times the thickness in mm) */
     double electronic_noise_sd; /* counts */
     double mu_water_per_mm;     /* linear attenuation of water */
-    double slice_thickness_mm;  /* FWHM of the slice sensitivity profile (0 = none) */
+    double slice_thickness_mm;  /* width of the rectangular slice profile, >= the z spacing
+                                   (0 in a profile: the recipe's z spacing) */
     double psf_fwhm_mm;         /* in-plane Gaussian PSF (0 = none) */
     int n_views, n_det;         /* 0: from the slice size */
     int n_sources;

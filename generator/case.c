@@ -365,7 +365,11 @@ static rsy_status imaging_ct(const rsy_recipe *r, rsy_case *c, const rsy__gen_cl
             double x;
             const char *s;
         } facts[] = {{"dose_fraction", 0, ct->doses[ch], NULL},
-                     {"i0_photons", 0, ct->scanner.i0_photons * ct->doses[ch], NULL},
+                     /* photons per detector bin and view for the whole slab: the profile's
+                      * per-mm I₀ times the slice thickness times the dose */
+                     {"i0_photons", 0,
+                      ct->scanner.i0_photons * rsy__gen_ct_thickness_mm(r) * ct->doses[ch], NULL},
+                     {"slice_thickness_mm", 0, rsy__gen_ct_thickness_mm(r), NULL},
                      {"kernel", 1, 0.0, rsy_ct_window_name(ct->scanner.kernel)},
                      {"noise_model", 1, 0.0, noise},
                      {"noise_sd_hu", 0, res.noise_sd_hu[ch], NULL}};

@@ -4,15 +4,21 @@
  *   1. the noise-free HU map: each voxel its class's mean HU in the recipe's contrast phase,
  *      plus hu_sd · u in the classes the texture stage modulates (u with the preset's
  *      variance, so hu_sd is the within-class SD for a unit-variance preset);
- *   2. per dose channel, every axial slice (k fixed) through the recipe's noise model — the
+ *   2. the resolution, applied to that noise-free map as on a scanner, where focal spot and
+ *      detector blur act before quantum noise: the in-plane PSF and the rectangular slice
+ *      profile of the slice thickness (rsy_ct_volume_finish's blur; docs/ct.md);
+ *   3. per dose channel, every axial slice (k fixed) through the recipe's noise model — the
  *      projection-domain dose model (rsy_ct_simulate_slice) or the calibrated image-domain
- *      one (rsy_ct_noise_fast) — with one stream per (case, RSY_STAGE_ACQUISITION + channel)
- *      consumed in slice order, so a case is byte-identical whatever thread makes it;
- *   3. the channel's noise SD: the SD of the difference to the noise-free image (for the
+ *      one (rsy_ct_noise_fast) — with I₀ the profile's photons per 1 mm times the slice
+ *      thickness, and one stream per (case, RSY_STAGE_ACQUISITION + channel) consumed in
+ *      slice order, so a case is byte-identical whatever thread makes it;
+ *   4. the channel's noise SD, on the finished float values (clamped to the int16 HU range,
+ *      before rounding): the SD of the difference to the noise-free finished image (for the
  *      projection model its noise-free reconstruction, made once per case, so the
  *      reconstruction's own deterministic error — edge streaks, aliasing — is not counted as
- *      noise; for the fast model the HU map itself) over the in-plane interior of the body;
- *   4. slice profile, in-plane PSF and int16 HU (rsy_ct_volume_finish).
+ *      noise; for the fast model the blurred HU map itself) over the in-plane interior of
+ *      the body;
+ *   5. int16 HU (rsy_ct_volume_finish with no blur).
  * All channels share the class map, lesions and texture of the case: they differ in dose
  * and in their noise stream only (the "paired" data of the dataset manifest).
  */
@@ -20,12 +26,19 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "ct_internal.h"
 #include "generator_internal.h"
 
 /* Voxels within this many pixels along i and j of another class are not "interior": the
  * reconstruction's edge response (ramp filter ringing, interpolation) reaches that far at
  * full strength, so the noise measured there would include it. */
 #define RSY__CT_INTERIOR_PX 2
+
+double rsy__gen_ct_thickness_mm(const rsy_recipe *r)
+{
+    const double t = r->ct.scanner.slice_thickness_mm;
+    return t > 0.0 ? t : r->phantom.spacing_mm[2];
+}
 
 rsy_ct_params rsy__gen_ct_params(const rsy_recipe *r)
 {
@@ -44,7 +57,9 @@ rsy_ct_params rsy__gen_ct_params(const rsy_recipe *r)
         p.kernel = RSY_CT_KERNEL_HANN;
         break;
     }
-    p.i0_photons = s->i0_photons;
+    /* The profile's I₀ is per 1 mm of slice (docs/recipe.md): a slab of thickness T collects
+     * T times the photons, so its noise variance falls as 1/T, as on a scanner (GK). */
+    p.i0_photons = s->i0_photons * rsy__gen_ct_thickness_mm(r);
     p.electronic_noise_sd = s->electronic_noise_sd;
     p.mu_water_per_mm = s->mu_water_per_mm;
     return p;
@@ -136,7 +151,13 @@ static rsy_status reference_volume(const rsy_recipe *r, const rsy_ct_fbp *fbp, c
     return rc;
 }
 
-/* SD of noisy - ref over the interior voxels (see interior()). */
+/* A float HU value as rsy_ct_volume_finish clamps it, before rounding (NaN reads as air). */
+static double clamp_hu(float x)
+{
+    return x >= -1024.0f ? (x <= 3071.0f ? (double)x : 3071.0) : -1024.0;
+}
+
+/* SD of the clamped noisy image minus ref over the interior voxels (see interior()). */
 static double noise_sd(const uint16_t *cl, const float *ref, const float *noisy,
                        const rsy_geometry *g)
 {
@@ -150,7 +171,7 @@ static double noise_sd(const uint16_t *cl, const float *ref, const float *noisy,
                 if (!interior(cl + base, nx, ny, i, j))
                     continue;
                 size_t v = base + (size_t)(i + nx * j);
-                double d = (double)noisy[v] - (double)ref[v];
+                double d = clamp_hu(noisy[v]) - (double)ref[v];
                 s += d;
                 s2 += d * d;
                 n++;
@@ -193,6 +214,9 @@ rsy_status rsy__gen_ct_imaging(const rsy_recipe *r, size_t case_index, const rsy
             x += e->hu_sd * (double)u[v];
         h[v] = (float)x;
     }
+    rc = rsy__ct_volume_blur(hu, rsy__gen_ct_thickness_mm(r), r->ct.scanner.psf_fwhm_mm);
+    if (rc != RSY_OK)
+        goto fail;
     rc = reference_volume(r, fbp, h, ref->data, g);
     if (rc != RSY_OK)
         goto fail;
@@ -202,8 +226,7 @@ rsy_status rsy__gen_ct_imaging(const rsy_recipe *r, size_t case_index, const rsy
         if (rc != RSY_OK)
             goto fail;
         res->noise_sd_hu[ch] = noise_sd(cl, ref->data, noisy->data, g);
-        rc = rsy_ct_volume_finish(noisy, r->ct.scanner.slice_thickness_mm,
-                                  r->ct.scanner.psf_fwhm_mm, &res->channels[ch]);
+        rc = rsy_ct_volume_finish(noisy, 0.0, 0.0, &res->channels[ch]);
         if (rc != RSY_OK)
             goto fail;
     }

@@ -187,7 +187,8 @@ static rsy_status build_filter(rsy_ct_fbp *r)
     }
     memset(h, 0, sizeof(double) * (size_t)m);
     h[0] = 0.25;
-    for (int n = 1; n < m / 2; n += 2) {
+    /* n = m/2, when odd, is its own mirror image and is set once. */
+    for (int n = 1; n <= m / 2; n += 2) {
         const double v = -1.0 / (M_PI * M_PI * (double)n * (double)n);
         h[n] = v;
         h[m - n] = v;

@@ -66,13 +66,31 @@ const double *rsy__ct_filter_response(const rsy_ct_fbp *r, size_t *n);
 double rsy__ct_proj_variance(const rsy_ct_fbp *r, double p, double a);
 
 /**
- * Predicted noise SD (HU) of the projection model at every pixel, for the water-equivalent
- * cylinder of @p hu at dose fraction @p a: writes @p sd_hu (nx·ny) and, when not NULL, the
- * cylinder's water-equivalent diameter in mm to @p dw_mm.
+ * Joseph forward projection (ct_project.c) of the nx·ny slice @p mu_per_mm of @p px pixels
+ * over @p n_views views with angles cos_t[v], sin_t[v] and @p n_det bins of pitch @p tau,
+ * centred, into @p sino (n_views·n_det): the projector of rsy_ct_forward on any grid.
  * @return RSY_OK, RSY_ENOMEM.
  */
-rsy_status rsy__ct_noise_sd_map(const rsy_ct_fbp *r, const float *hu, double a, float *sd_hu,
-                                double *dw_mm);
+rsy_status rsy__ct_joseph(const float *mu_per_mm, int64_t nx, int64_t ny, double px, int n_views,
+                          int n_det, double tau, const double *cos_t, const double *sin_t,
+                          float *sino);
+
+/**
+ * Predicted noise SD (HU) of the projection model at every pixel of @p hu at dose fraction
+ * @p a, from the slice's own sinogram on a coarse grid (ct_noise.c, docs/ct.md): writes
+ * @p sd_hu (nx·ny).
+ * @return RSY_OK, RSY_ENOMEM.
+ */
+rsy_status rsy__ct_noise_sd_map(const rsy_ct_fbp *r, const float *hu, double a, float *sd_hu);
+
+/**
+ * Blur the float32 HU volume @p hu in place: a Gaussian in-plane PSF of FWHM @p psf_fwhm_mm,
+ * a rectangular slice profile of width @p slice_thickness_mm (0 skips either); the blur of
+ * rsy_ct_volume_finish, for the noise-free map before noise (ct_case.c).
+ * @return RSY_OK, RSY_EINVAL (not float32, a width negative or not finite; logged),
+ *         RSY_ENOMEM.
+ */
+rsy_status rsy__ct_volume_blur(rsy_volume *hu, double slice_thickness_mm, double psf_fwhm_mm);
 
 /** The kernel's apodisation window at @p f cycles per bin, f in [0, 1/2] (ct_fbp.c). */
 double rsy__ct_window(rsy_ct_kernel k, double f);

@@ -9,10 +9,11 @@
 
 #include "ct_internal.h"
 
-/* Angular samples of the mean over views of the projection variance (midpoint rule), and the
- * radial step of the tabulated SD profile, in pixels. */
-#define SD_N_ANGLES 256
-#define SD_RADIAL_STEP_PX 0.5
+/* The coarse grid of the predicted SD map: at most SD_GRID pixels along a side, SD_VIEWS
+ * views over [0, π) (docs/ct.md: the mean over views of e^p is smooth in the angle, and the
+ * map is smooth in space away from edges). */
+#define SD_GRID 64
+#define SD_VIEWS 100
 
 /* sinc(x) = sin(πx)/(πx). */
 static double sinc(double x)
@@ -94,65 +95,91 @@ double rsy__ct_proj_variance(const rsy_ct_fbp *r, double p, double a)
 }
 
 /*
- * Predicted noise SD of the projection model. The slice is replaced by its water-equivalent
- * cylinder: diameter D_w = 2·√(Σ (1 + HU/1000)·Δ² / π) (AAPM Report 220, 2014: the
- * water-equivalent diameter, GK), centred on the attenuation-weighted centroid. At distance r
- * from the centre a view whose ray passes at impact parameter s = r·|sin φ| has the line
- * integral μ_w·2√(R² − s²) (0 if s >= R), and FBP adds the views' variances, so
- * Var μ(r) = K·mean_φ Var p(r sin φ), K = r->var_per_unit_proj (ct_fbp.c). Noise is therefore
- * highest at the centre of a round object, where every ray is long.
+ * Predicted noise SD of the projection model, from the slice's own sinogram. FBP adds the
+ * views' variances: a pixel at x receives, from view v, the filtered noise of the bins near
+ * t_v(x) = x cosθ_v + y sinθ_v, so Var μ(x) = K·mean_v Var p̂_v(t_v(x)) with
+ * Var p̂ = e^p/(I₀a) + σ_e²·e^{2p}/(I₀a)² (rsy__ct_proj_variance) and K = r->var_per_unit_proj
+ * the exact FBP gain for independent bin noise (ct_fbp.c). The mean over views is dominated
+ * by the longest rays through x, so it follows the body's shape (an elongated body is
+ * noisiest along its long axis; lungs lower it). It is evaluated on a coarse grid: the slice
+ * averaged over f×f blocks (f = ⌈max(nx, ny)/SD_GRID⌉; outside the slice is air), projected
+ * with Joseph's method over SD_VIEWS views and bins of the block size, the variance
+ * back-projected by linear interpolation, then interpolated bilinearly to the slice.
+ * Photon starvation clamps counts to >= 1 (rsy_ct_simulate_slice), so p is capped at ln(I₀a).
  */
-rsy_status rsy__ct_noise_sd_map(const rsy_ct_fbp *r, const float *hu, double a, float *sd_hu,
-                                double *dw_mm)
+rsy_status rsy__ct_noise_sd_map(const rsy_ct_fbp *r, const float *hu, double a, float *sd_hu)
 {
     const int64_t nx = r->nx, ny = r->ny;
-    const double px = r->pixel_mm, mu_w = r->p.mu_water_per_mm;
-    const double cx = 0.5 * (double)(nx - 1), cy = 0.5 * (double)(ny - 1);
-    double sw = 0.0, sx = 0.0, sy = 0.0;
+    const int64_t f = ((nx > ny ? nx : ny) + SD_GRID - 1) / SD_GRID;
+    const int64_t mx = (nx + f - 1) / f, my = (ny + f - 1) / f;
+    const double pc = (double)f * r->pixel_mm;
+    const int nd = (int)ceil(sqrt((double)(mx * mx + my * my))) + 2;
+    const double mu_w = r->p.mu_water_per_mm;
+    rsy_status rc = RSY_OK;
+    float *mu = calloc((size_t)(mx * my), sizeof(float));
+    float *sino = malloc(sizeof(float) * (size_t)SD_VIEWS * (size_t)nd);
+    double *var = calloc((size_t)(mx * my), sizeof(double));
+    double *ct = malloc(sizeof(double) * 2 * SD_VIEWS);
+    if (!mu || !sino || !var || !ct) {
+        rc = RSY_ENOMEM;
+        goto done;
+    }
+    double *st = ct + SD_VIEWS;
+    for (int v = 0; v < SD_VIEWS; v++) {
+        ct[v] = cos(M_PI * v / SD_VIEWS);
+        st[v] = sin(M_PI * v / SD_VIEWS);
+    }
+    const double block = 1.0 / (double)(f * f);
+    for (int64_t j = 0; j < ny; j++)
+        for (int64_t i = 0; i < nx; i++)
+            mu[(j / f) * mx + i / f] += (float)(block * rsy_ct_mu_from_hu(hu[j * nx + i], mu_w));
+    rc = rsy__ct_joseph(mu, mx, my, pc, SD_VIEWS, nd, pc, ct, st, sino);
+    if (rc != RSY_OK)
+        goto done;
+    const double p_max = log(r->p.i0_photons * a);
+    for (size_t k = 0; k < (size_t)SD_VIEWS * (size_t)nd; k++)
+        sino[k] = (float)rsy__ct_proj_variance(r, fmin((double)sino[k], p_max), a);
+    const double cx = 0.5 * (double)(mx - 1), cy = 0.5 * (double)(my - 1);
+    const double bc = 0.5 * (double)(nd - 1);
+    for (int v = 0; v < SD_VIEWS; v++) {
+        const float *row = sino + (size_t)v * (size_t)nd;
+        for (int64_t j = 0; j < my; j++)
+            for (int64_t i = 0; i < mx; i++) {
+                /* Bin coordinate of the block centre; the detector spans the diagonal plus
+                 * one bin on each side, so u stays inside [0, nd − 1). */
+                const double u = ((double)i - cx) * ct[v] + ((double)j - cy) * st[v] + bc;
+                const int64_t b = (int64_t)u;
+                const double w = u - (double)b;
+                var[j * mx + i] += (1.0 - w) * row[b] + w * row[b + 1];
+            }
+    }
+    const double to_hu = 1000.0 / mu_w, gain = r->var_per_unit_proj / SD_VIEWS;
+    for (int64_t k = 0; k < mx * my; k++)
+        var[k] = to_hu * sqrt(gain * var[k]);
+    /* Pixel i lies at block coordinate (i − (f − 1)/2)/f; clamped at the outer blocks. */
     for (int64_t j = 0; j < ny; j++) {
+        const double vj =
+            fmin(fmax(((double)j - 0.5 * (double)(f - 1)) / (double)f, 0.0), (double)(my - 1));
+        const int64_t j0 = vj < (double)(my - 1) ? (int64_t)vj : my - 1;
+        const int64_t j1 = j0 + 1 < my ? j0 + 1 : j0;
+        const double wj = vj - (double)j0;
         for (int64_t i = 0; i < nx; i++) {
-            double w = 1.0 + hu[j * nx + i] / 1000.0;
-            if (!(w > 0.0))
-                w = 0.0;
-            sw += w;
-            sx += w * ((double)i - cx);
-            sy += w * ((double)j - cy);
+            const double ui =
+                fmin(fmax(((double)i - 0.5 * (double)(f - 1)) / (double)f, 0.0), (double)(mx - 1));
+            const int64_t i0 = ui < (double)(mx - 1) ? (int64_t)ui : mx - 1;
+            const int64_t i1 = i0 + 1 < mx ? i0 + 1 : i0;
+            const double wi = ui - (double)i0;
+            const double top = (1.0 - wi) * var[j0 * mx + i0] + wi * var[j0 * mx + i1];
+            const double bot = (1.0 - wi) * var[j1 * mx + i0] + wi * var[j1 * mx + i1];
+            sd_hu[j * nx + i] = (float)((1.0 - wj) * top + wj * bot);
         }
     }
-    const double radius_mm = sqrt(sw * px * px / M_PI);
-    const double xc = sw > 0.0 ? sx / sw : 0.0, yc = sw > 0.0 ? sy / sw : 0.0;
-    if (dw_mm)
-        *dw_mm = 2.0 * radius_mm;
-    const double rmax_px =
-        sqrt((cx + fabs(xc)) * (cx + fabs(xc)) + (cy + fabs(yc)) * (cy + fabs(yc)));
-    const size_t nr = (size_t)ceil(rmax_px / SD_RADIAL_STEP_PX) + 2;
-    double *table = malloc(sizeof(double) * nr);
-    if (!table)
-        return RSY_ENOMEM;
-    const double to_hu = 1000.0 / mu_w;
-    for (size_t k = 0; k < nr; k++) {
-        const double rr = (double)k * SD_RADIAL_STEP_PX * px;
-        double acc = 0.0;
-        for (int n = 0; n < SD_N_ANGLES; n++) {
-            const double s = rr * sin(M_PI * (n + 0.5) / SD_N_ANGLES);
-            const double chord = s < radius_mm ? 2.0 * sqrt(radius_mm * radius_mm - s * s) : 0.0;
-            acc += rsy__ct_proj_variance(r, mu_w * chord, a);
-        }
-        table[k] = to_hu * sqrt(r->var_per_unit_proj * acc / SD_N_ANGLES);
-    }
-    for (int64_t j = 0; j < ny; j++) {
-        for (int64_t i = 0; i < nx; i++) {
-            const double dx = (double)i - cx - xc, dy = (double)j - cy - yc;
-            const double u = sqrt(dx * dx + dy * dy) / SD_RADIAL_STEP_PX;
-            size_t k = (size_t)u;
-            if (k > nr - 2)
-                k = nr - 2;
-            const double w = u - (double)k;
-            sd_hu[j * nx + i] = (float)((1.0 - w) * table[k] + w * table[k + 1]);
-        }
-    }
-    free(table);
-    return RSY_OK;
+done:
+    free(ct);
+    free(var);
+    free(sino);
+    free(mu);
+    return rc;
 }
 
 static int dose_ok(const rsy_ct_fbp *r, double a)
@@ -222,7 +249,7 @@ rsy_status rsy_ct_noise_fast(const rsy_ct_fbp *r, const float *hu, double dose_f
         rc = RSY_ENOMEM;
         goto done;
     }
-    rc = rsy__ct_noise_sd_map(r, hu, dose_fraction, sd, NULL);
+    rc = rsy__ct_noise_sd_map(r, hu, dose_fraction, sd);
     if (rc != RSY_OK)
         goto done;
     for (size_t k = 0; k < npix; k++)
@@ -252,28 +279,15 @@ static int64_t mirror(int64_t i, int64_t n)
     return i < n ? i : period - 1 - i;
 }
 
-/* Convolve @p v along axis @p axis with a normalised Gaussian of @p sigma_vox (radius
- * ⌈3σ⌉), mirrored at the borders. @p line is scratch of the axis length. */
-static rsy_status blur_axis(float *v, const int64_t dims[3], int axis, double sigma_vox)
+/* Convolve @p v along axis @p axis with the normalised kernel @p kern of radius @p rad
+ * (2·rad + 1 taps), mirrored at the borders. */
+static rsy_status blur_axis(float *v, const int64_t dims[3], int axis, const double *kern,
+                            int64_t rad)
 {
     const int64_t n = dims[axis];
-    const int64_t rad = (int64_t)ceil(3.0 * sigma_vox);
-    if (rad < 1)
-        return RSY_OK;
-    double *kern = malloc(sizeof(double) * (size_t)(2 * rad + 1));
     double *line = malloc(sizeof(double) * (size_t)n);
-    if (!kern || !line) {
-        free(line);
-        free(kern);
+    if (!line)
         return RSY_ENOMEM;
-    }
-    double ks = 0.0;
-    for (int64_t k = -rad; k <= rad; k++) {
-        kern[k + rad] = exp(-0.5 * (double)(k * k) / (sigma_vox * sigma_vox));
-        ks += kern[k + rad];
-    }
-    for (int64_t k = 0; k <= 2 * rad; k++)
-        kern[k] /= ks;
     const int64_t step = axis == 0 ? 1 : axis == 1 ? dims[0] : dims[0] * dims[1];
     const int64_t n_lines = dims[0] * dims[1] * dims[2] / n;
     for (int64_t l = 0; l < n_lines; l++) {
@@ -295,7 +309,62 @@ static rsy_status blur_axis(float *v, const int64_t dims[3], int axis, double si
         }
     }
     free(line);
+    return RSY_OK;
+}
+
+/* Blur along @p axis with a normalised Gaussian of σ = @p width_vox voxels (radius ⌈3σ⌉)
+ * or, when @p box, a rectangular profile of width @p width_vox voxels: tap k weighs the
+ * overlap of [k − 1/2, k + 1/2] with [−w/2, w/2], the exact slab average of voxels that are
+ * uniform over their extent. A box of at most one voxel does nothing. */
+static rsy_status blur(float *v, const int64_t dims[3], int axis, int box, double width_vox)
+{
+    const double half = 0.5 * width_vox;
+    const int64_t rad = box ? (int64_t)ceil(half - 0.5 - 1e-9) : (int64_t)ceil(3.0 * width_vox);
+    if (rad < 1)
+        return RSY_OK;
+    double *kern = malloc(sizeof(double) * (size_t)(2 * rad + 1));
+    if (!kern)
+        return RSY_ENOMEM;
+    double ks = 0.0;
+    for (int64_t k = -rad; k <= rad; k++) {
+        const double x = (double)k;
+        double w;
+        if (box)
+            w = fmax(0.0, fmin(x + 0.5, half) - fmax(x - 0.5, -half));
+        else
+            w = exp(-0.5 * x * x / (width_vox * width_vox));
+        kern[k + rad] = w;
+        ks += w;
+    }
+    for (int64_t k = 0; k <= 2 * rad; k++)
+        kern[k] /= ks;
+    rsy_status rc = blur_axis(v, dims, axis, kern, rad);
     free(kern);
+    return rc;
+}
+
+rsy_status rsy__ct_volume_blur(rsy_volume *hu, double slice_thickness_mm, double psf_fwhm_mm)
+{
+    if (!hu || hu->dtype != RSY_DTYPE_FLOAT32 || !hu->data)
+        return RSY_EINVAL;
+    if (!(isfinite(slice_thickness_mm) && slice_thickness_mm >= 0.0 && isfinite(psf_fwhm_mm) &&
+          psf_fwhm_mm >= 0.0)) {
+        rsy_log_error("slice thickness %g mm, PSF FWHM %g mm: must be finite and >= 0",
+                      slice_thickness_mm, psf_fwhm_mm);
+        return RSY_EINVAL;
+    }
+    /* The in-plane PSF is a Gaussian: FWHM w has σ = w / (2√(2 ln 2)) (GK). The slice
+     * sensitivity profile is rectangular: the reconstructed slice is the average of a slab of
+     * the slice thickness (docs/ct.md). */
+    const double fwhm_to_sigma = 1.0 / (2.0 * sqrt(2.0 * log(2.0)));
+    for (int a = 0; a < 2 && psf_fwhm_mm > 0.0; a++) {
+        rsy_status rc = blur(hu->data, hu->geom.dims, a, 0,
+                             psf_fwhm_mm * fwhm_to_sigma / hu->geom.spacing_mm[a]);
+        if (rc != RSY_OK)
+            return rc;
+    }
+    if (slice_thickness_mm > 0.0)
+        return blur(hu->data, hu->geom.dims, 2, 1, slice_thickness_mm / hu->geom.spacing_mm[2]);
     return RSY_OK;
 }
 
@@ -307,31 +376,16 @@ rsy_status rsy_ct_volume_finish(const rsy_volume *hu, double slice_thickness_mm,
     *out = NULL;
     if (!hu || hu->dtype != RSY_DTYPE_FLOAT32 || !hu->data)
         return RSY_EINVAL;
-    if (!(isfinite(slice_thickness_mm) && slice_thickness_mm >= 0.0 && isfinite(psf_fwhm_mm) &&
-          psf_fwhm_mm >= 0.0)) {
-        rsy_log_error("slice thickness %g mm, PSF FWHM %g mm: must be finite and >= 0",
-                      slice_thickness_mm, psf_fwhm_mm);
-        return RSY_EINVAL;
-    }
     rsy_volume *tmp = NULL, *res = NULL;
     rsy_status rc = rsy_volume_clone(&tmp, hu);
+    if (rc != RSY_OK)
+        goto fail;
+    rc = rsy__ct_volume_blur(tmp, slice_thickness_mm, psf_fwhm_mm);
     if (rc != RSY_OK)
         goto fail;
     rc = rsy_volume_create(&res, &hu->geom, RSY_DTYPE_INT16);
     if (rc != RSY_OK)
         goto fail;
-    /* A Gaussian of FWHM w has σ = w / (2√(2 ln 2)) (GK); the slice sensitivity profile and
-     * the in-plane PSF are modelled as Gaussians (docs/ct.md). */
-    const double fwhm_to_sigma = 1.0 / (2.0 * sqrt(2.0 * log(2.0)));
-    const double widths[3] = {psf_fwhm_mm, psf_fwhm_mm, slice_thickness_mm};
-    for (int a = 0; a < 3; a++) {
-        if (widths[a] <= 0.0)
-            continue;
-        rc = blur_axis(tmp->data, hu->geom.dims, a,
-                       widths[a] * fwhm_to_sigma / hu->geom.spacing_mm[a]);
-        if (rc != RSY_OK)
-            goto fail;
-    }
     const float *src = tmp->data;
     int16_t *dst = res->data;
     const size_t n = rsy_geometry_nvox(&hu->geom);

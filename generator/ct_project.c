@@ -55,11 +55,10 @@ static double ray_sum(const float *a, size_t stride, int64_t n_prim, int64_t n_s
     return s;
 }
 
-rsy_status rsy_ct_forward(const rsy_ct_fbp *r, const float *mu_per_mm, float *sino)
+rsy_status rsy__ct_joseph(const float *mu_per_mm, int64_t nx, int64_t ny, double px, int n_views,
+                          int n_det, double tau, const double *cos_t, const double *sin_t,
+                          float *sino)
 {
-    if (!r || !mu_per_mm || !sino)
-        return RSY_EINVAL;
-    const int64_t nx = r->nx, ny = r->ny;
     const size_t sx = (size_t)nx + 2, sy = (size_t)ny + 2;
     /* Zero-bordered copies: rows (lines along x, for steps over rows) and the transpose
      * (lines along y, for steps over columns), so both walks read contiguous memory. */
@@ -77,13 +76,12 @@ rsy_status rsy_ct_forward(const rsy_ct_fbp *r, const float *mu_per_mm, float *si
             cols[(size_t)(i + 1) * sy + (size_t)(j + 1)] = v;
         }
     }
-    const double px = r->pixel_mm, tau = r->p.det_spacing_mm;
     const double cx = 0.5 * (double)(nx - 1), cy = 0.5 * (double)(ny - 1);
-    const double bc = 0.5 * (r->n_det - 1);
-    for (int v = 0; v < r->n_views; v++) {
-        const double c = r->cos_t[v], s = r->sin_t[v];
-        float *out = sino + (size_t)v * (size_t)r->n_det;
-        for (int b = 0; b < r->n_det; b++) {
+    const double bc = 0.5 * (n_det - 1);
+    for (int v = 0; v < n_views; v++) {
+        const double c = cos_t[v], s = sin_t[v];
+        float *out = sino + (size_t)v * (size_t)n_det;
+        for (int b = 0; b < n_det; b++) {
             const double t = ((double)b - bc) * tau;
             double sum;
             if (fabs(s) >= fabs(c)) {
@@ -104,4 +102,12 @@ rsy_status rsy_ct_forward(const rsy_ct_fbp *r, const float *mu_per_mm, float *si
     free(cols);
     free(rows);
     return RSY_OK;
+}
+
+rsy_status rsy_ct_forward(const rsy_ct_fbp *r, const float *mu_per_mm, float *sino)
+{
+    if (!r || !mu_per_mm || !sino)
+        return RSY_EINVAL;
+    return rsy__ct_joseph(mu_per_mm, r->nx, r->ny, r->pixel_mm, r->n_views, r->n_det,
+                          r->p.det_spacing_mm, r->cos_t, r->sin_t, sino);
 }

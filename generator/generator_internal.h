@@ -196,6 +196,10 @@ rsy_ct_params rsy__gen_ct_params(const rsy_recipe *r);
  */
 rsy_status rsy__gen_ct_fbp_create(const rsy_recipe *r, rsy_ct_fbp **out);
 
+/** The CT slice thickness in effect, mm: the scanner profile's, or the z spacing when the
+ *  profile leaves it unset (the recipe loader resolves it; a hand-made recipe may not). */
+double rsy__gen_ct_thickness_mm(const rsy_recipe *r);
+
 /** What the CT imaging measured on each dose channel of a case. */
 typedef struct rsy__gen_ct_result {
     rsy_volume *channels[RSY_MAX_SEQUENCES]; /* int16 HU, one per dose; owned by the caller */

@@ -527,10 +527,9 @@ RSY_API RSY_NODISCARD rsy_status rsy_ct_simulate_slice(const rsy_ct_fbp *r, cons
 /**
  * Fast image-domain noise: @p hu plus a Gaussian field whose noise power spectrum is that of
  * FBP of white projection noise (NPS ∝ |f|·window(f)², band-limited at the detector Nyquist
- * frequency) and whose local SD is the projection model's prediction for the slice's
- * water-equivalent cylinder (AAPM TG-220 diameter, centred on the attenuation centroid) at
- * the same dose (calibration: docs/ct.md). About 70 times faster than the projection model
- * at 512².
+ * frequency) and whose local SD is the projection model's prediction at the same dose from
+ * the slice's own line integrals on a coarse grid (calibration: docs/ct.md). About 25 times
+ * faster than the projection model at 512².
  * @p hu_out may equal @p hu.
  * @return RSY_OK, RSY_EINVAL (NULL argument, dose_fraction not finite and > 0),
  *         RSY_ENOMEM. @since 0.3
@@ -539,9 +538,11 @@ RSY_API RSY_NODISCARD rsy_status rsy_ct_noise_fast(const rsy_ct_fbp *r, const fl
                                                    double dose_fraction, rsy_rng *rng,
                                                    float *hu_out);
 /**
- * Finish a float32 HU volume as a CT series: a Gaussian slice sensitivity profile of FWHM
- * @p slice_thickness_mm along k, a Gaussian in-plane PSF of FWHM @p psf_fwhm_mm along i and
- * j (0 skips either; borders mirrored), then rounding to int16 HU clamped to [−1024, 3071].
+ * Finish a float32 HU volume as a CT series: a Gaussian in-plane PSF of FWHM @p psf_fwhm_mm
+ * along i and j, a rectangular slice sensitivity profile of width @p slice_thickness_mm
+ * along k (the slab average; no change up to one voxel spacing); 0 skips either; borders
+ * mirrored; then rounding to int16 HU clamped to [−1024, 3071]. Apply the blur to the
+ * noise-free HU map before noise (docs/ct.md), then call again with widths 0 to round.
  * On success @p *out (int16, geometry of @p hu) is owned by the caller; release with
  * rsy_volume_destroy().
  * @return RSY_OK, RSY_EINVAL (NULL argument, @p hu not float32, a width negative or not

@@ -592,7 +592,9 @@ static void test_ct_recipe(void **state)
     assert_int_equal(r->ct.noise_model, RSY_CT_NOISE_PROJECTION);
     assert_string_equal(r->ct.scanner.name, "ct-standard");
     assert_int_equal(r->ct.scanner.kernel, RSY_CT_WINDOW_HANN);
-    assert_true(r->ct.scanner.i0_photons == 3e5);
+    /* I0 per 1 mm of slice; the profile leaves the thickness unset: the z spacing. */
+    assert_true(r->ct.scanner.i0_photons == 1e5);
+    assert_true(r->ct.scanner.slice_thickness_mm == 3.0);
     assert_true(r->ct.scanner.electronic_noise_sd == 10.0);
     assert_true(r->ct.scanner.mu_water_per_mm == 0.01879);
     assert_int_equal(rsy_recipe_n_channels(r), 2);

@@ -188,8 +188,8 @@ static void test_ramp_dc_gain(void **state)
     assert_true(m >= 2 * r->n_det);
     assert_int_equal(nf, (size_t)m / 2 + 1);
     double dc = 0.25;
-    for (int n = 1; n < m / 2; n += 2)
-        dc -= 2.0 / (M_PI * M_PI * (double)n * (double)n);
+    for (int n = 1; n <= m / 2; n += 2) /* tap m/2, when odd, is its own mirror: once */
+        dc -= (n == m / 2 ? 1.0 : 2.0) / (M_PI * M_PI * (double)n * (double)n);
     const double scale = M_PI / r->n_views / r->p.det_spacing_mm / m;
     assert_true(dc > 0.0);
     assert_true(resp[0] > 0.0);
@@ -205,7 +205,9 @@ static void test_ramp_dc_gain(void **state)
  * neighbourhood is uniform), the relative RMS error (RMS of μ error over RMS of μ) is below
  * 1% for exact analytic projections (measured 0.23%) and below 2% through the Joseph
  * projector of the pixelised phantom (measured 1.03%: the skull's binary edges alias into
- * faint streaks). Issue bound: 5%. */
+ * faint streaks). Issue bound: 5%. In absolute terms (RMS μ error over μ_water, in HU):
+ * below 3 HU analytic (measured 2.4) and 12 HU through Joseph (measured 10.5; the 3 HU bound
+ * does not hold there, the streaks of the skull's pixel edges dominate). */
 static void test_shepp_logan(void **state)
 {
     (void)state;
@@ -254,9 +256,11 @@ static void test_shepp_logan(void **state)
         }
         assert_true(cnt > 20000);
         const double rel = sqrt(se / st);
-        print_message("Shepp-Logan %s: relative RMS error %.4f%% over %zu pixels\n",
-                      pass == 0 ? "analytic" : "Joseph", 100.0 * rel, cnt);
+        const double rms_hu = 1000.0 * sqrt(se / (double)cnt) / mu_w;
+        print_message("Shepp-Logan %s: relative RMS error %.4f%%, %.2f HU, over %zu pixels\n",
+                      pass == 0 ? "analytic" : "Joseph", 100.0 * rel, rms_hu, cnt);
         assert_true(rel < (pass == 0 ? 0.01 : 0.02));
+        assert_true(rms_hu < (pass == 0 ? 3.0 : 12.0));
     }
     free(mask);
     free(truth);
@@ -345,7 +349,7 @@ static void test_dose_and_fast_noise(void **state)
  * (docs/ct.md). Issue 4's wording ("noise rises from centre to edge") does not hold for this
  * geometry; this test checks what the physics gives: a 180 mm cylinder (128², 1.5 mm), SD in
  * the central disc (r < 12 px) over SD in the ring 48-56 px above 1.15, and within 15% of the
- * water-cylinder prediction (rsy__ct_noise_sd_map), 4 realisations.
+ * predicted SD map (rsy__ct_noise_sd_map), 4 realisations.
  */
 static void test_noise_centre_vs_edge(void **state)
 {
@@ -357,19 +361,128 @@ static void test_noise_centre_vs_edge(void **state)
     const double vc = sim_ring_var(r, hu, n, 1.0, 400, 4, 0.0, 12.0);
     const double ve = sim_ring_var(r, hu, n, 1.0, 400, 4, 48.0, 56.0);
     float *sd = xalloc((size_t)(n * n));
-    double dw = 0.0;
-    assert_int_equal(rsy__ct_noise_sd_map(r, hu, 1.0, sd, &dw), RSY_OK);
+    assert_int_equal(rsy__ct_noise_sd_map(r, hu, 1.0, sd), RSY_OK);
     double pc, pe, dummy;
     ring_stats(sd, n, 0.0, 12.0, &pc, &dummy);
     ring_stats(sd, n, 48.0, 56.0, &pe, &dummy);
     const double measured = sqrt(vc / ve), predicted = pc / pe;
-    print_message("centre/edge SD: measured %.3f (%.2f / %.2f HU), predicted %.3f, Dw %.1f mm\n",
-                  measured, sqrt(vc), sqrt(ve), predicted, dw);
-    assert_true(fabs(dw - 180.0) < 3.0); /* water-equivalent diameter of the disc, ±1 pixel */
+    print_message("centre/edge SD: measured %.3f (%.2f / %.2f HU), predicted %.3f\n", measured,
+                  sqrt(vc), sqrt(ve), predicted);
     assert_true(measured > 1.15);
     assert_true(fabs(measured / predicted - 1.0) < 0.15);
     free(sd);
     free(hu);
+    rsy_ct_fbp_destroy(r);
+}
+
+/* HU slice (n², @p px mm pixels) of a soft-tissue ellipse (40 HU, semi-axes @p ax × @p ay mm)
+ * in air, with two lung ellipses (−850 HU, semi-axes 50 × 80 mm at x = ±75 mm) if @p lungs. */
+static float *body_ellipse(int64_t n, double px, double ax, double ay, int lungs)
+{
+    float *hu = xalloc((size_t)(n * n));
+    const double c = 0.5 * (double)(n - 1);
+    for (int64_t j = 0; j < n; j++)
+        for (int64_t i = 0; i < n; i++) {
+            const double x = ((double)i - c) * px, y = ((double)j - c) * px;
+            float v = -1000.0f;
+            if ((x / ax) * (x / ax) + (y / ay) * (y / ay) <= 1.0)
+                v = 40.0f;
+            const double lx = fabs(x) - 75.0;
+            if (lungs && (lx / 50.0) * (lx / 50.0) + (y / 80.0) * (y / 80.0) <= 1.0)
+                v = -850.0f;
+            hu[j * n + i] = v;
+        }
+    return hu;
+}
+
+/* Variance of @p img − @p ref over the discs of radius @p rad_mm at (±@p x_mm, 0) (one disc
+ * when x_mm is 0), about its mean. */
+static double roi_var(const float *img, const float *ref, int64_t n, double px, double x_mm,
+                      double rad_mm)
+{
+    const double c = 0.5 * (double)(n - 1);
+    double s = 0.0, s2 = 0.0;
+    size_t cnt = 0;
+    for (int64_t j = 0; j < n; j++)
+        for (int64_t i = 0; i < n; i++) {
+            const double x = ((double)i - c) * px, y = ((double)j - c) * px;
+            if (hypot(fabs(x) - x_mm, y) >= rad_mm)
+                continue;
+            const double d = (double)img[j * n + i] - ref[j * n + i];
+            s += d;
+            s2 += d * d;
+            cnt++;
+        }
+    assert_true(cnt > 20);
+    const double m = s / (double)cnt;
+    return s2 / (double)cnt - m * m;
+}
+
+/*
+ * Elongated bodies: the fast model's SD map comes from the slice's own sinogram, so it follows
+ * the long rays of a 340 × 240 mm ellipse and the lower attenuation through lungs. 128² at
+ * 3 mm, Hann, I₀ 3e5, σ_e 10 (the ct-standard profile at a 1 mm slice times 3); doses 100% and
+ * 25%; ROIs: a centre disc (r 15 mm) and two lateral discs (x = ±130 mm, r 12 mm, in soft
+ * tissue), variance about the noise-free reconstruction, pooled over 6 realisations (standard
+ * error of an SD about 3% at the centre, 2.5% lateral). Bound: fast/projection within 15%
+ * (issue 4). Before the fix the ellipse gave 0.74 (centre) and 0.69 (lateral).
+ */
+static void test_fast_noise_elongated(void **state)
+{
+    (void)state;
+    const int64_t n = 128;
+    const double px = 3.0;
+    rsy_ct_params p = rsy_ct_params_default();
+    p.kernel = RSY_CT_KERNEL_HANN;
+    p.i0_photons = 3e5;
+    rsy_ct_fbp *r = NULL;
+    assert_int_equal(rsy_ct_fbp_create(&r, n, n, px, &p), RSY_OK);
+    float *out = xalloc((size_t)(n * n)), *ref = xalloc((size_t)(n * n));
+    float *mu = xalloc((size_t)(n * n));
+    float *sino = xalloc((size_t)r->n_views * (size_t)r->n_det);
+    const double doses[2] = {1.0, 0.25};
+    const double roi_x[2] = {0.0, 130.0}, roi_r[2] = {15.0, 12.0};
+    const int reps = 6;
+    for (int lungs = 0; lungs < 2; lungs++) {
+        float *hu = body_ellipse(n, px, 170.0, 120.0, lungs);
+        for (size_t k = 0; k < (size_t)(n * n); k++)
+            mu[k] = (float)rsy_ct_mu_from_hu(hu[k], p.mu_water_per_mm);
+        assert_int_equal(rsy_ct_forward(r, mu, sino), RSY_OK);
+        assert_int_equal(rsy_ct_reconstruct(r, sino, ref), RSY_OK);
+        for (int d = 0; d < 2; d++) {
+            double vp[2] = {0.0, 0.0}, vf[2] = {0.0, 0.0};
+            for (int k = 0; k < reps; k++) {
+                for (int fast = 0; fast < 2; fast++) {
+                    rsy_rng *rng = NULL;
+                    assert_int_equal(rsy_rng_create(&rng, 900 + (uint64_t)(100 * d + k)), RSY_OK);
+                    if (fast)
+                        assert_int_equal(rsy_ct_noise_fast(r, hu, doses[d], rng, out), RSY_OK);
+                    else
+                        assert_int_equal(rsy_ct_simulate_slice(r, hu, doses[d], rng, out), RSY_OK);
+                    rsy_rng_destroy(rng);
+                    for (int q = 0; q < 2; q++) {
+                        const double v = roi_var(out, fast ? hu : ref, n, px, roi_x[q], roi_r[q]);
+                        if (fast)
+                            vf[q] += v / reps;
+                        else
+                            vp[q] += v / reps;
+                    }
+                }
+            }
+            for (int q = 0; q < 2; q++) {
+                const double ratio = sqrt(vf[q] / vp[q]);
+                print_message("%s, dose %.2f, %s: fast SD %.2f HU, projection %.2f HU (%.3f)\n",
+                              lungs ? "ellipse+lungs" : "ellipse", doses[d],
+                              q ? "lateral" : "centre", sqrt(vf[q]), sqrt(vp[q]), ratio);
+                assert_true(fabs(ratio - 1.0) < 0.15);
+            }
+        }
+        free(hu);
+    }
+    free(sino);
+    free(mu);
+    free(ref);
+    free(out);
     rsy_ct_fbp_destroy(r);
 }
 
@@ -468,13 +581,20 @@ static void test_volume_finish(void **state)
 
     for (size_t k = 0; k < rsy_geometry_nvox(&g); k++)
         f[k] = (k / 64 == 8) ? 1000.0f : 0.0f; /* one slab at z = 8 */
-    assert_int_equal(rsy_ct_volume_finish(v, 3.0, 1.0, &o), RSY_OK);
+    /* A 2 mm slab on 1 mm spacing: taps 1/4, 1/2, 1/4 (exact, ±1 HU rounding); in-plane the
+     * slab is uniform, so the PSF leaves it. A slab of one spacing changes nothing. */
+    assert_int_equal(rsy_ct_volume_finish(v, 2.0, 1.0, &o), RSY_OK);
     s = o->data;
     double col = 0.0;
     for (int z = 0; z < 16; z++)
         col += s[z * 64 + 3 * 8 + 3];
     assert_true(fabs(col - 1000.0) <= 0.5 * 16);
-    assert_true(s[7 * 64 + 27] > 100 && s[8 * 64 + 27] < 1000 && s[8 * 64 + 27] > s[7 * 64 + 27]);
+    assert_true(abs(s[7 * 64 + 27] - 250) <= 1 && abs(s[8 * 64 + 27] - 500) <= 1 &&
+                abs(s[9 * 64 + 27] - 250) <= 1 && s[6 * 64 + 27] == 0);
+    rsy_volume_destroy(o);
+    assert_int_equal(rsy_ct_volume_finish(v, 1.0, 0.0, &o), RSY_OK);
+    s = o->data;
+    assert_true(s[8 * 64 + 27] == 1000 && s[7 * 64 + 27] == 0);
     rsy_volume_destroy(o);
     o = NULL;
     assert_int_equal(rsy_ct_volume_finish(v, -1.0, 0.0, &o), RSY_EINVAL);
@@ -493,6 +613,7 @@ int main(void)
         cmocka_unit_test(test_water_cylinder_noise_free),
         cmocka_unit_test(test_dose_and_fast_noise),
         cmocka_unit_test(test_noise_centre_vs_edge),
+        cmocka_unit_test(test_fast_noise_elongated),
         cmocka_unit_test(test_kernel_noise_order),
         cmocka_unit_test(test_determinism),
         cmocka_unit_test(test_volume_finish),
