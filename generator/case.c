@@ -28,7 +28,8 @@
 #include "rsy_phantoms.h"
 #include "rsy_priors.h"
 
-#define RSY__SUBJECT_KV 7
+/* Subject facts: sex, age, size, deformation, then the head volumes or the body organs. */
+#define RSY__SUBJECT_KV (4 + 3 + RSY_SUBJECT_MAX_ORGANS)
 /* Sampled parameters per lesion: diameter, elongation, 3 semi-axes, 3 centre coordinates,
  * placement attempts, and one extent per compartment. */
 #define RSY__LESION_FIXED_KV 9
@@ -59,6 +60,8 @@ struct rsy_case {
     const rsy_volume *channel_views[RSY_MAX_SEQUENCES];
     rsy_subject subject;
     rsy_kv subject_kv[RSY__SUBJECT_KV];
+    char subject_keys[RSY_SUBJECT_MAX_ORGANS][48];
+    int n_subject;
     rsy_kv acq_kv[RSY__ACQ_KV];
     char acq_keys[RSY__ACQ_KV][RSY__KEY_MAX];
     int n_acq;
@@ -135,7 +138,7 @@ void rsy__case_data(const rsy_case *c, rsy_case_data *out)
     out->lesions = c->lesions;
     out->n_lesions = c->n_lesions;
     out->subject = c->subject_kv;
-    out->n_subject = RSY__SUBJECT_KV;
+    out->n_subject = c->n_subject;
     out->acquisition = c->acq_kv;
     out->n_acquisition = c->n_acq;
     out->findings = c->findings;
@@ -169,9 +172,22 @@ static void subject_kv_fill(rsy_case *c)
     c->subject_kv[n++] = kv_number("age_years", s->age_years);
     c->subject_kv[n++] = kv_number("size_scale", s->size_scale);
     c->subject_kv[n++] = kv_number("deformation_mm", s->deformation_mm);
-    c->subject_kv[n++] = kv_number("intracranial_ml", s->intracranial_ml);
-    c->subject_kv[n++] = kv_number("brain_ml", s->brain_ml);
-    c->subject_kv[n++] = kv_number("ventricles_ml", s->ventricles_ml);
+    if (s->n_organs == 0) { /* the head family's volumes */
+        c->subject_kv[n++] = kv_number("intracranial_ml", s->intracranial_ml);
+        c->subject_kv[n++] = kv_number("brain_ml", s->brain_ml);
+        c->subject_kv[n++] = kv_number("ventricles_ml", s->ventricles_ml);
+    }
+    /* Body families: each organ volume as "<organ>_ml" (families name them with or without
+     * the suffix). */
+    for (int i = 0; i < s->n_organs && i < RSY_SUBJECT_MAX_ORGANS; i++) {
+        const char *name = s->organs[i].name;
+        size_t len = strlen(name);
+        int has_unit = len > 3 && strcmp(name + len - 3, "_ml") == 0;
+        snprintf(c->subject_keys[i], sizeof c->subject_keys[i], "%.40s%s", name,
+                 has_unit ? "" : "_ml");
+        c->subject_kv[n++] = kv_number(c->subject_keys[i], s->organs[i].ml);
+    }
+    c->n_subject = n;
 }
 
 /* Class id of the voxel nearest to world point @p xyz_mm (clamped into the grid). */
