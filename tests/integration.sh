@@ -277,9 +277,13 @@ for f in imgs:
 acq = json.load(open(d + "/manifests/case_0000.json"))["acquisition"]
 assert acq["channel_1.dose_fraction"] == 0.25, acq
 assert acq["channel_1.noise_sd_hu"] > acq["channel_0.noise_sd_hu"], acq
+subject = json.load(open(d + "/manifests/case_0000.json"))["subject"]
+for organ in ("liver_ml", "spleen_ml", "kidneys_ml", "pancreas_ml"):
+    assert subject.get(organ, 0) > 0, subject
+assert "intracranial_ml" not in subject, subject
 EOF
-[ $? -eq 0 ] && ok "CT: int16 HU channels all named \"CT\", paired by dose in the manifest" \
-    || bad "CT: int16 HU channels all named \"CT\", paired by dose in the manifest" "$WORK/out"
+[ $? -eq 0 ] && ok "CT: int16 channels all named \"CT\", paired by dose, organ volumes recorded" \
+    || bad "CT: int16 channels all named \"CT\", paired by dose, organ volumes recorded" "$WORK/out"
 DCT2="$WORK/dct2"
 "$RARESYNTH" generate --recipe "$CT" --out "$DCT2" -j 1 -q >"$WORK/out" 2>&1
 diff -r "$DCT" "$DCT2" >"$WORK/diff.log" 2>&1 && ok "CT: byte-identical for -j 1 and -j 2" \
