@@ -12,10 +12,13 @@
  * muscles, and below the diaphragm the top of the liver, spleen and stomach.
  *
  * Airways (trachea, main and lobar bronchi, then a random tree of smaller bronchi) and the
- * pulmonary vessels (artery and vein trees from the hila) are tapered tubes. The random trees
- * branch asymmetrically in a random plane, with children's radii from Murray's law, and grow
- * only while their segments end inside the lung of their side; segments are binned in a
- * coarse reference-frame grid, so a voxel tests only the tubes whose bounding boxes reach it.
+ * pulmonary vessels are tapered tubes. The random airway trees branch asymmetrically in a
+ * random plane, with children's radii from Murray's law, and grow only while their segments
+ * end inside the lung of their side. The vessels are four space-filling trees (artery and
+ * vein of each lung, one root per lobe at the hilum) that split the lung volume they serve
+ * down to 0.5 mm radius; segments are binned in a coarse reference-frame grid, so a voxel
+ * tests only the tubes whose bounding boxes reach it, and vessels thinner than a voxel are
+ * left out of the grid.
  *
  * Sizes: the lung volume is drawn from adult TLC by sex (domain.md 5.4, GK: M 6 L, F 4.5 L)
  * times INSPIRATION_FRACTION for a CT at full inspiration, and the whole reference chest is
@@ -146,9 +149,28 @@
 #define TREE_OUTWARD 0.35
 /* Spread of the deflection tried when a branch would leave its lung. */
 #define TREE_RETRY_SPREAD 0.6
-#define VESSEL_R_MIN_MM 0.5
 #define AIRWAY_R_MIN_MM 1.2
-#define MAX_TUBES 60000
+#define MAX_TUBES 250000
+/* Space-filling vessel trees (a recursive territory split: no branch grows into lung that
+ * another branch already serves). Each branch serves a territory of lung sample points (a
+ * lattice of TERRITORY_STEP_MM; the vein lattice is offset by half a step), heads for the
+ * territory's centroid, and at its end splits the territory across its principal axis into
+ * two parts (fraction SPLIT_MIN..SPLIT_MAX); the children's radii follow Murray's law with
+ * flow in proportion to territory volume, r^3 = r1^3 + r2^3 (GK). Segment length 5-10 radii
+ * (length/diameter 2.5-5 for pulmonary vessel segments, GK), never beyond the centroid; a
+ * child deviates at most VESSEL_ANGLE_MAX_RAD (60 degrees) from its parent (branching angles
+ * 30-60 degrees, GK). Branching stops below VESSEL_R_MIN_MM, half a voxel of a 1 mm grid; at
+ * coarser grids the rasteriser skips segments thinner than SUBVOXEL_FRACTION of a voxel. */
+#define VESSEL_R_MIN_MM 0.5
+#define TERRITORY_STEP_MM 4.0
+#define SPLIT_MIN 0.35
+#define SPLIT_MAX 0.65
+#define VESSEL_LEN_MIN 5.0
+#define VESSEL_LEN_MAX 10.0
+#define VESSEL_ANGLE_MAX_RAD 1.05
+#define VESSEL_DIR_JITTER 0.15
+#define VESSEL_ROOT_R_SPREAD 0.1
+#define SUBVOXEL_FRACTION 1.0
 /* Segment grid over the reference chest. */
 #define GRID_CELL_MM 8.0
 #define GRID_LO_X (-200.0)
@@ -223,25 +245,16 @@ static const double lobar_bronchi[][8] = {
     {-40.0, -8.0, -30.0, -54.0, 10.0, -14.0, 4.5, 2.0}, /* left upper lobe */
     {-40.0, -8.0, -30.0, -54.0, -25.0, -64.0, 4.5, 2.0}}; /* left lower lobe */
 #define N_LOBAR (sizeof lobar_bronchi / sizeof lobar_bronchi[0])
-/* Roots of the pulmonary vessel trees: position, initial direction, radius, side. */
-static const double vessel_roots[][8] = {
-    {RSY__THORAX_HILUM_R_X_MM, RSY__THORAX_HILUM_R_Y_MM, RSY__THORAX_HILUM_R_Z_MM, 0.6, 0.0,
-     0.8, 6.0, 1.0}, /* right upper lobe artery */
-    {RSY__THORAX_HILUM_R_X_MM, RSY__THORAX_HILUM_R_Y_MM, RSY__THORAX_HILUM_R_Z_MM, 0.6, 0.7,
-     -0.4, 4.5, 1.0}, /* right middle lobe artery */
-    {RSY__THORAX_HILUM_R_X_MM, RSY__THORAX_HILUM_R_Y_MM, RSY__THORAX_HILUM_R_Z_MM, 0.5, -0.4,
-     -0.8, 6.5, 1.0}, /* right lower lobe artery */
-    {RSY__THORAX_HILUM_L_X_MM, RSY__THORAX_HILUM_L_Y_MM, RSY__THORAX_HILUM_L_Z_MM, -0.6, 0.3,
-     0.75, 6.0, 2.0}, /* left upper lobe artery */
-    {RSY__THORAX_HILUM_L_X_MM, RSY__THORAX_HILUM_L_Y_MM, RSY__THORAX_HILUM_L_Z_MM, -0.5, 0.7,
-     -0.5, 4.5, 2.0}, /* lingular artery */
-    {RSY__THORAX_HILUM_L_X_MM, RSY__THORAX_HILUM_L_Y_MM, RSY__THORAX_HILUM_L_Z_MM, -0.5, -0.4,
-     -0.8, 6.5, 2.0}, /* left lower lobe artery */
-    {30.0, -8.0, -55.0, 0.5, 0.3, 0.8, 5.5, 1.0},   /* right superior pulmonary vein */
-    {30.0, -8.0, -55.0, 0.5, -0.5, -0.7, 5.5, 1.0}, /* right inferior pulmonary vein */
-    {-32.0, -10.0, -45.0, -0.5, 0.4, 0.75, 5.5, 2.0},   /* left superior pulmonary vein */
-    {-32.0, -10.0, -45.0, -0.5, -0.5, -0.7, 5.5, 2.0}}; /* left inferior pulmonary vein */
-#define N_VESSEL_ROOTS (sizeof vessel_roots / sizeof vessel_roots[0])
+/* Origins of the space-filling pulmonary vessel trees (x, y, z, radius, side 1 right / 2 left,
+ * tree 0 artery / 1 vein): the lobar arteries leave the pulmonary artery at each hilum, the
+ * pulmonary veins reach the left atrium below and behind it. Radius of the whole tree at its
+ * origin: right/left pulmonary artery about 18-20 mm in diameter, two lobar veins per side of
+ * 12-15 mm (GK; r^3 of the pair gives about 9 mm). */
+static const double vessel_roots[][6] = {
+    {RSY__THORAX_HILUM_R_X_MM, RSY__THORAX_HILUM_R_Y_MM, RSY__THORAX_HILUM_R_Z_MM, 9.0, 1.0, 0.0},
+    {RSY__THORAX_HILUM_L_X_MM, RSY__THORAX_HILUM_L_Y_MM, RSY__THORAX_HILUM_L_Z_MM, 9.0, 2.0, 0.0},
+    {30.0, -8.0, -55.0, 8.5, 1.0, 1.0},
+    {-32.0, -10.0, -45.0, 8.5, 2.0, 1.0}};
 
 /* Everything needed to classify a reference-frame point. */
 typedef struct thorax_model {
@@ -366,6 +379,14 @@ static double heart_rho(const thorax_model *m, const double p[3], double q[3])
         rho2 += (q[i] / m->hs[i]) * (q[i] / m->hs[i]);
     }
     return sqrt(rho2);
+}
+
+int rsy__thorax_lobe(const double p[3])
+{
+    double z_oblique = OBLIQUE_Z0_MM + OBLIQUE_SLOPE * (p[1] - OBLIQUE_Y0_MM);
+    if (p[2] < z_oblique)
+        return 0;
+    return p[2] > (p[0] > 0.0 ? HORIZONTAL_Z_MM : LINGULA_Z_MM) ? 1 : 2;
 }
 
 /* 1 if p is closer than @p margin to the tube a-b (radii ra, rb): a bounding-box test
@@ -545,6 +566,233 @@ done:
     return rc;
 }
 
+/* A space-filling vessel tree under construction: lung sample points (reference frame) and
+ * their projections for the territory split (also scratch for the lobe ordering). */
+typedef struct vessel_ctx {
+    thorax_model *m;
+    size_t *cap;
+    rsy_rng *rng;
+    int side;
+    double (*pts)[3];
+    double *key;
+} vessel_ctx;
+
+/* Principal axis (largest variance) of points [lo, hi) around centroid @p c, by power
+ * iteration from the axis of largest spread. */
+static void principal_axis(const vessel_ctx *v, size_t lo, size_t hi, const double c[3],
+                           double axis[3])
+{
+    double cov[3][3] = {{0.0}};
+    for (size_t i = lo; i < hi; i++) {
+        double d[3] = {v->pts[i][0] - c[0], v->pts[i][1] - c[1], v->pts[i][2] - c[2]};
+        for (int a = 0; a < 3; a++)
+            for (int b = 0; b < 3; b++)
+                cov[a][b] += d[a] * d[b];
+    }
+    int best = 0;
+    for (int a = 1; a < 3; a++)
+        if (cov[a][a] > cov[best][best])
+            best = a;
+    axis[0] = axis[1] = axis[2] = 0.0;
+    axis[best] = 1.0;
+    for (int it = 0; it < 16; it++) {
+        double nv[3];
+        for (int a = 0; a < 3; a++)
+            nv[a] = dot3(cov[a], axis);
+        if (dot3(nv, nv) < 1e-24)
+            return;
+        memcpy(axis, nv, sizeof nv);
+        normalize3(axis);
+    }
+}
+
+/* Partition points [lo, hi) about their projection on @p axis so that the @p k first have
+ * the smallest projections (Hoare quickselect with a middle pivot: deterministic, linear on
+ * average). */
+static void select_along(vessel_ctx *v, size_t lo, size_t hi, size_t k, const double axis[3])
+{
+    double *key = v->key;
+    for (size_t i = lo; i < hi; i++)
+        key[i] = dot3(v->pts[i], axis);
+    size_t l = lo, r = hi - 1, kk = lo + k;
+    while (l < r) {
+        double pivot = key[l + (r - l) / 2];
+        size_t i = l, j = r;
+        while (i <= j) {
+            while (key[i] < pivot)
+                i++;
+            while (key[j] > pivot)
+                j--;
+            if (i <= j) {
+                double tk = key[i];
+                key[i] = key[j];
+                key[j] = tk;
+                double tp[3];
+                memcpy(tp, v->pts[i], sizeof tp);
+                memcpy(v->pts[i], v->pts[j], sizeof tp);
+                memcpy(v->pts[j], tp, sizeof tp);
+                i++;
+                if (j == 0)
+                    break;
+                j--;
+            }
+        }
+        if (kk <= j)
+            r = j;
+        else if (kk >= i)
+            l = i;
+        else
+            break;
+    }
+}
+
+/* Grow the branch of radius @p r from @p start serving points [lo, hi); @p dir is the parent's
+ * direction (NULL for a root, which may point anywhere). Depth is bounded by the territory
+ * halving (at most log2 of the point count). */
+static rsy_status grow_vessel(vessel_ctx *v, const double start[3], const double *dir, double r,
+                              size_t lo, size_t hi)
+{
+    size_t n = hi - lo;
+    if (n == 0 || v->m->n_tubes >= MAX_TUBES)
+        return RSY_OK;
+    double c[3] = {0.0, 0.0, 0.0};
+    for (size_t i = lo; i < hi; i++)
+        for (int a = 0; a < 3; a++)
+            c[a] += v->pts[i][a];
+    for (int a = 0; a < 3; a++)
+        c[a] /= (double)n;
+    double d[3] = {c[0] - start[0], c[1] - start[1], c[2] - start[2]};
+    double dist = sqrt(dot3(d, d));
+    /* Draws made whatever happens, so the stream advances alike for every branch. */
+    double k_len = rsy_rng_uniform_range(v->rng, VESSEL_LEN_MIN, VESSEL_LEN_MAX);
+    double split = rsy_rng_uniform_range(v->rng, SPLIT_MIN, SPLIT_MAX);
+    for (int a = 0; a < 3; a++)
+        d[a] = (dist > 1e-9 ? d[a] / dist : (dir ? dir[a] : 0.0)) +
+               rsy_rng_gaussian(v->rng, VESSEL_DIR_JITTER);
+    normalize3(d);
+    if (dir != NULL) {
+        double cosang = dot3(d, dir);
+        if (cosang < cos(VESSEL_ANGLE_MAX_RAD)) {
+            double perp[3];
+            for (int a = 0; a < 3; a++)
+                perp[a] = d[a] - cosang * dir[a];
+            normalize3(perp);
+            for (int a = 0; a < 3; a++)
+                d[a] = cos(VESSEL_ANGLE_MAX_RAD) * dir[a] + sin(VESSEL_ANGLE_MAX_RAD) * perp[a];
+        }
+    }
+    /* Length: k radii, not past the centroid. If the end is not in the lung (a concave
+     * territory, e.g. around the heart), halve the length, then turn laterally (away from
+     * the mediastinum) and retry; a branch that finds no room adds no segment and its
+     * children start from its origin. */
+    const double turn_x[3] = {0.0, 0.6, 1.5};
+    double lateral_x = v->side == 1 ? 1.0 : -1.0;
+    double len0 = fmin(k_len * r, dist), end[3], dt[3];
+    int ok = 0;
+    for (int t = 0; t < 3 && !ok; t++) {
+        memcpy(dt, d, sizeof dt);
+        dt[0] += turn_x[t] * lateral_x;
+        normalize3(dt);
+        for (double len = len0; len > 0.5 * r && !ok; len *= 0.5) {
+            for (int a = 0; a < 3; a++)
+                end[a] = start[a] + len * dt[a];
+            ok = lung_side(v->m, end) == v->side;
+        }
+    }
+    double rb = r;
+    if (ok) {
+        memcpy(d, dt, sizeof d);
+        rb = r * TREE_TAPER;
+        rsy_status rc = add_tube(v->m, v->cap, start, end, r, rb, TUBE_VESSEL);
+        if (rc != RSY_OK)
+            return rc;
+    } else {
+        memcpy(end, start, sizeof end);
+    }
+    if (n < 2)
+        return RSY_OK;
+    double axis[3];
+    principal_axis(v, lo, hi, c, axis);
+    size_t n_first = (size_t)lround(split * (double)n);
+    if (n_first < 1)
+        n_first = 1;
+    if (n_first > n - 1)
+        n_first = n - 1;
+    select_along(v, lo, hi, n_first, axis);
+    size_t mid = lo + n_first;
+    const size_t part[2][2] = {{lo, mid}, {mid, hi}};
+    for (int ch = 0; ch < 2; ch++) {
+        double rc_mm = rb * cbrt((double)(part[ch][1] - part[ch][0]) / (double)n);
+        if (rc_mm < VESSEL_R_MIN_MM)
+            continue;
+        rsy_status rc = grow_vessel(v, end, d, rc_mm, part[ch][0], part[ch][1]);
+        if (rc != RSY_OK)
+            return rc;
+    }
+    return RSY_OK;
+}
+
+/* The four space-filling trees (artery and vein of each lung); the shape stream draws each
+ * root's radius and then the branches. */
+static rsy_status grow_vessel_trees(thorax_model *m, size_t *cap, rsy_rng *rng)
+{
+    const double h = TERRITORY_STEP_MM;
+    size_t n_max = (size_t)(300.0 / h + 1) * (size_t)(220.0 / h + 1) * (size_t)(330.0 / h + 1);
+    vessel_ctx v = {m, cap, rng, 0, NULL, NULL};
+    rsy_status rc = RSY_OK;
+    v.pts = malloc(n_max * sizeof *v.pts);
+    v.key = malloc(3 * n_max * sizeof *v.key);
+    if (v.pts == NULL || v.key == NULL) {
+        rc = RSY_ENOMEM;
+        goto done;
+    }
+    for (size_t t = 0; t < sizeof vessel_roots / sizeof vessel_roots[0]; t++) {
+        const double *root = vessel_roots[t];
+        v.side = (int)root[4];
+        double off = root[5] > 0.0 ? 0.5 * h : 0.0;
+        size_t n = 0;
+        for (double z = -230.0 + off; z < APEX_Z_MM && n < n_max; z += h)
+            for (double y = -120.0 + off; y < 100.0 && n < n_max; y += h)
+                for (double x = -150.0 + off; x < 150.0 && n < n_max; x += h) {
+                    double p[3] = {x, y, z};
+                    if ((x > 0.0) == (v.side == 1) && lung_side(m, p) == v.side) {
+                        memcpy(v.pts[n], p, sizeof p);
+                        n++;
+                    }
+                }
+        double r0 = root[3] * rsy_rng_uniform_range(rng, 1.0 - VESSEL_ROOT_R_SPREAD,
+                                                    1.0 + VESSEL_ROOT_R_SPREAD);
+        /* One root per lobe at the hilum (lobar arteries and veins), radius by Murray's law:
+         * order the points by lobe (stable, by a counting pass) and grow each run. */
+        size_t start[4] = {0, 0, 0, 0};
+        for (size_t i = 0; i < n; i++)
+            start[rsy__thorax_lobe(v.pts[i]) + 1]++;
+        for (int l = 0; l < 3; l++)
+            start[l + 1] += start[l];
+        size_t fill[3] = {start[0], start[1], start[2]};
+        for (size_t i = 0; i < n; i++) {
+            int l = rsy__thorax_lobe(v.pts[i]);
+            memcpy(&v.key[3 * fill[l]], v.pts[i], sizeof v.pts[i]);
+            fill[l]++;
+        }
+        for (size_t i = 0; i < n; i++)
+            memcpy(v.pts[i], &v.key[3 * i], sizeof v.pts[i]);
+        for (int l = 0; l < 3; l++) {
+            size_t nl = start[l + 1] - start[l];
+            if (nl == 0)
+                continue;
+            rc = grow_vessel(&v, root, NULL, r0 * cbrt((double)nl / (double)n), start[l],
+                             start[l + 1]);
+            if (rc != RSY_OK)
+                goto done;
+        }
+    }
+done:
+    free(v.pts);
+    free(v.key);
+    return rc;
+}
+
 static double tube_outer_radius(const tube *t, double r)
 {
     return t->kind == TUBE_AIRWAY ? r * (1.0 + AIRWAY_WALL_FRAC) + AIRWAY_WALL_MIN_MM : r;
@@ -556,8 +804,9 @@ static int grid_cell(double v, double lo, int n)
     return c < 0 ? 0 : (c >= n ? n - 1 : c);
 }
 
-/* Bin every tube into the cells its bounding box overlaps (two passes: count, fill). */
-static rsy_status build_grid(thorax_model *m)
+/* Bin every tube into the cells its bounding box overlaps (two passes: count, fill), except
+ * vessels thinner than @p r_skip_mm everywhere (sub-voxel at the output grid). */
+static rsy_status build_grid(thorax_model *m, double r_skip_mm)
 {
     const size_t n_cells = (size_t)GRID_NX * GRID_NY * GRID_NZ;
     m->cell_start = calloc(n_cells + 1, sizeof *m->cell_start);
@@ -576,6 +825,8 @@ static rsy_status build_grid(thorax_model *m)
         }
         for (size_t ti = 0; ti < m->n_tubes; ti++) {
             const tube *t = &m->tubes[ti];
+            if (t->kind == TUBE_VESSEL && fmax(t->ra, t->rb) < r_skip_mm)
+                continue;
             double r = tube_outer_radius(t, fmax(t->ra, t->rb));
             int c0[3], c1[3];
             for (int a = 0; a < 3; a++) {
@@ -982,14 +1233,13 @@ static rsy_status build_tubes(thorax_model *m, rsy_rng *r)
             rc = grow_tree(m, &cap, r, c + 3, d, TREE_MAJOR * r_end, (int)c[7], TUBE_AIRWAY,
                            AIRWAY_R_MIN_MM);
     }
-    for (size_t i = 0; i < N_VESSEL_ROOTS && rc == RSY_OK; i++) {
-        const double *v = vessel_roots[i];
-        rc = grow_tree(m, &cap, r, v, v + 3, v[6], (int)v[7], TUBE_VESSEL, VESSEL_R_MIN_MM);
-    }
+    if (rc == RSY_OK)
+        rc = grow_vessel_trees(m, &cap, r);
     return rc;
 }
 
-/* Shape parameters from the shape stream (trees and the deformation draw after them). */
+/* Shape parameters from the shape stream (the deformation and then the trees draw after
+ * them). */
 /* Wall thicknesses are set in world mm here and converted once the scale is known. */
 static void draw_shape(thorax_model *m, rsy_rng *r, const rsy_subject *s)
 {
@@ -1113,13 +1363,6 @@ static rsy_status thorax_generate(const rsy_phantom_spec *spec, rsy_rng *subject
     m->t_fat = fat_mm / mean_scale;
     m->t_muscle /= mean_scale;
 
-    rc = build_tubes(m, shape_rng);
-    if (rc != RSY_OK)
-        goto fail;
-    rc = build_grid(m);
-    if (rc != RSY_OK)
-        goto fail;
-
     double lo[3], hi[3];
     fov_bounds(&geom, lo, hi);
     rc = rsy__deform_create(&def, lo, hi, spec->deformation_mm, spec->deformation_scale_mm,
@@ -1127,6 +1370,17 @@ static rsy_status thorax_generate(const rsy_phantom_spec *spec, rsy_rng *subject
     if (rc != RSY_OK)
         goto fail;
     subj.deformation_mm = def->rms_mm;
+    /* The trees draw last, so their detail does not change the deformation. */
+    rc = build_tubes(m, shape_rng);
+    if (rc != RSY_OK)
+        goto fail;
+    double r_skip_mm = INFINITY; /* radius of a vessel SUBVOXEL_FRACTION voxels across */
+    for (int a = 0; a < 3; a++)
+        r_skip_mm =
+            fmin(r_skip_mm, 0.5 * SUBVOXEL_FRACTION * spec->spacing_mm[a] * m->inv_scale[a]);
+    rc = build_grid(m, r_skip_mm);
+    if (rc != RSY_OK)
+        goto fail;
 
     rc = rsy_volume_create(&vol, &geom, RSY_DTYPE_UINT16);
     if (rc != RSY_OK)
@@ -1271,15 +1525,13 @@ static void thorax_measure(const rsy_volume *classes, rsy_subject *subject)
     set_organ(subject, "spleen_ml", n_spleen * vox_ml);
 }
 
-/* Lobe of a lung point (reference frame), by the fissures. */
+/* Lobe of a lung point (reference frame) of lung @p side (1 right, 2 left). */
 static const char *lobe_of(const double p[3], int side)
 {
-    double z_oblique = OBLIQUE_Z0_MM + OBLIQUE_SLOPE * (p[1] - OBLIQUE_Y0_MM);
-    if (p[2] < z_oblique)
-        return side == 1 ? "right lower lobe" : "left lower lobe";
-    if (side == 1)
-        return p[2] > HORIZONTAL_Z_MM ? "right upper lobe" : "right middle lobe";
-    return p[2] > LINGULA_Z_MM ? "left upper lobe" : "lingula of the left upper lobe";
+    static const char *const names[2][3] = {
+        {"right lower lobe", "right upper lobe", "right middle lobe"},
+        {"left lower lobe", "left upper lobe", "lingula of the left upper lobe"}};
+    return names[side == 1 ? 0 : 1][rsy__thorax_lobe(p)];
 }
 
 static void thorax_describe(const rsy_subject *subject, const double xyz_mm[3], char *buf,

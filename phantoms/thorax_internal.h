@@ -52,5 +52,9 @@ typedef enum {
 void rsy__thorax_world_to_ref(const rsy_subject *subject, const double xyz_mm[3], double p[3]);
 /** World point of reference-frame point @p p for @p subject, ignoring the deformation. */
 void rsy__thorax_ref_to_world(const rsy_subject *subject, const double p[3], double xyz_mm[3]);
+/** Lobe of the lung at reference-frame point @p p, by the fissures (GK): 0 lower lobe, 1 upper
+ *  lobe, 2 right middle lobe or lingula (left upper lobe below the lingular level); the side
+ *  is the sign of p[0] (right positive). Meaningful for points inside a lung. */
+int rsy__thorax_lobe(const double p[3]);
 
 #endif /* RSY_THORAX_INTERNAL_H */
