@@ -1077,14 +1077,6 @@ fail:
 /* ---------------------------------------------------------------------------------------- */
 /* Measuring and naming                                                                        */
 /* ---------------------------------------------------------------------------------------- */
-static void add_organ(rsy_subject *s, const char *name, double ml)
-{
-    if (s->n_organs >= RSY_SUBJECT_MAX_ORGANS)
-        return;
-    rsy_organ_volume *o = &s->organs[s->n_organs++];
-    snprintf(o->name, sizeof o->name, "%s", name);
-    o->ml = ml;
-}
 
 /* Organ volumes: liver (parenchyma + intrahepatic vessels), spleen, each kidney (cortex +
  * medulla, side by the sign of x), both kidneys, pancreas. Lesion classes (ids at or above the
@@ -1129,12 +1121,13 @@ static void abdomen_measure(const rsy_volume *classes, rsy_subject *subject)
                     n[w[0] > 0.0 ? ORG_KIDNEY_R : ORG_KIDNEY_L]++;
                 }
             }
-    add_organ(subject, "liver", (double)n[ORG_LIVER] * vox_ml);
-    add_organ(subject, "spleen", (double)n[ORG_SPLEEN] * vox_ml);
-    add_organ(subject, "kidneys", (double)(n[ORG_KIDNEY_R] + n[ORG_KIDNEY_L]) * vox_ml);
-    add_organ(subject, "kidney_right", (double)n[ORG_KIDNEY_R] * vox_ml);
-    add_organ(subject, "kidney_left", (double)n[ORG_KIDNEY_L] * vox_ml);
-    add_organ(subject, "pancreas", (double)n[ORG_PANCREAS] * vox_ml);
+    rsy__subject_add_organ(subject, "liver", (double)n[ORG_LIVER] * vox_ml);
+    rsy__subject_add_organ(subject, "spleen", (double)n[ORG_SPLEEN] * vox_ml);
+    rsy__subject_add_organ(subject, "kidneys",
+                           (double)(n[ORG_KIDNEY_R] + n[ORG_KIDNEY_L]) * vox_ml);
+    rsy__subject_add_organ(subject, "kidney_right", (double)n[ORG_KIDNEY_R] * vox_ml);
+    rsy__subject_add_organ(subject, "kidney_left", (double)n[ORG_KIDNEY_L] * vox_ml);
+    rsy__subject_add_organ(subject, "pancreas", (double)n[ORG_PANCREAS] * vox_ml);
 }
 
 /* Couinaud segment of a reference-frame point in the liver (GK approximations): the

@@ -68,6 +68,15 @@ rsy_status rsy__phantom_check_spec(const rsy_phantom_spec *spec, const char *fam
     return RSY_OK;
 }
 
+void rsy__subject_add_organ(rsy_subject *s, const char *name, double ml)
+{
+    if (s->n_organs >= RSY_SUBJECT_MAX_ORGANS)
+        return;
+    rsy_organ_volume *o = &s->organs[s->n_organs++];
+    snprintf(o->name, sizeof o->name, "%s", name);
+    o->ml = ml;
+}
+
 int rsy_phantom_n_classes(const char *family)
 {
     const rsy__phantom_family *f = rsy__phantom_family_find(family);

@@ -110,6 +110,9 @@ typedef struct rsy__phantom_family {
  *  spacing, sex, ages, deformation); one logged line and RSY_EINVAL on the first problem. */
 rsy_status rsy__phantom_check_spec(const rsy_phantom_spec *spec, const char *family);
 
+/** Append an organ volume to @p s (ignored once RSY_SUBJECT_MAX_ORGANS are recorded). */
+void rsy__subject_add_organ(rsy_subject *s, const char *name, double ml);
+
 /** The family called @p name, NULL if there is none. */
 const rsy__phantom_family *rsy__phantom_family_find(const char *name);
 

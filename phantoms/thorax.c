@@ -1426,14 +1426,6 @@ fail:
 /* ---------------------------------------------------------------------------------------- */
 /* Measuring and naming                                                                        */
 /* ---------------------------------------------------------------------------------------- */
-static void set_organ(rsy_subject *s, const char *name, double ml)
-{
-    if (s->n_organs >= RSY_SUBJECT_MAX_ORGANS)
-        return;
-    rsy_organ_volume *o = &s->organs[s->n_organs++];
-    snprintf(o->name, sizeof o->name, "%s", name);
-    o->ml = ml;
-}
 
 /*
  * Organ volumes (mL) on a class map: lungs_ml (parenchyma + intrapulmonary vessels, both
@@ -1516,13 +1508,13 @@ static void thorax_measure(const rsy_volume *classes, rsy_subject *subject)
         if (pass == 1 && (ext[0] <= 0.0 || ext[1] <= 0.0 || ext[2] <= 0.0))
             break;
     }
-    set_organ(subject, "lungs_ml", (n_lung[0] + n_lung[1]) * vox_ml);
-    set_organ(subject, "lung_right_ml", n_lung[0] * vox_ml);
-    set_organ(subject, "lung_left_ml", n_lung[1] * vox_ml);
-    set_organ(subject, "airways_ml", n_air * vox_ml);
-    set_organ(subject, "heart_ml", (n_myo + n_heart_blood) * vox_ml);
-    set_organ(subject, "liver_ml", n_liver * vox_ml);
-    set_organ(subject, "spleen_ml", n_spleen * vox_ml);
+    rsy__subject_add_organ(subject, "lungs_ml", (n_lung[0] + n_lung[1]) * vox_ml);
+    rsy__subject_add_organ(subject, "lung_right_ml", n_lung[0] * vox_ml);
+    rsy__subject_add_organ(subject, "lung_left_ml", n_lung[1] * vox_ml);
+    rsy__subject_add_organ(subject, "airways_ml", n_air * vox_ml);
+    rsy__subject_add_organ(subject, "heart_ml", (n_myo + n_heart_blood) * vox_ml);
+    rsy__subject_add_organ(subject, "liver_ml", n_liver * vox_ml);
+    rsy__subject_add_organ(subject, "spleen_ml", n_spleen * vox_ml);
 }
 
 /* Lobe of a lung point (reference frame) of lung @p side (1 right, 2 left). */
@@ -1606,7 +1598,8 @@ static void thorax_describe(const rsy_subject *subject, const double xyz_mm[3], 
         snprintf(buf, n, "heart");
         return;
     }
-    snprintf(buf, n, "%s mediastinum", y > 30.0 ? "anterior" : (y < -15.0 ? "posterior" : "middle"));
+    snprintf(buf, n, "%s mediastinum",
+             y > 30.0 ? "anterior" : (y < -15.0 ? "posterior" : "middle"));
 }
 
 /* Indexed by rsy__thorax_class; names match configs/tissues/. */
