@@ -153,7 +153,9 @@ $(TEXTURE_MODEL): $(PROGRAM) $(COLIN27)
 	$(PROGRAM) fit-texture --image $(COLIN27) --auto-classes 3 --out $@ -v
 
 # ---- tests ------------------------------------------------------------------------------
-test check: all $(TEST_BINS)
+# The shipped brain recipe draws texture from the fitted Colin27 model, so the tests (which
+# load every shipped recipe) need it: a fresh clone fits it first (about 10 s).
+test check: all $(TEST_BINS) $(TEXTURE_MODEL)
 	@set -e; for t in $(TEST_BINS); do echo "== $$t"; $$t; done
 	RARESYNTH=$(PROGRAM) PYTHON=$(PYTHON) bash tests/integration.sh
 	@echo "all tests passed ($(VARIANT))"
@@ -178,7 +180,7 @@ format-check:
 	clang-format --dry-run --Werror $(LIB_SRCS) $(PUBLIC_HEADERS) cli/*.c
 
 # ---- install ----------------------------------------------------------------------------
-install: all
+install: all $(TEXTURE_MODEL)
 	install -d $(DESTDIR)$(bindir) $(DESTDIR)$(libdir)/pkgconfig $(DESTDIR)$(includedir)/raresynth \
 	    $(DESTDIR)$(datadir)/raresynth
 	install -m 755 $(PROGRAM) $(DESTDIR)$(bindir)/raresynth
