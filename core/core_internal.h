@@ -34,6 +34,9 @@ char *rsy__file_temp_path(const char *path);
  *  path made from it never leaves its directory), else 0. */
 int rsy__name_ok(const char *s, size_t max_len);
 
+/** World-space (mm) bounding box of the voxel centres of @p g. */
+void rsy__geometry_world_bounds(const rsy_geometry *g, double lo[3], double hi[3]);
+
 /** fsync a file or directory by path (a directory: its entries, i.e. completed renames).
  *  @return RSY_OK, or RSY_EIO with errno set. A filesystem that cannot sync directories
  *  (EINVAL) counts as success. */

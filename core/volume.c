@@ -206,3 +206,23 @@ size_t rsy_volume_nbytes(const rsy_volume *v)
 {
     return rsy_geometry_nvox(&v->geom) * rsy_dtype_size(v->dtype);
 }
+
+void rsy__geometry_world_bounds(const rsy_geometry *g, double lo[3], double hi[3])
+{
+    for (int a = 0; a < 3; a++) {
+        lo[a] = INFINITY;
+        hi[a] = -INFINITY;
+    }
+    /* The extremes of an affine image of the voxel-centre box are at its 8 corners. */
+    for (int c = 0; c < 8; c++) {
+        double ijk[3] = {(c & 1) ? (double)(g->dims[0] - 1) : 0.0,
+                         (c & 2) ? (double)(g->dims[1] - 1) : 0.0,
+                         (c & 4) ? (double)(g->dims[2] - 1) : 0.0};
+        double w[3];
+        rsy_geometry_voxel_to_world(g, ijk, w);
+        for (int a = 0; a < 3; a++) {
+            lo[a] = fmin(lo[a], w[a]);
+            hi[a] = fmax(hi[a], w[a]);
+        }
+    }
+}

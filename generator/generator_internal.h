@@ -139,7 +139,7 @@ typedef struct rsy__gen_texture {
 /**
  * Build the texture model of @p r for the class table @p tab (n_classes entries, from
  * rsy__gen_class_table): for PRESET, the prior of every class id from the preset entry of the
- * same name (classes it does not name get a placeholder component and stay uniform; logged at
+ * same name (classes it does not name get a stand-in unit component and stay uniform; logged at
  * debug level); for FITTED, the model file read and each class the recipe maps given its
  * model class's components, the others as for PRESET with the fallback preset (texture_case.c).
  * On success @p *out is owned by the caller; release with rsy__gen_texture_destroy().

@@ -111,7 +111,8 @@ static const char *class_name(const rsy_recipe *r, int n_tissue, int id)
     return NULL;
 }
 
-/* Class @p c of the working prior from the preset entry @p cls (NULL: a placeholder, uniform).
+/* Class @p c of the working prior from the preset entry @p cls (NULL: a class left
+ * uniform, given a stand-in unit component the denoiser needs but whose field is zeroed).
  * Sets t->variance[c] and t->textured[c]. */
 static rsy_status add_preset_class(const rsy_recipe *r, const rsy__gen_class *tab,
                                    const rsy_texture_class_spec *cls, const char *name, int c,

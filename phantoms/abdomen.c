@@ -972,19 +972,6 @@ static rsy_status check_spec(const rsy_phantom_spec *spec)
 }
 
 /* World extent of the voxel centres along each axis. */
-static void fov_bounds(const rsy_geometry *g, double lo[3], double hi[3])
-{
-    for (int a = 0; a < 3; a++) {
-        double ijk0[3] = {0.0, 0.0, 0.0}, ijk1[3];
-        for (int b = 0; b < 3; b++)
-            ijk1[b] = (double)(g->dims[b] - 1);
-        double w0[3], w1[3];
-        rsy_geometry_voxel_to_world(g, ijk0, w0);
-        rsy_geometry_voxel_to_world(g, ijk1, w1);
-        lo[a] = fmin(w0[a], w1[a]);
-        hi[a] = fmax(w0[a], w1[a]);
-    }
-}
 
 static void abdomen_measure(const rsy_volume *classes, rsy_subject *subject);
 
@@ -1033,7 +1020,7 @@ static rsy_status abdomen_generate(const rsy_phantom_spec *spec, rsy_rng *subjec
         goto fail;
 
     double lo[3], hi[3];
-    fov_bounds(&geom, lo, hi);
+    rsy__geometry_world_bounds(&geom, lo, hi);
     rc = rsy__deform_create(&def, lo, hi, spec->deformation_mm, spec->deformation_scale_mm,
                             shape_rng);
     if (rc != RSY_OK)

@@ -824,24 +824,6 @@ void rsy__head_world_to_ref(const rsy_subject *subject, const double xyz_mm[3], 
 }
 
 /* World extent of the voxel centres along each axis. */
-static void fov_bounds(const rsy_geometry *g, double lo[3], double hi[3])
-{
-    for (int a = 0; a < 3; a++) {
-        lo[a] = INFINITY;
-        hi[a] = -INFINITY;
-    }
-    for (int c = 0; c < 8; c++) {
-        double ijk[3] = {(c & 1) ? (double)(g->dims[0] - 1) : 0.0,
-                         (c & 2) ? (double)(g->dims[1] - 1) : 0.0,
-                         (c & 4) ? (double)(g->dims[2] - 1) : 0.0};
-        double w[3];
-        rsy_geometry_voxel_to_world(g, ijk, w);
-        for (int a = 0; a < 3; a++) {
-            lo[a] = fmin(lo[a], w[a]);
-            hi[a] = fmax(hi[a], w[a]);
-        }
-    }
-}
 
 rsy_status rsy__head_generate_ex(const rsy_phantom_spec *spec, rsy_rng *subject_rng,
                                     rsy_rng *shape_rng, rsy_volume **classes_out,
@@ -892,7 +874,7 @@ rsy_status rsy__head_generate_ex(const rsy_phantom_spec *spec, rsy_rng *subject_
     }
 
     double lo[3], hi[3];
-    fov_bounds(&geom, lo, hi);
+    rsy__geometry_world_bounds(&geom, lo, hi);
     double top_extent = (RSY__HEAD_ENV_C_MM + m->t_skull + m->t_scalp) * scale[2];
     m->centre_mm[0] = 0.5 * (lo[0] + hi[0]);
     m->centre_mm[1] = 0.5 * (lo[1] + hi[1]);

@@ -1279,24 +1279,6 @@ void rsy__thorax_ref_to_world(const rsy_subject *subject, const double p[3], dou
     }
 }
 
-static void fov_bounds(const rsy_geometry *g, double lo[3], double hi[3])
-{
-    for (int a = 0; a < 3; a++) {
-        lo[a] = INFINITY;
-        hi[a] = -INFINITY;
-    }
-    for (int c = 0; c < 8; c++) {
-        double ijk[3] = {(c & 1) ? (double)(g->dims[0] - 1) : 0.0,
-                         (c & 2) ? (double)(g->dims[1] - 1) : 0.0,
-                         (c & 4) ? (double)(g->dims[2] - 1) : 0.0};
-        double w[3];
-        rsy_geometry_voxel_to_world(g, ijk, w);
-        for (int a = 0; a < 3; a++) {
-            lo[a] = fmin(lo[a], w[a]);
-            hi[a] = fmax(hi[a], w[a]);
-        }
-    }
-}
 
 static void thorax_measure(const rsy_volume *classes, rsy_subject *subject);
 
@@ -1364,7 +1346,7 @@ static rsy_status thorax_generate(const rsy_phantom_spec *spec, rsy_rng *subject
     m->t_muscle /= mean_scale;
 
     double lo[3], hi[3];
-    fov_bounds(&geom, lo, hi);
+    rsy__geometry_world_bounds(&geom, lo, hi);
     rc = rsy__deform_create(&def, lo, hi, spec->deformation_mm, spec->deformation_scale_mm,
                             shape_rng);
     if (rc != RSY_OK)
