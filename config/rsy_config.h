@@ -114,60 +114,171 @@ RSY_API rsy_mri_props rsy_tissue_mri_at(const rsy_tissue *t, double field_t);
 /* ---------------------------------------------------------------------------------------- */
 typedef enum {
     RSY_EXTENT_RADIUS_FRACTION = 0, /* inside the lesion surface: r/R(θ,φ) < fraction */
-    RSY_EXTENT_MARGIN_MM = 1        /* a shell outside the lesion surface, thickness in mm */
+    RSY_EXTENT_MARGIN_MM = 1,       /* a shell outside the lesion surface, thickness in mm */
+    RSY_EXTENT_WALL_MM = 2,         /* a shell just inside the lesion surface, thickness in mm:
+                                       cyst wall, capsule, haemosiderin rim @since 0.4 */
+    RSY_EXTENT_INCLUSIONS = 3,      /* small blobs inside the parent compartment: fat,
+                                       calcification, enhancing nodules @since 0.4 */
+    RSY_EXTENT_NETWORK = 4          /* a polygonal network of lines (Voronoi cell edges) inside
+                                       the parent compartment: septal thickening @since 0.4 */
 } rsy_extent_kind;
 
-/** How a compartment's MRI properties are given. */
+/** Where inclusions sit inside their parent compartment. @since 0.4 */
 typedef enum {
-    RSY_PROPS_ABSOLUTE = 0, /* mri_1p5t / mri_3t as given */
-    RSY_PROPS_RELATIVE = 1  /* factors times the host tissue's properties */
+    RSY_WHERE_ANYWHERE = 0,  /* uniformly inside the parent */
+    RSY_WHERE_PERIPHERY = 1, /* centres in the outer third of the parent's radius */
+    RSY_WHERE_CENTRE = 2     /* centres in the inner half of the parent's radius */
+} rsy_inclusion_where;
+
+/** How a compartment's MRI or CT properties are given. */
+typedef enum {
+    RSY_PROPS_ABSOLUTE = 0, /* mri_1p5t / mri_3t (MRI), ct[] (CT) as given */
+    RSY_PROPS_RELATIVE = 1  /* MRI: factors times the host tissue's properties; CT: the host
+                               tissue's HU plus hu_offset, per phase */
 } rsy_props_mode;
 
 typedef struct rsy_compartment {
     char name[RSY_NAME_MAX];         /* semantic label name, e.g. "enhancing_tumour" */
     char display_name[RSY_TEXT_MAX];
     rsy_extent_kind extent_kind;
-    rsy_dist extent;                 /* fraction (0,1] or margin in mm, drawn per lesion */
+    rsy_dist extent;                 /* RADIUS_FRACTION: fraction (0,1]; MARGIN_MM, WALL_MM:
+                                        thickness mm; INCLUSIONS: volume fraction of the parent
+                                        (0,1); NETWORK: line thickness mm. Drawn per lesion. */
+    char parent[RSY_NAME_MAX];       /* INCLUSIONS, NETWORK: the compartment they lie in
+                                        (listed earlier); "" otherwise @since 0.4 */
+    rsy_dist inclusion_diameter_mm;  /* INCLUSIONS: diameter of each blob @since 0.4 */
+    rsy_inclusion_where where;       /* INCLUSIONS @since 0.4 */
+    rsy_dist cell_mm;                /* NETWORK: mean cell diameter (secondary lobule) @since 0.4 */
     int n_confined;                  /* 0 = any tissue the lesion is allowed in */
     char confined_to[RSY_MAX_HOST_TISSUES][RSY_NAME_MAX];
+    /* MRI */
+    int has_mri;                     /* 1 when "mri" is given @since 0.4 */
     rsy_props_mode props_mode;
     rsy_mri_props mri_1p5t, mri_3t;  /* ABSOLUTE */
     char relative_to[RSY_NAME_MAX];  /* RELATIVE: host tissue name */
     double t1_factor, t2_factor, pd_factor; /* RELATIVE */
     double gd_mM;                    /* RELATIVE: absolute Gd concentration after contrast */
+    /* CT @since 0.4 */
+    int has_ct;                      /* 1 when "ct" is given */
+    rsy_props_mode ct_mode;
+    rsy_ct_props ct[RSY_CT_N_PHASES];   /* ABSOLUTE: hu and sd_hu per phase; RELATIVE: hu is
+                                           the offset added to the host's HU of that phase,
+                                           sd_hu absolute */
+    char ct_relative_to[RSY_NAME_MAX];  /* RELATIVE: host tissue name */
     double texture_sd_fraction;
 } rsy_compartment;
 
+/** Placement rules (docs/priors.md). Every rule puts the lesion centre in one of the hosts;
+ *  the distance rules further ask that the centre lie at a distance in
+ *  [min_distance_mm, max_distance_mm] from the nearest voxel of the reference tissues. */
 typedef enum {
-    RSY_PLACE_HOST_TISSUE = 0 /* centre in one of the host tissues; first version */
+    RSY_PLACE_HOST_TISSUE = 0,         /* centre in one of the host tissues */
+    RSY_PLACE_PERIVENTRICULAR = 1,     /* near the ventricles (reference) @since 0.4 */
+    RSY_PLACE_JUXTACORTICAL = 2,       /* white matter touching cortex (reference) @since 0.4 */
+    RSY_PLACE_GREY_WHITE_JUNCTION = 3, /* hosts GM/WM within the distance of the other @since 0.4 */
+    RSY_PLACE_EXTRA_AXIAL = 4,         /* outside the brain against the dura/inner skull table
+                                          (reference): broad dural base, the flattest axis
+                                          normal to the reference surface @since 0.4 */
+    RSY_PLACE_SUBPLEURAL = 5,          /* lung within the distance of the pleura (reference:
+                                          the non-lung tissues around the lung) @since 0.4 */
+    RSY_PLACE_SUBCAPSULAR = 6,         /* organ within the distance of its capsule (reference:
+                                          the tissues around the organ) @since 0.4 */
+    RSY_PLACE_SUBEPENDYMAL = 7         /* against the ventricular wall (reference ventricles),
+                                          protruding into the ventricle @since 0.4 */
 } rsy_placement_rule;
 
+/** Orientation of the lesion's long axis. @since 0.4 */
+typedef enum {
+    RSY_ORIENT_RANDOM = 0,     /* uniform on the sphere */
+    RSY_ORIENT_RADIAL = 1,     /* long axis along the gradient of the distance to the reference
+                                  tissues (Dawson's fingers: perpendicular to the ventricles) */
+    RSY_ORIENT_TANGENTIAL = 2  /* shortest axis along that gradient (flat against the reference:
+                                  a dural base, a subpleural plaque) */
+} rsy_orientation;
+
+/** The shape of a lesion surface. @since 0.4 */
+typedef enum {
+    RSY_SHAPE_SOLID = 0, /* star-shaped lobulated ellipsoid r(θ,φ) = R(1 + Σ a_lm Y_lm) */
+    RSY_SHAPE_CYST = 1   /* as SOLID, thin-walled: a WALL_MM compartment lines the surface and
+                            the interior is the fluid compartment */
+} rsy_shape_kind;
+
+/** Mass effect of a lesion type on its surroundings. @since 0.4 */
+typedef struct rsy_mass_effect {
+    int enabled;
+    rsy_dist strength;  /* outward displacement of the lesion surface's surroundings as a
+                           fraction of the lesion radius, (0, 1) */
+    double range_mm;    /* decay length of the displacement beyond the surface, > 0 */
+    int n_fixed;        /* tissues never moved (bone): they keep their voxels and the
+                           displacement fades to 0 at them */
+    char fixed[RSY_MAX_HOST_TISSUES][RSY_NAME_MAX];
+} rsy_mass_effect;
+
+/** One lesion type: what a recipe's lesions[] entry samples. A disease file
+ *  (configs/priors/ *.json) holds one type at its top level or several in "lesion_types". */
 typedef struct rsy_prior {
-    char name[RSY_NAME_MAX];           /* file stem, e.g. "glioblastoma" */
+    char name[RSY_NAME_MAX];           /* unique name of the type in a recipe: the file stem,
+                                          or "stem/type" for a type of "lesion_types" */
+    char disease[RSY_NAME_MAX];        /* file stem, e.g. "tuberous-sclerosis" @since 0.4 */
+    char type_name[RSY_NAME_MAX];      /* "" at top level, else the type's "name" @since 0.4 */
     char display_name[RSY_TEXT_MAX];
-    char organ[RSY_NAME_MAX];          /* "brain" */
+    char organ[RSY_NAME_MAX];          /* "brain", "lung", "liver", "kidney" */
     char path[RSY_PATH_MAX];           /* file it was loaded from */
+    unsigned modalities;               /* bit 0 MRI, bit 1 CT (RSY_PRIOR_MRI/CT) @since 0.4 */
+    double probability;                /* chance a case has this type at all (default 1;
+                                          a recipe's "probability" overrides) @since 0.4 */
     rsy_dist count;                    /* lesions per case when present */
     rsy_dist diameter_mm;              /* diameter of the lesion surface (compartments with
                                           radius_fraction <= 1), mm */
     /* shape */
+    rsy_shape_kind shape_kind;         /* @since 0.4 */
     rsy_dist elongation;               /* ratio of longest to shortest axis, >= 1 */
+    rsy_dist flatness;                 /* ratio of middle to shortest axis, >= 1 (default
+                                          fixed 1: prolate) @since 0.4 */
     int lobulation_lmax;               /* spherical-harmonic degrees 2..lmax (0 = none) */
     double lobulation_amplitude;       /* RMS relative radius perturbation */
+    double roughness_amplitude;        /* fine roughness: RMS relative radius perturbation of
+                                          a smooth random field on the sphere @since 0.4 */
+    double roughness_scale_mm;         /* its correlation length on the surface @since 0.4 */
+    rsy_dist lobes;                    /* sub-lesions whose union is the lesion (popcorn,
+                                          clover-leaf cysts); default fixed 1 @since 0.4 */
+    rsy_orientation orientation;       /* @since 0.4 */
     /* placement */
     rsy_placement_rule rule;
     int n_hosts;
     char hosts[RSY_MAX_HOST_TISSUES][RSY_NAME_MAX]; /* tissues the centre may lie in */
     int n_allowed;
     char allowed[RSY_MAX_HOST_TISSUES][RSY_NAME_MAX]; /* tissues the lesion may replace */
+    int n_reference;                   /* distance rules: reference tissues @since 0.4 */
+    char reference[RSY_MAX_HOST_TISSUES][RSY_NAME_MAX];
+    double min_distance_mm, max_distance_mm; /* distance rules @since 0.4 */
+    double zone_weights[3];            /* relative chance of the upper, middle and lower third
+                                          of the hosts' superior-inferior extent (default equal)
+                                          @since 0.4 */
     double min_separation_mm;          /* between lesion surfaces of this prior */
     int max_attempts;
+    rsy_mass_effect mass_effect;       /* @since 0.4 */
     /* compartments, listed in label order; the lesion surface is radius_fraction = 1 */
     int n_compartments;
     rsy_compartment compartments[RSY_MAX_COMPARTMENTS];
     int n_sources;
     char sources[RSY_MAX_SOURCES][RSY_TEXT_MAX];
 } rsy_prior;
+
+#define RSY_PRIOR_MRI 1u
+#define RSY_PRIOR_CT 2u
+
+/** A disease file: its lesion types. @since 0.4 */
+typedef struct rsy_disease {
+    char name[RSY_NAME_MAX];           /* file stem */
+    char display_name[RSY_TEXT_MAX];
+    char organ[RSY_NAME_MAX];
+    char description[RSY_TEXT_MAX];
+    char path[RSY_PATH_MAX];
+    unsigned modalities;
+    int n_types;
+    rsy_prior types[RSY_MAX_LESION_TYPES];
+} rsy_disease;
 
 /* ---------------------------------------------------------------------------------------- */
 /* Recipe                                                                                     */
@@ -385,9 +496,14 @@ RSY_API RSY_NODISCARD rsy_status rsy_recipe_load(rsy_recipe **out, const char *p
 /** Free a recipe and its embedded text; NULL is a no-op. @since 0.1 */
 RSY_API void rsy_recipe_destroy(rsy_recipe *r);
 
-/** Load one prior file on its own (for `priors show` and tests). Ownership: caller frees
- *  with free(). @return as rsy_recipe_load(). @since 0.1 */
+/** Load one prior file on its own (for tests): a file with its lesion type at the top level
+ *  (a file with "lesion_types" gives RSY_ECONFIG naming the key: use rsy_disease_load()).
+ *  Ownership: caller frees with free(). @return as rsy_recipe_load(). @since 0.1 */
 RSY_API RSY_NODISCARD rsy_status rsy_prior_load(rsy_prior **out, const char *path);
+/** Load a disease file (one lesion type at its top level, or several in "lesion_types") for
+ *  `priors list/show` and tests. Ownership: caller frees with free().
+ *  @return as rsy_recipe_load(). @since 0.4 */
+RSY_API RSY_NODISCARD rsy_status rsy_disease_load(rsy_disease **out, const char *path);
 /** Load one tissue table on its own. Ownership: caller frees with free(). */
 RSY_API RSY_NODISCARD rsy_status rsy_tissue_table_load(rsy_tissue_table **out,
                                                        const char *path);
