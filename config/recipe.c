@@ -717,7 +717,8 @@ uint64_t rsy_recipe_memory_estimate(const rsy_recipe *r, int n_workers)
      * writer state, manifests).
      * A sampled texture (model "preset") adds per voxel 4 for the field u and 12 for the
      * sampler's three state-sized buffers (generator/texture_sample.c), plus 16 bytes per
-     * tiling cell of p³ voxels (cell list and classes, generator/texture_denoise.c); and per
+     * denoiser cell, one per written block of q³ voxels (q = p − 2 for p >= 5, else p; cell
+     * list and classes, generator/texture_denoise.c); and per
      * case the denoiser's scratch, 2048 patches × p³ × (components + 2) floats.
      * A fitted model (model "fitted") is read by the generator, not here, so its patch size and
      * component count are bounded by the largest the format allows (p = 1 for the per-cell
@@ -750,11 +751,12 @@ uint64_t rsy_recipe_memory_estimate(const rsy_recipe *r, int n_workers)
         const rsy_texture_preset *tp = &r->texture_spec.preset;
         uint64_t cell =
             (uint64_t)tp->patch_size * (uint64_t)tp->patch_size * (uint64_t)tp->patch_size;
+        uint64_t q = (uint64_t)(tp->patch_size >= 5 ? tp->patch_size - 2 : tp->patch_size);
         int k_max = 1;
         for (int c = 0; c < tp->n_classes; c++)
             if (tp->classes[c].n_components > k_max)
                 k_max = tp->classes[c].n_components;
-        per_voxel += 16u + (cell > 0 ? (16u + cell - 1u) / cell : 16u);
+        per_voxel += 16u + (q > 0 ? (16u + q * q * q - 1u) / (q * q * q) : 16u);
         per_case_fixed = 2048u * cell * (uint64_t)(k_max + 2) * 4u;
     } else if (r->texture == RSY_TEXTURE_FITTED) {
         per_voxel += 16u + 16u;

@@ -19,6 +19,11 @@
 /* Sampler limits: a few hundred steps already exceed what the schedule gains from (Karras et
  * al. 2022, section 3); more tilings per evaluation do not remove the tiling bias
  * (docs/texture.md), so a small cap keeps run times sane. */
+/* The longest correlation length, in voxels, that the whole-volume sampler reproduces with a
+ * p-voxel patch: min(2, (p − 1)/2). Measured (docs/texture.md, "Reach of a patch prior"):
+ * with p = 5 and the default stride, lengths of 1 to 2 voxels come out within −10% to +6%,
+ * 2.5 voxels 16% short; longer patches with the default stride do not reach further. */
+#define REACH_VOXELS_MAX 2.0
 #define STEPS_MIN 2
 #define STEPS_MAX 1000
 #define OFFSETS_MAX 64
@@ -294,6 +299,33 @@ static rsy_status parse_fitted(const char *file, const cJSON *obj, const char *k
     return RSY_OK;
 }
 
+/* Every length of @p preset at the recipe's voxel size @p spacing_mm must be within the reach
+ * of its patch (REACH_VOXELS_MAX): a longer one would come out shorter than asked. Errors name
+ * the recipe @p file and its key "texture.preset", then the preset's own key. */
+static rsy_status check_reach(const char *file, const rsy_texture_preset *preset,
+                              const double spacing_mm[3])
+{
+    static const char axis_name[3] = {'i', 'j', 'k'};
+    const double reach = fmin(REACH_VOXELS_MAX, 0.5 * (preset->patch_size - 1));
+    for (int c = 0; c < preset->n_classes; c++) {
+        const rsy_texture_class_spec *cls = &preset->classes[c];
+        for (int k = 0; k < cls->n_components; k++)
+            for (int a = 0; a < 3; a++) {
+                double mm = cls->components[k].corr_length_mm[a], vox = mm / spacing_mm[a];
+                if (vox <= reach * (1.0 + 1e-9))
+                    continue;
+                return rsy__cfg_fail(file, "texture.preset", NULL,
+                                     "expected a preset whose lengths are at most %g voxels "
+                                     "(the longest a %d-voxel patch reproduces, docs/texture.md), "
+                                     "got %s: classes.%s.components[%d].correlation_length_mm "
+                                     "%g mm = %.2f voxels along %c at %g mm spacing",
+                                     reach, preset->patch_size, preset->path, cls->name, k, mm,
+                                     vox, axis_name[a], spacing_mm[a]);
+            }
+    }
+    return RSY_OK;
+}
+
 rsy_status rsy__recipe_parse_texture(const char *file, const cJSON *root, rsy_recipe *r,
                                      const char *recipe_dir, const char *const *search_dirs)
 {
@@ -389,6 +421,8 @@ rsy_status rsy__recipe_parse_texture(const char *file, const cJSON *root, rsy_re
     if (rc != RSY_OK)
         return rc;
     if ((rc = rsy__texture_preset_load(&t->preset, preset_path)) != RSY_OK)
+        return rc;
+    if ((rc = check_reach(file, &t->preset, r->phantom.spacing_mm)) != RSY_OK)
         return rc;
     r->texture = (rsy_texture_model)model;
     return RSY_OK;

@@ -224,17 +224,21 @@ typedef struct rsy_patch_denoiser_params {
     int n_offsets;        /* random tilings averaged per evaluation, >= 1 */
     size_t batch_patches; /* patches per matrix product, >= 1 (bounds the scratch memory) */
     int n_threads;        /* workers over batches, >= 1; results do not depend on it */
+    int stride;           /* side q of the central block each p³ cell writes, cells q apart:
+                             1 <= q <= p with p − q even (q = p: non-overlapping tiles); 0
+                             (default) = p − 2 for p >= 5, else p (docs/texture.md) @since 0.4 */
 } rsy_patch_denoiser_params;
 
 /** Defaults: 1 offset, 2048 patches per batch, 1 thread. @since 0.2 */
 RSY_API rsy_patch_denoiser_params rsy_patch_denoiser_params_default(void);
 
 /**
- * Build the patch-mixture denoiser of @p prior (DESIGN.md section 6): the volume is tiled into
- * non-overlapping p³ patches on a grid shifted by a random offset in [0, p)³ drawn at each
- * evaluation; a patch takes its centre voxel's class; patches crossing the border read the
- * field mirrored at the border and write back only their voxels inside it, so each voxel is
- * written exactly once per offset. Per class, batches of patches go through two single-
+ * Build the patch-mixture denoiser of @p prior (DESIGN.md section 6): p³ cells whose corners
+ * lie q = params->stride voxels apart, on a grid shifted by a random offset in [0, q)³ drawn
+ * at each evaluation, each write only their central q³ block (q = p: non-overlapping tiles);
+ * a cell takes its centre voxel's class; cells crossing the border read the field mirrored at
+ * the border and write back only their voxels inside it, so each voxel is written exactly once
+ * per offset. Per class, batches of patches go through two single-
  * precision matrix products (OpenBLAS, set to one thread once per process: the parallelism
  * is ours, over batches, with a fixed partition). The prior's data are copied: @p prior may
  * be destroyed afterwards. One denoiser must not be used by two threads at once.

@@ -23,8 +23,8 @@
  * variance of u being the mixture's variance at the patch's centre voxel (about 1: the fit
  * normalises each class to unit variance).
  *
- * The tiled patch prior loses variance (docs/texture.md, "Known bias": 0.6-0.95 of the
- * prior's, depending on p and the correlation length). So that texture_sd_fraction means what
+ * The sampler keeps the prior's variance only approximately (docs/texture.md, "Reach of a
+ * patch prior": −6% to +15% within the reach, less beyond it). So that texture_sd_fraction means what
  * it says, u is centred per class (so a class's mean property is its table value, whatever
  * mean the model's centre voxel has: a fitted model's interior patches need not average 0) and
  * rescaled to the model's variance. The property maps are then

@@ -10,15 +10,23 @@
  * Batched over n patches of one class, both projections are single-precision matrix products:
  *     Z (n × K·d) = Y (n × d) · [U_1 … U_K],   z_k = Z_k − (U_kᵀ μ_k)ᵀ,
  *     D (n × d)   = Γ·M + W · [U_1 … U_K]ᵀ,    W_k = γ_k ∘ z_k · diag(λ_k / (λ_k + σ²)),
- * which is 4·n·K·d² flops through cblas_sgemm. The quadratic forms and the log-sum-exp are
+ * which is 4·n·K·d² flops through cblas_sgemm (less when only a central block is kept, below). The quadratic forms and the log-sum-exp are
  * accumulated in double. Single precision costs about 1e-6 relative in D (tests/test_texture.c
  * states the bound it checks), half the time of double.
  *
- * Whole volume: at each evaluation a tile offset o in [0, p)³ is drawn; the grid of
- * non-overlapping p³ cells with corners at o + p·m (m ∈ Z³) partitions the voxels, so every
- * voxel is written exactly once per offset. Cells crossing the border read the field mirrored
- * at the border (half-sample symmetric: −1 ↦ 0, n ↦ n−1) and write back only their voxels
- * inside it. A cell takes its centre voxel's class (the centre clamped into the volume).
+ * Whole volume: cells of p³ voxels whose corners lie q voxels apart (the stride, q <= p,
+ * p − q even) each write only their central q³ block; the halo h = (p − q)/2 around the block
+ * is context. At each evaluation an offset o in [0, q)³ is drawn; the blocks with corners at
+ * o + q·m (m ∈ Z³) partition the voxels, so every voxel is written exactly once per offset.
+ * With q = p this is a tiling of non-overlapping patches; the default q = p − 2 (p >= 5)
+ * gives every written voxel at least one voxel of context on each side, which removes most
+ * of the tiling's bias (pairs straddling a tile border denoised as independent: shorter
+ * correlations, lost variance; docs/texture.md, "Reach of a patch prior") for (p/q)³ times
+ * the cells. Only the q³ output rows of a cell are computed: the second product uses the
+ * rows of [U_1 … U_K] at the block's voxels, so a cell costs 2·K·d·(d + q³) flops.
+ * Windows crossing the border read the field mirrored at the border (half-sample symmetric:
+ * −1 ↦ 0, n ↦ n−1) and write back only their voxels inside it. A cell takes the class of its
+ * block's centre voxel (clamped into the volume), which is also its window's centre.
  * Cells are sorted by class (counting sort, stable) and cut into batches of batch_patches; the
  * batches are the tasks of the pool. The partition depends only on the class map, the offset
  * and batch_patches, every voxel is written by one task, and OpenBLAS runs single-threaded in
@@ -43,6 +51,11 @@ typedef struct pd_class {
     float *ucat;      /* d × (k·d) row-major: [U_1 … U_k] */
     float *proj_mean; /* k·d: U_kᵀ μ_k */
     float *mean;      /* k × d */
+    /* The central q³ block of the cell (only when q < p): the rows of ucat and the entries of
+     * mean at the block's voxels, so the second product computes only what is written. */
+    int w;             /* q³ */
+    float *ucat_c;     /* w × (k·d) */
+    float *mean_c;     /* k × w */
     double *lambda;   /* k·d eigenvalues */
     double *log_pi;   /* k normalised log weights */
     /* Tables of the current noise level, refreshed at each evaluation. */
@@ -53,6 +66,7 @@ typedef struct pd_class {
 
 struct rsy_patch_denoiser {
     int p, d, n_classes, max_k;
+    int q; /* stride: side of the central block each cell writes (p: non-overlapping tiles) */
     double spacing_mm[3];
     pd_class *classes;
     rsy_patch_denoiser_params params;
@@ -81,6 +95,8 @@ static void class_clear(pd_class *c)
     RSY_FREE(c->ucat);
     RSY_FREE(c->proj_mean);
     RSY_FREE(c->mean);
+    RSY_FREE(c->ucat_c);
+    RSY_FREE(c->mean_c);
     RSY_FREE(c->lambda);
     RSY_FREE(c->log_pi);
     RSY_FREE(c->inv_var);
@@ -94,6 +110,7 @@ rsy_patch_denoiser_params rsy_patch_denoiser_params_default(void)
     p.n_offsets = 1;
     p.batch_patches = 2048;
     p.n_threads = 1;
+    p.stride = 0;
     return p;
 }
 
@@ -110,8 +127,9 @@ void rsy_patch_denoiser_destroy(rsy_patch_denoiser *d)
     free(d);
 }
 
-/* Copy class @p cid of @p m into @p c (float projections, normalised log weights). */
-static rsy_status class_build(const rsy_texture_prior *m, int cid, pd_class *c)
+/* Copy class @p cid of @p m into @p c (float projections, normalised log weights), with the
+ * central-block tables of stride @p q when q < p. */
+static rsy_status class_build(const rsy_texture_prior *m, int cid, int q, pd_class *c)
 {
     const int d = m->dim, k = m->n_components[cid];
     const size_t kd = (size_t)k * (size_t)d;
@@ -146,6 +164,23 @@ static rsy_status class_build(const rsy_texture_prior *m, int cid, pd_class *c)
             c->proj_mean[(size_t)j * d + e] = (float)s;
         }
     }
+    if (q < m->patch_size) {
+        const int p = m->patch_size, h = (p - q) / 2;
+        c->w = q * q * q;
+        c->ucat_c = malloc((size_t)c->w * kd * sizeof *c->ucat_c);
+        c->mean_c = malloc((size_t)k * (size_t)c->w * sizeof *c->mean_c);
+        if (!c->ucat_c || !c->mean_c)
+            return RSY_ENOMEM;
+        int row = 0;
+        for (int zz = h; zz < h + q; zz++)
+            for (int yy = h; yy < h + q; yy++)
+                for (int xx = h; xx < h + q; xx++, row++) {
+                    size_t i = (size_t)((zz * p + yy) * p + xx);
+                    memcpy(c->ucat_c + (size_t)row * kd, c->ucat + i * kd, kd * sizeof *c->ucat_c);
+                    for (int j = 0; j < k; j++)
+                        c->mean_c[(size_t)j * c->w + row] = c->mean[(size_t)j * d + i];
+                }
+    }
     return RSY_OK;
 }
 
@@ -161,9 +196,12 @@ rsy_status rsy_patch_denoiser_create(rsy_patch_denoiser **out, const rsy_texture
         return RSY_EINVAL;
     if (params->n_offsets < 1 || params->n_offsets > 1024 || params->batch_patches < 1 ||
         params->batch_patches > RSY__PD_MAX_BATCH || params->n_threads < 1 ||
-        params->n_threads > 1024) {
-        rsy_log_error("bad denoiser params: offsets %d, batch %zu, threads %d", params->n_offsets,
-                      params->batch_patches, params->n_threads);
+        params->n_threads > 1024 || params->stride < 0 || params->stride > prior->patch_size ||
+        (params->stride > 0 && (prior->patch_size - params->stride) % 2 != 0)) {
+        rsy_log_error("bad denoiser params: offsets %d, batch %zu, threads %d, stride %d (patch "
+                      "%d)",
+                      params->n_offsets, params->batch_patches, params->n_threads, params->stride,
+                      prior->patch_size);
         return RSY_EINVAL;
     }
     for (int c = 0; c < prior->n_classes; c++) {
@@ -178,6 +216,7 @@ rsy_status rsy_patch_denoiser_create(rsy_patch_denoiser **out, const rsy_texture
         return RSY_ENOMEM;
     d->p = prior->patch_size;
     d->d = prior->dim;
+    d->q = params->stride != 0 ? params->stride : (d->p >= 5 ? d->p - 2 : d->p);
     d->n_classes = prior->n_classes;
     memcpy(d->spacing_mm, prior->spacing_mm, sizeof d->spacing_mm);
     d->params = *params;
@@ -187,7 +226,7 @@ rsy_status rsy_patch_denoiser_create(rsy_patch_denoiser **out, const rsy_texture
         goto fail;
     }
     for (int c = 0; c < prior->n_classes; c++) {
-        rc = class_build(prior, c, &d->classes[c]);
+        rc = class_build(prior, c, d->q, &d->classes[c]);
         if (rc != RSY_OK)
             goto fail;
         if (d->classes[c].k > d->max_k)
@@ -243,15 +282,29 @@ static void prepare_sigma(rsy_patch_denoiser *dn, double sigma)
 }
 
 /* The posterior mean of @p n patches @p y of class @p cl (tables already at the current σ):
- * @p z is n × k·d scratch, @p out n × d. See the formulas at the top of the file. */
-static void kernel(const pd_class *cl, int d, const float *y, size_t n, float *z, float *out)
+ * @p z is n × k·d scratch, @p out n × d, or n × q³ (the central block only) when @p central.
+ * See the formulas at the top of the file. */
+static void kernel(const pd_class *cl, int d, const float *y, size_t n, float *z, float *out,
+                   int central)
 {
     const int k = cl->k, kd = k * d, ni = (int)n;
+    const int w = central ? cl->w : d;
+    const float *uout = central ? cl->ucat_c : cl->ucat;
+    const float *mout = central ? cl->mean_c : cl->mean;
     double lp[RSY_TEXTURE_MAX_COMPONENTS];
     cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, ni, kd, d, 1.0f, y, d, cl->ucat, kd,
                 0.0f, z, kd);
     for (size_t r = 0; r < n; r++) {
         float *zr = z + r * (size_t)kd;
+        if (k == 1) {
+            /* One component: γ = 1, no quadratic form needed. */
+            const float *pm = cl->proj_mean, *sh = cl->shrink;
+            float *o = out + r * (size_t)w;
+            for (int j = 0; j < d; j++)
+                zr[j] = (zr[j] - pm[j]) * sh[j];
+            memcpy(o, mout, (size_t)w * sizeof *o);
+            continue;
+        }
         double lmax = -INFINITY;
         for (int c = 0; c < k; c++) {
             const float *pm = cl->proj_mean + (size_t)c * d;
@@ -272,27 +325,29 @@ static void kernel(const pd_class *cl, int d, const float *y, size_t n, float *z
             lp[c] = exp(lp[c] - lmax);
             sum += lp[c];
         }
-        float *o = out + r * (size_t)d;
-        for (int j = 0; j < d; j++)
+        float *o = out + r * (size_t)w;
+        for (int j = 0; j < w; j++)
             o[j] = 0.0f;
         for (int c = 0; c < k; c++) {
             const float g = (float)(lp[c] / sum);
             const float *sh = cl->shrink + (size_t)c * d;
-            const float *mu = cl->mean + (size_t)c * d;
+            const float *mu = mout + (size_t)c * w;
             float *zc = zr + (size_t)c * d;
-            for (int j = 0; j < d; j++) {
+            for (int j = 0; j < d; j++)
                 zc[j] *= g * sh[j];
+            for (int j = 0; j < w; j++)
                 o[j] += g * mu[j];
-            }
         }
     }
-    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, ni, d, kd, 1.0f, z, kd, cl->ucat, kd, 1.0f,
-                out, d);
+    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, ni, w, kd, 1.0f, z, kd, uout, kd, 1.0f,
+                out, w);
 }
 
-static double batch_flops(int k, int d, size_t n)
+/* Flops of the two products for @p n patches: 2·n·K·d² for the projection, 2·n·K·d·w for the
+ * output of w values per patch (w = d, or q³ for the central block). */
+static double batch_flops(int k, int d, int w, size_t n)
 {
-    return 4.0 * (double)n * k * (double)d * d;
+    return 2.0 * (double)n * k * (double)d * (double)(d + w);
 }
 
 rsy_status rsy__patch_denoiser_denoise_patches(rsy_patch_denoiser *dn, int class_id, const float *y,
@@ -306,8 +361,8 @@ rsy_status rsy__patch_denoiser_denoise_patches(rsy_patch_denoiser *dn, int class
     const size_t d = (size_t)dn->d, b = dn->params.batch_patches;
     for (size_t s = 0; s < n; s += b) {
         size_t m = n - s < b ? n - s : b;
-        kernel(cl, dn->d, y + s * d, m, dn->scratch, out + s * d);
-        dn->flops += batch_flops(cl->k, dn->d, m);
+        kernel(cl, dn->d, y + s * d, m, dn->scratch, out + s * d, 0);
+        dn->flops += batch_flops(cl->k, dn->d, dn->d, m);
     }
     return RSY_OK;
 }
@@ -327,10 +382,12 @@ typedef struct pd_tiling {
     const float *y;
     float *out;
     int accumulate;   /* 0: write, 1: add (offsets after the first) */
+    int q, h;         /* stride (side of the block a cell writes) and halo (p − q)/2 */
     int64_t n[3];     /* volume dims */
-    int64_t start[3]; /* corner of cell 0 along each axis (<= 0) */
+    int64_t start[3]; /* corner of the written block of cell 0 along each axis (<= 0) */
     int64_t m[3];     /* cells along each axis */
-    int64_t *idx[3];  /* per axis, m·p entries: mirrored voxel index of cell position */
+    int64_t *idx[3];  /* per axis, m·q + 2h entries: mirrored voxel index of window position
+                         j − h relative to start; cell c's window starts at entry c·q */
     size_t *cells;    /* cell ids sorted by class */
     pd_task *tasks;
 } pd_tiling;
@@ -361,7 +418,8 @@ static rsy_status run_batch(void *ctx, size_t index, int worker)
         int64_t mx = (int64_t)(cell % (size_t)t->m[0]);
         int64_t my = (int64_t)((cell / (size_t)t->m[0]) % (size_t)t->m[1]);
         int64_t mz = (int64_t)(cell / ((size_t)t->m[0] * (size_t)t->m[1]));
-        const int64_t *ix = t->idx[0] + mx * p, *iy = t->idx[1] + my * p, *iz = t->idx[2] + mz * p;
+        const int64_t *ix = t->idx[0] + mx * t->q, *iy = t->idx[1] + my * t->q,
+                      *iz = t->idx[2] + mz * t->q;
         float *row = ybuf + r * d;
         for (int c = 0; c < p; c++)
             for (int b = 0; b < p; b++) {
@@ -370,25 +428,29 @@ static rsy_status run_batch(void *ctx, size_t index, int worker)
                     *row++ = src[ix[a]];
             }
     }
-    kernel(cl, dn->d, ybuf, task->count, zbuf, obuf);
+    const int central = t->q < p;
+    kernel(cl, dn->d, ybuf, task->count, zbuf, obuf, central);
     for (size_t r = 0; r < task->count; r++) {
         size_t cell = t->cells[task->first + r];
         int64_t m3[3] = {(int64_t)(cell % (size_t)t->m[0]),
                          (int64_t)((cell / (size_t)t->m[0]) % (size_t)t->m[1]),
                          (int64_t)(cell / ((size_t)t->m[0] * (size_t)t->m[1]))};
-        int64_t lo[3], hi[3];
+        /* The cell writes its central q³ block: window positions h..h+q−1, i.e. voxels
+         * s..s+q−1 with s = start + m·q, clipped to the volume. */
+        const int q = t->q, h = t->h;
+        int64_t lo[3], hi[3], s0[3];
         for (int a = 0; a < 3; a++) {
-            int64_t s = t->start[a] + m3[a] * p;
-            lo[a] = s < 0 ? -s : 0;
-            hi[a] = s + p > t->n[a] ? t->n[a] - s : p;
+            s0[a] = t->start[a] + m3[a] * q;
+            lo[a] = s0[a] < 0 ? -s0[a] : 0;
+            hi[a] = s0[a] + q > t->n[a] ? t->n[a] - s0[a] : q;
         }
-        const float *row = obuf + r * d;
+        const float *row = obuf + r * (central ? (size_t)cl->w : d);
         for (int64_t c = lo[2]; c < hi[2]; c++)
             for (int64_t b = lo[1]; b < hi[1]; b++) {
-                size_t base = (size_t)(t->start[2] + m3[2] * p + c) * nxy +
-                              (size_t)(t->start[1] + m3[1] * p + b) * (size_t)t->n[0] +
-                              (size_t)(t->start[0] + m3[0] * p);
-                const float *v = row + (size_t)((c * p + b) * p);
+                size_t base = (size_t)(s0[2] + c) * nxy + (size_t)(s0[1] + b) * (size_t)t->n[0] +
+                              (size_t)s0[0];
+                const float *v = central ? row + (size_t)((c * q + b) * q)
+                                         : row + (size_t)(((c + h) * p + (b + h)) * p + h);
                 if (t->accumulate)
                     for (int64_t a = lo[0]; a < hi[0]; a++)
                         t->out[base + (size_t)a] += v[a];
@@ -415,12 +477,12 @@ static size_t tiling_layout(pd_tiling *t, const rsy_volume *cm, const int off[3]
                             size_t *cls_of)
 {
     rsy_patch_denoiser *dn = t->dn;
-    const int p = dn->p;
+    const int q = t->q, h = t->h;
     for (int a = 0; a < 3; a++) {
-        t->start[a] = off[a] > 0 ? off[a] - p : 0;
-        t->m[a] = (t->n[a] - t->start[a] + p - 1) / p;
-        for (int64_t i = 0; i < t->m[a] * p; i++)
-            t->idx[a][i] = reflect(t->start[a] + i, t->n[a]);
+        t->start[a] = off[a] > 0 ? off[a] - q : 0;
+        t->m[a] = (t->n[a] - t->start[a] + q - 1) / q;
+        for (int64_t i = 0; i < t->m[a] * q + 2 * h; i++)
+            t->idx[a][i] = reflect(t->start[a] - h + i, t->n[a]);
     }
     const size_t ncell = (size_t)(t->m[0] * t->m[1] * t->m[2]);
     memset(counts, 0, ((size_t)dn->n_classes + 1) * sizeof *counts);
@@ -430,7 +492,7 @@ static size_t tiling_layout(pd_tiling *t, const rsy_volume *cm, const int off[3]
                          (int64_t)(cell / ((size_t)t->m[0] * (size_t)t->m[1]))};
         size_t v = 0, stride = 1;
         for (int a = 0; a < 3; a++) {
-            int64_t c = t->start[a] + mc[a] * p + p / 2;
+            int64_t c = t->start[a] + mc[a] * q + q / 2;
             c = c < 0 ? 0 : (c >= t->n[a] ? t->n[a] - 1 : c);
             v += (size_t)c * stride;
             stride *= (size_t)t->n[a];
@@ -481,13 +543,15 @@ static rsy_status pd_denoise(void *self, const float *y, const rsy_volume *cm, d
         }
         t.n[a] = cm->geom.dims[a];
     }
-    const int p = dn->p;
+    const int q = dn->q;
+    t.q = q;
+    t.h = (dn->p - q) / 2;
     size_t max_cells = 1, max_tasks = (size_t)dn->n_classes;
     for (int a = 0; a < 3; a++)
-        max_cells *= (size_t)((t.n[a] + 2 * p - 1) / p);
+        max_cells *= (size_t)((t.n[a] + 2 * q - 1) / q);
     max_tasks += max_cells / dn->params.batch_patches + 1;
     for (int a = 0; a < 3; a++) {
-        t.idx[a] = malloc((size_t)((t.n[a] + 2 * p - 1) / p * p) * sizeof *t.idx[a]);
+        t.idx[a] = malloc((size_t)((t.n[a] + 2 * q - 1) / q * q + 2 * t.h) * sizeof *t.idx[a]);
         if (!t.idx[a]) {
             rc = RSY_ENOMEM;
             goto done;
@@ -508,7 +572,7 @@ static rsy_status pd_denoise(void *self, const float *y, const rsy_volume *cm, d
     for (int o = 0; o < dn->params.n_offsets; o++) {
         int off[3];
         for (int a = 0; a < 3; a++)
-            off[a] = (int)rsy_rng_uniform_int(rng, (uint64_t)p);
+            off[a] = (int)rsy_rng_uniform_int(rng, (uint64_t)q);
         size_t ntask = tiling_layout(&t, cm, off, counts, cls_of);
         if (ntask == SIZE_MAX) {
             rsy_log_error("class map holds a class id outside the texture prior's %d classes",
@@ -525,7 +589,8 @@ static rsy_status pd_denoise(void *self, const float *y, const rsy_volume *cm, d
         if (rc != RSY_OK)
             goto done;
         for (size_t i = 0; i < ntask; i++)
-            dn->flops += batch_flops(dn->classes[t.tasks[i].cls].k, dn->d, t.tasks[i].count);
+            dn->flops += batch_flops(dn->classes[t.tasks[i].cls].k, dn->d,
+                                     q < dn->p ? q * q * q : dn->d, t.tasks[i].count);
     }
     if (dn->params.n_offsets > 1) {
         const size_t nvox = rsy_geometry_nvox(&cm->geom);

@@ -139,7 +139,7 @@ done
 [ $rc -eq 4 ] && grep -q 'none.json' "$WORK/out" && [ ! -e "$WORK/none" ] \
     && ok "missing recipe file: exit 4, named" || bad "missing recipe file (exit $rc)" "$WORK/out"
 HUGE="$WORK/configs/recipes/huge.json"
-derive "$HUGE" 'phantom.dims=[2048,2048,2048]' 'phantom.spacing_mm=[0.2,0.2,0.2]'
+derive "$HUGE" 'phantom.dims=[2048,2048,2048]' 'phantom.spacing_mm=[1,1,1]'
 "$RARESYNTH" generate --recipe "$HUGE" --out "$WORK/huge" -j 2 >"$WORK/out" 2>&1; rc=$?
 [ $rc -eq 3 ] && grep -qi 'memory' "$WORK/out" && [ "$(grep -c . "$WORK/out")" -eq 1 ] && [ ! -e "$WORK/huge" ] \
     && ok "volume too large for memory refused before work: $(head -1 "$WORK/out")" \

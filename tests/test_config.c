@@ -457,8 +457,8 @@ static void test_texture_presets(void **state)
     }
     /* Anisotropy is kept per axis. */
     const rsy_texture_class_spec *wm = rsy_texture_preset_find(p, "white_matter");
-    assert_true(wm->n_components == 2 && wm->components[1].corr_length_mm[2] == 6.0 &&
-                wm->components[1].corr_length_mm[0] == 2.5);
+    assert_true(wm->n_components == 2 && wm->components[1].corr_length_mm[2] == 2.0 &&
+                wm->components[1].corr_length_mm[0] == 1.43);
     free(p);
 
     char *dir = tu_tmpdir("config");
