@@ -613,9 +613,9 @@ static rsy_status select_types(const char *file, const char *pkp, const cJSON *p
         return RSY_OK;
     if (d->types[0].type_name[0] == '\0')
         return rsy__cfg_fail(file, pkp, prior_item,
-                             "expected \"%s\": %s holds one lesion type at its top level (no "
-                             "\"lesion_types\" to choose from)",
-                             d->name, d->path);
+                             "expected no \"/%s\": %s holds one lesion type at its top level "
+                             "(no \"lesion_types\" to choose from)",
+                             type, d->path);
     char list[512];
     size_t k = 0;
     list[0] = '\0';
