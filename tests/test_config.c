@@ -1464,6 +1464,14 @@ static void test_disease_in_recipe(void **state)
     assert_true(r->lesions[0].probability == 0.25 && r->lesions[1].probability == 1.0);
     assert_int_equal(r->lesions[0].prior.n_compartments, 4);
     assert_string_equal(r->lesions[0].prior.compartments[3].parent, "fluid");
+    /* A distance rule and mass effect add 8 + 16 bytes per voxel to the memory bound (the
+     * documented formula; the default grid is 128^3). */
+    uint64_t with = rsy_recipe_memory_estimate(r, 1);
+    r->lesions[0].prior.mass_effect.enabled = 0;
+    assert_true(with - rsy_recipe_memory_estimate(r, 1) == 128ull * 128 * 128 * 16);
+    r->n_lesion_types = 0;
+    assert_true(with - rsy_recipe_memory_estimate(r, 1) == 128ull * 128 * 128 * 24);
+    r->n_lesion_types = 3;
     rsy_recipe_destroy(r);
 
     /* "stem/type" takes one type, whose overrides apply; a single-type file keeps its name. */
