@@ -731,16 +731,17 @@ static void render_view(const render_ctx *r, int t, int c, int v, uint32_t y0)
             r->lab[(size_t)y * tw + x] = (int32_t)rsy__volume_get(r->in->labels, idx);
         }
 
-    /* A labelled pixel is on the contour when a 4-neighbour has another label or lies outside
-     * the tile (outside counts as unlabelled, so contours close at the border). */
+    /* A labelled pixel is on the contour when a 4-neighbour inside the tile has another label.
+     * The tile's border is the edge of the field of view, not of the structure, so it is not
+     * outlined (a body label cut by the volume's edge shows no line along the cut). */
     for (uint32_t y = 0; y < th; y++)
         for (uint32_t x = 0; x < tw; x++) {
             const int32_t *lp = r->lab + (size_t)y * tw + x;
             int32_t lab = *lp;
             if (lab <= 0)
                 continue;
-            int contour = x == 0 || y == 0 || x == tw - 1 || y == th - 1 || lp[-1] != lab ||
-                          lp[1] != lab || lp[-(ptrdiff_t)tw] != lab || lp[tw] != lab;
+            int contour = (x > 0 && lp[-1] != lab) || (x + 1 < tw && lp[1] != lab) ||
+                          (y > 0 && lp[-(ptrdiff_t)tw] != lab) || (y + 1 < th && lp[tw] != lab);
             unsigned a8 = contour ? r->contour_a8 : r->fill_a8;
             if (a8 == 0)
                 continue;

@@ -490,6 +490,18 @@ static void test_overlay(void **state)
         }
     assert_int_equal(ring, 20);
     free(im.px);
+
+    /* A label cut by the edge of the field of view is not outlined along the cut: a label
+     * over the whole volume gives no contour at all. */
+    fill(c.lab, 1.0);
+    assert_int_equal(rsy_export_preview_write(&c.in, NULL, path), RSY_OK);
+    im = read_png(path);
+    for (uint32_t y = 0; y < im.h; y++)
+        for (uint32_t x = 0; x < im.w; x++) {
+            const uint8_t *o = pix(&im, x, y);
+            assert_true(o[0] == o[1] && o[1] == o[2]);
+        }
+    free(im.px);
     kase_free(&c);
 }
 
