@@ -733,8 +733,8 @@ static void test_deterministic(void **state)
     while (pos + 8 <= na) {
         uint32_t len = (uint32_t)da[pos] << 24 | (uint32_t)da[pos + 1] << 16 |
                        (uint32_t)da[pos + 2] << 8 | da[pos + 3];
-        char type[5] = {(char)da[pos + 4], (char)da[pos + 5], (char)da[pos + 6],
-                        (char)da[pos + 7], 0};
+        char type[5] = {(char)da[pos + 4], (char)da[pos + 5], (char)da[pos + 6], (char)da[pos + 7],
+                        0};
         assert_true(strcmp(type, "IHDR") == 0 || strcmp(type, "IDAT") == 0 ||
                     strcmp(type, "IEND") == 0);
         pos += 12 + (size_t)len;
