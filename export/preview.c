@@ -798,7 +798,11 @@ rsy_status rsy__preview_render(const rsy_preview_input *in, const rsy_preview_pa
         side_map(r.map_u[v], l.tile_w[v], g->dims[o.axis[wu]], o.toward[wu]);
         side_map(r.map_v[v], l.tile_h[v], g->dims[o.axis[wv]], o.toward[wv]);
     }
-    memset(r.rgb, RSY__PREVIEW_GAP_GREY, (size_t)l.width * l.height * 3);
+    for (size_t i = 0; i < (size_t)l.width * l.height; i++) {
+        r.rgb[3 * i] = RSY__PREVIEW_GAP_R;
+        r.rgb[3 * i + 1] = RSY__PREVIEW_GAP_G;
+        r.rgb[3 * i + 2] = RSY__PREVIEW_GAP_B;
+    }
     r.in = in;
     r.l = &l;
     r.o = &o;

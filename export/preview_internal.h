@@ -20,8 +20,12 @@
 #define RSY__PREVIEW_CORONAL 1
 #define RSY__PREVIEW_SAGITTAL 2
 
-/* Grey value of the separators and of row space below a shorter tile. */
-#define RSY__PREVIEW_GAP_GREY 64
+/* Colour of the separators and of row space below a shorter tile: a dark slate blue, not a
+ * grey, because every grey is some window's rendering of some tissue (air is grey 60 in the
+ * lung window) and the tiles must stand apart. */
+#define RSY__PREVIEW_GAP_R 40
+#define RSY__PREVIEW_GAP_G 56
+#define RSY__PREVIEW_GAP_B 96
 
 /* Largest image side and pixel count (RSY_ELIMIT beyond). */
 #define RSY__PREVIEW_MAX_SIDE 32768u
