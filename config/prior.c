@@ -302,7 +302,8 @@ static rsy_status parse_placement(const char *file, const cJSON *obj, const char
                                      "rule \"subependymal\" adds (the lesion protrudes into them)",
                                      RSY_MAX_HOST_TISSUES);
             }
-            snprintf(p->allowed[p->n_allowed++], RSY_NAME_MAX, "%s", p->reference[i]);
+            /* memcpy, not snprintf: both are fields of *p, which GCC's -Wrestrict flags. */
+            memcpy(p->allowed[p->n_allowed++], p->reference[i], RSY_NAME_MAX);
         }
     }
     for (int i = 0; i < p->n_hosts; i++)
@@ -464,7 +465,7 @@ static rsy_status parse_lesion_types(const char *file, const cJSON *root, const 
         p->name[n_stem] = '/';
         memcpy(p->name + n_stem + 1, p->type_name, n_type + 1);
         /* Default display name: the type's name with underscores as spaces. */
-        snprintf(p->display_name, sizeof p->display_name, "%s", p->type_name);
+        memcpy(p->display_name, p->type_name, n_type + 1); /* n_type < RSY_NAME_MAX <= RSY_TEXT_MAX */
         for (char *ch = p->display_name; *ch; ch++)
             if (*ch == '_')
                 *ch = ' ';
