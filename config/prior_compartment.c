@@ -14,6 +14,7 @@
 static const rsy__range range_factor = {0.0, 10.0, 1, 0};
 static const rsy__range range_gd_mM = {0.0, INFINITY, 0, 1};
 static const rsy__range range_texture = {0.0, 0.5, 0, 0};
+static const rsy__range range_probability = {0.0, 1.0, 1, 0};
 /* As tissue tables (ct.c): air is -1000 HU, 3071 the top of the int16 output range. */
 static const rsy__range range_hu = {-1024.0, 3071.0, 0, 0};
 static const rsy__range range_hu_offset = {-3000.0, 3000.0, 0, 0};
@@ -235,12 +236,12 @@ static rsy_status parse_mri(const char *file, const cJSON *c, const char *kp, un
     return RSY_OK;
 }
 
-/* CT, absolute: {"non_contrast": {"hu", "sd_hu"}, "arterial": ..., "portal_venous": ...}, every
+/* CT, absolute: {"non_contrast": {"hu", "sd"}, "arterial": ..., "portal_venous": ...}, every
  * phase required (a recipe may image in any of them). */
 static rsy_status parse_ct_absolute(const char *file, const cJSON *ct, const char *ckp,
                                     rsy_compartment *dst)
 {
-    static const char *const keys[] = {"hu", "sd_hu", NULL};
+    static const char *const keys[] = {"hu", "sd", NULL};
     char pkp[RSY__KEYPATH_MAX];
     rsy_status rc = rsy__cfg_check_object(file, ckp, ct, phase_keys);
     if (rc != RSY_OK)
@@ -256,7 +257,7 @@ static rsy_status parse_ct_absolute(const char *file, const cJSON *ct, const cha
         dst->ct[ph].sd_hu = 0.0;
         if ((rc = rsy__cfg_check_object(file, pkp, obj, keys)) != RSY_OK ||
             (rc = rsy__cfg_number(file, obj, pkp, "hu", 1, range_hu, &dst->ct[ph].hu)) != RSY_OK ||
-            (rc = rsy__cfg_number(file, obj, pkp, "sd_hu", 0, range_sd_hu, &dst->ct[ph].sd_hu)) !=
+            (rc = rsy__cfg_number(file, obj, pkp, "sd", 0, range_sd_hu, &dst->ct[ph].sd_hu)) !=
                 RSY_OK)
             return rc;
     }
@@ -264,18 +265,18 @@ static rsy_status parse_ct_absolute(const char *file, const cJSON *ct, const cha
 }
 
 /* CT, relative: {"relative_to": tissue, "hu_offset": {phase: offset, ...} (every phase),
- * "sd_hu": s}. */
+ * "sd": s}. */
 static rsy_status parse_ct_relative(const char *file, const cJSON *ct, const char *ckp,
                                     rsy_compartment *dst)
 {
-    static const char *const keys[] = {"relative_to", "hu_offset", "sd_hu", NULL};
+    static const char *const keys[] = {"relative_to", "hu_offset", "sd", NULL};
     char okp[RSY__KEYPATH_MAX];
     double sd = 0.0;
     rsy_status rc;
     dst->ct_mode = RSY_PROPS_RELATIVE;
     if ((rc = rsy__cfg_check_object(file, ckp, ct, keys)) != RSY_OK ||
         (rc = rsy__cfg_ident(file, ct, ckp, "relative_to", 1, dst->ct_relative_to)) != RSY_OK ||
-        (rc = rsy__cfg_number(file, ct, ckp, "sd_hu", 0, range_sd_hu, &sd)) != RSY_OK)
+        (rc = rsy__cfg_number(file, ct, ckp, "sd", 0, range_sd_hu, &sd)) != RSY_OK)
         return rc;
     rsy__kp_key(okp, ckp, "hu_offset");
     const cJSON *off = cJSON_GetObjectItemCaseSensitive(ct, "hu_offset");
@@ -319,7 +320,7 @@ static rsy_status parse_compartment(const char *file, const cJSON *c, const char
     static const char *const keys[] = {
         "name",    "display_name", "radius_fraction", "margin_mm", "wall_mm", "inclusions",
         "network", "inside",       "confined_to",     "mri",       "ct",      "texture_sd_fraction",
-        NULL};
+        "probability", NULL};
     char ckp[RSY__KEYPATH_MAX];
     memset(dst, 0, sizeof *dst);
     rsy_status rc = rsy__cfg_check_object(file, kp, c, keys);
@@ -332,8 +333,11 @@ static rsy_status parse_compartment(const char *file, const cJSON *c, const char
     for (char *ch = dst->display_name; *ch; ch++)
         if (*ch == '_')
             *ch = ' ';
+    dst->probability = 1.0;
     if ((rc = rsy__cfg_string(file, c, kp, "display_name", 0, RSY_TEXT_MAX - 1,
                               dst->display_name)) != RSY_OK ||
+        (rc = rsy__cfg_number(file, c, kp, "probability", 0, range_probability,
+                              &dst->probability)) != RSY_OK ||
         (rc = parse_extent(file, c, kp, dst)) != RSY_OK ||
         (rc = parse_inside(file, c, kp, names, n_names, index, dst)) != RSY_OK)
         return rc;
@@ -435,9 +439,20 @@ rsy_status rsy__prior_parse_compartments(const char *file, const cJSON *obj, con
             }
             wall = i;
         }
-        if (dst->extent_kind == RSY_EXTENT_RADIUS_FRACTION && dst->extent.kind == RSY_DIST_FIXED &&
-            dst->extent.value == 1.0)
-            has_surface = 1;
+        int is_surface = dst->extent_kind == RSY_EXTENT_RADIUS_FRACTION &&
+                         dst->extent.kind == RSY_DIST_FIXED && dst->extent.value == 1.0;
+        int is_cyst_wall = dst->extent_kind == RSY_EXTENT_WALL_MM && p->shape_kind == RSY_SHAPE_CYST;
+        if ((is_surface || is_cyst_wall) && dst->probability < 1.0) {
+            char pkp[RSY__KEYPATH_MAX];
+            rsy__kp_key(pkp, ckp, "probability");
+            return rsy__cfg_fail(file, pkp, NULL,
+                                 "expected 1 for %s (it is always present), got %g",
+                                 is_surface ? "the compartment at the lesion surface "
+                                              "(\"radius_fraction\": 1)"
+                                            : "the wall of a cyst",
+                                 dst->probability);
+        }
+        has_surface |= is_surface;
         p->n_compartments = i + 1;
     }
     if (!has_surface)

@@ -751,11 +751,11 @@ static const bad_case bad_cases[] = {
      "lesion_types[0].compartments[3].network.cell_size_mm: unknown key (expected one of: "
      "line_mm, cell_mm, note)"},
     {"prior_unknown_key_ct_phase.json", "fixture_prior_unknown_key_ct_phase.json",
-     "lesion_types[0].compartments[0].ct.arterial.sd: unknown key (expected one of: hu, sd_hu, "
+     "lesion_types[0].compartments[0].ct.arterial.sd_hu: unknown key (expected one of: hu, sd, "
      "note)"},
     {"prior_unknown_key_ct_relative.json", "fixture_prior_unknown_key_ct_relative.json",
      "lesion_types[0].compartments[1].ct.offset_hu: unknown key (expected one of: relative_to, "
-     "hu_offset, sd_hu, note)"},
+     "hu_offset, sd, note)"},
     {"prior_unknown_key_lesion_type.json", "fixture_prior_unknown_key_lesion_type.json",
      "lesion_types[1].counts: unknown key (expected one of: name, display_name, probability"},
     {"prior_diameter_max_lt_min.json", "fixture_prior_diameter_max_lt_min.json",
@@ -1132,8 +1132,8 @@ static const char every_prior[] =
     "    {\"name\": \"fluid\", \"display_name\": \"cyst fluid\", \"radius_fraction\": 1,\n"
     "     \"mri\": {\"1.5T\": {\"t1_ms\": 3000, \"t2_ms\": 1500, \"pd\": 1.0},\n"
     "             \"3T\": {\"t1_ms\": 3200, \"t2_ms\": 1400, \"pd\": 0.98, \"gd_mM\": 0.1}},\n"
-    "     \"ct\": {\"non_contrast\": {\"hu\": 5, \"sd_hu\": 3}, \"arterial\": {\"hu\": 6},\n"
-    "            \"portal_venous\": {\"hu\": 7, \"sd_hu\": 2}},\n"
+    "     \"ct\": {\"non_contrast\": {\"hu\": 5, \"sd\": 3}, \"arterial\": {\"hu\": 6},\n"
+    "            \"portal_venous\": {\"hu\": 7, \"sd\": 2}},\n"
     "     \"texture_sd_fraction\": 0.05, \"note\": \"c\"},\n"
     "    {\"name\": \"wall\", \"wall_mm\": {\"distribution\": \"uniform\", \"min\": 0.5, \"max\": "
     "2},\n"
@@ -1141,7 +1141,7 @@ static const char every_prior[] =
     "     \"mri\": {\"relative_to\": \"white_matter\", \"t1_factor\": 1.2, \"t2_factor\": 1.5,\n"
     "             \"pd_factor\": 0.9, \"gd_mM\": 0.3},\n"
     "     \"ct\": {\"relative_to\": \"white_matter\", \"hu_offset\": {\"non_contrast\": 10,\n"
-    "             \"arterial\": 40, \"portal_venous\": 30}, \"sd_hu\": 4}},\n"
+    "             \"arterial\": 40, \"portal_venous\": 30}, \"sd\": 4}},\n"
     "    {\"name\": \"calcification\", \"inside\": \"fluid\",\n"
     "     \"inclusions\": {\"volume_fraction\": 0.1, \"diameter_mm\": {\"distribution\":\n"
     "       \"lognormal\", \"median\": 1.5, \"gsd\": 1.3}, \"where\": \"periphery\", \"note\": "
@@ -1450,7 +1450,7 @@ static const char mixed_prior[] =
     " \"compartments\": [{\"name\": \"lesion\", \"radius_fraction\": 1,\n"
     "   \"mri\": {\"relative_to\": \"tissue_of_no_table\"},\n"
     "   \"ct\": {\"relative_to\": \"white_matter\", \"hu_offset\": {\"non_contrast\": -20,\n"
-    "          \"arterial\": 40, \"portal_venous\": -10}, \"sd_hu\": 8}}]}\n";
+    "          \"arterial\": 40, \"portal_venous\": -10}, \"sd\": 8}}]}\n";
 
 static void test_disease_in_recipe(void **state)
 {
