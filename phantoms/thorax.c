@@ -256,56 +256,10 @@ static const double vessel_roots[][6] = {
     {30.0, -8.0, -55.0, 8.5, 1.0, 1.0},
     {-32.0, -10.0, -45.0, 8.5, 2.0, 1.0}};
 
-/* Everything needed to classify a reference-frame point. */
-typedef struct thorax_model {
-    double inv_scale[3];
-    int female;
-    double t_fat, t_muscle, t_skin; /* reference mm */
-    double breast_scale;            /* 0: none */
-    double aorta_factor;
-    /* heart: centre, unit axes (rows), outer semi-axes */
-    double hc[3], hu[3][3], hs[3];
-    /* tubes and their grid (CSR: cell_start[n_cells + 1], cell_items) */
-    tube *tubes;
-    size_t n_tubes;
-    int *cell_start;
-    int *cell_items;
-} thorax_model;
-
 /* ---------------------------------------------------------------------------------------- */
 /* Geometry helpers                                                                           */
 /* ---------------------------------------------------------------------------------------- */
-static double clampd(double v, double lo, double hi)
-{
-    return v < lo ? lo : (v > hi ? hi : v);
-}
-
-static double dot3(const double a[3], const double b[3])
-{
-    return a[0] * b[0] + a[1] * b[1] + a[2] * b[2];
-}
-
-static void normalize3(double v[3])
-{
-    double n = sqrt(dot3(v, v));
-    if (n > 1e-12)
-        for (int i = 0; i < 3; i++)
-            v[i] /= n;
-}
-
-/* Distance from p to the segment a-b and the parameter t in [0, 1] of the closest point. */
-static double segment_distance(const double p[3], const double a[3], const double b[3],
-                               double *t_out)
-{
-    double ab[3] = {b[0] - a[0], b[1] - a[1], b[2] - a[2]};
-    double ap[3] = {p[0] - a[0], p[1] - a[1], p[2] - a[2]};
-    double l2 = dot3(ab, ab);
-    double t = l2 > 1e-12 ? clampd(dot3(ap, ab) / l2, 0.0, 1.0) : 0.0;
-    double d[3] = {ap[0] - t * ab[0], ap[1] - t * ab[1], ap[2] - t * ab[2]};
-    *t_out = t;
-    return sqrt(dot3(d, d));
-}
-
+/* (clampd, dot3, normalize3 and segment_distance are in thorax_internal.h.) */
 /* Signed distance (first order) to a tapered tube: negative inside. */
 static double tube_distance(const double p[3], const double a[3], const double b[3], double ra,
                             double rb)

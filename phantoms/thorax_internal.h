@@ -1,6 +1,7 @@
 /*
  * thorax_internal.h: the "thorax" phantom family's class ids and reference frame, shared by
- * phantoms/thorax.c and tests/test_thorax.c. Never installed.
+ * phantoms/thorax.c and tests/test_thorax.c, and the phantom's model and small geometry
+ * helpers. Never installed.
  *
  * Reference frame: millimetres, RAS+ axes, origin at the carina, for a reference adult chest.
  * A subject maps a world point w to the frame as p = (w + u(w)) / scale + RSY__THORAX_SHIFT,
@@ -10,6 +11,9 @@
  */
 #ifndef RSY_THORAX_INTERNAL_H
 #define RSY_THORAX_INTERNAL_H
+
+#include <math.h>
+#include <stddef.h>
 
 #include "rsy_phantoms.h"
 
@@ -47,6 +51,58 @@ typedef enum {
 #define RSY__THORAX_HILUM_L_X_MM (-40.0)
 #define RSY__THORAX_HILUM_L_Y_MM 0.0
 #define RSY__THORAX_HILUM_L_Z_MM (-8.0)
+/* A tapered tube of the airway or vessel trees (defined in thorax.c). */
+typedef struct tube tube;
+
+/* Everything needed to classify a reference-frame point. */
+typedef struct thorax_model {
+    double inv_scale[3];
+    int female;
+    double t_fat, t_muscle, t_skin; /* reference mm */
+    double breast_scale;            /* 0: none */
+    double aorta_factor;
+    /* heart: centre, unit axes (rows), outer semi-axes */
+    double hc[3], hu[3][3], hs[3];
+    /* tubes and their grid (CSR: cell_start[n_cells + 1], cell_items) */
+    tube *tubes;
+    size_t n_tubes;
+    int *cell_start;
+    int *cell_items;
+} thorax_model;
+
+/* ---------------------------------------------------------------------------------------- */
+/* Geometry helpers                                                                           */
+/* ---------------------------------------------------------------------------------------- */
+static inline double clampd(double v, double lo, double hi)
+{
+    return v < lo ? lo : (v > hi ? hi : v);
+}
+
+static inline double dot3(const double a[3], const double b[3])
+{
+    return a[0] * b[0] + a[1] * b[1] + a[2] * b[2];
+}
+
+static inline void normalize3(double v[3])
+{
+    double n = sqrt(dot3(v, v));
+    if (n > 1e-12)
+        for (int i = 0; i < 3; i++)
+            v[i] /= n;
+}
+
+/* Distance from p to the segment a-b and the parameter t in [0, 1] of the closest point. */
+static inline double segment_distance(const double p[3], const double a[3], const double b[3],
+                                      double *t_out)
+{
+    double ab[3] = {b[0] - a[0], b[1] - a[1], b[2] - a[2]};
+    double ap[3] = {p[0] - a[0], p[1] - a[1], p[2] - a[2]};
+    double l2 = dot3(ab, ab);
+    double t = l2 > 1e-12 ? clampd(dot3(ap, ab) / l2, 0.0, 1.0) : 0.0;
+    double d[3] = {ap[0] - t * ab[0], ap[1] - t * ab[1], ap[2] - t * ab[2]};
+    *t_out = t;
+    return sqrt(dot3(d, d));
+}
 
 /** Reference-frame point of world point @p xyz_mm for @p subject, ignoring the deformation. */
 void rsy__thorax_world_to_ref(const rsy_subject *subject, const double xyz_mm[3], double p[3]);
