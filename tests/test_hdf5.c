@@ -454,7 +454,7 @@ static void test_chunks_and_filters(void **state)
     fixture *f = *state;
     fixture wide;
     memset(&wide, 0, sizeof wide);
-    const int64_t dims[3] = {70, 9, 6};
+    const int64_t dims[3] = {70, 66, 6};
     fixture_fill(&wide, dims, 0);
     char path[1024];
     snprintf(path, sizeof path, "%s/wide.h5", f->dir);
@@ -472,9 +472,9 @@ static void test_chunks_and_filters(void **state)
         int rank;
         size_t elem;
         hsize_t chunk[4];
-    } want[3] = {{"/cases/case_0000/image", 4, 4, {1, 6, 9, 64}},
-                 {"/cases/case_0000/label", 3, 1, {6, 9, 64}},
-                 {"/cases/case_0000/instances", 3, 2, {6, 9, 64}}};
+    } want[3] = {{"/cases/case_0000/image", 4, 4, {1, 6, 64, 64}},
+                 {"/cases/case_0000/label", 3, 1, {6, 64, 64}},
+                 {"/cases/case_0000/instances", 3, 2, {6, 64, 64}}};
     for (int d = 0; d < 3; d++) {
         hid_t ds = H5Dopen2(file, want[d].name, H5P_DEFAULT);
         assert_true(ds >= 0);
@@ -504,12 +504,12 @@ static void test_chunks_and_filters(void **state)
         H5Pclose(dcpl);
         H5Dclose(ds);
     }
-    /* The edge chunk reads back exactly (voxels 64..69 along i). */
+    /* The edge chunks read back exactly (voxels 64..69 along i, 64..65 along j). */
     hid_t g = H5Gopen2(file, "/cases/case_0000", H5P_DEFAULT);
-    const hsize_t d4[4] = {N_CH, 6, 9, 70};
+    const hsize_t d4[4] = {N_CH, 6, 66, 70};
     float *img = read_dataset(g, "image", H5T_NATIVE_FLOAT, 4, 4, d4);
-    assert_memory_equal(img, wide.ch[0]->data, (size_t)70 * 9 * 6 * 4);
-    assert_memory_equal(img + (size_t)70 * 9 * 6, wide.ch[1]->data, (size_t)70 * 9 * 6 * 4);
+    assert_memory_equal(img, wide.ch[0]->data, (size_t)70 * 66 * 6 * 4);
+    assert_memory_equal(img + (size_t)70 * 66 * 6, wide.ch[1]->data, (size_t)70 * 66 * 6 * 4);
     free(img);
     H5Gclose(g);
     assert_true(H5Fclose(file) >= 0);
