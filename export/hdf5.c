@@ -9,8 +9,9 @@
  *   file are the order of our calls and HDF5's name hashes;
  * - a fixed file format (H5Pset_libver_bounds V18..V18): the bytes do not change with the
  *   HDF5 version that writes them, and every HDF5 >= 1.8 (h5py, MATLAB, ITK) reads them;
- * - an explicit fill value (0), so the part of an edge chunk that lies outside the dataset is
- *   zeros, not whatever the chunk buffer held before;
+ * - chunks compressed here and stored with H5Dwrite_chunk (write_chunks()), the part of an
+ *   edge chunk outside the dataset zero-filled (0 is also the dataset's fill value), so no
+ *   byte comes from a buffer HDF5 or we used before;
  * - attributes and datasets written in a fixed order; the root's n_cases and case_ids last.
  * tests/test_hdf5.c writes the same input twice, with the heap dirtied in between, and
  * compares the bytes.
