@@ -236,7 +236,7 @@ static void lesion_describe(const rsy_recipe *r, const rsy_case *c, const rsy_le
     for (int k = 0; k < p->n_compartments; k++) {
         const rsy_compartment *cp = &p->compartments[k];
         snprintf(gl->keys[k], sizeof gl->keys[k], "%s.%s", cp->name,
-                 cp->extent_kind == RSY_EXTENT_MARGIN_MM ? "margin_mm" : "radius_fraction");
+                 rsy__gen_extent_key(cp->extent_kind));
         gl->params[n++] = kv_number(gl->keys[k], l->extent[k]);
     }
     info->instance_id = l->instance_id;
@@ -430,9 +430,11 @@ static rsy_status labels_and_findings(const rsy_recipe *r, rsy_case *c, const rs
         uint16_t *mi = mass_inst->data;
         for (size_t v = 0; v < nvox; v++) {
             const rsy__gen_class *e = &tab[cl[v]];
+            /* The mass: everything inside the lesion surface (radius fractions, walls,
+             * inclusions, networks), i.e. every compartment but the margins outside it. */
             int inside = e->is_lesion &&
-                         r->lesions[e->type_index].prior.compartments[e->compartment].extent_kind ==
-                             RSY_EXTENT_RADIUS_FRACTION;
+                         r->lesions[e->type_index].prior.compartments[e->compartment].extent_kind !=
+                             RSY_EXTENT_MARGIN_MM;
             mi[v] = inside ? inst[v] : 0;
         }
         whole = calloc((size_t)n, sizeof *whole);
