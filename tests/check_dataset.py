@@ -17,7 +17,8 @@ definitions of docs/manifest.md (section 4, "Lesion records") and checks, for ev
   voxel count and volume (perilesional labels from the manifest's labels_perilesional left
   out), centroid (voxel and mm through the affine), bounding box, cccwhd box, RECIST long/short
   axis on the mass, key slice, slice range, equivalent diameter, compartment voxel counts
-  (tolerance 1e-3 mm); n_lesions of raresynth.json against each manifest;
+  (tolerance 1e-3 mm); type, disease and lesion_type consistent; n_lesions of raresynth.json
+  against each manifest;
 - nnU-Net dataset.json required keys, labels consecutive from 0, numTraining, no stray images;
 - SHA-256 of every file against raresynth.json.
 
@@ -234,6 +235,13 @@ class CaseChecker:
                 ck.problem(manrel, f"{tag}: recorded twice")
                 continue
             seen.add(iid)
+            # The type name and its two parts (docs/manifest.md section 4).
+            typ, dis, lt = rec.get("type"), rec.get("disease"), rec.get("lesion_type")
+            if not isinstance(typ, str) or not typ:
+                ck.problem(manrel, f"{tag}: type {typ!r} is not a non-empty string")
+            elif (dis, lt) != (tuple(typ.split("/", 1)) if "/" in typ else (typ, typ)):
+                ck.problem(manrel, f"{tag}: disease {dis!r} and lesion_type {lt!r} do not "
+                                   f"match type {typ!r}")
             mask = inst == iid
             idx = np.argwhere(mask)
             count = idx.shape[0]
