@@ -212,9 +212,8 @@ static int acquisition_ct(cJSON *o, const rsy_recipe *r)
     int failed = 0;
     const rsy_ct_scanner *s = &r->ct.scanner;
     CHK(cJSON_AddStringToObject(o, "phase", rsy_ct_phase_name(r->ct.phase)));
-    CHK(cJSON_AddStringToObject(o, "noise_model", r->ct.noise_model == RSY_CT_NOISE_FAST
-                                                      ? "fast"
-                                                      : "projection"));
+    CHK(cJSON_AddStringToObject(o, "noise_model",
+                                r->ct.noise_model == RSY_CT_NOISE_FAST ? "fast" : "projection"));
     cJSON *sc = cJSON_AddObjectToObject(o, "scanner");
     CHK(sc);
     CHK(cJSON_AddStringToObject(sc, "name", s->name));

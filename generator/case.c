@@ -206,6 +206,59 @@ static int class_at_world(const rsy_volume *classes, const double xyz_mm[3])
     return ((const uint16_t *)classes->data)[vox];
 }
 
+/* The third of the superior-inferior extent of its type's host tissues that holds the centre
+ * of each lesion (0 upper, 1 middle, 2 lower; -1 when no host voxel exists), on the class map
+ * before rasterisation: the zones of the placement rule's zone_weights and of the findings.
+ * The grid is axis-aligned (phantoms), so world z depends on k alone. */
+static rsy_status lesion_zones(const rsy_recipe *r, const rsy_volume *classes,
+                               const rsy_lesion_set *set, int *zone)
+{
+    const rsy_geometry *g = &classes->geom;
+    const uint16_t *cl = classes->data;
+    size_t slice = (size_t)g->dims[0] * (size_t)g->dims[1];
+    for (int t = 0; t < r->n_lesion_types; t++) {
+        int used = 0;
+        for (int i = 0; i < set->n; i++)
+            used |= set->items[i].type_index == t;
+        if (!used)
+            continue;
+        const rsy_prior *p = &r->lesions[t].prior;
+        unsigned char host[65536 / 8];
+        memset(host, 0, sizeof host);
+        for (int h = 0; h < p->n_hosts; h++) {
+            int id = rsy_phantom_class_id(r->phantom.family, p->hosts[h]);
+            if (id >= 0)
+                host[id / 8] |= (unsigned char)(1u << (id % 8));
+        }
+        int64_t kmin = -1, kmax = -1;
+        for (int64_t k = 0; k < g->dims[2]; k++) {
+            const uint16_t *sl = cl + (size_t)k * slice;
+            int any = 0;
+            for (size_t v = 0; v < slice && !any; v++)
+                any = (host[sl[v] / 8] >> (sl[v] % 8)) & 1u;
+            if (any) {
+                if (kmin < 0)
+                    kmin = k;
+                kmax = k;
+            }
+        }
+        for (int i = 0; i < set->n; i++) {
+            if (set->items[i].type_index != t)
+                continue;
+            zone[i] = -1;
+            if (kmin < 0)
+                continue;
+            double a[3] = {0.0, 0.0, (double)kmin}, b[3] = {0.0, 0.0, (double)kmax}, wa[3], wb[3];
+            rsy_geometry_voxel_to_world(g, a, wa);
+            rsy_geometry_voxel_to_world(g, b, wb);
+            double top = fmax(wa[2], wb[2]), bottom = fmin(wa[2], wb[2]);
+            double f = top > bottom ? (top - set->items[i].center_mm[2]) / (top - bottom) : 0.5;
+            zone[i] = f < 1.0 / 3.0 ? 0 : (f < 2.0 / 3.0 ? 1 : 2);
+        }
+    }
+    return RSY_OK;
+}
+
 /* Describe lesion @p l (sampled against the pre-rasterisation class map) for the export. */
 static void lesion_describe(const rsy_recipe *r, const rsy_case *c, const rsy_lesion *l,
                             int host_class, gen_lesion *gl, rsy_lesion_info *info)
@@ -393,9 +446,8 @@ static rsy_status imaging_ct(const rsy_recipe *r, rsy_case *c, const rsy__gen_cl
             if (!facts[f].is_string && !isfinite(facts[f].x))
                 continue; /* no interior voxel to measure the noise on */
             snprintf(c->acq_keys[c->n_acq], RSY__KEY_MAX, "channel_%d.%s", ch, facts[f].key);
-            c->acq_kv[c->n_acq] = facts[f].is_string
-                                      ? kv_string(c->acq_keys[c->n_acq], facts[f].s)
-                                      : kv_number(c->acq_keys[c->n_acq], facts[f].x);
+            c->acq_kv[c->n_acq] = facts[f].is_string ? kv_string(c->acq_keys[c->n_acq], facts[f].s)
+                                                     : kv_number(c->acq_keys[c->n_acq], facts[f].x);
             c->n_acq++;
         }
     }
@@ -405,7 +457,8 @@ static rsy_status imaging_ct(const rsy_recipe *r, rsy_case *c, const rsy__gen_cl
 /* Labels from classes; a second instance map restricted to the compartments inside the
  * lesion surface (for the mass size); measured records of both; then the findings. */
 static rsy_status labels_and_findings(const rsy_recipe *r, rsy_case *c, const rsy__gen_class *tab,
-                                      const rsy_lesion_set *set, const int *host_class)
+                                      const rsy_lesion_set *set, const int *host_class,
+                                      const int *zone)
 {
     rsy_status rc = RSY_OK;
     rsy_volume *mass_inst = NULL;
@@ -455,6 +508,8 @@ static rsy_status labels_and_findings(const rsy_recipe *r, rsy_case *c, const rs
             fl[i].host_class = host_class[i];
             fl[i].region = c->lesion_store[i].region;
             fl[i].extent = set->items[i].extent;
+            fl[i].zone = zone[i];
+            fl[i].displacement_mm = 0.0;
         }
     }
     /* Numbers in the findings text are formatted in the C locale, whatever LC_NUMERIC the
@@ -544,7 +599,7 @@ rsy_status rsy__case_generate(const rsy_recipe *r, size_t case_index, const rsy_
     rsy_rng *rng_subject = NULL, *rng_shape = NULL, *rng_lesions = NULL;
     rsy__gen_class *tab = NULL;
     int n_classes = 0;
-    int *host_class = NULL;
+    int *host_class = NULL, *zone = NULL;
     rsy_lesion_set set = {0, NULL};
     rsy__gen_texture *own_tex = NULL;
     rsy_ct_fbp *own_fbp = NULL;
@@ -582,14 +637,18 @@ rsy_status rsy__case_generate(const rsy_recipe *r, size_t case_index, const rsy_
         goto fail;
     if (set.n > 0) {
         host_class = malloc((size_t)set.n * sizeof *host_class);
+        zone = malloc((size_t)set.n * sizeof *zone);
         c->lesion_store = calloc((size_t)set.n, sizeof *c->lesion_store);
         c->lesions = calloc((size_t)set.n, sizeof *c->lesions);
-        if (!host_class || !c->lesion_store || !c->lesions) {
+        if (!host_class || !zone || !c->lesion_store || !c->lesions) {
             rc = RSY_ENOMEM;
             goto fail;
         }
         for (int i = 0; i < set.n; i++)
             host_class[i] = class_at_world(c->classes, set.items[i].center_mm);
+        rc = lesion_zones(r, c->classes, &set, zone);
+        if (rc != RSY_OK)
+            goto fail;
     }
     rc = rsy_volume_create(&c->instances, &c->classes->geom, RSY_DTYPE_UINT16);
     if (rc != RSY_OK)
@@ -645,7 +704,7 @@ rsy_status rsy__case_generate(const rsy_recipe *r, size_t case_index, const rsy_
     u = NULL;
     if (rc != RSY_OK)
         goto fail;
-    rc = labels_and_findings(r, c, tab, &set, host_class);
+    rc = labels_and_findings(r, c, tab, &set, host_class, zone);
     if (rc != RSY_OK)
         goto fail;
     c->timing.imaging_s = rsy_time_now() - t3;
@@ -653,6 +712,7 @@ rsy_status rsy__case_generate(const rsy_recipe *r, size_t case_index, const rsy_
     rsy_ct_fbp_destroy(own_fbp);
     rsy__gen_texture_destroy(own_tex);
     rsy_lesion_set_clear(&set);
+    free(zone);
     free(host_class);
     free(tab);
     rsy_rng_destroy(rng_lesions);
@@ -667,6 +727,7 @@ fail:
     rsy_ct_fbp_destroy(own_fbp);
     rsy__gen_texture_destroy(own_tex);
     rsy_lesion_set_clear(&set);
+    free(zone);
     free(host_class);
     free(tab);
     rsy_rng_destroy(rng_lesions);

@@ -115,15 +115,21 @@ void rsy__gen_rician(float *img, size_t n, double sigma, rsy_rng *rng);
 /* ---------------------------------------------------------------------------------------- */
 /** Per-lesion facts the findings text needs beyond the measured records. */
 typedef struct rsy__gen_finding_lesion {
-    int type_index;       /* into recipe->lesions */
-    int host_class;       /* class id at the centre before rasterisation */
-    const char *region;   /* "right frontal lobe" */
-    const double *extent; /* sampled extent of each compartment (rsy_lesion.extent) */
+    int type_index;         /* into recipe->lesions */
+    int host_class;         /* class id at the centre before rasterisation */
+    const char *region;     /* "right frontal lobe" */
+    const double *extent;   /* sampled extent of each compartment (rsy_lesion.extent) */
+    int zone;               /* third of the host tissue's superior-inferior extent holding the
+                               centre: 0 upper, 1 middle, 2 lower; -1 unknown */
+    double displacement_mm; /* largest displacement of the surroundings by this lesion's mass
+                               effect, mm (0 = none) */
 } rsy__gen_finding_lesion;
 
 /**
- * Write the findings text of a case. @p whole[i] and @p mass[i] are the measured records of
- * instance i+1 over all its compartments and over its radius-fraction compartments only.
+ * Write the findings text of a case (findings.c: wording rules and thresholds). @p whole[i]
+ * and @p mass[i] are the measured records of instance i+1 over all its compartments and over
+ * the compartments inside its surface (every kind but margins). Numbers are printed with the
+ * current locale: the caller sets LC_NUMERIC to "C" (case.c).
  * On success @p *out is owned by the caller (free()).
  * @return RSY_OK, RSY_ENOMEM.
  */

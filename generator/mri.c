@@ -193,8 +193,7 @@ const char *rsy__gen_extent_key(rsy_extent_kind kind)
 }
 
 rsy_status rsy__gen_compartment_ct(const rsy_recipe *r, const rsy_prior *p,
-                                   const rsy_compartment *cp, rsy_ct_phase phase,
-                                   rsy_ct_props *out)
+                                   const rsy_compartment *cp, rsy_ct_phase phase, rsy_ct_props *out)
 {
     memset(out, 0, sizeof *out);
     if ((int)phase < 0 || (int)phase >= RSY_CT_N_PHASES)
@@ -212,8 +211,7 @@ rsy_status rsy__gen_compartment_ct(const rsy_recipe *r, const rsy_prior *p,
     if (!ref || !ref->has_ct) {
         rsy_log_error("%s: compartment \"%s\" is relative to \"%s\", which tissue table \"%s\" "
                       "does not define%s",
-                      p->path, cp->name, cp->ct_relative_to, r->tissues.name,
-                      ref ? " for CT" : "");
+                      p->path, cp->name, cp->ct_relative_to, r->tissues.name, ref ? " for CT" : "");
         return RSY_EINVAL;
     }
     /* The host's HU in this phase plus the offset of this phase; the SD is the compartment's
