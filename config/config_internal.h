@@ -117,13 +117,25 @@ typedef struct rsy__dist_rules {
 } rsy__dist_rules;
 
 /* Rules of the quantities drawn by priors (dist.c): lesion counts (integers in [1, 1000]),
- * diameters in (0, 1000] mm, elongation in [1, 10], radius fractions in (0, 1] and
- * margins in (0, 200] mm. */
+ * diameters in (0, 1000] mm, elongation and flatness in [1, 10], radius fractions in (0, 1],
+ * margins in (0, 200] mm, lobes (integers in [1, 16]), open fractions in (0, 1) (inclusion
+ * volume fractions, mass-effect strength), walls in (0, 100] mm, inclusion diameters in
+ * (0, 200] mm, network lines in (0, 50] mm and network cells in (0, 500] mm. */
 extern const rsy__dist_rules rsy__rules_count;
 extern const rsy__dist_rules rsy__rules_diameter_mm;
 extern const rsy__dist_rules rsy__rules_elongation;
 extern const rsy__dist_rules rsy__rules_fraction;
 extern const rsy__dist_rules rsy__rules_margin_mm;
+extern const rsy__dist_rules rsy__rules_lobes;
+extern const rsy__dist_rules rsy__rules_open_fraction;
+extern const rsy__dist_rules rsy__rules_wall_mm;
+extern const rsy__dist_rules rsy__rules_inclusion_mm;
+extern const rsy__dist_rules rsy__rules_line_mm;
+extern const rsy__dist_rules rsy__rules_cell_mm;
+
+/** Smallest and largest value @p d can produce (categorical: over values of positive weight;
+ *  the truncation bounds for the continuous kinds). */
+void rsy__dist_bounds(const rsy_dist *d, double *lo, double *hi);
 
 /**
  * Parse a distribution (a bare number or a <dist> object, docs/recipe.md) at key path @p kp.
@@ -159,10 +171,10 @@ rsy_status rsy__recipe_parse_ct(const char *file, const cJSON *acq, rsy_recipe *
 /** File stem of @p path ("dir/glioblastoma.json" -> "glioblastoma"), truncated to fit. */
 void rsy__path_stem(const char *path, char *out, size_t n);
 
-/** Load a tissue table or prior without logging anything beyond the one error line
- *  (the public loaders wrap these). */
+/** Load a tissue table or a disease file (all its lesion types, validated) without logging
+ *  anything beyond the one error line (the public loaders wrap these). */
 rsy_status rsy__tissue_table_load(rsy_tissue_table *out, const char *path);
-rsy_status rsy__prior_load(rsy_prior *out, const char *path, unsigned *modalities_out);
+rsy_status rsy__disease_load(rsy_disease *out, const char *path);
 
 /** Load a texture preset without logging anything beyond the one error line (texture.c). */
 rsy_status rsy__texture_preset_load(rsy_texture_preset *out, const char *path);
@@ -177,8 +189,8 @@ rsy_status rsy__texture_preset_load(rsy_texture_preset *out, const char *path);
  */
 rsy_status rsy__resolve_ref_ext(const char *file, const char *kp, const cJSON *item,
                                 const char *ref, const char *recipe_dir,
-                                const char *const *search_dirs, const char *subdir,
-                                const char *ext, const char *noun, char out[RSY_PATH_MAX]);
+                                const char *const *search_dirs, const char *subdir, const char *ext,
+                                const char *noun, char out[RSY_PATH_MAX]);
 /** rsy__resolve_ref_ext() with @p ext ".json" (priors, tissue tables, texture presets). */
 rsy_status rsy__resolve_ref(const char *file, const char *kp, const cJSON *item, const char *ref,
                             const char *recipe_dir, const char *const *search_dirs,
@@ -193,16 +205,31 @@ rsy_status rsy__resolve_ref(const char *file, const char *kp, const cJSON *item,
 rsy_status rsy__recipe_parse_texture(const char *file, const cJSON *root, rsy_recipe *r,
                                      const char *recipe_dir, const char *const *search_dirs);
 
-/* Bits of a prior's "modalities" list (rsy_prior has no field for it: the recipe loader uses
- * it to check that a prior supports the recipe's modality). */
-#define RSY__MODALITY_MRI 1u
-#define RSY__MODALITY_CT 2u
+/**
+ * Parse the "compartments" array of the lesion type object @p obj, whose key path is @p kp
+ * ("" at the top level of a disease file, "lesion_types[1]" inside one), into @p p
+ * (prior_compartment.c). Needs p->modalities, p->allowed and p->diameter_mm already filled.
+ * @return RSY_OK or RSY_ECONFIG.
+ */
+rsy_status rsy__prior_parse_compartments(const char *file, const cJSON *obj, const char *kp,
+                                         rsy_prior *p);
 
 /**
- * Check every tissue name a prior uses against @p table (loaded from @p table_path).
- * Errors name the prior's file and the key path, e.g. "placement.hosts[0]".
+ * The first compartment of @p p that cannot fit any lesion the prior's diameter_mm can draw
+ * (a wall at least as thick as the largest radius, inclusions at least as large as the
+ * largest lesion), or -1. *@p need_mm receives the smallest lesion diameter it would fit in.
+ * Used after parsing a prior and again after a recipe overrides diameter_mm.
  */
-rsy_status rsy__prior_check_tissues(const rsy_prior *p, const rsy_tissue_table *table,
-                                    const char *table_path);
+int rsy__prior_size_conflict(const rsy_prior *p, double *need_mm);
+
+/**
+ * Check every tissue name a lesion type uses against @p table (loaded from @p table_path):
+ * hosts, allowed tissues, reference, fixed tissues, confined_to, and the relative_to of the
+ * properties of @p modality (RSY_PRIOR_MRI: "mri.relative_to", RSY_PRIOR_CT:
+ * "ct.relative_to"). Errors name the prior's file and the key path under @p kp (the type's
+ * key path in its file, "" or "lesion_types[1]"), e.g. "placement.hosts[0]".
+ */
+rsy_status rsy__prior_check_tissues(const rsy_prior *p, const char *kp, unsigned modality,
+                                    const rsy_tissue_table *table, const char *table_path);
 
 #endif /* RSY_CONFIG_INTERNAL_H */

@@ -25,6 +25,12 @@ const rsy__dist_rules rsy__rules_diameter_mm = {{0.0, 1000.0, 1, 0}, 0};
 const rsy__dist_rules rsy__rules_elongation = {{1.0, 10.0, 0, 0}, 0};
 const rsy__dist_rules rsy__rules_fraction = {{0.0, 1.0, 1, 0}, 0};
 const rsy__dist_rules rsy__rules_margin_mm = {{0.0, 200.0, 1, 0}, 0};
+const rsy__dist_rules rsy__rules_lobes = {{1.0, 16.0, 0, 0}, 1};
+const rsy__dist_rules rsy__rules_open_fraction = {{0.0, 1.0, 1, 1}, 0};
+const rsy__dist_rules rsy__rules_wall_mm = {{0.0, 100.0, 1, 0}, 0};
+const rsy__dist_rules rsy__rules_inclusion_mm = {{0.0, 200.0, 1, 0}, 0};
+const rsy__dist_rules rsy__rules_line_mm = {{0.0, 50.0, 1, 0}, 0};
+const rsy__dist_rules rsy__rules_cell_mm = {{0.0, 500.0, 1, 0}, 0};
 
 static const char *const kind_names[] = {"fixed",       "uniform", "lognormal", "normal",
                                          "categorical", "poisson", NULL};
@@ -163,6 +169,31 @@ double rsy_dist_cdf(const rsy_dist *d, double x)
     }
     }
     return 0.0;
+}
+
+void rsy__dist_bounds(const rsy_dist *d, double *lo, double *hi)
+{
+    switch (d->kind) {
+    case RSY_DIST_FIXED:
+        *lo = *hi = d->value;
+        return;
+    case RSY_DIST_CATEGORICAL:
+        *lo = INFINITY;
+        *hi = -INFINITY;
+        for (int i = 0; i < d->n_categories; i++)
+            if (d->weights[i] > 0.0) {
+                *lo = fmin(*lo, d->values[i]);
+                *hi = fmax(*hi, d->values[i]);
+            }
+        return;
+    case RSY_DIST_UNIFORM:
+    case RSY_DIST_LOGNORMAL:
+    case RSY_DIST_NORMAL:
+    case RSY_DIST_POISSON:
+        break;
+    }
+    *lo = d->min;
+    *hi = d->max;
 }
 
 /* ---------------------------------------------------------------------------------------- */

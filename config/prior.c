@@ -1,7 +1,12 @@
 /*
- * prior.c: lesion priors (configs/priors/ *.json), loaded and validated. docs/recipe.md
- * documents every key; the tissue names a prior uses are checked against the recipe's tissue
- * table by rsy__prior_check_tissues() once both are loaded.
+ * prior.c: disease files (configs/priors/ *.json) with their lesion types, loaded and
+ * validated: the file's header, each type's probability, count, size, shape, placement and
+ * mass effect, and the checks that involve several keys. The compartments are parsed in
+ * prior_compartment.c. docs/recipe.md documents every key; the tissue names a prior uses are
+ * checked against the recipe's tissue table by rsy__prior_check_tissues() once both are loaded.
+ *
+ * A file holds either one lesion type at its top level (rsy_prior name = the file stem) or
+ * several in "lesion_types" (names "stem/type").
  */
 #include <math.h>
 #include <stdio.h>
@@ -12,12 +17,26 @@
 
 #define MAX_ATTEMPTS_LIMIT 1000000
 #define DEFAULT_MAX_ATTEMPTS 1000
+#define DEFAULT_ROUGHNESS_SCALE_MM 2.0
 
-static const rsy__range range_factor = {0.0, 10.0, 1, 0};
-static const rsy__range range_gd_mM = {0.0, INFINITY, 0, 1};
-static const rsy__range range_texture = {0.0, 0.5, 0, 0};
+static const rsy__range range_unit = {0.0, 1.0, 0, 0};
 static const rsy__range range_lobulation = {0.0, 0.4, 0, 0};
+static const rsy__range range_roughness = {0.0, 0.3, 0, 0};
+static const rsy__range range_roughness_scale_mm = {0.0, 100.0, 1, 0};
 static const rsy__range range_separation_mm = {0.0, 1000.0, 0, 0};
+static const rsy__range range_min_distance_mm = {0.0, 1000.0, 0, 0};
+static const rsy__range range_max_distance_mm = {0.0, 1000.0, 1, 0};
+static const rsy__range range_zone_weight = {0.0, 1e6, 0, 0};
+static const rsy__range range_mass_range_mm = {0.0, 200.0, 1, 0};
+
+static const char *const rule_names[] = {"host_tissue",         "periventricular", "juxtacortical",
+                                         "grey_white_junction", "extra_axial",     "subpleural",
+                                         "subcapsular",         "subependymal",    NULL};
+static const char *const orientation_names[] = {"random", "radial", "tangential", NULL};
+
+/* The keys of one lesion type, at the top level of a file or in each of "lesion_types". */
+#define TYPE_KEYS                                                                                  \
+    "probability", "count", "diameter_mm", "shape", "placement", "mass_effect", "compartments"
 
 static int in_list(const char list[][RSY_NAME_MAX], int n, const char *name)
 {
@@ -27,10 +46,30 @@ static int in_list(const char list[][RSY_NAME_MAX], int n, const char *name)
     return 0;
 }
 
+static void dist_fixed(rsy_dist *d, double v)
+{
+    memset(d, 0, sizeof *d);
+    d->kind = RSY_DIST_FIXED;
+    d->value = d->min = d->max = v;
+}
+
+/* An optional <dist> at key @p key of @p obj (key path @p kp); *out keeps its default when
+ * the key is absent. */
+static rsy_status optional_dist(const char *file, const cJSON *obj, const char *kp, const char *key,
+                                const rsy__dist_rules *rules, rsy_dist *out)
+{
+    char ckp[RSY__KEYPATH_MAX];
+    const cJSON *item = cJSON_GetObjectItemCaseSensitive(obj, key);
+    if (!item)
+        return RSY_OK;
+    rsy__kp_key(ckp, kp, key);
+    return rsy__cfg_dist(file, item, ckp, rules, NULL, out);
+}
+
 static rsy_status parse_modalities(const char *file, const cJSON *root, unsigned *bits)
 {
     static const char *const names[] = {"mri", "ct", NULL};
-    static const unsigned flags[] = {RSY__MODALITY_MRI, RSY__MODALITY_CT};
+    static const unsigned flags[] = {RSY_PRIOR_MRI, RSY_PRIOR_CT};
     const cJSON *item = cJSON_GetObjectItemCaseSensitive(root, "modalities");
     if (!item)
         return rsy__cfg_fail(file, "modalities", NULL, "required key missing");
@@ -54,68 +93,198 @@ static rsy_status parse_modalities(const char *file, const cJSON *root, unsigned
     return RSY_OK;
 }
 
-static rsy_status parse_shape(const char *file, const cJSON *root, rsy_prior *p)
+/* ---------------------------------------------------------------------------------------- */
+/* Shape                                                                                      */
+/* ---------------------------------------------------------------------------------------- */
+
+static rsy_status parse_shape(const char *file, const cJSON *obj, const char *kp, rsy_prior *p)
 {
-    static const char *const keys[] = {"elongation", "lobulation_lmax", "lobulation_amplitude",
+    static const char *const keys[] = {"kind",
+                                       "elongation",
+                                       "flatness",
+                                       "lobulation_lmax",
+                                       "lobulation_amplitude",
+                                       "roughness_amplitude",
+                                       "roughness_scale_mm",
+                                       "lobes",
+                                       "orientation",
                                        NULL};
-    const cJSON *shape = cJSON_GetObjectItemCaseSensitive(root, "shape");
-    /* Defaults: a sphere. */
-    memset(&p->elongation, 0, sizeof p->elongation);
-    p->elongation.kind = RSY_DIST_FIXED;
-    p->elongation.value = p->elongation.min = p->elongation.max = 1.0;
+    static const char *const kinds[] = {"solid", "cyst", NULL};
+    char skp[RSY__KEYPATH_MAX], ckp[RSY__KEYPATH_MAX];
+    rsy__kp_key(skp, kp, "shape");
+    const cJSON *shape = cJSON_GetObjectItemCaseSensitive(obj, "shape");
+    /* Defaults: a smooth sphere of one lobe, randomly oriented. */
+    p->shape_kind = RSY_SHAPE_SOLID;
+    dist_fixed(&p->elongation, 1.0);
+    dist_fixed(&p->flatness, 1.0);
+    dist_fixed(&p->lobes, 1.0);
     p->lobulation_lmax = 0;
     p->lobulation_amplitude = 0.0;
+    p->roughness_amplitude = 0.0;
+    p->roughness_scale_mm = DEFAULT_ROUGHNESS_SCALE_MM;
+    p->orientation = RSY_ORIENT_RANDOM;
     if (!shape)
         return RSY_OK;
-    rsy_status rc = rsy__cfg_check_object(file, "shape", shape, keys);
-    if (rc != RSY_OK)
-        return rc;
-    const cJSON *el = cJSON_GetObjectItemCaseSensitive(shape, "elongation");
-    if (el) {
-        rc = rsy__cfg_dist(file, el, "shape.elongation", &rsy__rules_elongation, NULL,
-                           &p->elongation);
-        if (rc != RSY_OK)
-            return rc;
-    }
+    int kind = 0, orientation = 0;
     int64_t lmax = 0;
-    rc = rsy__cfg_int(file, shape, "shape", "lobulation_lmax", 0, 0, 4, &lmax);
-    if (rc != RSY_OK)
+    rsy_status rc;
+    if ((rc = rsy__cfg_check_object(file, skp, shape, keys)) != RSY_OK ||
+        (rc = rsy__cfg_enum(file, shape, skp, "kind", 0, kinds, &kind)) != RSY_OK ||
+        (rc = optional_dist(file, shape, skp, "elongation", &rsy__rules_elongation,
+                            &p->elongation)) != RSY_OK ||
+        (rc = optional_dist(file, shape, skp, "flatness", &rsy__rules_elongation, &p->flatness)) !=
+            RSY_OK ||
+        (rc = rsy__cfg_int(file, shape, skp, "lobulation_lmax", 0, 0, 4, &lmax)) != RSY_OK)
         return rc;
-    if (lmax == 1)
-        return rsy__cfg_fail(file, "shape.lobulation_lmax",
-                             cJSON_GetObjectItemCaseSensitive(shape, "lobulation_lmax"),
+    if (lmax == 1) {
+        rsy__kp_key(ckp, skp, "lobulation_lmax");
+        return rsy__cfg_fail(file, ckp, cJSON_GetObjectItemCaseSensitive(shape, "lobulation_lmax"),
                              "expected 0 (no lobulation) or an integer in [2, 4] (degree 1 "
                              "would only shift the centre)");
+    }
+    if ((rc = rsy__cfg_number(file, shape, skp, "lobulation_amplitude", 0, range_lobulation,
+                              &p->lobulation_amplitude)) != RSY_OK ||
+        (rc = rsy__cfg_number(file, shape, skp, "roughness_amplitude", 0, range_roughness,
+                              &p->roughness_amplitude)) != RSY_OK ||
+        (rc = rsy__cfg_number(file, shape, skp, "roughness_scale_mm", 0, range_roughness_scale_mm,
+                              &p->roughness_scale_mm)) != RSY_OK ||
+        (rc = optional_dist(file, shape, skp, "lobes", &rsy__rules_lobes, &p->lobes)) != RSY_OK ||
+        (rc = rsy__cfg_enum(file, shape, skp, "orientation", 0, orientation_names, &orientation)) !=
+            RSY_OK)
+        return rc;
+    p->shape_kind = (rsy_shape_kind)kind;
     p->lobulation_lmax = (int)lmax;
-    return rsy__cfg_number(file, shape, "shape", "lobulation_amplitude", 0, range_lobulation,
-                           &p->lobulation_amplitude);
+    p->orientation = (rsy_orientation)orientation;
+    /* The middle axis cannot exceed the longest: some draw must allow flatness <= elongation. */
+    double f_lo, f_hi, e_lo, e_hi;
+    rsy__dist_bounds(&p->flatness, &f_lo, &f_hi);
+    rsy__dist_bounds(&p->elongation, &e_lo, &e_hi);
+    if (f_lo > e_hi) {
+        rsy__kp_key(ckp, skp, "flatness");
+        return rsy__cfg_fail(file, ckp, NULL,
+                             "expected values <= shape.elongation's (middle to shortest axis "
+                             "cannot exceed longest to shortest): flatness is at least %g, "
+                             "elongation at most %g",
+                             f_lo, e_hi);
+    }
+    return RSY_OK;
 }
 
-static rsy_status parse_placement(const char *file, const cJSON *root, rsy_prior *p)
+/* ---------------------------------------------------------------------------------------- */
+/* Placement                                                                                  */
+/* ---------------------------------------------------------------------------------------- */
+
+static rsy_status parse_zone_weights(const char *file, const cJSON *pl, const char *plkp,
+                                     double w[3])
 {
-    static const char *const keys[] = {
-        "rule", "hosts", "allowed_tissues", "min_separation_mm", "max_attempts", NULL};
-    static const char *const rules[] = {"host_tissue", NULL};
-    const cJSON *pl = cJSON_GetObjectItemCaseSensitive(root, "placement");
-    if (!pl)
-        return rsy__cfg_fail(file, "placement", NULL, "required key missing");
-    rsy_status rc = rsy__cfg_check_object(file, "placement", pl, keys);
-    if (rc != RSY_OK)
+    char zkp[RSY__KEYPATH_MAX], ekp[RSY__KEYPATH_MAX];
+    rsy__kp_key(zkp, plkp, "zone_weights");
+    const cJSON *item = cJSON_GetObjectItemCaseSensitive(pl, "zone_weights");
+    w[0] = w[1] = w[2] = 1.0;
+    if (!item)
+        return RSY_OK;
+    if (!cJSON_IsArray(item) || cJSON_GetArraySize(item) != 3)
+        return rsy__cfg_fail(file, zkp, item,
+                             "expected [upper, middle, lower]: 3 numbers >= 0, not all 0");
+    int i = 0;
+    double sum = 0.0;
+    for (const cJSON *e = item->child; e; e = e->next, i++) {
+        rsy__kp_index(ekp, zkp, i);
+        rsy_status rc = rsy__cfg_number_item(file, e, ekp, range_zone_weight, &w[i]);
+        if (rc != RSY_OK)
+            return rc;
+        sum += w[i];
+    }
+    if (!(sum > 0.0))
+        return rsy__cfg_fail(file, zkp, item,
+                             "expected weights not all 0 (no third of the hosts could hold a "
+                             "lesion)");
+    return RSY_OK;
+}
+
+/* The distance keys: refused for host_tissue, max required for the distance rules. */
+static rsy_status parse_distances(const char *file, const cJSON *pl, const char *plkp, rsy_prior *p)
+{
+    char ckp[RSY__KEYPATH_MAX];
+    const cJSON *min_item = cJSON_GetObjectItemCaseSensitive(pl, "min_distance_mm");
+    const cJSON *max_item = cJSON_GetObjectItemCaseSensitive(pl, "max_distance_mm");
+    p->min_distance_mm = 0.0;
+    p->max_distance_mm = INFINITY;
+    if (p->rule == RSY_PLACE_HOST_TISSUE) {
+        if (min_item || max_item) {
+            rsy__kp_key(ckp, plkp, min_item ? "min_distance_mm" : "max_distance_mm");
+            return rsy__cfg_fail(file, ckp, NULL,
+                                 "expected no distance with rule \"host_tissue\" (distances "
+                                 "apply to the other rules)");
+        }
+        return RSY_OK;
+    }
+    rsy_status rc;
+    if ((rc = rsy__cfg_number(file, pl, plkp, "min_distance_mm", 0, range_min_distance_mm,
+                              &p->min_distance_mm)) != RSY_OK)
         return rc;
+    rsy__kp_key(ckp, plkp, "max_distance_mm");
+    if (!max_item)
+        return rsy__cfg_fail(file, ckp, NULL,
+                             "required key missing (rule \"%s\" keeps the centre within this "
+                             "distance of the reference tissues)",
+                             rule_names[p->rule]);
+    if ((rc = rsy__cfg_number_item(file, max_item, ckp, range_max_distance_mm,
+                                   &p->max_distance_mm)) != RSY_OK)
+        return rc;
+    if (!(p->min_distance_mm < p->max_distance_mm)) {
+        rsy__kp_key(ckp, plkp, "min_distance_mm");
+        return rsy__cfg_fail(file, ckp, min_item, "expected a number < %s.max_distance_mm (%g)",
+                             plkp, p->max_distance_mm);
+    }
+    return RSY_OK;
+}
+
+static rsy_status parse_placement(const char *file, const cJSON *obj, const char *kp, rsy_prior *p)
+{
+    static const char *const keys[] = {"rule",
+                                       "hosts",
+                                       "allowed_tissues",
+                                       "reference",
+                                       "min_distance_mm",
+                                       "max_distance_mm",
+                                       "zone_weights",
+                                       "min_separation_mm",
+                                       "max_attempts",
+                                       NULL};
+    char plkp[RSY__KEYPATH_MAX], ckp[RSY__KEYPATH_MAX];
+    rsy__kp_key(plkp, kp, "placement");
+    const cJSON *pl = cJSON_GetObjectItemCaseSensitive(obj, "placement");
+    if (!pl)
+        return rsy__cfg_fail(file, plkp, NULL, "required key missing");
     int rule = 0;
     int64_t attempts = DEFAULT_MAX_ATTEMPTS;
     p->min_separation_mm = 0.0;
-    if ((rc = rsy__cfg_enum(file, pl, "placement", "rule", 0, rules, &rule)) != RSY_OK ||
-        (rc = rsy__cfg_ident_list(file, pl, "placement", "hosts", 1, RSY_MAX_HOST_TISSUES, p->hosts,
+    rsy_status rc;
+    if ((rc = rsy__cfg_check_object(file, plkp, pl, keys)) != RSY_OK ||
+        (rc = rsy__cfg_enum(file, pl, plkp, "rule", 0, rule_names, &rule)) != RSY_OK ||
+        (rc = rsy__cfg_ident_list(file, pl, plkp, "hosts", 1, RSY_MAX_HOST_TISSUES, p->hosts,
                                   &p->n_hosts)) != RSY_OK ||
-        (rc = rsy__cfg_ident_list(file, pl, "placement", "allowed_tissues", 0, RSY_MAX_HOST_TISSUES,
+        (rc = rsy__cfg_ident_list(file, pl, plkp, "allowed_tissues", 0, RSY_MAX_HOST_TISSUES,
                                   p->allowed, &p->n_allowed)) != RSY_OK ||
-        (rc = rsy__cfg_number(file, pl, "placement", "min_separation_mm", 0, range_separation_mm,
-                              &p->min_separation_mm)) != RSY_OK ||
-        (rc = rsy__cfg_int(file, pl, "placement", "max_attempts", 0, 1, MAX_ATTEMPTS_LIMIT,
-                           &attempts)) != RSY_OK)
+        (rc = rsy__cfg_ident_list(file, pl, plkp, "reference", 0, RSY_MAX_HOST_TISSUES,
+                                  p->reference, &p->n_reference)) != RSY_OK)
         return rc;
     p->rule = (rsy_placement_rule)rule;
+    if (p->rule != RSY_PLACE_HOST_TISSUE && p->n_reference == 0) {
+        rsy__kp_key(ckp, plkp, "reference");
+        return rsy__cfg_fail(file, ckp, NULL,
+                             "required key missing (rule \"%s\" measures distances to these "
+                             "tissues)",
+                             rule_names[rule]);
+    }
+    if ((rc = parse_distances(file, pl, plkp, p)) != RSY_OK ||
+        (rc = parse_zone_weights(file, pl, plkp, p->zone_weights)) != RSY_OK ||
+        (rc = rsy__cfg_number(file, pl, plkp, "min_separation_mm", 0, range_separation_mm,
+                              &p->min_separation_mm)) != RSY_OK ||
+        (rc = rsy__cfg_int(file, pl, plkp, "max_attempts", 0, 1, MAX_ATTEMPTS_LIMIT, &attempts)) !=
+            RSY_OK)
+        return rc;
     p->max_attempts = (int)attempts;
     if (p->n_allowed == 0) {
         memcpy(p->allowed, p->hosts, sizeof p->allowed);
@@ -123,231 +292,258 @@ static rsy_status parse_placement(const char *file, const cJSON *root, rsy_prior
     }
     for (int i = 0; i < p->n_hosts; i++)
         if (!in_list(p->allowed, p->n_allowed, p->hosts[i])) {
-            char kp[RSY__KEYPATH_MAX];
-            rsy__kp_index(kp, "placement.hosts", i);
-            return rsy__cfg_fail(file, kp, NULL,
-                                 "expected a tissue also listed in placement.allowed_tissues "
-                                 "(\"%s\" is not)",
-                                 p->hosts[i]);
+            char lkp[RSY__KEYPATH_MAX];
+            rsy__kp_key(lkp, plkp, "hosts");
+            rsy__kp_index(ckp, lkp, i);
+            return rsy__cfg_fail(file, ckp, NULL,
+                                 "expected a tissue also listed in %s.allowed_tissues (\"%s\" "
+                                 "is not)",
+                                 plkp, p->hosts[i]);
         }
     return RSY_OK;
 }
 
-static rsy_status parse_compartment_mri(const char *file, const cJSON *c, const char *kp,
-                                        unsigned modalities, rsy_compartment *dst)
+/* ---------------------------------------------------------------------------------------- */
+/* Mass effect                                                                                */
+/* ---------------------------------------------------------------------------------------- */
+
+static rsy_status parse_mass_effect(const char *file, const cJSON *obj, const char *kp,
+                                    rsy_prior *p)
 {
-    static const char *const keys_abs[] = {"1.5T", "3T", NULL};
-    static const char *const keys_rel[] = {"relative_to", "t1_factor", "t2_factor",
-                                           "pd_factor",   "gd_mM",     NULL};
-    char mkp[RSY__KEYPATH_MAX];
-    rsy__kp_key(mkp, kp, "mri");
-    const cJSON *mri = cJSON_GetObjectItemCaseSensitive(c, "mri");
-    int wanted = (modalities & RSY__MODALITY_MRI) != 0;
-    if (!mri)
-        return wanted ? rsy__cfg_fail(file, mkp, NULL,
-                                      "required key missing (modalities include \"mri\")")
-                      : RSY_OK;
-    if (!wanted)
-        return rsy__cfg_fail(file, mkp, NULL,
-                             "unexpected MRI properties: modalities do not include \"mri\"");
-    if (!cJSON_IsObject(mri))
-        return rsy__cfg_fail(file, mkp, mri, "expected an object");
-    rsy_status rc;
-    if (cJSON_GetObjectItemCaseSensitive(mri, "relative_to")) {
-        dst->props_mode = RSY_PROPS_RELATIVE;
-        dst->t1_factor = dst->t2_factor = dst->pd_factor = 1.0;
-        dst->gd_mM = 0.0;
-        if ((rc = rsy__cfg_check_object(file, mkp, mri, keys_rel)) != RSY_OK ||
-            (rc = rsy__cfg_ident(file, mri, mkp, "relative_to", 1, dst->relative_to)) != RSY_OK ||
-            (rc = rsy__cfg_number(file, mri, mkp, "t1_factor", 0, range_factor, &dst->t1_factor)) !=
-                RSY_OK ||
-            (rc = rsy__cfg_number(file, mri, mkp, "t2_factor", 0, range_factor, &dst->t2_factor)) !=
-                RSY_OK ||
-            (rc = rsy__cfg_number(file, mri, mkp, "pd_factor", 0, range_factor, &dst->pd_factor)) !=
-                RSY_OK ||
-            (rc = rsy__cfg_number(file, mri, mkp, "gd_mM", 0, range_gd_mM, &dst->gd_mM)) != RSY_OK)
-            return rc;
-    } else {
-        dst->props_mode = RSY_PROPS_ABSOLUTE;
-        if ((rc = rsy__cfg_check_object(file, mkp, mri, keys_abs)) != RSY_OK ||
-            (rc = rsy__cfg_mri_props(file, mri, mkp, "1.5T", &dst->mri_1p5t)) != RSY_OK ||
-            (rc = rsy__cfg_mri_props(file, mri, mkp, "3T", &dst->mri_3t)) != RSY_OK)
-            return rc;
+    static const char *const keys[] = {"strength", "range_mm", "fixed_tissues", NULL};
+    char mkp[RSY__KEYPATH_MAX], ckp[RSY__KEYPATH_MAX];
+    rsy_mass_effect *m = &p->mass_effect;
+    memset(m, 0, sizeof *m);
+    rsy__kp_key(mkp, kp, "mass_effect");
+    const cJSON *me = cJSON_GetObjectItemCaseSensitive(obj, "mass_effect");
+    if (!me)
+        return RSY_OK;
+    rsy_status rc = rsy__cfg_check_object(file, mkp, me, keys);
+    if (rc != RSY_OK)
+        return rc;
+    const cJSON *strength = cJSON_GetObjectItemCaseSensitive(me, "strength");
+    rsy__kp_key(ckp, mkp, "strength");
+    if (!strength)
+        return rsy__cfg_fail(file, ckp, NULL, "required key missing");
+    if ((rc = rsy__cfg_dist(file, strength, ckp, &rsy__rules_open_fraction, NULL, &m->strength)) !=
+            RSY_OK ||
+        (rc = rsy__cfg_number(file, me, mkp, "range_mm", 1, range_mass_range_mm, &m->range_mm)) !=
+            RSY_OK ||
+        (rc = rsy__cfg_ident_list(file, me, mkp, "fixed_tissues", 0, RSY_MAX_HOST_TISSUES, m->fixed,
+                                  &m->n_fixed)) != RSY_OK)
+        return rc;
+    m->enabled = 1;
+    return RSY_OK;
+}
+
+/* ---------------------------------------------------------------------------------------- */
+/* One lesion type                                                                            */
+/* ---------------------------------------------------------------------------------------- */
+
+/* Checks between shape, placement and compartments. */
+static rsy_status check_type(const char *file, const cJSON *obj, const char *kp, rsy_prior *p)
+{
+    char skp[RSY__KEYPATH_MAX], ckp[RSY__KEYPATH_MAX];
+    rsy__kp_key(skp, kp, "shape");
+    const cJSON *shape = cJSON_GetObjectItemCaseSensitive(obj, "shape");
+    const cJSON *orient = shape ? cJSON_GetObjectItemCaseSensitive(shape, "orientation") : NULL;
+    rsy__kp_key(ckp, skp, "orientation");
+    if (p->rule == RSY_PLACE_EXTRA_AXIAL) {
+        /* An extra-axial mass lies flat on its dural base. */
+        if (orient && p->orientation != RSY_ORIENT_TANGENTIAL)
+            return rsy__cfg_fail(file, ckp, orient,
+                                 "expected \"tangential\" with rule \"extra_axial\" (the lesion "
+                                 "lies flat against the reference)");
+        p->orientation = RSY_ORIENT_TANGENTIAL;
+    }
+    if (p->orientation != RSY_ORIENT_RANDOM && p->n_reference == 0)
+        return rsy__cfg_fail(file, ckp, orient,
+                             "expected \"random\" without placement.reference (\"radial\" and "
+                             "\"tangential\" orient the lesion along the distance to the "
+                             "reference tissues)");
+    if (p->shape_kind == RSY_SHAPE_CYST) {
+        int wall = 0;
+        for (int c = 0; c < p->n_compartments; c++)
+            wall |= p->compartments[c].extent_kind == RSY_EXTENT_WALL_MM;
+        if (!wall) {
+            rsy__kp_key(ckp, skp, "kind");
+            return rsy__cfg_fail(file, ckp, NULL,
+                                 "expected \"solid\", or a compartment with \"wall_mm\" (a cyst "
+                                 "is a wall around a fluid compartment)");
+        }
     }
     return RSY_OK;
 }
 
-static rsy_status parse_compartment(const char *file, const cJSON *c, const char *kp,
-                                    unsigned modalities, const rsy_prior *p, rsy_compartment *dst)
+/* The keys of one lesion type of @p obj (key path @p kp) into @p p, whose header fields
+ * (names, organ, path, modalities, sources) the caller has filled. */
+static rsy_status parse_type(const char *file, const cJSON *obj, const char *kp, rsy_prior *p)
+{
+    char ckp[RSY__KEYPATH_MAX];
+    rsy_status rc;
+    p->probability = 1.0;
+    if ((rc = rsy__cfg_number(file, obj, kp, "probability", 0, range_unit, &p->probability)) !=
+        RSY_OK)
+        return rc;
+    static const char *const required[] = {"count", "diameter_mm"};
+    const rsy__dist_rules *rules[] = {&rsy__rules_count, &rsy__rules_diameter_mm};
+    rsy_dist *dst[] = {&p->count, &p->diameter_mm};
+    for (int i = 0; i < 2; i++) {
+        rsy__kp_key(ckp, kp, required[i]);
+        const cJSON *item = cJSON_GetObjectItemCaseSensitive(obj, required[i]);
+        if (!item)
+            return rsy__cfg_fail(file, ckp, NULL, "required key missing");
+        if ((rc = rsy__cfg_dist(file, item, ckp, rules[i], NULL, dst[i])) != RSY_OK)
+            return rc;
+    }
+    if ((rc = parse_shape(file, obj, kp, p)) != RSY_OK ||
+        (rc = parse_placement(file, obj, kp, p)) != RSY_OK ||
+        (rc = parse_mass_effect(file, obj, kp, p)) != RSY_OK ||
+        (rc = rsy__prior_parse_compartments(file, obj, kp, p)) != RSY_OK)
+        return rc;
+    return check_type(file, obj, kp, p);
+}
+
+/* "lesion_types": each type into d->types[], from the template @p head (header fields). */
+static rsy_status parse_lesion_types(const char *file, const cJSON *root, const rsy_prior *head,
+                                     rsy_disease *d)
+{
+    static const char *const keys[] = {"name", "display_name", TYPE_KEYS, NULL};
+    static const char *const type_keys[] = {TYPE_KEYS, NULL};
+    for (int k = 0; type_keys[k]; k++) {
+        const cJSON *item = cJSON_GetObjectItemCaseSensitive(root, type_keys[k]);
+        if (item)
+            return rsy__cfg_fail(file, type_keys[k], NULL,
+                                 "expected no lesion-type key at the top level of a file with "
+                                 "\"lesion_types\" (give it in each type)");
+    }
+    const cJSON *arr = cJSON_GetObjectItemCaseSensitive(root, "lesion_types");
+    int n = cJSON_IsArray(arr) ? cJSON_GetArraySize(arr) : 0;
+    if (n < 1 || n > RSY_MAX_LESION_TYPES)
+        return rsy__cfg_fail(file, "lesion_types", arr,
+                             "expected an array of 1 to %d lesion type objects",
+                             RSY_MAX_LESION_TYPES);
+    int i = 0;
+    for (const cJSON *t = arr->child; t; t = t->next, i++) {
+        char kp[RSY__KEYPATH_MAX], nkp[RSY__KEYPATH_MAX];
+        rsy_prior *p = &d->types[i];
+        rsy__kp_index(kp, "lesion_types", i);
+        rsy__kp_key(nkp, kp, "name");
+        *p = *head;
+        rsy_status rc = rsy__cfg_check_object(file, kp, t, keys);
+        if (rc != RSY_OK || (rc = rsy__cfg_ident(file, t, kp, "name", 1, p->type_name)) != RSY_OK)
+            return rc;
+        if (strlen(p->disease) + 1 + strlen(p->type_name) >= RSY_NAME_MAX)
+            return rsy__cfg_fail(file, nkp, cJSON_GetObjectItemCaseSensitive(t, "name"),
+                                 "expected a name short enough that \"%s/<name>\" has at most "
+                                 "%d characters",
+                                 p->disease, RSY_NAME_MAX - 1);
+        for (int j = 0; j < i; j++)
+            if (strcmp(d->types[j].type_name, p->type_name) == 0)
+                return rsy__cfg_fail(file, nkp, NULL,
+                                     "duplicate lesion type name \"%s\" (also lesion_types[%d])",
+                                     p->type_name, j);
+        /* "stem/type": the lengths were checked above. */
+        size_t n_stem = strlen(p->disease), n_type = strlen(p->type_name);
+        memcpy(p->name, p->disease, n_stem);
+        p->name[n_stem] = '/';
+        memcpy(p->name + n_stem + 1, p->type_name, n_type + 1);
+        /* Default display name: the type's name with underscores as spaces. */
+        snprintf(p->display_name, sizeof p->display_name, "%s", p->type_name);
+        for (char *ch = p->display_name; *ch; ch++)
+            if (*ch == '_')
+                *ch = ' ';
+        if ((rc = rsy__cfg_string(file, t, kp, "display_name", 0, RSY_TEXT_MAX - 1,
+                                  p->display_name)) != RSY_OK ||
+            (rc = parse_type(file, t, kp, p)) != RSY_OK)
+            return rc;
+        d->n_types = i + 1;
+    }
+    return RSY_OK;
+}
+
+rsy_status rsy__disease_load(rsy_disease *d, const char *path)
 {
     static const char *const keys[] = {
-        "name",        "display_name", "radius_fraction",     "margin_mm",
-        "confined_to", "mri",          "texture_sd_fraction", NULL};
-    char ckp[RSY__KEYPATH_MAX];
-    rsy_status rc = rsy__cfg_check_object(file, kp, c, keys);
-    if (rc != RSY_OK)
-        return rc;
-    if ((rc = rsy__cfg_ident(file, c, kp, "name", 1, dst->name)) != RSY_OK)
-        return rc;
-    /* Default display name: the name with underscores as spaces ("necrotic core"). */
-    memcpy(dst->display_name, dst->name, strlen(dst->name) + 1);
-    for (char *ch = dst->display_name; *ch; ch++)
-        if (*ch == '_')
-            *ch = ' ';
-    if ((rc = rsy__cfg_string(file, c, kp, "display_name", 0, RSY_TEXT_MAX - 1,
-                              dst->display_name)) != RSY_OK)
-        return rc;
-
-    const cJSON *rf = cJSON_GetObjectItemCaseSensitive(c, "radius_fraction");
-    const cJSON *mm = cJSON_GetObjectItemCaseSensitive(c, "margin_mm");
-    if ((rf != NULL) == (mm != NULL))
-        return rsy__cfg_fail(file, kp, NULL,
-                             "expected exactly one of radius_fraction and margin_mm, got %s",
-                             rf ? "both" : "neither");
-    if (rf) {
-        dst->extent_kind = RSY_EXTENT_RADIUS_FRACTION;
-        rsy__kp_key(ckp, kp, "radius_fraction");
-        rc = rsy__cfg_dist(file, rf, ckp, &rsy__rules_fraction, NULL, &dst->extent);
-    } else {
-        dst->extent_kind = RSY_EXTENT_MARGIN_MM;
-        rsy__kp_key(ckp, kp, "margin_mm");
-        rc = rsy__cfg_dist(file, mm, ckp, &rsy__rules_margin_mm, NULL, &dst->extent);
-    }
-    if (rc != RSY_OK)
-        return rc;
-
-    dst->n_confined = 0;
-    rc = rsy__cfg_ident_list(file, c, kp, "confined_to", 0, RSY_MAX_HOST_TISSUES, dst->confined_to,
-                             &dst->n_confined);
-    if (rc != RSY_OK)
-        return rc;
-    for (int i = 0; i < dst->n_confined; i++)
-        if (!in_list(p->allowed, p->n_allowed, dst->confined_to[i])) {
-            char ekp[RSY__KEYPATH_MAX];
-            rsy__kp_key(ckp, kp, "confined_to");
-            rsy__kp_index(ekp, ckp, i);
-            return rsy__cfg_fail(file, ekp, NULL,
-                                 "expected a tissue listed in placement.allowed_tissues "
-                                 "(\"%s\" is not)",
-                                 dst->confined_to[i]);
-        }
-    if ((rc = parse_compartment_mri(file, c, kp, modalities, dst)) != RSY_OK)
-        return rc;
-    dst->texture_sd_fraction = 0.0;
-    return rsy__cfg_number(file, c, kp, "texture_sd_fraction", 0, range_texture,
-                           &dst->texture_sd_fraction);
-}
-
-static rsy_status parse_compartments(const char *file, const cJSON *root, unsigned modalities,
-                                     rsy_prior *p)
-{
-    const cJSON *arr = cJSON_GetObjectItemCaseSensitive(root, "compartments");
-    if (!arr)
-        return rsy__cfg_fail(file, "compartments", NULL, "required key missing");
-    int n = cJSON_IsArray(arr) ? cJSON_GetArraySize(arr) : 0;
-    if (n < 1 || n > RSY_MAX_COMPARTMENTS)
-        return rsy__cfg_fail(file, "compartments", arr,
-                             "expected an array of 1 to %d compartment objects",
-                             RSY_MAX_COMPARTMENTS);
-    int i = 0, has_surface = 0;
-    for (const cJSON *c = arr->child; c; c = c->next, i++) {
-        char kp[RSY__KEYPATH_MAX];
-        rsy__kp_index(kp, "compartments", i);
-        rsy_compartment *dst = &p->compartments[i];
-        rsy_status rc = parse_compartment(file, c, kp, modalities, p, dst);
-        if (rc != RSY_OK)
-            return rc;
-        for (int j = 0; j < i; j++)
-            if (strcmp(p->compartments[j].name, dst->name) == 0) {
-                char nkp[RSY__KEYPATH_MAX];
-                rsy__kp_key(nkp, kp, "name");
-                return rsy__cfg_fail(file, nkp, NULL,
-                                     "duplicate compartment name \"%s\" (also compartments[%d])",
-                                     dst->name, j);
-            }
-        if (dst->extent_kind == RSY_EXTENT_RADIUS_FRACTION && dst->extent.kind == RSY_DIST_FIXED &&
-            dst->extent.value == 1.0)
-            has_surface = 1;
-        p->n_compartments = i + 1;
-    }
-    if (!has_surface)
-        return rsy__cfg_fail(file, "compartments", NULL,
-                             "expected one compartment with \"radius_fraction\": 1 (the lesion "
-                             "surface that diameter_mm measures)");
-    return RSY_OK;
-}
-
-rsy_status rsy__prior_load(rsy_prior *p, const char *path, unsigned *modalities_out)
-{
-    static const char *const keys[] = {"raresynth_prior",
-                                       "name",
-                                       "display_name",
-                                       "organ",
-                                       "modalities",
-                                       "description",
-                                       "count",
-                                       "diameter_mm",
-                                       "shape",
-                                       "placement",
-                                       "compartments",
-                                       "sources",
-                                       NULL};
+        "raresynth_prior", "name",    "display_name", "organ",   "modalities",
+        "description",     "sources", "lesion_types", TYPE_KEYS, NULL};
     rsy__json_file f;
-    char description[RSY_TEXT_MAX];
     char stem[RSY_NAME_MAX + 8];
-    unsigned modalities = 0;
-    memset(p, 0, sizeof *p);
-    if (strlen(path) >= sizeof p->path) {
+    memset(d, 0, sizeof *d);
+    if (strlen(path) >= sizeof d->path) {
         rsy_log_error("%.200s...: path longer than %d bytes", path, RSY_PATH_MAX - 1);
         return RSY_ECONFIG;
     }
-    snprintf(p->path, sizeof p->path, "%s", path);
+    snprintf(d->path, sizeof d->path, "%s", path);
+    rsy_prior *head = calloc(1, sizeof *head);
+    if (!head)
+        return RSY_ENOMEM;
     rsy_status rc = rsy__json_file_load(&f, path);
-    if (rc != RSY_OK)
+    if (rc != RSY_OK) {
+        free(head);
         return rc;
+    }
     const cJSON *root = f.root;
     if ((rc = rsy__cfg_check_object(path, "", root, keys)) != RSY_OK ||
         (rc = rsy__cfg_version(path, root, "raresynth_prior")) != RSY_OK ||
-        (rc = rsy__cfg_ident(path, root, "", "name", 1, p->name)) != RSY_OK)
+        (rc = rsy__cfg_ident(path, root, "", "name", 1, d->name)) != RSY_OK)
         goto done;
     rsy__path_stem(path, stem, sizeof stem);
-    if (strcmp(stem, p->name) != 0) {
+    if (strcmp(stem, d->name) != 0) {
         rc =
             rsy__cfg_fail(path, "name", cJSON_GetObjectItemCaseSensitive(root, "name"),
                           "expected \"%s\", the file's stem (priors are found by file name)", stem);
         goto done;
     }
-    snprintf(p->display_name, sizeof p->display_name, "%s", p->name);
+    snprintf(d->display_name, sizeof d->display_name, "%s", d->name);
     if ((rc = rsy__cfg_string(path, root, "", "display_name", 0, RSY_TEXT_MAX - 1,
-                              p->display_name)) != RSY_OK ||
-        (rc = rsy__cfg_ident(path, root, "", "organ", 1, p->organ)) != RSY_OK ||
-        (rc = parse_modalities(path, root, &modalities)) != RSY_OK ||
-        (rc = rsy__cfg_string(path, root, "", "description", 0, RSY_TEXT_MAX - 1, description)) !=
+                              d->display_name)) != RSY_OK ||
+        (rc = rsy__cfg_ident(path, root, "", "organ", 1, d->organ)) != RSY_OK ||
+        (rc = parse_modalities(path, root, &d->modalities)) != RSY_OK ||
+        (rc = rsy__cfg_string(path, root, "", "description", 0, RSY_TEXT_MAX - 1,
+                              d->description)) != RSY_OK ||
+        (rc = rsy__cfg_sources(path, root, "", "sources", head->sources, &head->n_sources)) !=
             RSY_OK)
         goto done;
-    const cJSON *count = cJSON_GetObjectItemCaseSensitive(root, "count");
-    const cJSON *diam = cJSON_GetObjectItemCaseSensitive(root, "diameter_mm");
-    if (!count) {
-        rc = rsy__cfg_fail(path, "count", NULL, "required key missing");
-        goto done;
+    /* The header every lesion type of the file shares. */
+    snprintf(head->name, sizeof head->name, "%s", d->name);
+    snprintf(head->disease, sizeof head->disease, "%s", d->name);
+    snprintf(head->display_name, sizeof head->display_name, "%s", d->display_name);
+    snprintf(head->organ, sizeof head->organ, "%s", d->organ);
+    snprintf(head->path, sizeof head->path, "%s", d->path);
+    head->modalities = d->modalities;
+    if (cJSON_GetObjectItemCaseSensitive(root, "lesion_types")) {
+        rc = parse_lesion_types(path, root, head, d);
+    } else {
+        d->types[0] = *head;
+        rc = parse_type(path, root, "", &d->types[0]);
+        d->n_types = rc == RSY_OK ? 1 : 0;
     }
-    if (!diam) {
-        rc = rsy__cfg_fail(path, "diameter_mm", NULL, "required key missing");
-        goto done;
-    }
-    if ((rc = rsy__cfg_dist(path, count, "count", &rsy__rules_count, NULL, &p->count)) != RSY_OK ||
-        (rc = rsy__cfg_dist(path, diam, "diameter_mm", &rsy__rules_diameter_mm, NULL,
-                            &p->diameter_mm)) != RSY_OK ||
-        (rc = parse_shape(path, root, p)) != RSY_OK ||
-        (rc = parse_placement(path, root, p)) != RSY_OK ||
-        (rc = parse_compartments(path, root, modalities, p)) != RSY_OK ||
-        (rc = rsy__cfg_sources(path, root, "", "sources", p->sources, &p->n_sources)) != RSY_OK)
-        goto done;
-    if (modalities_out)
-        *modalities_out = modalities;
 done:
+    free(head);
     rsy__json_file_clear(&f);
     return rc;
+}
+
+/* ---------------------------------------------------------------------------------------- */
+/* Public loaders                                                                             */
+/* ---------------------------------------------------------------------------------------- */
+
+rsy_status rsy_disease_load(rsy_disease **out, const char *path)
+{
+    if (!out || !path)
+        return RSY_EINVAL;
+    *out = NULL;
+    rsy_disease *d = malloc(sizeof *d);
+    if (!d)
+        return RSY_ENOMEM;
+    rsy_status rc = rsy__disease_load(d, path);
+    if (rc != RSY_OK) {
+        free(d);
+        return rc;
+    }
+    *out = d;
+    return RSY_OK;
 }
 
 rsy_status rsy_prior_load(rsy_prior **out, const char *path)
@@ -355,56 +551,85 @@ rsy_status rsy_prior_load(rsy_prior **out, const char *path)
     if (!out || !path)
         return RSY_EINVAL;
     *out = NULL;
-    rsy_prior *p = malloc(sizeof *p);
-    if (!p)
-        return RSY_ENOMEM;
-    rsy_status rc = rsy__prior_load(p, path, NULL);
-    if (rc != RSY_OK) {
-        free(p);
+    rsy_disease *d = NULL;
+    rsy_status rc = rsy_disease_load(&d, path);
+    if (rc != RSY_OK)
         return rc;
+    if (d->types[0].type_name[0] != '\0') {
+        free(d);
+        return rsy__cfg_fail(path, "lesion_types", NULL,
+                             "expected one lesion type at the top level: a file with several "
+                             "types is loaded with rsy_disease_load()");
     }
+    rsy_prior *p = malloc(sizeof *p);
+    if (!p) {
+        free(d);
+        return RSY_ENOMEM;
+    }
+    *p = d->types[0];
+    free(d);
     *out = p;
     return RSY_OK;
 }
 
-/* One tissue name of a prior against the table; @p kp is its key path in the prior file. */
-static rsy_status check_tissue(const rsy_prior *p, const char *kp, const char *name,
-                               const rsy_tissue_table *table, const char *table_path)
+/* ---------------------------------------------------------------------------------------- */
+/* Tissue names against the recipe's table                                                    */
+/* ---------------------------------------------------------------------------------------- */
+
+/* Every name of @p list (key path @p parent.@p key) against the table. */
+static rsy_status check_tissue_list(const rsy_prior *p, const char *parent, const char *key,
+                                    const char list[][RSY_NAME_MAX], int n,
+                                    const rsy_tissue_table *table, const char *table_path)
 {
-    if (rsy__tissue_index(table, name) >= 0)
-        return RSY_OK;
-    return rsy__cfg_fail(p->path, kp, NULL, "no tissue \"%s\" in the tissue table \"%s\" (%s)",
-                         name, table->name, table_path);
+    char lkp[RSY__KEYPATH_MAX], kp[RSY__KEYPATH_MAX];
+    rsy__kp_key(lkp, parent, key);
+    for (int i = 0; i < n; i++) {
+        if (rsy__tissue_index(table, list[i]) >= 0)
+            continue;
+        if (n == 1 && strcmp(key, "relative_to") == 0)
+            snprintf(kp, sizeof kp, "%s", lkp);
+        else
+            rsy__kp_index(kp, lkp, i);
+        return rsy__cfg_fail(p->path, kp, NULL, "no tissue \"%s\" in the tissue table \"%s\" (%s)",
+                             list[i], table->name, table_path);
+    }
+    return RSY_OK;
 }
 
-rsy_status rsy__prior_check_tissues(const rsy_prior *p, const rsy_tissue_table *table,
-                                    const char *table_path)
+rsy_status rsy__prior_check_tissues(const rsy_prior *p, const char *kp, unsigned modality,
+                                    const rsy_tissue_table *table, const char *table_path)
 {
-    char kp[RSY__KEYPATH_MAX], ckp[RSY__KEYPATH_MAX];
+    char pkp[RSY__KEYPATH_MAX], mkp[RSY__KEYPATH_MAX], ckp[RSY__KEYPATH_MAX], skp[RSY__KEYPATH_MAX];
     rsy_status rc;
-    for (int i = 0; i < p->n_hosts; i++) {
-        rsy__kp_index(kp, "placement.hosts", i);
-        if ((rc = check_tissue(p, kp, p->hosts[i], table, table_path)) != RSY_OK)
-            return rc;
-    }
-    for (int i = 0; i < p->n_allowed; i++) {
-        rsy__kp_index(kp, "placement.allowed_tissues", i);
-        if ((rc = check_tissue(p, kp, p->allowed[i], table, table_path)) != RSY_OK)
-            return rc;
-    }
+    rsy__kp_key(pkp, kp, "placement");
+    rsy__kp_key(mkp, kp, "mass_effect");
+    if ((rc = check_tissue_list(p, pkp, "hosts", p->hosts, p->n_hosts, table, table_path)) !=
+            RSY_OK ||
+        (rc = check_tissue_list(p, pkp, "allowed_tissues", p->allowed, p->n_allowed, table,
+                                table_path)) != RSY_OK ||
+        (rc = check_tissue_list(p, pkp, "reference", p->reference, p->n_reference, table,
+                                table_path)) != RSY_OK ||
+        (rc = check_tissue_list(p, mkp, "fixed_tissues", p->mass_effect.fixed,
+                                p->mass_effect.n_fixed, table, table_path)) != RSY_OK)
+        return rc;
     for (int c = 0; c < p->n_compartments; c++) {
         const rsy_compartment *cm = &p->compartments[c];
-        rsy__kp_index(ckp, "compartments", c);
-        for (int i = 0; i < cm->n_confined; i++) {
-            char lkp[RSY__KEYPATH_MAX];
-            rsy__kp_key(lkp, ckp, "confined_to");
-            rsy__kp_index(kp, lkp, i);
-            if ((rc = check_tissue(p, kp, cm->confined_to[i], table, table_path)) != RSY_OK)
+        rsy__kp_key(skp, kp, "compartments");
+        rsy__kp_index(ckp, skp, c);
+        if ((rc = check_tissue_list(p, ckp, "confined_to", cm->confined_to, cm->n_confined, table,
+                                    table_path)) != RSY_OK)
+            return rc;
+        /* Only the properties of the recipe's modality are read: check their tissue. */
+        if (modality == RSY_PRIOR_MRI && cm->has_mri && cm->props_mode == RSY_PROPS_RELATIVE) {
+            rsy__kp_key(skp, ckp, "mri");
+            if ((rc = check_tissue_list(p, skp, "relative_to", &cm->relative_to, 1, table,
+                                        table_path)) != RSY_OK)
                 return rc;
         }
-        if (cm->props_mode == RSY_PROPS_RELATIVE) {
-            rsy__kp_key(kp, ckp, "mri.relative_to");
-            if ((rc = check_tissue(p, kp, cm->relative_to, table, table_path)) != RSY_OK)
+        if (modality == RSY_PRIOR_CT && cm->has_ct && cm->ct_mode == RSY_PROPS_RELATIVE) {
+            rsy__kp_key(skp, ckp, "ct");
+            if ((rc = check_tissue_list(p, skp, "relative_to", &cm->ct_relative_to, 1, table,
+                                        table_path)) != RSY_OK)
                 return rc;
         }
     }

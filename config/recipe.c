@@ -52,14 +52,14 @@ rsy_status rsy__resolve_ref(const char *file, const char *kp, const cJSON *item,
                             const char *recipe_dir, const char *const *search_dirs,
                             const char *subdir, const char *noun, char out[RSY_PATH_MAX])
 {
-    return rsy__resolve_ref_ext(file, kp, item, ref, recipe_dir, search_dirs, subdir, ".json",
-                                noun, out);
+    return rsy__resolve_ref_ext(file, kp, item, ref, recipe_dir, search_dirs, subdir, ".json", noun,
+                                out);
 }
 
 rsy_status rsy__resolve_ref_ext(const char *file, const char *kp, const cJSON *item,
                                 const char *ref, const char *recipe_dir,
-                                const char *const *search_dirs, const char *subdir,
-                                const char *ext, const char *noun, char out[RSY_PATH_MAX])
+                                const char *const *search_dirs, const char *subdir, const char *ext,
+                                const char *noun, char out[RSY_PATH_MAX])
 {
     int w;
     if (has_suffix(ref, ext)) {
@@ -507,73 +507,209 @@ static rsy_status parse_acquisition(const char *file, const cJSON *root, rsy_rec
 /* Lesions                                                                                    */
 /* ---------------------------------------------------------------------------------------- */
 
-static rsy_status parse_lesion(const char *file, const cJSON *item, const char *kp, rsy_recipe *r,
-                               int index, const char *recipe_dir, const char *const *search_dirs,
-                               const char *table_path)
+/* Split a lesions[].prior value into the file reference and an optional lesion type: "stem/type"
+ * and "path.json/type" select one type of the disease file; any other value is a reference as a
+ * whole (and "" in @p type). */
+static void split_type(const char *ref, char file_ref[RSY_PATH_MAX], char type[RSY_NAME_MAX])
 {
-    static const char *const keys[] = {"prior", "probability", "count", "diameter_mm", NULL};
+    snprintf(file_ref, RSY_PATH_MAX, "%s", ref);
+    type[0] = '\0';
+    const char *slash = strrchr(ref, '/');
+    if (!slash || !rsy__is_ident(slash + 1))
+        return;
+    char head[RSY_PATH_MAX];
+    snprintf(head, sizeof head, "%.*s", (int)(slash - ref), ref);
+    if (!rsy__is_ident(head) && !has_suffix(head, ".json"))
+        return;
+    snprintf(file_ref, RSY_PATH_MAX, "%s", head);
+    snprintf(type, RSY_NAME_MAX, "%s", slash + 1);
+}
+
+/* The recipe's overrides of a lesion entry that resolves to one type, merged into @p ls. */
+static rsy_status apply_overrides(const char *file, const cJSON *item, const char *kp,
+                                  rsy_lesion_spec *ls)
+{
     static const rsy__range unit = {0.0, 1.0, 0, 0};
     char ckp[RSY__KEYPATH_MAX];
-    char ref[RSY_PATH_MAX];
-    char prior_path[RSY_PATH_MAX];
-    unsigned prior_modalities = 0;
-    rsy_lesion_spec *ls = &r->lesions[index];
-    rsy_status rc = rsy__cfg_check_object(file, kp, item, keys);
+    rsy_prior *p = &ls->prior;
+    rsy_status rc = rsy__cfg_number(file, item, kp, "probability", 0, unit, &ls->probability);
     if (rc != RSY_OK)
         return rc;
-    if ((rc = rsy__cfg_string(file, item, kp, "prior", 1, RSY_PATH_MAX - 1, ref)) != RSY_OK)
-        return rc;
-    rsy__kp_key(ckp, kp, "prior");
-    rc = rsy__resolve_ref(file, ckp, cJSON_GetObjectItemCaseSensitive(item, "prior"), ref,
-                          recipe_dir, search_dirs, "priors", "prior", prior_path);
-    if (rc != RSY_OK)
-        return rc;
-    if ((rc = rsy__prior_load(&ls->prior, prior_path, &prior_modalities)) != RSY_OK)
-        return rc;
-    for (int j = 0; j < index; j++)
-        if (strcmp(r->lesions[j].prior.name, ls->prior.name) == 0)
-            return rsy__cfg_fail(file, ckp, NULL,
-                                 "prior \"%s\" is already used by lesions[%d] (each prior may "
-                                 "appear once: its compartments become labels)",
-                                 ls->prior.name, j);
-    if (strcmp(r->modality, "ct") == 0)
-        return rsy__cfg_fail(file, ckp, NULL,
-                             "prior \"%s\" (%s) gives no CT (HU) properties for its "
-                             "compartments, which a CT recipe needs",
-                             ls->prior.name, prior_path);
-    if (!(prior_modalities & RSY__MODALITY_MRI))
-        return rsy__cfg_fail(file, ckp, NULL,
-                             "prior \"%s\" (%s) has no \"mri\" in its modalities, but the recipe "
-                             "images with MRI",
-                             ls->prior.name, prior_path);
-    if ((rc = rsy__prior_check_tissues(&ls->prior, &r->tissues, table_path)) != RSY_OK)
-        return rc;
-    ls->probability = 1.0;
-    if ((rc = rsy__cfg_number(file, item, kp, "probability", 0, unit, &ls->probability)) != RSY_OK)
-        return rc;
+    p->probability = ls->probability;
     /* Overrides merge into the prior's distributions (docs/recipe.md, "Overrides"). */
     const cJSON *count = cJSON_GetObjectItemCaseSensitive(item, "count");
     if (count) {
         rsy__kp_key(ckp, kp, "count");
-        rc = rsy__cfg_dist(file, count, ckp, &rsy__rules_count, &ls->prior.count, &ls->prior.count);
-        if (rc != RSY_OK)
+        if ((rc = rsy__cfg_dist(file, count, ckp, &rsy__rules_count, &p->count, &p->count)) !=
+            RSY_OK)
             return rc;
     }
     const cJSON *diam = cJSON_GetObjectItemCaseSensitive(item, "diameter_mm");
     if (diam) {
         rsy__kp_key(ckp, kp, "diameter_mm");
-        rc = rsy__cfg_dist(file, diam, ckp, &rsy__rules_diameter_mm, &ls->prior.diameter_mm,
-                           &ls->prior.diameter_mm);
-        if (rc != RSY_OK)
+        if ((rc = rsy__cfg_dist(file, diam, ckp, &rsy__rules_diameter_mm, &p->diameter_mm,
+                                &p->diameter_mm)) != RSY_OK)
             return rc;
+        double need_mm;
+        int c = rsy__prior_size_conflict(p, &need_mm);
+        if (c >= 0)
+            return rsy__cfg_fail(file, ckp, NULL,
+                                 "expected a distribution that can draw diameters above %g mm "
+                                 "(compartment \"%s\" of \"%s\" needs them)",
+                                 need_mm, p->compartments[c].name, p->name);
     }
     return RSY_OK;
+}
+
+/* Add lesion type @p p of the entry lesions[@p entry] (key path @p kp) to the recipe: modality
+ * and tissue checks, then the spec with the recipe's overrides when the entry has one type.
+ * @p tkp is the type's key path in its file ("" or "lesion_types[2]"); @p entry_of maps each
+ * spec so far to its entry. */
+static rsy_status add_lesion_type(const char *file, const cJSON *item, const char *kp,
+                                  rsy_recipe *r, int entry, int *entry_of, const rsy_prior *p,
+                                  const char *tkp, int single, const char *table_path)
+{
+    char pkp[RSY__KEYPATH_MAX], ckp[RSY__KEYPATH_MAX], skp[RSY__KEYPATH_MAX];
+    int ct = strcmp(r->modality, "ct") == 0;
+    unsigned modality = ct ? RSY_PRIOR_CT : RSY_PRIOR_MRI;
+    rsy__kp_key(pkp, kp, "prior");
+    for (int j = 0; j < r->n_lesion_types; j++)
+        if (strcmp(r->lesions[j].prior.name, p->name) == 0)
+            return rsy__cfg_fail(file, pkp, NULL,
+                                 "lesion type \"%s\" is already used by lesions[%d] (each "
+                                 "lesion type may appear once: its compartments become labels)",
+                                 p->name, entry_of[j]);
+    /* The disease lists the modality (checked by the caller); each compartment must then have
+     * its properties, which the prior loader guarantees: checked again here because the
+     * generator relies on it. */
+    for (int c = 0; c < p->n_compartments; c++)
+        if (!(ct ? p->compartments[c].has_ct : p->compartments[c].has_mri)) {
+            rsy__kp_key(skp, tkp, "compartments");
+            rsy__kp_index(ckp, skp, c);
+            return rsy__cfg_fail(p->path, ckp, NULL,
+                                 "no \"%s\" properties, which the %s recipe %s needs",
+                                 ct ? "ct" : "mri", ct ? "CT" : "MRI", file);
+        }
+    rsy_status rc = rsy__prior_check_tissues(p, tkp, modality, &r->tissues, table_path);
+    if (rc != RSY_OK)
+        return rc;
+    rsy_lesion_spec *ls = &r->lesions[r->n_lesion_types];
+    ls->prior = *p;
+    ls->probability = p->probability;
+    if (single && (rc = apply_overrides(file, item, kp, ls)) != RSY_OK)
+        return rc;
+    entry_of[r->n_lesion_types] = entry;
+    r->n_lesion_types++;
+    return RSY_OK;
+}
+
+/* The lesion types of @p d an entry takes: all of them, or the one named @p type. */
+static rsy_status select_types(const char *file, const char *pkp, const cJSON *prior_item,
+                               const rsy_disease *d, const char *type, int *first, int *n_sel)
+{
+    *first = 0;
+    *n_sel = d->n_types;
+    if (!type[0])
+        return RSY_OK;
+    if (d->types[0].type_name[0] == '\0')
+        return rsy__cfg_fail(file, pkp, prior_item,
+                             "expected \"%s\": %s holds one lesion type at its top level (no "
+                             "\"lesion_types\" to choose from)",
+                             d->name, d->path);
+    char list[512];
+    size_t k = 0;
+    list[0] = '\0';
+    for (int i = 0; i < d->n_types; i++) {
+        if (strcmp(d->types[i].type_name, type) == 0) {
+            *first = i;
+            *n_sel = 1;
+            return RSY_OK;
+        }
+        if (k < sizeof list) {
+            int w = snprintf(list + k, sizeof list - k, "%s\"%s\"", i ? ", " : "",
+                             d->types[i].type_name);
+            if (w > 0)
+                k += (size_t)w;
+        }
+    }
+    return rsy__cfg_fail(file, pkp, prior_item, "no lesion type \"%s\" in %s (its types: %s)", type,
+                         d->path, list);
+}
+
+static rsy_status parse_lesion(const char *file, const cJSON *item, const char *kp, rsy_recipe *r,
+                               int entry, int *entry_of, const char *recipe_dir,
+                               const char *const *search_dirs, const char *table_path)
+{
+    static const char *const keys[] = {"prior", "probability", "count", "diameter_mm", NULL};
+    static const char *const overrides[] = {"probability", "count", "diameter_mm", NULL};
+    char pkp[RSY__KEYPATH_MAX], okp[RSY__KEYPATH_MAX];
+    char ref[RSY_PATH_MAX], file_ref[RSY_PATH_MAX], type[RSY_NAME_MAX];
+    char prior_path[RSY_PATH_MAX];
+    rsy_status rc = rsy__cfg_check_object(file, kp, item, keys);
+    if (rc != RSY_OK)
+        return rc;
+    if ((rc = rsy__cfg_string(file, item, kp, "prior", 1, RSY_PATH_MAX - 1, ref)) != RSY_OK)
+        return rc;
+    rsy__kp_key(pkp, kp, "prior");
+    const cJSON *prior_item = cJSON_GetObjectItemCaseSensitive(item, "prior");
+    split_type(ref, file_ref, type);
+    rc = rsy__resolve_ref(file, pkp, prior_item, file_ref, recipe_dir, search_dirs, "priors",
+                          "prior", prior_path);
+    if (rc != RSY_OK)
+        return rc;
+    rsy_disease *d = malloc(sizeof *d);
+    if (!d)
+        return RSY_ENOMEM;
+    int first = 0, n_sel = 0;
+    if ((rc = rsy__disease_load(d, prior_path)) != RSY_OK ||
+        (rc = select_types(file, pkp, prior_item, d, type, &first, &n_sel)) != RSY_OK)
+        goto done;
+    if (n_sel > 1)
+        for (int i = 0; overrides[i]; i++)
+            if (cJSON_GetObjectItemCaseSensitive(item, overrides[i])) {
+                rsy__kp_key(okp, kp, overrides[i]);
+                rc = rsy__cfg_fail(file, okp, NULL,
+                                   "expected no override on an entry that takes %d lesion types "
+                                   "(\"%s\" has %d): name one type, e.g. \"%s\"",
+                                   n_sel, d->name, d->n_types, d->types[0].name);
+                goto done;
+            }
+    if (r->n_lesion_types + n_sel > RSY_MAX_LESION_TYPES) {
+        rc = rsy__cfg_fail(file, pkp, NULL,
+                           "expected at most %d lesion types per recipe (\"%s\" brings %d to "
+                           "the %d before it)",
+                           RSY_MAX_LESION_TYPES, ref, n_sel, r->n_lesion_types);
+        goto done;
+    }
+    {
+        int ct = strcmp(r->modality, "ct") == 0;
+        if (!(d->modalities & (ct ? RSY_PRIOR_CT : RSY_PRIOR_MRI))) {
+            rc = rsy__cfg_fail(file, pkp, NULL,
+                               "prior \"%s\" (%s) has no \"%s\" in its modalities, but the "
+                               "recipe images with %s",
+                               d->name, prior_path, ct ? "ct" : "mri", ct ? "CT" : "MRI");
+            goto done;
+        }
+    }
+    for (int k = first; k < first + n_sel; k++) {
+        char tkp[RSY__KEYPATH_MAX] = "";
+        if (d->types[k].type_name[0])
+            rsy__kp_index(tkp, "lesion_types", k);
+        rc = add_lesion_type(file, item, kp, r, entry, entry_of, &d->types[k], tkp, n_sel == 1,
+                             table_path);
+        if (rc != RSY_OK)
+            goto done;
+    }
+done:
+    free(d);
+    return rc;
 }
 
 static rsy_status parse_lesions(const char *file, const cJSON *root, rsy_recipe *r,
                                 const char *recipe_dir, const char *const *search_dirs,
                                 const char *table_path)
 {
+    int entry_of[RSY_MAX_LESION_TYPES];
     const cJSON *arr = cJSON_GetObjectItemCaseSensitive(root, "lesions");
     r->n_lesion_types = 0;
     if (!arr)
@@ -586,10 +722,10 @@ static rsy_status parse_lesions(const char *file, const cJSON *root, rsy_recipe 
     for (const cJSON *e = arr->child; e; e = e->next, i++) {
         char kp[RSY__KEYPATH_MAX];
         rsy__kp_index(kp, "lesions", i);
-        rsy_status rc = parse_lesion(file, e, kp, r, i, recipe_dir, search_dirs, table_path);
+        rsy_status rc =
+            parse_lesion(file, e, kp, r, i, entry_of, recipe_dir, search_dirs, table_path);
         if (rc != RSY_OK)
             return rc;
-        r->n_lesion_types = i + 1;
     }
     return RSY_OK;
 }

@@ -682,7 +682,8 @@ static const bad_case bad_cases[] = {
      "compartments[1].mri.relative_to: no tissue \"whte_matter\" in the tissue table "
      "\"mri-brain\""},
     {"prior_two_extents.json", "fixture_prior_two_extents.json",
-     "compartments[2]: expected exactly one of radius_fraction and margin_mm, got both"},
+     "compartments[2]: expected exactly one extent key (radius_fraction, margin_mm, wall_mm, "
+     "inclusions, network), got radius_fraction and margin_mm"},
     {"te_ge_tr.json", "te_ge_tr.json",
      "acquisition.sequences[0].te_ms: expected a number < tr_ms (600), got 700"},
     {"ti_missing.json", "ti_missing.json",
@@ -718,8 +719,8 @@ static const bad_case bad_cases[] = {
     {"ct_dose_above_one.json", "ct_dose_above_one.json",
      "acquisition.doses[0]: expected a number in (0, 1], got 1.5"},
     {"ct_prior.json", "ct_prior.json",
-     "lesions[0].prior: prior \"glioblastoma\" (configs/priors/glioblastoma.json) gives no CT "
-     "(HU) properties"},
+     "lesions[0].prior: prior \"glioblastoma\" (configs/priors/glioblastoma.json) has no \"ct\" "
+     "in its modalities, but the recipe images with CT"},
 };
 
 static void test_bad_recipes(void **state)
