@@ -301,6 +301,12 @@ rsy_status rsy__gen_class_table(const rsy_recipe *r, rsy__gen_class **out, int *
                 }
                 e->hu = ct.hu;
                 e->hu_sd = ct.sd_hu;
+            } else if (!cp->has_mri) {
+                rsy_log_error("%s: compartment \"%s\" of prior \"%s\" gives no MRI properties "
+                              "(\"mri\")",
+                              p->path, cp->name, p->name);
+                free(tab);
+                return RSY_EINVAL;
             } else if (cp->props_mode == RSY_PROPS_ABSOLUTE) {
                 e->props = compartment_absolute(cp, r->mri.field_t);
             } else {

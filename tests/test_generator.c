@@ -1250,6 +1250,13 @@ static void test_case_errors(void **state)
     assert_int_equal(rsy_case_generate(r, 0, &c), RSY_EINVAL);
     assert_null(c);
     assert_non_null(strstr(tu_last_error(), "no_such_tissue"));
+    /* A compartment without MRI properties in an MRI recipe (a hand-made one: the loader
+     * requires them). */
+    snprintf(r->mri.sequences[0].noise_reference, RSY_NAME_MAX, "white_matter");
+    r->lesions[0].prior.compartments[1].has_mri = 0;
+    assert_int_equal(rsy_case_generate(r, 0, &c), RSY_EINVAL);
+    assert_null(c);
+    assert_non_null(strstr(tu_last_error(), "gives no MRI properties"));
     /* Accessors accept NULL. */
     assert_int_equal(rsy_case_n_channels(NULL), 0);
     assert_null(rsy_case_labels(NULL));
