@@ -63,6 +63,26 @@ derive "$SMALL" 'phantom.dims=[64,64,64]' 'phantom.spacing_mm=[3.5,3.5,3.5]' 'ca
 "$RARESYNTH" generate --recipe "$SMALL" --out "$WORK/x" --cases abc >"$WORK/out" 2>&1
 [ $? -eq 2 ] && [ ! -e "$WORK/x" ] && ok "bad --cases exits 2" || bad "bad --cases exits 2" "$WORK/out"
 
+# ---- the lesion catalogue: priors list / show -------------------------------------------------
+"$RARESYNTH" priors list >"$WORK/out" 2>&1 && grep -q '^glioblastoma  *brain  *mri ' "$WORK/out" \
+    && ok "priors list shows glioblastoma" || bad "priors list shows glioblastoma" "$WORK/out"
+"$RARESYNTH" priors list --dir "$REPO/configs" >"$WORK/out" 2>&1 \
+    && [ "$(grep -vc '^NAME' "$WORK/out")" -eq "$(ls "$REPO"/configs/priors/*.json | wc -l)" ] \
+    && ok "priors list --dir: one line per disease file" \
+    || bad "priors list --dir: one line per disease file" "$WORK/out"
+"$RARESYNTH" priors show glioblastoma >"$WORK/out" 2>&1 \
+    && grep -q 'necrotic_core' "$WORK/out" && grep -q 'oedema' "$WORK/out" \
+    && grep -q 'enhancing_tumour' "$WORK/out" && grep -q 'MRI: relative to white_matter' "$WORK/out" \
+    && grep -q '^sources:' "$WORK/out" \
+    && ok "priors show glioblastoma prints its compartments, properties and sources" \
+    || bad "priors show glioblastoma prints its compartments" "$WORK/out"
+"$RARESYNTH" priors show no-such-disease >"$WORK/out" 2>&1; rc=$?
+[ $rc -eq 3 ] && [ "$(grep -c . "$WORK/out")" -eq 1 ] && grep -q 'no-such-disease' "$WORK/out" \
+    && ok "priors show of an unknown prior: exit 3, one line naming it" \
+    || bad "priors show of an unknown prior (exit $rc)" "$WORK/out"
+"$RARESYNTH" priors >"$WORK/out" 2>&1; rc=$?
+[ $rc -eq 2 ] && ok "priors without a subcommand exits 2" || bad "priors without a subcommand (exit $rc)" "$WORK/out"
+
 # ---- a small dataset, read back as a user would --------------------------------------------
 D1="$WORK/d1"
 if "$RARESYNTH" generate --recipe "$SMALL" --out "$D1" --seed 7 -j 2 >"$WORK/gen.log" 2>&1; then
