@@ -848,7 +848,7 @@ static void print_dist(FILE *f, const rsy_dist *d, const char *unit)
         return;
     }
     case RSY_DIST_POISSON:
-        fprintf(f, "Poisson, mean %g plus %g, within %g to %g", d->mean, d->min, d->min, d->max);
+        fprintf(f, "%g + Poisson(mean %g), within %g to %g", d->min, d->mean, d->min, d->max);
         return;
     }
     fprintf(f, "?");
@@ -950,11 +950,14 @@ static void print_type(FILE *f, const rsy_prior *p, unsigned modalities)
     print_dist(f, &p->flatness, "");
     fprintf(f, "; lobes ");
     print_dist(f, &p->lobes, "");
-    fprintf(f,
-            "\n         lobulation degrees up to %d, amplitude %g; roughness %g over %g mm; "
-            "orientation %s\n",
-            p->lobulation_lmax, p->lobulation_amplitude, p->roughness_amplitude,
-            p->roughness_scale_mm, orientation_name(p->orientation));
+    if (p->lobulation_lmax >= 2 && p->lobulation_amplitude > 0.0)
+        fprintf(f, "\n         lobulation: degrees 2 to %d, amplitude %g", p->lobulation_lmax,
+                p->lobulation_amplitude);
+    else
+        fprintf(f, "\n         no lobulation");
+    if (p->roughness_amplitude > 0.0)
+        fprintf(f, "; roughness %g over %g mm", p->roughness_amplitude, p->roughness_scale_mm);
+    fprintf(f, "; orientation %s\n", orientation_name(p->orientation));
     fprintf(f, "  placement: %s; centre in ", rule_name(p->rule));
     print_names(f, p->hosts, p->n_hosts);
     fprintf(f, "; may replace ");
@@ -1060,9 +1063,18 @@ static int cmd_priors(int argc, char **argv)
                  n_dirs > 1 ? " or the other data folders" : "");
             return dir ? EXIT_CONFIG : EXIT_OK;
         }
-        int bad = 0;
-        printf("%-28s %-8s %-10s %-44s %s\n", "NAME", "ORGAN", "MODALITIES", "LESION TYPES",
-               "DISPLAY NAME");
+        /* Load every file first, so the columns fit the longest entry. */
+        typedef struct row {
+            char name[RSY_NAME_MAX], organ[RSY_NAME_MAX], mods[16], types[512];
+            char display[RSY_TEXT_MAX];
+        } row;
+        row *rows = calloc((size_t)n, sizeof *rows);
+        if (!rows) {
+            fail("priors list: out of memory");
+            return EXIT_GENERIC;
+        }
+        int bad = 0, n_rows = 0;
+        int w[4] = {4, 5, 10, 12}; /* NAME, ORGAN, MODALITIES, LESION TYPES */
         for (int i = 0; i < n; i++) {
             char path[PATH_MAX];
             rsy_disease *d = NULL;
@@ -1072,22 +1084,35 @@ static int cmd_priors(int argc, char **argv)
                 free(names[i]);
                 continue;
             }
-            char types[512] = "", mods[16];
+            row *rw = &rows[n_rows++];
             size_t k = 0;
-            for (int t = 0; t < d->n_types && k < sizeof types; t++) {
+            for (int t = 0; t < d->n_types && k < sizeof rw->types; t++) {
                 const rsy_prior *p = &d->types[t];
-                int w = snprintf(types + k, sizeof types - k, "%s%s", t ? "," : "",
+                int c = snprintf(rw->types + k, sizeof rw->types - k, "%s%s", t ? "," : "",
                                  p->type_name[0] ? p->type_name : p->name);
-                if (w > 0)
-                    k += (size_t)w;
+                if (c > 0)
+                    k += (size_t)c;
             }
-            snprintf(mods, sizeof mods, "%s%s%s", d->modalities & RSY_PRIOR_MRI ? "mri" : "",
+            snprintf(rw->name, sizeof rw->name, "%s", d->name);
+            snprintf(rw->organ, sizeof rw->organ, "%s", d->organ);
+            snprintf(rw->display, sizeof rw->display, "%s", d->display_name);
+            snprintf(rw->mods, sizeof rw->mods, "%s%s%s",
+                     d->modalities & RSY_PRIOR_MRI ? "mri" : "",
                      (d->modalities & RSY_PRIOR_MRI) && (d->modalities & RSY_PRIOR_CT) ? "," : "",
                      d->modalities & RSY_PRIOR_CT ? "ct" : "");
-            printf("%-28s %-8s %-10s %-44s %s\n", d->name, d->organ, mods, types, d->display_name);
+            const char *cols[4] = {rw->name, rw->organ, rw->mods, rw->types};
+            for (int c = 0; c < 4; c++)
+                if ((int)strlen(cols[c]) > w[c])
+                    w[c] = (int)strlen(cols[c]);
             free(d);
             free(names[i]);
         }
+        printf("%-*s  %-*s  %-*s  %-*s  %s\n", w[0], "NAME", w[1], "ORGAN", w[2], "MODALITIES",
+               w[3], "LESION TYPES", "DISPLAY NAME");
+        for (int i = 0; i < n_rows; i++)
+            printf("%-*s  %-*s  %-*s  %-*s  %s\n", w[0], rows[i].name, w[1], rows[i].organ, w[2],
+                   rows[i].mods, w[3], rows[i].types, rows[i].display);
+        free(rows);
         return bad ? EXIT_CONFIG : EXIT_OK;
     }
 
