@@ -613,9 +613,9 @@ static rsy_status select_types(const char *file, const char *pkp, const cJSON *p
         return RSY_OK;
     if (d->types[0].type_name[0] == '\0')
         return rsy__cfg_fail(file, pkp, prior_item,
-                             "expected \"%s\": %s holds one lesion type at its top level (no "
-                             "\"lesion_types\" to choose from)",
-                             d->name, d->path);
+                             "expected no \"/%s\": %s holds one lesion type at its top level "
+                             "(no \"lesion_types\" to choose from)",
+                             type, d->path);
     char list[512];
     size_t k = 0;
     list[0] = '\0';
@@ -858,6 +858,10 @@ uint64_t rsy_recipe_memory_estimate(const rsy_recipe *r, int n_workers)
      * A fitted model (model "fitted") is read by the generator, not here, so its patch size and
      * component count are bounded by the largest the format allows (p = 1 for the per-cell
      * term, p = RSY_TEXTURE_MAX_PATCH = 9 with 16 components for the scratch, about 107 MB).
+     * Lesions (issue 5) add per voxel, when any lesion type of the recipe needs them: 8 for a
+     * distance map to reference tissues (a distance rule, or a radial/tangential orientation;
+     * double precision), and 16 for mass effect (a float32 displacement field, 12, and the
+     * warped copies of the class and instance maps, 4).
      */
     if (!r)
         return 0;
@@ -866,6 +870,13 @@ uint64_t rsy_recipe_memory_estimate(const rsy_recipe *r, int n_workers)
         nvox = mul_sat(nvox, r->phantom.dims[i] > 0 ? (uint64_t)r->phantom.dims[i] : 0);
     uint64_t per_voxel = 29u + 4u * (uint64_t)(r->mri.n_sequences > 0 ? r->mri.n_sequences : 0);
     uint64_t per_case_fixed = 0;
+    int distance = 0, mass_effect = 0;
+    for (int i = 0; i < r->n_lesion_types; i++) {
+        const rsy_prior *p = &r->lesions[i].prior;
+        distance |= p->rule != RSY_PLACE_HOST_TISSUE || p->orientation != RSY_ORIENT_RANDOM;
+        mass_effect |= p->mass_effect.enabled;
+    }
+    uint64_t lesion_per_voxel = (distance ? 8u : 0u) + (mass_effect ? 16u : 0u);
     if (strcmp(r->modality, "ct") == 0) {
         /*
          * CT instead of the MRI maps: 5 (class, instance and label maps as above) + 4 HU map
@@ -891,11 +902,12 @@ uint64_t rsy_recipe_memory_estimate(const rsy_recipe *r, int n_workers)
             if (tp->classes[c].n_components > k_max)
                 k_max = tp->classes[c].n_components;
         per_voxel += 16u + (cell > 0 ? (16u + cell - 1u) / cell : 16u);
-        per_case_fixed = 2048u * cell * (uint64_t)(k_max + 2) * 4u;
+        per_case_fixed += 2048u * cell * (uint64_t)(k_max + 2) * 4u;
     } else if (r->texture == RSY_TEXTURE_FITTED) {
         per_voxel += 16u + 16u;
-        per_case_fixed = 2048u * 729u * (uint64_t)(RSY_MAX_TEXTURE_COMPONENTS + 2) * 4u;
+        per_case_fixed += 2048u * 729u * (uint64_t)(RSY_MAX_TEXTURE_COMPONENTS + 2) * 4u;
     }
+    per_voxel += lesion_per_voxel;
     uint64_t workers = n_workers > 1 ? (uint64_t)n_workers : 1u;
     uint64_t per_case = mul_sat(nvox, per_voxel);
     per_case = per_case > UINT64_MAX - per_case_fixed ? UINT64_MAX : per_case + per_case_fixed;

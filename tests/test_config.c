@@ -7,6 +7,10 @@
  * - defaults are filled, overrides merge into the prior's distributions;
  * - every malformed recipe in tests/recipes_bad/ gives RSY_ECONFIG and exactly one logged
  *   line naming the file, the key path and the expectation;
+ * - the prior format of issue 5: every key of a disease with several lesion types parsed into
+ *   the structs, the defaults of a type that gives only the required keys, glioblastoma.json
+ *   unchanged, a disease expanded into one lesion spec per type by a recipe (CT recipes too),
+ *   and a malformed prior or lesion entry per contradiction, each one line naming file and key;
  * - rsy_dist_sample follows rsy_dist_cdf for every kind (Kolmogorov-Smirnov, fixed seeds);
  * - tissue lookup and field interpolation; the memory estimate grows with dims and workers.
  * Run from the repository root.
@@ -186,9 +190,10 @@ static int load_all_in(const char *dir, config_kind kind)
             tu_rmtree(standin);
             free(standin);
         } else if (kind == KIND_PRIOR) {
-            rsy_prior *p = NULL;
-            rc = rsy_prior_load(&p, path);
-            free(p);
+            /* Disease files: one lesion type at the top level or several in "lesion_types". */
+            rsy_disease *d = NULL;
+            rc = rsy_disease_load(&d, path);
+            free(d);
         } else if (kind == KIND_TEXTURE) {
             rsy_texture_preset *t = NULL;
             rc = rsy_texture_preset_load(&t, path);
@@ -217,6 +222,12 @@ static void test_all_configs_load(void **state)
     (void)state;
     assert_true(load_all_in("configs/tissues", KIND_TISSUES) >= 1);
     assert_true(load_all_in("configs/priors", KIND_PRIOR) >= 1);
+    /* The valid disease that the malformed fixture_prior_*.json files each alter in one place. */
+    rsy_disease *d = NULL;
+    tu_log_capture();
+    assert_int_equal(rsy_disease_load(&d, "tests/recipes_bad/fixture_prior_disease.json"), RSY_OK);
+    assert_int_equal(d->n_types, 2);
+    free(d);
     assert_true(load_all_in("configs/scanners", KIND_SCANNER) >= 1);
     assert_true(load_all_in("configs/textures", KIND_TEXTURE) >= 1);
     assert_true(load_all_in("configs/recipes", KIND_RECIPE) >= 1);
@@ -721,6 +732,69 @@ static const bad_case bad_cases[] = {
     {"ct_prior.json", "ct_prior.json",
      "lesions[0].prior: prior \"glioblastoma\" (configs/priors/glioblastoma.json) has no \"ct\" "
      "in its modalities, but the recipe images with CT"},
+    /* Issue 5 prior format: each malformed fixture_prior_X.json differs from the valid
+     * fixture_prior_disease.json (two lesion types, MRI and CT) in one place. */
+    {"ct_prior_mri_only.json", "ct_prior_mri_only.json",
+     "lesions[0].prior: prior \"glioblastoma\" (tests/recipes_bad/../../configs/priors/"
+     "glioblastoma.json) has no \"ct\" in its modalities, but the recipe images with CT"},
+    {"prior_unknown_key_shape.json", "fixture_prior_unknown_key_shape.json",
+     "lesion_types[0].shape.roughness_amp: unknown key (expected one of: kind, elongation"},
+    {"prior_unknown_key_placement.json", "fixture_prior_unknown_key_placement.json",
+     "lesion_types[0].placement.zone_weight: unknown key (expected one of: rule, hosts"},
+    {"prior_unknown_key_mass_effect.json", "fixture_prior_unknown_key_mass_effect.json",
+     "lesion_types[0].mass_effect.strenght: unknown key (expected one of: strength, range_mm, "
+     "fixed_tissues, note)"},
+    {"prior_unknown_key_inclusions.json", "fixture_prior_unknown_key_inclusions.json",
+     "lesion_types[0].compartments[2].inclusions.size_mm: unknown key (expected one of: "
+     "volume_fraction, diameter_mm, where, note)"},
+    {"prior_unknown_key_network.json", "fixture_prior_unknown_key_network.json",
+     "lesion_types[0].compartments[3].network.cell_size_mm: unknown key (expected one of: "
+     "line_mm, cell_mm, note)"},
+    {"prior_unknown_key_ct_phase.json", "fixture_prior_unknown_key_ct_phase.json",
+     "lesion_types[0].compartments[0].ct.arterial.sd: unknown key (expected one of: hu, sd_hu, "
+     "note)"},
+    {"prior_unknown_key_ct_relative.json", "fixture_prior_unknown_key_ct_relative.json",
+     "lesion_types[0].compartments[1].ct.offset_hu: unknown key (expected one of: relative_to, "
+     "hu_offset, sd_hu, note)"},
+    {"prior_unknown_key_lesion_type.json", "fixture_prior_unknown_key_lesion_type.json",
+     "lesion_types[1].counts: unknown key (expected one of: name, display_name, probability"},
+    {"prior_diameter_max_lt_min.json", "fixture_prior_diameter_max_lt_min.json",
+     "lesion_types[0].diameter_mm: expected min <= max (min 20, max 10)"},
+    {"prior_negative_wall.json", "fixture_prior_negative_wall.json",
+     "lesion_types[0].compartments[1].wall_mm: expected a number in (0, 100], got -1"},
+    {"prior_wall_too_thick.json", "fixture_prior_wall_too_thick.json",
+     "lesion_types[0].compartments[1].wall_mm: expected a wall thinner than the largest lesion "
+     "radius (it is at least 12 mm; diameter_mm draws at most 20 mm)"},
+    {"prior_unknown_reference.json", "fixture_prior_unknown_reference.json",
+     "lesion_types[0].placement.reference[0]: no tissue \"ventricle\" in the tissue table "
+     "\"mri-brain\""},
+    {"prior_rule_without_reference.json", "fixture_prior_rule_without_reference.json",
+     "lesion_types[0].placement.reference: required key missing (rule \"periventricular\" "
+     "measures distances to these tissues)"},
+    {"prior_min_distance_gt_max.json", "fixture_prior_min_distance_gt_max.json",
+     "lesion_types[0].placement.min_distance_mm: expected a number < "
+     "lesion_types[0].placement.max_distance_mm (8), got 10"},
+    {"prior_inside_later.json", "fixture_prior_inside_later.json",
+     "lesion_types[0].compartments[2].inside: expected the name of a compartment listed before "
+     "this one (\"septa\" is the later compartments[3]: list the parent first)"},
+    {"prior_inside_missing.json", "fixture_prior_inside_missing.json",
+     "lesion_types[0].compartments[3].inside: expected the name of a compartment listed before "
+     "this one (there is no compartment \"core\")"},
+    {"prior_cyst_without_wall.json", "fixture_prior_cyst_without_wall.json",
+     "lesion_types[0].shape.kind: expected \"solid\", or a compartment with \"wall_mm\""},
+    {"prior_zone_weights_zero.json", "fixture_prior_zone_weights_zero.json",
+     "lesion_types[0].placement.zone_weights: expected weights not all 0"},
+    {"prior_ct_missing.json", "fixture_prior_ct_missing.json",
+     "lesion_types[1].compartments[0].ct: required key missing (modalities include \"ct\")"},
+    {"prior_override_multi_type.json", "prior_override_multi_type.json",
+     "lesions[0].count: expected no override on an entry that takes 2 lesion types "
+     "(\"fixture_prior_disease\" has 2): name one type, e.g. \"fixture_prior_disease/cyst\""},
+    {"prior_unknown_lesion_type.json", "prior_unknown_lesion_type.json",
+     "lesions[0].prior: no lesion type \"nodules\" in tests/recipes_bad/fixture_prior_disease.json "
+     "(its types: \"cyst\", \"nodule\")"},
+    {"prior_type_of_single_file.json", "prior_type_of_single_file.json",
+     "lesions[0].prior: expected no \"/core\": tests/recipes_bad/../../configs/priors/"
+     "glioblastoma.json holds one lesion type at its top level"},
 };
 
 static void test_bad_recipes(void **state)
@@ -1023,17 +1097,675 @@ static void test_memory_estimate(void **state)
     rsy_recipe_destroy(r);
 }
 
+/* ---------------------------------------------------------------------------------------- */
+/* The issue-5 prior format: every key, defaults, diseases with several lesion types          */
+/* ---------------------------------------------------------------------------------------- */
+
+/* A disease with every key of the format: a cystic type with all shape, placement, mass-effect
+ * and compartment keys (every extent kind, MRI and CT properties absolute and relative), an
+ * extra-axial type, and a type that gives only the required keys. */
+static const char every_prior[] =
+    "{\"raresynth_prior\": 1, \"name\": \"every\", \"display_name\": \"Every key\",\n"
+    " \"organ\": \"brain\", \"modalities\": [\"mri\", \"ct\"], \"description\": \"All keys.\",\n"
+    " \"note\": \"n\", \"sources\": [\"GK\", \"S1 a source\"],\n"
+    " \"lesion_types\": [\n"
+    "  {\"name\": \"cystic_mass\", \"display_name\": \"Cystic mass\", \"probability\": 0.25,\n"
+    "   \"note\": \"t\",\n"
+    "   \"count\": {\"distribution\": \"poisson\", \"mean\": 2, \"min\": 1, \"max\": 6},\n"
+    "   \"diameter_mm\": {\"distribution\": \"uniform\", \"min\": 8, \"max\": 20},\n"
+    "   \"shape\": {\"kind\": \"cyst\", \"elongation\": 1.5,\n"
+    "     \"flatness\": {\"distribution\": \"uniform\", \"min\": 1, \"max\": 1.2},\n"
+    "     \"lobulation_lmax\": 3, \"lobulation_amplitude\": 0.1, \"roughness_amplitude\": 0.05,\n"
+    "     \"roughness_scale_mm\": 3,\n"
+    "     \"lobes\": {\"distribution\": \"categorical\", \"values\": [1, 3], \"weights\": [2, "
+    "1]},\n"
+    "     \"orientation\": \"radial\", \"note\": \"s\"},\n"
+    "   \"placement\": {\"rule\": \"periventricular\", \"hosts\": [\"white_matter\"],\n"
+    "     \"allowed_tissues\": [\"white_matter\", \"ventricles\"], \"reference\": "
+    "[\"ventricles\"],\n"
+    "     \"min_distance_mm\": 1, \"max_distance_mm\": 10, \"zone_weights\": [3, 1, 0],\n"
+    "     \"min_separation_mm\": 2, \"max_attempts\": 50, \"note\": \"p\"},\n"
+    "   \"mass_effect\": {\"strength\": {\"distribution\": \"uniform\", \"min\": 0.1, \"max\": "
+    "0.3},\n"
+    "     \"range_mm\": 15, \"fixed_tissues\": [\"skull\", \"scalp\"], \"note\": \"m\"},\n"
+    "   \"compartments\": [\n"
+    "    {\"name\": \"fluid\", \"display_name\": \"cyst fluid\", \"radius_fraction\": 1,\n"
+    "     \"mri\": {\"1.5T\": {\"t1_ms\": 3000, \"t2_ms\": 1500, \"pd\": 1.0},\n"
+    "             \"3T\": {\"t1_ms\": 3200, \"t2_ms\": 1400, \"pd\": 0.98, \"gd_mM\": 0.1}},\n"
+    "     \"ct\": {\"non_contrast\": {\"hu\": 5, \"sd_hu\": 3}, \"arterial\": {\"hu\": 6},\n"
+    "            \"portal_venous\": {\"hu\": 7, \"sd_hu\": 2}},\n"
+    "     \"texture_sd_fraction\": 0.05, \"note\": \"c\"},\n"
+    "    {\"name\": \"wall\", \"wall_mm\": {\"distribution\": \"uniform\", \"min\": 0.5, \"max\": "
+    "2},\n"
+    "     \"confined_to\": [\"white_matter\"],\n"
+    "     \"mri\": {\"relative_to\": \"white_matter\", \"t1_factor\": 1.2, \"t2_factor\": 1.5,\n"
+    "             \"pd_factor\": 0.9, \"gd_mM\": 0.3},\n"
+    "     \"ct\": {\"relative_to\": \"white_matter\", \"hu_offset\": {\"non_contrast\": 10,\n"
+    "             \"arterial\": 40, \"portal_venous\": 30}, \"sd_hu\": 4}},\n"
+    "    {\"name\": \"calcification\", \"inside\": \"fluid\",\n"
+    "     \"inclusions\": {\"volume_fraction\": 0.1, \"diameter_mm\": {\"distribution\":\n"
+    "       \"lognormal\", \"median\": 1.5, \"gsd\": 1.3}, \"where\": \"periphery\", \"note\": "
+    "\"i\"},\n"
+    "     \"mri\": {\"relative_to\": \"skull\"},\n"
+    "     \"ct\": {\"relative_to\": \"skull\", \"hu_offset\": {\"non_contrast\": 0, \"arterial\": "
+    "0,\n"
+    "             \"portal_venous\": 0}}},\n"
+    "    {\"name\": \"septa\", \"inside\": \"fluid\",\n"
+    "     \"network\": {\"line_mm\": 0.5, \"cell_mm\": {\"distribution\": \"uniform\", \"min\": "
+    "3,\n"
+    "       \"max\": 5}, \"note\": \"n\"},\n"
+    "     \"mri\": {\"relative_to\": \"white_matter\"},\n"
+    "     \"ct\": {\"relative_to\": \"white_matter\", \"hu_offset\": {\"non_contrast\": 5,\n"
+    "             \"arterial\": 5, \"portal_venous\": 5}}}]},\n"
+    "  {\"name\": \"meningeal\", \"count\": 1, \"diameter_mm\": 30,\n"
+    "   \"placement\": {\"rule\": \"extra_axial\", \"hosts\": [\"csf\"],\n"
+    "     \"allowed_tissues\": [\"csf\", \"grey_matter\"], \"reference\": [\"skull\"],\n"
+    "     \"max_distance_mm\": 3},\n"
+    "   \"compartments\": [{\"name\": \"mass\", \"radius_fraction\": 1,\n"
+    "     \"mri\": {\"relative_to\": \"grey_matter\"},\n"
+    "     \"ct\": {\"relative_to\": \"grey_matter\", \"hu_offset\": {\"non_contrast\": 5,\n"
+    "             \"arterial\": 30, \"portal_venous\": 20}}}]},\n"
+    "  {\"name\": \"dot\", \"count\": 1, \"diameter_mm\": 4,\n"
+    "   \"placement\": {\"hosts\": [\"white_matter\"]},\n"
+    "   \"compartments\": [{\"name\": \"dot\", \"radius_fraction\": 1,\n"
+    "     \"mri\": {\"relative_to\": \"white_matter\"},\n"
+    "     \"ct\": {\"relative_to\": \"white_matter\", \"hu_offset\": {\"non_contrast\": 1,\n"
+    "             \"arterial\": 2, \"portal_venous\": 3}}}]}]}\n";
+
+/* The defaults of a lesion type that gives only the required keys (host_tissue rule). */
+static void assert_type_defaults(const rsy_prior *p)
+{
+    assert_true(p->probability == 1.0);
+    assert_int_equal(p->shape_kind, RSY_SHAPE_SOLID);
+    assert_int_equal(p->flatness.kind, RSY_DIST_FIXED);
+    assert_true(p->flatness.value == 1.0);
+    assert_int_equal(p->lobes.kind, RSY_DIST_FIXED);
+    assert_true(p->lobes.value == 1.0);
+    assert_true(p->roughness_amplitude == 0.0 && p->roughness_scale_mm == 2.0);
+    assert_int_equal(p->orientation, RSY_ORIENT_RANDOM);
+    assert_int_equal(p->rule, RSY_PLACE_HOST_TISSUE);
+    assert_int_equal(p->n_reference, 0);
+    assert_true(p->min_distance_mm == 0.0 && isinf(p->max_distance_mm));
+    for (int z = 0; z < 3; z++)
+        assert_true(p->zone_weights[z] == 1.0);
+    assert_int_equal(p->mass_effect.enabled, 0);
+    assert_int_equal(p->mass_effect.n_fixed, 0);
+    for (int c = 0; c < p->n_compartments; c++)
+        assert_string_equal(p->compartments[c].parent, "");
+}
+
+static void test_prior_every_key(void **state)
+{
+    (void)state;
+    char *dir = tu_tmpdir("config");
+    assert_non_null(dir);
+    char *path = write_file(dir, "every.json", every_prior);
+    rsy_disease *d = NULL;
+    tu_log_capture();
+    assert_int_equal(rsy_disease_load(&d, path), RSY_OK);
+    assert_int_equal(tu_errors(), 0);
+    assert_string_equal(d->name, "every");
+    assert_string_equal(d->display_name, "Every key");
+    assert_string_equal(d->organ, "brain");
+    assert_string_equal(d->description, "All keys.");
+    assert_string_equal(d->path, path);
+    assert_true(d->modalities == (RSY_PRIOR_MRI | RSY_PRIOR_CT));
+    assert_int_equal(d->n_types, 3);
+
+    const rsy_prior *p = &d->types[0];
+    assert_string_equal(p->name, "every/cystic_mass");
+    assert_string_equal(p->disease, "every");
+    assert_string_equal(p->type_name, "cystic_mass");
+    assert_string_equal(p->display_name, "Cystic mass");
+    assert_string_equal(p->organ, "brain");
+    assert_string_equal(p->path, path);
+    assert_true(p->modalities == (RSY_PRIOR_MRI | RSY_PRIOR_CT));
+    assert_int_equal(p->n_sources, 2);
+    assert_string_equal(p->sources[1], "S1 a source");
+    assert_true(p->probability == 0.25);
+    assert_int_equal(p->count.kind, RSY_DIST_POISSON);
+    assert_true(p->count.mean == 2.0 && p->count.min == 1.0 && p->count.max == 6.0);
+    assert_int_equal(p->diameter_mm.kind, RSY_DIST_UNIFORM);
+    assert_true(p->diameter_mm.min == 8.0 && p->diameter_mm.max == 20.0);
+    /* shape */
+    assert_int_equal(p->shape_kind, RSY_SHAPE_CYST);
+    assert_true(p->elongation.kind == RSY_DIST_FIXED && p->elongation.value == 1.5);
+    assert_true(p->flatness.kind == RSY_DIST_UNIFORM && p->flatness.max == 1.2);
+    assert_int_equal(p->lobulation_lmax, 3);
+    assert_true(p->lobulation_amplitude == 0.1);
+    assert_true(p->roughness_amplitude == 0.05 && p->roughness_scale_mm == 3.0);
+    assert_int_equal(p->lobes.kind, RSY_DIST_CATEGORICAL);
+    assert_int_equal(p->lobes.n_categories, 2);
+    assert_true(p->lobes.values[1] == 3.0 && p->lobes.weights[0] == 2.0);
+    assert_int_equal(p->orientation, RSY_ORIENT_RADIAL);
+    /* placement */
+    assert_int_equal(p->rule, RSY_PLACE_PERIVENTRICULAR);
+    assert_int_equal(p->n_hosts, 1);
+    assert_string_equal(p->hosts[0], "white_matter");
+    assert_int_equal(p->n_allowed, 2);
+    assert_string_equal(p->allowed[1], "ventricles");
+    assert_int_equal(p->n_reference, 1);
+    assert_string_equal(p->reference[0], "ventricles");
+    assert_true(p->min_distance_mm == 1.0 && p->max_distance_mm == 10.0);
+    assert_true(p->zone_weights[0] == 3.0 && p->zone_weights[1] == 1.0 &&
+                p->zone_weights[2] == 0.0);
+    assert_true(p->min_separation_mm == 2.0);
+    assert_int_equal(p->max_attempts, 50);
+    /* mass effect */
+    assert_int_equal(p->mass_effect.enabled, 1);
+    assert_int_equal(p->mass_effect.strength.kind, RSY_DIST_UNIFORM);
+    assert_true(p->mass_effect.strength.min == 0.1 && p->mass_effect.strength.max == 0.3);
+    assert_true(p->mass_effect.range_mm == 15.0);
+    assert_int_equal(p->mass_effect.n_fixed, 2);
+    assert_string_equal(p->mass_effect.fixed[1], "scalp");
+    /* compartments */
+    assert_int_equal(p->n_compartments, 4);
+    const rsy_compartment *fluid = &p->compartments[0], *wall = &p->compartments[1];
+    const rsy_compartment *calc = &p->compartments[2], *septa = &p->compartments[3];
+    assert_string_equal(fluid->display_name, "cyst fluid");
+    assert_int_equal(fluid->extent_kind, RSY_EXTENT_RADIUS_FRACTION);
+    assert_true(fluid->has_mri && fluid->has_ct);
+    assert_int_equal(fluid->props_mode, RSY_PROPS_ABSOLUTE);
+    assert_true(fluid->mri_1p5t.t1_ms == 3000.0 && fluid->mri_3t.pd == 0.98 &&
+                fluid->mri_3t.gd_mM == 0.1);
+    assert_int_equal(fluid->ct_mode, RSY_PROPS_ABSOLUTE);
+    assert_true(fluid->ct[RSY_CT_PHASE_NON_CONTRAST].hu == 5.0 &&
+                fluid->ct[RSY_CT_PHASE_NON_CONTRAST].sd_hu == 3.0);
+    assert_true(fluid->ct[RSY_CT_PHASE_ARTERIAL].hu == 6.0 &&
+                fluid->ct[RSY_CT_PHASE_ARTERIAL].sd_hu == 0.0);
+    assert_true(fluid->ct[RSY_CT_PHASE_PORTAL_VENOUS].hu == 7.0 &&
+                fluid->ct[RSY_CT_PHASE_PORTAL_VENOUS].sd_hu == 2.0);
+    assert_true(fluid->texture_sd_fraction == 0.05);
+    assert_string_equal(fluid->parent, "");
+    assert_int_equal(wall->extent_kind, RSY_EXTENT_WALL_MM);
+    assert_true(wall->extent.kind == RSY_DIST_UNIFORM && wall->extent.min == 0.5 &&
+                wall->extent.max == 2.0);
+    assert_int_equal(wall->n_confined, 1);
+    assert_int_equal(wall->props_mode, RSY_PROPS_RELATIVE);
+    assert_string_equal(wall->relative_to, "white_matter");
+    assert_true(wall->t1_factor == 1.2 && wall->t2_factor == 1.5 && wall->pd_factor == 0.9 &&
+                wall->gd_mM == 0.3);
+    assert_int_equal(wall->ct_mode, RSY_PROPS_RELATIVE);
+    assert_string_equal(wall->ct_relative_to, "white_matter");
+    assert_true(wall->ct[RSY_CT_PHASE_NON_CONTRAST].hu == 10.0 &&
+                wall->ct[RSY_CT_PHASE_ARTERIAL].hu == 40.0 &&
+                wall->ct[RSY_CT_PHASE_PORTAL_VENOUS].hu == 30.0);
+    for (int ph = 0; ph < RSY_CT_N_PHASES; ph++)
+        assert_true(wall->ct[ph].sd_hu == 4.0);
+    assert_int_equal(calc->extent_kind, RSY_EXTENT_INCLUSIONS);
+    assert_true(calc->extent.kind == RSY_DIST_FIXED && calc->extent.value == 0.1);
+    assert_int_equal(calc->inclusion_diameter_mm.kind, RSY_DIST_LOGNORMAL);
+    assert_true(calc->inclusion_diameter_mm.median == 1.5);
+    assert_int_equal(calc->where, RSY_WHERE_PERIPHERY);
+    assert_string_equal(calc->parent, "fluid");
+    /* Relative MRI factors default to 1 and Gd to 0. */
+    assert_true(calc->t1_factor == 1.0 && calc->pd_factor == 1.0 && calc->gd_mM == 0.0);
+    assert_int_equal(septa->extent_kind, RSY_EXTENT_NETWORK);
+    assert_true(septa->extent.kind == RSY_DIST_FIXED && septa->extent.value == 0.5);
+    assert_true(septa->cell_mm.kind == RSY_DIST_UNIFORM && septa->cell_mm.max == 5.0);
+    assert_string_equal(septa->parent, "fluid");
+
+    /* Extra-axial: tangential without being asked; the display name defaults to the type's. */
+    p = &d->types[1];
+    assert_string_equal(p->name, "every/meningeal");
+    assert_string_equal(p->display_name, "meningeal");
+    assert_int_equal(p->rule, RSY_PLACE_EXTRA_AXIAL);
+    assert_int_equal(p->orientation, RSY_ORIENT_TANGENTIAL);
+    assert_true(p->min_distance_mm == 0.0 && p->max_distance_mm == 3.0);
+
+    /* Only the required keys: every default. */
+    p = &d->types[2];
+    assert_string_equal(p->name, "every/dot");
+    assert_type_defaults(p);
+    assert_true(p->compartments[0].ct[RSY_CT_PHASE_PORTAL_VENOUS].hu == 3.0 &&
+                p->compartments[0].ct[RSY_CT_PHASE_PORTAL_VENOUS].sd_hu == 0.0);
+    free(d);
+
+    /* rsy_prior_load takes only a file with one type at its top level. */
+    rsy_prior *q = (rsy_prior *)&q;
+    tu_log_capture();
+    assert_int_equal(rsy_prior_load(&q, path), RSY_ECONFIG);
+    assert_null(q);
+    assert_int_equal(tu_errors(), 1);
+    assert_non_null(strstr(tu_last_error(), "every.json: lesion_types: expected one lesion type"));
+    free(path);
+    tu_rmtree(dir);
+    free(dir);
+}
+
+/* glioblastoma.json, written before the issue-5 keys, loads unchanged: the keys it gives as
+ * before (test_prior_direct), every new field at its default, the same result through both
+ * loaders. */
+static void test_prior_defaults_glioblastoma(void **state)
+{
+    (void)state;
+    const char *path = "configs/priors/glioblastoma.json";
+    rsy_prior *p = NULL;
+    rsy_disease *d = NULL;
+    tu_log_capture();
+    assert_int_equal(rsy_prior_load(&p, path), RSY_OK);
+    assert_int_equal(rsy_disease_load(&d, path), RSY_OK);
+    assert_int_equal(tu_errors(), 0);
+    assert_string_equal(p->name, "glioblastoma");
+    assert_string_equal(p->disease, "glioblastoma");
+    assert_string_equal(p->type_name, "");
+    assert_string_equal(p->display_name, "Glioblastoma (IDH-wildtype)");
+    assert_true(p->modalities == RSY_PRIOR_MRI);
+    assert_type_defaults(p);
+    assert_true(p->elongation.kind == RSY_DIST_UNIFORM && p->elongation.min == 1.0 &&
+                p->elongation.max == 1.5);
+    assert_int_equal(p->lobulation_lmax, 4);
+    assert_true(p->lobulation_amplitude == 0.15);
+    assert_true(p->min_separation_mm == 10.0);
+    assert_int_equal(p->max_attempts, 2000);
+    assert_int_equal(p->n_allowed, 3);
+    assert_string_equal(p->allowed[2], "deep_grey");
+    static const rsy_extent_kind kinds[] = {RSY_EXTENT_RADIUS_FRACTION, RSY_EXTENT_MARGIN_MM,
+                                            RSY_EXTENT_RADIUS_FRACTION};
+    for (int c = 0; c < 3; c++) {
+        const rsy_compartment *cm = &p->compartments[c];
+        assert_int_equal(cm->extent_kind, kinds[c]);
+        assert_true(cm->has_mri && !cm->has_ct);
+    }
+    assert_true(p->compartments[0].extent.kind == RSY_DIST_UNIFORM &&
+                p->compartments[0].extent.min == 0.55 && p->compartments[0].extent.max == 0.8);
+    assert_true(p->compartments[0].mri_3t.t1_ms == 3162.0 &&
+                p->compartments[0].mri_3t.t2_ms == 671.0);
+    assert_true(p->compartments[1].extent.min == 5.0 && p->compartments[1].extent.max == 25.0);
+    assert_true(p->compartments[1].t1_factor == 1.352 && p->compartments[1].t2_factor == 1.711);
+    assert_true(p->compartments[2].t1_factor == 1.997 && p->compartments[2].gd_mM == 0.5);
+    assert_true(p->compartments[0].texture_sd_fraction == 0.1);
+    assert_int_equal(p->n_sources, 6);
+    assert_int_equal(d->n_types, 1);
+    assert_string_equal(d->name, "glioblastoma");
+    assert_string_equal(d->organ, "brain");
+    assert_true(d->modalities == RSY_PRIOR_MRI);
+    assert_non_null(strstr(d->description, "Solitary, poorly defined"));
+    /* Both loaders fill every byte the same way (the structs are zeroed before parsing). */
+    assert_memory_equal(p, &d->types[0], sizeof *p);
+    free(p);
+    free(d);
+}
+
+/* A recipe directory: DIR/recipes/r.json beside DIR/priors/ holding @p n_priors files. */
+static char *recipe_dir_with(const char *const names[], const char *const texts[], int n_priors)
+{
+    char *dir = tu_tmpdir("config");
+    assert_non_null(dir);
+    char sub[1024];
+    snprintf(sub, sizeof sub, "%s/priors", dir);
+    assert_int_equal(mkdir(sub, 0700), 0);
+    for (int i = 0; i < n_priors; i++)
+        free(write_file(sub, names[i], texts[i]));
+    snprintf(sub, sizeof sub, "%s/recipes", dir);
+    assert_int_equal(mkdir(sub, 0700), 0);
+    return dir;
+}
+
+/* Load DIR/recipes/r.json made of @p head and @p lesions (the "lesions" array's text). */
+static rsy_status load_in(const char *dir, const char *head, const char *lesions, rsy_recipe **r)
+{
+    char sub[1024], text[4096];
+    snprintf(sub, sizeof sub, "%s/recipes", dir);
+    snprintf(text, sizeof text, "%s, \"lesions\": %s}\n", head, lesions);
+    char *path = write_file(sub, "r.json", text);
+    rsy_status rc = rsy_recipe_load(r, path, search_configs);
+    free(path);
+    return rc;
+}
+
+#define CT_HEAD                                                                                    \
+    "{\"raresynth_recipe\": 1, \"name\": \"Ct\", \"dataset_id\": 8,\n"                             \
+    " \"phantom\": {\"family\": \"head\"},\n"                                                      \
+    " \"acquisition\": {\"modality\": \"ct\", \"tissues\": \"ct-body\", \"scanner\": "             \
+    "\"ct-standard\", \"phase\": \"arterial\", \"doses\": [1.0]}"
+
+/* A prior for MRI and CT whose MRI properties name a tissue no table has: a CT recipe reads only
+ * the CT properties, so only their tissue is checked against its table. */
+static const char mixed_prior[] =
+    "{\"raresynth_prior\": 1, \"name\": \"mixed\", \"organ\": \"brain\",\n"
+    " \"modalities\": [\"mri\", \"ct\"], \"sources\": [\"GK\"], \"count\": 1, \"diameter_mm\": "
+    "20,\n"
+    " \"placement\": {\"hosts\": [\"white_matter\"]},\n"
+    " \"compartments\": [{\"name\": \"lesion\", \"radius_fraction\": 1,\n"
+    "   \"mri\": {\"relative_to\": \"tissue_of_no_table\"},\n"
+    "   \"ct\": {\"relative_to\": \"white_matter\", \"hu_offset\": {\"non_contrast\": -20,\n"
+    "          \"arterial\": 40, \"portal_venous\": -10}, \"sd_hu\": 8}}]}\n";
+
+static void test_disease_in_recipe(void **state)
+{
+    (void)state;
+    /* 16 lesion types in one disease: with one more, a recipe is over RSY_MAX_LESION_TYPES. */
+    char many[16384];
+    size_t k = (size_t)snprintf(many, sizeof many,
+                                "{\"raresynth_prior\": 1, \"name\": \"many\", \"organ\": "
+                                "\"brain\", \"modalities\": [\"mri\"], \"sources\": [\"GK\"], "
+                                "\"lesion_types\": [");
+    for (int i = 0; i < RSY_MAX_LESION_TYPES; i++)
+        k += (size_t)snprintf(many + k, sizeof many - k,
+                              "%s{\"name\": \"t%d\", \"count\": 1, \"diameter_mm\": 5, "
+                              "\"placement\": {\"hosts\": [\"white_matter\"]}, \"compartments\": "
+                              "[{\"name\": \"c%d\", \"radius_fraction\": 1, \"mri\": "
+                              "{\"relative_to\": \"white_matter\"}}]}",
+                              i ? ", " : "", i, i);
+    snprintf(many + k, sizeof many - k, "]}\n");
+    static const char *const names[] = {"every.json", "many.json", "mixed.json"};
+    const char *const texts[] = {every_prior, many, mixed_prior};
+    char *dir = recipe_dir_with(names, texts, 3);
+    rsy_recipe *r = NULL;
+    tu_log_capture();
+
+    /* A disease name takes every type, with the prior's probabilities. */
+    assert_int_equal(load_in(dir, MINIMAL_HEAD, "[{\"prior\": \"every\"}]", &r), RSY_OK);
+    assert_int_equal(r->n_lesion_types, 3);
+    assert_string_equal(r->lesions[0].prior.name, "every/cystic_mass");
+    assert_string_equal(r->lesions[1].prior.name, "every/meningeal");
+    assert_string_equal(r->lesions[2].prior.name, "every/dot");
+    assert_true(r->lesions[0].probability == 0.25 && r->lesions[1].probability == 1.0);
+    assert_int_equal(r->lesions[0].prior.n_compartments, 4);
+    assert_string_equal(r->lesions[0].prior.compartments[3].parent, "fluid");
+    /* A distance rule and mass effect add 8 + 16 bytes per voxel to the memory bound (the
+     * documented formula; the default grid is 128^3). */
+    uint64_t with = rsy_recipe_memory_estimate(r, 1);
+    r->lesions[0].prior.mass_effect.enabled = 0;
+    assert_true(with - rsy_recipe_memory_estimate(r, 1) == 128ull * 128 * 128 * 16);
+    r->n_lesion_types = 0;
+    assert_true(with - rsy_recipe_memory_estimate(r, 1) == 128ull * 128 * 128 * 24);
+    r->n_lesion_types = 3;
+    rsy_recipe_destroy(r);
+
+    /* "stem/type" takes one type, whose overrides apply; a single-type file keeps its name. */
+    assert_int_equal(load_in(dir, MINIMAL_HEAD,
+                             "[{\"prior\": \"every/dot\", \"probability\": 0.5, \"count\": 3, "
+                             "\"diameter_mm\": {\"distribution\": \"uniform\", \"min\": 2, "
+                             "\"max\": 6}}, {\"prior\": \"glioblastoma\"}, "
+                             "{\"prior\": \"every/cystic_mass\"}]",
+                             &r),
+                     RSY_OK);
+    assert_int_equal(r->n_lesion_types, 3);
+    const rsy_lesion_spec *ls = &r->lesions[0];
+    assert_string_equal(ls->prior.name, "every/dot");
+    assert_true(ls->probability == 0.5 && ls->prior.probability == 0.5);
+    assert_true(ls->prior.count.kind == RSY_DIST_FIXED && ls->prior.count.value == 3.0);
+    assert_true(ls->prior.diameter_mm.kind == RSY_DIST_UNIFORM && ls->prior.diameter_mm.max == 6.0);
+    assert_string_equal(r->lesions[1].prior.name, "glioblastoma");
+    assert_true(r->lesions[1].probability == 1.0);
+    assert_true(r->lesions[2].probability == 0.25);
+    rsy_recipe_destroy(r);
+
+    /* A CT recipe takes priors that list "ct"; their HU come through. */
+    assert_int_equal(load_in(dir, CT_HEAD, "[{\"prior\": \"every\"}, {\"prior\": \"mixed\"}]", &r),
+                     RSY_OK);
+    assert_int_equal(r->n_lesion_types, 4);
+    assert_string_equal(r->modality, "ct");
+    assert_true(r->lesions[0].prior.compartments[1].ct[RSY_CT_PHASE_ARTERIAL].hu == 40.0);
+    assert_string_equal(r->lesions[3].prior.name, "mixed");
+    assert_string_equal(r->lesions[3].prior.compartments[0].ct_relative_to, "white_matter");
+    assert_int_equal(tu_errors(), 0);
+    rsy_recipe_destroy(r);
+
+    /* One line per problem, naming the key. */
+    static const struct {
+        int ct;
+        const char *lesions;
+        const char *expected;
+    } bad[] = {
+        {0, "[{\"prior\": \"every\"}, {\"prior\": \"every/dot\"}]",
+         "r.json: lesions[1].prior: lesion type \"every/dot\" is already used by lesions[0]"},
+        {0, "[{\"prior\": \"every\", \"probability\": 0.5}]",
+         "r.json: lesions[0].probability: expected no override on an entry that takes 3 lesion "
+         "types (\"every\" has 3): name one type, e.g. \"every/cystic_mass\""},
+        {0, "[{\"prior\": \"many\"}, {\"prior\": \"glioblastoma\"}]",
+         "r.json: lesions[1].prior: expected at most 16 lesion types per recipe (\"glioblastoma\" "
+         "brings 1 to the 16 before it)"},
+        {0, "[{\"prior\": \"every/cyst\"}]",
+         "r.json: lesions[0].prior: no lesion type \"cyst\" in"},
+        {0, "[{\"prior\": \"glioblastoma/core\"}]",
+         "r.json: lesions[0].prior: expected no \"/core\""},
+        {0, "[{\"prior\": \"nothing/core\"}]",
+         "r.json: lesions[0].prior: no prior named \"nothing\""},
+        /* The wall (at least 0.5 mm) needs lesions above 1 mm. */
+        {0, "[{\"prior\": \"every/cystic_mass\", \"diameter_mm\": 1}]",
+         "r.json: lesions[0].diameter_mm: expected a distribution that can draw diameters above 1 "
+         "mm (compartment \"wall\" of \"every/cystic_mass\" needs them)"},
+        /* An MRI recipe checks the MRI properties' tissue. */
+        {0, "[{\"prior\": \"mixed\"}]",
+         "mixed.json: compartments[0].mri.relative_to: no tissue \"tissue_of_no_table\" in the "
+         "tissue table \"mri-brain\""},
+        {1, "[{\"prior\": \"many/t3\"}]", "r.json: lesions[0].prior: prior \"many\" ("},
+        /* A CT recipe refuses an MRI-only prior after accepting others. */
+        {1, "[{\"prior\": \"every/meningeal\"}, {\"prior\": \"glioblastoma\"}]",
+         "has no \"ct\" in its modalities, but the recipe images with CT"},
+    };
+    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+        r = (rsy_recipe *)&r;
+        tu_log_capture();
+        rsy_status rc = load_in(dir, bad[i].ct ? CT_HEAD : MINIMAL_HEAD, bad[i].lesions, &r);
+        if (rc != RSY_ECONFIG || tu_errors() != 1 || !strstr(tu_last_error(), bad[i].expected))
+            print_error("case %zu: rc %d, %d errors, got \"%s\", expected \"%s\"\n", i, (int)rc,
+                        tu_errors(), tu_last_error(), bad[i].expected);
+        assert_int_equal(rc, RSY_ECONFIG);
+        assert_null(r);
+        assert_int_equal(tu_errors(), 1);
+        assert_non_null(strstr(tu_last_error(), bad[i].expected));
+    }
+    tu_rmtree(dir);
+    free(dir);
+}
+
+/* Malformed single-type priors: each case differs from a valid prior in one place. */
+#define P_MOD "\"modalities\": [\"mri\"], "
+#define P_CD "\"count\": 1, \"diameter_mm\": 10, "
+#define P_PL "\"placement\": {\"hosts\": [\"white_matter\"]}, "
+#define P_C1                                                                                       \
+    "{\"name\": \"c\", \"radius_fraction\": 1, \"mri\": {\"relative_to\": \"white_matter\"}}"
+#define P_COMPS(x) "\"compartments\": [" x "]"
+#define P_CT_REL                                                                                   \
+    "\"ct\": {\"relative_to\": \"white_matter\", \"hu_offset\": {\"non_contrast\": 1, "            \
+    "\"arterial\": 2, \"portal_venous\": 3}}"
+
+static void test_prior_errors(void **state)
+{
+    (void)state;
+    static const struct {
+        const char *body;
+        const char *expected; /* NULL: the prior is valid */
+    } cases[] = {
+        {P_MOD P_CD P_PL P_COMPS(P_C1), NULL},
+        {P_MOD P_CD P_PL "\"probability\": 1.5, " P_COMPS(P_C1),
+         "probability: expected a number in [0, 1], got 1.5"},
+        /* shape */
+        {P_MOD P_CD P_PL "\"shape\": {\"kind\": \"blob\"}, " P_COMPS(P_C1),
+         "shape.kind: expected one of \"solid\", \"cyst\", got \"blob\""},
+        {P_MOD P_CD P_PL "\"shape\": {\"elongation\": 1.2, \"flatness\": 1.5}, " P_COMPS(P_C1),
+         "shape.flatness: expected values <= shape.elongation's"},
+        {P_MOD P_CD P_PL "\"shape\": {\"flatness\": 0.5}, " P_COMPS(P_C1),
+         "shape.flatness: expected a number in [1, 10], got 0.5"},
+        {P_MOD P_CD P_PL "\"shape\": {\"lobes\": 0}, " P_COMPS(P_C1),
+         "shape.lobes: expected an integer in [1, 16], got 0"},
+        {P_MOD P_CD P_PL "\"shape\": {\"lobes\": {\"distribution\": \"uniform\", \"min\": 1, "
+                         "\"max\": 3}}, " P_COMPS(P_C1),
+         "shape.lobes.distribution: expected \"fixed\", \"categorical\" or \"poisson\""},
+        {P_MOD P_CD P_PL "\"shape\": {\"roughness_amplitude\": 0.5}, " P_COMPS(P_C1),
+         "shape.roughness_amplitude: expected a number in [0, 0.3], got 0.5"},
+        {P_MOD P_CD P_PL "\"shape\": {\"roughness_scale_mm\": 0}, " P_COMPS(P_C1),
+         "shape.roughness_scale_mm: expected a number in (0, 100], got 0"},
+        {P_MOD P_CD P_PL "\"shape\": {\"orientation\": \"radial\"}, " P_COMPS(P_C1),
+         "shape.orientation: expected \"random\" without placement.reference"},
+        {P_MOD P_CD P_PL "\"shape\": {\"orientation\": \"sideways\"}, " P_COMPS(P_C1),
+         "shape.orientation: expected one of \"random\", \"radial\", \"tangential\""},
+        /* placement */
+        {P_MOD P_CD
+         "\"placement\": {\"rule\": \"perivascular\", \"hosts\": [\"white_matter\"]}, " P_COMPS(
+             P_C1),
+         "placement.rule: expected one of \"host_tissue\", \"periventricular\""},
+        {P_MOD P_CD "\"placement\": {\"rule\": \"juxtacortical\", \"hosts\": [\"white_matter\"], "
+                    "\"reference\": [\"grey_matter\"]}, " P_COMPS(P_C1),
+         "placement.max_distance_mm: required key missing (rule \"juxtacortical\" keeps the "
+         "centre within this distance of the reference tissues)"},
+        {P_MOD P_CD
+         "\"placement\": {\"hosts\": [\"white_matter\"], \"max_distance_mm\": 5}, " P_COMPS(P_C1),
+         "placement.max_distance_mm: expected no distance with rule \"host_tissue\""},
+        {P_MOD P_CD
+         "\"placement\": {\"rule\": \"subpleural\", \"hosts\": [\"white_matter\"], "
+         "\"reference\": [\"csf\"], \"min_distance_mm\": -1, \"max_distance_mm\": 5}, " P_COMPS(
+             P_C1),
+         "placement.min_distance_mm: expected a number in [0, 1000], got -1"},
+        {P_MOD P_CD "\"placement\": {\"rule\": \"extra_axial\", \"hosts\": [\"csf\"], "
+                    "\"reference\": [\"skull\"], \"max_distance_mm\": 2}, "
+                    "\"shape\": {\"orientation\": \"radial\"}, " P_COMPS(
+                        "{\"name\": \"c\", \"radius_fraction\": 1, \"mri\": "
+                        "{\"relative_to\": \"csf\"}}"),
+         "shape.orientation: expected \"tangential\" with rule \"extra_axial\""},
+        {P_MOD P_CD
+         "\"placement\": {\"hosts\": [\"white_matter\"], \"zone_weights\": [1, 2]}, " P_COMPS(P_C1),
+         "placement.zone_weights: expected [upper, middle, lower]: 3 numbers >= 0, not all 0"},
+        {P_MOD P_CD
+         "\"placement\": {\"hosts\": [\"white_matter\"], \"zone_weights\": [1, -2, 1]}, " P_COMPS(
+             P_C1),
+         "placement.zone_weights[1]: expected a number in [0, 1e+06], got -2"},
+        {P_MOD P_CD "\"placement\": {\"hosts\": [\"white_matter\"], \"allowed_tissues\": "
+                    "[\"grey_matter\"]}, " P_COMPS(P_C1),
+         "placement.hosts[0]: expected a tissue also listed in placement.allowed_tissues"},
+        /* mass effect */
+        {P_MOD P_CD P_PL "\"mass_effect\": {\"strength\": 1, \"range_mm\": 5}, " P_COMPS(P_C1),
+         "mass_effect.strength: expected a number in (0, 1), got 1"},
+        {P_MOD P_CD P_PL "\"mass_effect\": {\"strength\": 0.2}, " P_COMPS(P_C1),
+         "mass_effect.range_mm: required key missing"},
+        {P_MOD P_CD P_PL "\"mass_effect\": {\"strength\": 0.2, \"range_mm\": 0}, " P_COMPS(P_C1),
+         "mass_effect.range_mm: expected a number in (0, 200], got 0"},
+        /* compartments */
+        {P_MOD P_CD P_PL P_COMPS(P_C1 ", {\"name\": \"d\", \"radius_fraction\": 0.5, \"inside\": "
+                                      "\"c\", \"mri\": {\"relative_to\": \"csf\"}}"),
+         "compartments[1].inside: expected no \"inside\": only inclusions and network"},
+        {P_MOD P_CD P_PL P_COMPS(P_C1 ", {\"name\": \"d\", \"network\": {\"line_mm\": 1, "
+                                      "\"cell_mm\": 5}, \"mri\": {\"relative_to\": \"csf\"}}"),
+         "compartments[1].inside: required key missing (networks lie inside a compartment"},
+        {P_MOD P_CD P_PL P_COMPS(P_C1 ", {\"name\": \"d\", \"inside\": \"c\", \"network\": "
+                                      "{\"line_mm\": 5, \"cell_mm\": 4}, \"mri\": "
+                                      "{\"relative_to\": \"csf\"}}"),
+         "compartments[1].network.line_mm: expected lines thinner than the cells they bound"},
+        {P_MOD P_CD P_PL P_COMPS(P_C1 ", {\"name\": \"d\", \"inside\": \"c\", \"inclusions\": "
+                                      "{\"volume_fraction\": 0.2, \"diameter_mm\": 12}, \"mri\": "
+                                      "{\"relative_to\": \"csf\"}}"),
+         "compartments[1].inclusions.diameter_mm: expected inclusions smaller than the largest "
+         "lesion (they are at least 12 mm; diameter_mm draws at most 10 mm)"},
+        {P_MOD P_CD P_PL P_COMPS(P_C1 ", {\"name\": \"d\", \"inside\": \"c\", \"inclusions\": "
+                                      "{\"volume_fraction\": 1, \"diameter_mm\": 1}, \"mri\": "
+                                      "{\"relative_to\": \"csf\"}}"),
+         "compartments[1].inclusions.volume_fraction: expected a number in (0, 1), got 1"},
+        {P_MOD P_CD P_PL P_COMPS(P_C1 ", {\"name\": \"d\", \"inside\": \"c\", \"inclusions\": "
+                                      "{\"volume_fraction\": 0.1, \"diameter_mm\": 1, \"where\": "
+                                      "\"edge\"}, \"mri\": {\"relative_to\": \"csf\"}}"),
+         "compartments[1].inclusions.where: expected one of \"anywhere\", \"periphery\", "
+         "\"centre\""},
+        {P_MOD P_CD P_PL P_COMPS(P_C1 ", {\"name\": \"d\", \"inside\": \"d\", \"inclusions\": "
+                                      "{\"volume_fraction\": 0.1, \"diameter_mm\": 1}, \"mri\": "
+                                      "{\"relative_to\": \"csf\"}}"),
+         "compartments[1].inside: expected the name of a compartment listed before this one "
+         "(\"d\" is this compartment, compartments[1]"},
+        {P_MOD P_CD P_PL P_COMPS(P_C1 ", {\"name\": \"w\", \"wall_mm\": 1, \"mri\": "
+                                      "{\"relative_to\": \"csf\"}}, {\"name\": \"v\", \"wall_mm\": "
+                                      "2, \"mri\": {\"relative_to\": \"csf\"}}"),
+         "compartments[2].wall_mm: expected one wall_mm compartment per lesion type (also "
+         "compartments[1])"},
+        {P_MOD P_CD P_PL P_COMPS("{\"name\": \"c\", \"radius_fraction\": 1}"),
+         "compartments[0].mri: required key missing (modalities include \"mri\")"},
+        {P_MOD P_CD P_PL P_COMPS("{\"name\": \"c\", \"radius_fraction\": 1, \"mri\": "
+                                 "{\"relative_to\": \"csf\"}, " P_CT_REL "}"),
+         "compartments[0].ct: unexpected CT properties: modalities do not include \"ct\""},
+        {"\"modalities\": [\"ct\"], " P_CD P_PL P_COMPS(
+             "{\"name\": \"c\", \"radius_fraction\": 1, \"mri\": {\"relative_to\": "
+             "\"csf\"}, " P_CT_REL "}"),
+         "compartments[0].mri: unexpected MRI properties: modalities do not include \"mri\""},
+        {"\"modalities\": [\"ct\"], " P_CD P_PL P_COMPS(
+             "{\"name\": \"c\", \"radius_fraction\": 1, \"ct\": {\"non_contrast\": {\"hu\": "
+             "5}, \"arterial\": {\"hu\": 5}}}"),
+         "compartments[0].ct.portal_venous: required key missing (absolute CT properties give "
+         "every phase"},
+        {"\"modalities\": [\"ct\"], " P_CD P_PL P_COMPS(
+             "{\"name\": \"c\", \"radius_fraction\": 1, \"ct\": {\"non_contrast\": {\"hu\": "
+             "-2000}, \"arterial\": {\"hu\": 5}, \"portal_venous\": {\"hu\": 5}}}"),
+         "compartments[0].ct.non_contrast.hu: expected a number in [-1024, 3071], got -2000"},
+        {"\"modalities\": [\"ct\"], " P_CD P_PL P_COMPS(
+             "{\"name\": \"c\", \"radius_fraction\": 1, \"ct\": {\"relative_to\": \"liver\", "
+             "\"hu_offset\": {\"non_contrast\": 5, \"arterial\": 5}}}"),
+         "compartments[0].ct.hu_offset.portal_venous: required key missing"},
+        {"\"modalities\": [\"ct\"], " P_CD P_PL P_COMPS(
+             "{\"name\": \"c\", \"radius_fraction\": 1, \"ct\": {\"relative_to\": \"liver\"}}"),
+         "compartments[0].ct.hu_offset: required key missing"},
+        /* lesion_types */
+        {P_MOD P_CD "\"lesion_types\": []",
+         "count: expected no lesion-type key at the top level of a file with \"lesion_types\""},
+        {P_MOD "\"lesion_types\": []",
+         "lesion_types: expected an array of 1 to 16 lesion type objects"},
+        {P_MOD "\"lesion_types\": [{\"name\": \"a\", " P_CD P_PL P_COMPS(
+             P_C1) "}, "
+                   "{\"name\": \"a\", " P_CD P_PL P_COMPS(P_C1) "}]",
+         "lesion_types[1].name: duplicate lesion type name \"a\" (also lesion_types[0])"},
+        {P_MOD "\"lesion_types\": [{\"name\": \""
+               "ab123456789012345678901234567890123456789012345678901234567890\", " P_CD P_PL
+                   P_COMPS(P_C1) "}]",
+         "lesion_types[0].name: expected a name short enough that \"p/<name>\" has at most 63 "
+         "characters"},
+        {P_MOD "\"lesion_types\": [{\"name\": \"a\", " P_CD P_COMPS(P_C1) "}]",
+         "lesion_types[0].placement: required key missing"},
+    };
+    char *dir = tu_tmpdir("config");
+    assert_non_null(dir);
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        char text[4096];
+        snprintf(text, sizeof text,
+                 "{\"raresynth_prior\": 1, \"name\": \"p\", \"organ\": \"brain\", "
+                 "\"sources\": [\"GK\"], %s}\n",
+                 cases[i].body);
+        char *path = write_file(dir, "p.json", text);
+        rsy_disease *d = (rsy_disease *)&d;
+        tu_log_capture();
+        rsy_status rc = rsy_disease_load(&d, path);
+        free(path);
+        if (!cases[i].expected) {
+            assert_int_equal(rc, RSY_OK);
+            assert_int_equal(tu_errors(), 0);
+            free(d);
+            continue;
+        }
+        char want[512];
+        snprintf(want, sizeof want, "p.json: %s", cases[i].expected);
+        if (rc != RSY_ECONFIG || tu_errors() != 1 || !strstr(tu_last_error(), want))
+            print_error("case %zu: rc %d, %d errors, got \"%s\", expected \"%s\"\n", i, (int)rc,
+                        tu_errors(), tu_last_error(), want);
+        assert_int_equal(rc, RSY_ECONFIG);
+        assert_null(d);
+        assert_int_equal(tu_errors(), 1);
+        assert_non_null(strstr(tu_last_error(), want));
+    }
+    tu_rmtree(dir);
+    free(dir);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_all_configs_load), cmocka_unit_test(test_gbm_recipe),
-        cmocka_unit_test(test_defaults),         cmocka_unit_test(test_texture_keys),
-        cmocka_unit_test(test_texture_presets),  cmocka_unit_test(test_overrides_merge),
-        cmocka_unit_test(test_seed_forms),       cmocka_unit_test(test_ct_recipe),
-        cmocka_unit_test(test_bad_recipes),      cmocka_unit_test(test_unreadable_recipe),
-        cmocka_unit_test(test_prior_direct),     cmocka_unit_test(test_tissue_table),
-        cmocka_unit_test(test_dist_statistics),  cmocka_unit_test(test_dist_cdf_edges),
+        cmocka_unit_test(test_all_configs_load),
+        cmocka_unit_test(test_gbm_recipe),
+        cmocka_unit_test(test_defaults),
+        cmocka_unit_test(test_texture_keys),
+        cmocka_unit_test(test_texture_presets),
+        cmocka_unit_test(test_overrides_merge),
+        cmocka_unit_test(test_seed_forms),
+        cmocka_unit_test(test_ct_recipe),
+        cmocka_unit_test(test_bad_recipes),
+        cmocka_unit_test(test_unreadable_recipe),
+        cmocka_unit_test(test_prior_direct),
+        cmocka_unit_test(test_tissue_table),
+        cmocka_unit_test(test_dist_statistics),
+        cmocka_unit_test(test_dist_cdf_edges),
         cmocka_unit_test(test_memory_estimate),
+        cmocka_unit_test(test_prior_every_key),
+        cmocka_unit_test(test_prior_defaults_glioblastoma),
+        cmocka_unit_test(test_disease_in_recipe),
+        cmocka_unit_test(test_prior_errors),
     };
     return cmocka_run_group_tests_name("config", tests, NULL, NULL);
 }
