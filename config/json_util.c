@@ -17,7 +17,9 @@
 #include "core_internal.h"
 
 #define VALUE_SHOW_MAX 40 /* characters of an offending JSON value shown in a message */
-#define MAX_NESTING 32    /* our schemas nest 6 deep; deeper documents are rejected early */
+/* Our schemas nest 8 deep (a prior's lesion_types[].compartments[].inclusions.diameter_mm.values);
+ * deeper documents are rejected early. */
+#define MAX_NESTING 32
 #define EXACT_INT_MAX 9007199254740992.0 /* 2^53: larger doubles are not exact integers */
 
 /* ---------------------------------------------------------------------------------------- */

@@ -290,6 +290,21 @@ static rsy_status parse_placement(const char *file, const cJSON *obj, const char
         memcpy(p->allowed, p->hosts, sizeof p->allowed);
         p->n_allowed = p->n_hosts;
     }
+    if (p->rule == RSY_PLACE_SUBEPENDYMAL) {
+        /* A subependymal lesion protrudes into the ventricle: it may replace the reference. */
+        for (int i = 0; i < p->n_reference; i++) {
+            if (in_list(p->allowed, p->n_allowed, p->reference[i]))
+                continue;
+            if (p->n_allowed == RSY_MAX_HOST_TISSUES) {
+                rsy__kp_key(ckp, plkp, "allowed_tissues");
+                return rsy__cfg_fail(file, ckp, NULL,
+                                     "expected at most %d tissues with the reference ones, which "
+                                     "rule \"subependymal\" adds (the lesion protrudes into them)",
+                                     RSY_MAX_HOST_TISSUES);
+            }
+            snprintf(p->allowed[p->n_allowed++], RSY_NAME_MAX, "%s", p->reference[i]);
+        }
+    }
     for (int i = 0; i < p->n_hosts; i++)
         if (!in_list(p->allowed, p->n_allowed, p->hosts[i])) {
             char lkp[RSY__KEYPATH_MAX];

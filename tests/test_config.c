@@ -1321,8 +1321,28 @@ static void test_prior_every_key(void **state)
                 p->compartments[0].ct[RSY_CT_PHASE_PORTAL_VENOUS].sd_hu == 0.0);
     free(d);
 
+    /* A subependymal lesion may replace its reference tissues (it protrudes into the
+     * ventricle): they are added to the allowed tissues. */
+    char *sub = write_file(dir, "sub.json",
+                           "{\"raresynth_prior\": 1, \"name\": \"sub\", \"organ\": \"brain\", "
+                           "\"modalities\": [\"mri\"], \"sources\": [\"GK\"], \"count\": 1, "
+                           "\"diameter_mm\": 8, \"placement\": {\"rule\": \"subependymal\", "
+                           "\"hosts\": [\"white_matter\"], \"reference\": [\"ventricles\"], "
+                           "\"max_distance_mm\": 4}, \"compartments\": [{\"name\": \"n\", "
+                           "\"radius_fraction\": 1, \"mri\": {\"relative_to\": "
+                           "\"grey_matter\"}}]}");
+    rsy_prior *q = NULL;
+    assert_int_equal(rsy_prior_load(&q, sub), RSY_OK);
+    assert_int_equal(q->rule, RSY_PLACE_SUBEPENDYMAL);
+    assert_int_equal(q->n_allowed, 2);
+    assert_string_equal(q->allowed[0], "white_matter");
+    assert_string_equal(q->allowed[1], "ventricles");
+    assert_true(q->min_distance_mm == 0.0 && q->max_distance_mm == 4.0);
+    free(q);
+    free(sub);
+
     /* rsy_prior_load takes only a file with one type at its top level. */
-    rsy_prior *q = (rsy_prior *)&q;
+    q = (rsy_prior *)&q;
     tu_log_capture();
     assert_int_equal(rsy_prior_load(&q, path), RSY_ECONFIG);
     assert_null(q);
