@@ -1,20 +1,28 @@
 /*
  * rasterise.c: writing sampled lesions into the class map and the instance map.
  *
- * Each voxel centre inside a lesion's bounding box is classified by the lesion's radial
- * coordinate (shape.c): it belongs to the innermost compartment that contains it, i.e.
- *  - inside the surface, the radius-fraction compartment with the smallest fraction f such
- *    that r/R < f (nested level sets of r/R, so they nest by construction);
- *  - outside it, the margin compartment with the smallest margin m such that
- *    0 < distance <= m (distance along the ray from the centre, shape.c).
- * Ties keep the compartment listed first. The voxel is written only if its current class is a
- * tissue the compartment may replace (its confined_to tissues if it has any, else the prior's
- * allowed tissues) and no lesion has taken it yet. Lesions are drawn in increasing instance id,
- * so where lesions overlap the lower id wins. Voxel centres only: no partial volume.
+ * First the mass effect: the pushes recorded in the lesions (mass_effect = 1) are replayed in
+ * instance order on the class map and the instance map, exactly as rsy_lesions_sample()
+ * applied them to its working copy (same code, same order, same inputs), so the map is the
+ * deformed anatomy the lesions were placed in.
  *
- * Cost: one 3x3 product and, with lobulation, one evaluation of 21 closed-form harmonics per
- * voxel of the bounding box that lies in the bounding sphere and on a tissue the lesion may
- * replace; voxels outside the sphere cost one squared norm.
+ * Then each voxel centre inside a lesion's bounding box is classified by the compartment
+ * evaluator (compartments.c): the base compartment from the radial coordinate and ray distance
+ * (walls, then radius fractions inside the surface; margins outside), the closed-wall rule (an
+ * inside voxel with a 6-neighbour outside the surface belongs to the thinnest wall, so a wall
+ * is a closed shell of voxels), then the nested inclusions and network. The voxel is written
+ * only if its current class is a tissue the compartment may replace (its confined_to tissues
+ * if it has any, else the prior's allowed tissues; a nested compartment that may not replace
+ * it falls back to its parent) and no lesion has taken it yet. Lesions are drawn in increasing
+ * instance id, so where lesions overlap the lower id wins, and in two passes: every lesion's
+ * compartments inside its surface first, then the margin compartments (and what nests in
+ * them), so a lesion's core or rim always beats a neighbour's oedema. Voxel centres only: no
+ * partial volume.
+ *
+ * Cost: per voxel of the bounding box inside the bounding sphere and on a tissue the lesion
+ * may replace, one 3x3 product per lobe and the surface factor (21 closed-form harmonics, or a
+ * bilinear cube-map read with roughness); walled lesions evaluate their box once more for the
+ * inside mask.
  */
 #include <math.h>
 #include <string.h>
@@ -22,62 +30,10 @@
 
 #include "priors_internal.h"
 
-/* Compartments of one lesion ordered for the innermost-first search. */
-typedef struct compartment_order {
-    int n_frac, n_margin;
-    int frac[RSY_MAX_COMPARTMENTS];   /* radius-fraction compartments, by increasing fraction */
-    int margin[RSY_MAX_COMPARTMENTS]; /* margin compartments, by increasing margin */
-} compartment_order;
-
-/* Insertion sort of compartment indices by extent; stable, so ties keep list order. */
-static void sort_by_extent(int *idx, int n, const double *extent)
-{
-    for (int a = 1; a < n; a++) {
-        const int v = idx[a];
-        int b = a;
-        while (b > 0 && extent[idx[b - 1]] > extent[v]) {
-            idx[b] = idx[b - 1];
-            b--;
-        }
-        idx[b] = v;
-    }
-}
-
-static void order_compartments(const rsy_prior *p, const rsy_lesion *l, compartment_order *o)
-{
-    o->n_frac = o->n_margin = 0;
-    for (int c = 0; c < p->n_compartments; c++) {
-        if (p->compartments[c].extent_kind == RSY_EXTENT_RADIUS_FRACTION)
-            o->frac[o->n_frac++] = c;
-        else
-            o->margin[o->n_margin++] = c;
-    }
-    sort_by_extent(o->frac, o->n_frac, l->extent);
-    sort_by_extent(o->margin, o->n_margin, l->extent);
-}
-
-/* Compartment containing a point with radial coordinate @p rn and ray distance @p dist_mm,
- * or -1. */
-static int compartment_at(const compartment_order *o, const double *extent, double rn,
-                          double dist_mm)
-{
-    if (rn < 1.0) {
-        for (int a = 0; a < o->n_frac; a++)
-            if (rn < extent[o->frac[a]])
-                return o->frac[a];
-        return -1;
-    }
-    if (dist_mm > 0.0)
-        for (int a = 0; a < o->n_margin; a++)
-            if (dist_mm <= extent[o->margin[a]])
-                return o->margin[a];
-    return -1;
-}
-
-/* Voxel index box [lo, hi] (inclusive, clamped to the volume) of the world cube of half-side
- * @p radius_mm around @p center_mm. Returns 0 if it misses the volume. */
+/* Voxel index box (clamped to the volume) of the world cube of half-side @p radius_mm around
+ * @p center_mm. Returns 0 if it misses the volume. */
 static int voxel_box(const rsy_geometry *g, const double center_mm[3], double radius_mm,
-                     int64_t lo[3], int64_t hi[3])
+                     rsy__box *b)
 {
     double mn[3] = {HUGE_VAL, HUGE_VAL, HUGE_VAL}, mx[3] = {-HUGE_VAL, -HUGE_VAL, -HUGE_VAL};
     for (int corner = 0; corner < 8; corner++) {
@@ -92,67 +48,111 @@ static int voxel_box(const rsy_geometry *g, const double center_mm[3], double ra
     }
     for (int k = 0; k < 3; k++) {
         const double a = fmax(0.0, ceil(mn[k]));
-        const double b = fmin((double)(g->dims[k] - 1), floor(mx[k]));
-        if (!(a <= b))
+        const double c = fmin((double)(g->dims[k] - 1), floor(mx[k]));
+        if (!(a <= c))
             return 0;
-        lo[k] = (int64_t)a;
-        hi[k] = (int64_t)b;
+        b->lo[k] = (int64_t)a;
+        b->hi[k] = (int64_t)c;
     }
     return 1;
 }
 
-/* Draw one lesion's compartments inside its surface (@p margins = 0) or outside it
- * (@p margins = 1); returns the number of voxels written. */
-static size_t rasterise_one(const rsy_prior *p, const rsy__prior_tissues *tis,
-                            const rsy_lesion *l, int class_base, uint16_t *cls,
-                            uint16_t *inst, const rsy_geometry *g, int margins)
+static void voxel_world(const rsy_geometry *g, int64_t i, int64_t j, int64_t k, double x[3])
 {
-    compartment_order order;
-    order_compartments(p, l, &order);
-    const double outer_mm = rsy__priors_surface_bound_mm(l) + rsy__priors_margin_max_mm(p, l);
-    int64_t lo[3], hi[3];
-    if (!voxel_box(g, l->center_mm, outer_mm, lo, hi))
-        return 0;
-
-    double m[3][3], a[3][3], ui[3];
-    rsy__priors_unit_frame(l, m);
     for (int r = 0; r < 3; r++)
-        for (int c = 0; c < 3; c++)
-            a[r][c] = g->affine[r][c];
-    for (int r = 0; r < 3; r++) /* unit-frame step of one voxel along i */
-        ui[r] = m[r][0] * a[0][0] + m[r][1] * a[1][0] + m[r][2] * a[2][0];
-    const double outer2 = outer_mm * outer_mm;
+        x[r] = g->affine[r][0] * (double)i + g->affine[r][1] * (double)j +
+               g->affine[r][2] * (double)k + g->affine[r][3];
+}
+
+/* Inside mask (rn < 1) of the box, 1 byte per voxel; voxels outside the bounding sphere are
+ * outside. */
+static unsigned char *inside_mask(const rsy__compartments *cs, const rsy_geometry *g,
+                                  const rsy__box *b)
+{
+    unsigned char *m = calloc(rsy__box_nvox(b), 1);
+    if (!m)
+        return NULL;
+    const double *c = cs->l->center_mm, r2 = cs->shape.bound_mm * cs->shape.bound_mm;
+    size_t q = 0;
+    for (int64_t k = b->lo[2]; k <= b->hi[2]; k++)
+        for (int64_t j = b->lo[1]; j <= b->hi[1]; j++)
+            for (int64_t i = b->lo[0]; i <= b->hi[0]; i++, q++) {
+                double x[3];
+                voxel_world(g, i, j, k, x);
+                const double d2 = (x[0] - c[0]) * (x[0] - c[0]) + (x[1] - c[1]) * (x[1] - c[1]) +
+                                  (x[2] - c[2]) * (x[2] - c[2]);
+                m[q] = d2 <= r2 && rsy__shape_radial(&cs->shape, x, NULL) < 1.0;
+            }
+    return m;
+}
+
+/* 1 if a 6-neighbour of box voxel (i, j, k) (box-relative) is outside the mask. */
+static int touches_outside(const unsigned char *m, const rsy__box *b, int64_t i, int64_t j,
+                           int64_t k)
+{
+    const int64_t nx = rsy__box_n(b, 0), ny = rsy__box_n(b, 1), nz = rsy__box_n(b, 2);
+    const int64_t nb[6][3] = {{i - 1, j, k}, {i + 1, j, k}, {i, j - 1, k},
+                              {i, j + 1, k}, {i, j, k - 1}, {i, j, k + 1}};
+    for (int q = 0; q < 6; q++) {
+        const int64_t *v = nb[q];
+        if (v[0] < 0 || v[0] >= nx || v[1] < 0 || v[1] >= ny || v[2] < 0 || v[2] >= nz ||
+            !m[(v[2] * ny + v[1]) * nx + v[0]])
+            return 1;
+    }
+    return 0;
+}
+
+/* Draw one lesion's compartments inside its surface (@p margins = 0) or outside it
+ * (@p margins = 1); returns the number of voxels written, or (size_t)-1 on ENOMEM. */
+static size_t rasterise_one(const rsy__compartments *cs, const rsy__prior_tissues *tis,
+                            int class_base, uint16_t *cls, uint16_t *inst,
+                            const rsy_geometry *g, int margins)
+{
+    const rsy_prior *p = cs->p;
+    const rsy_lesion *l = cs->l;
+    rsy__box b;
+    const double outer = margins ? cs->outer_mm : cs->shape.bound_mm;
+    if (!voxel_box(g, l->center_mm, outer, &b))
+        return 0;
+    unsigned char *mask = NULL;
+    if (!margins && cs->n_wall > 0) {
+        mask = inside_mask(cs, g, &b);
+        if (!mask)
+            return (size_t)-1;
+    }
+    const double outer2 = outer * outer;
     const uint16_t id = (uint16_t)l->instance_id;
     const int64_t nx = g->dims[0], ny = g->dims[1];
     size_t written = 0;
-
-    for (int64_t k = lo[2]; k <= hi[2]; k++) {
-        for (int64_t j = lo[1]; j <= hi[1]; j++) {
-            double d0[3], u0[3]; /* world offset and unit-frame point at i = 0 */
-            for (int r = 0; r < 3; r++)
-                d0[r] = a[r][1] * (double)j + a[r][2] * (double)k + g->affine[r][3] -
-                        l->center_mm[r];
-            for (int r = 0; r < 3; r++)
-                u0[r] = m[r][0] * d0[0] + m[r][1] * d0[1] + m[r][2] * d0[2];
+    for (int64_t k = b.lo[2]; k <= b.hi[2]; k++) {
+        for (int64_t j = b.lo[1]; j <= b.hi[1]; j++) {
             const size_t row = (size_t)((k * ny + j) * nx);
-            for (int64_t i = lo[0]; i <= hi[0]; i++) {
+            for (int64_t i = b.lo[0]; i <= b.hi[0]; i++) {
                 const size_t v = row + (size_t)i;
                 const uint16_t cv = cls[v];
                 if (inst[v] != 0 || cv >= RSY__MAX_TISSUE_CLASSES || !tis->any[cv])
                     continue;
-                const double fi = (double)i;
-                const double d[3] = {d0[0] + a[0][0] * fi, d0[1] + a[1][0] * fi,
-                                     d0[2] + a[2][0] * fi};
-                const double d2 = d[0] * d[0] + d[1] * d[1] + d[2] * d[2];
+                double x[3];
+                voxel_world(g, i, j, k, x);
+                const double d2 = (x[0] - l->center_mm[0]) * (x[0] - l->center_mm[0]) +
+                                  (x[1] - l->center_mm[1]) * (x[1] - l->center_mm[1]) +
+                                  (x[2] - l->center_mm[2]) * (x[2] - l->center_mm[2]);
                 if (d2 > outer2)
                     continue;
-                const double u[3] = {u0[0] + ui[0] * fi, u0[1] + ui[1] * fi,
-                                     u0[2] + ui[2] * fi};
                 double dist_mm;
-                const double rn = rsy__priors_radial_unit(l, u, sqrt(d2), &dist_mm);
-                const int c = compartment_at(&order, l->extent, rn, dist_mm);
-                if (c < 0 || !tis->permitted[c][cv] ||
-                    (p->compartments[c].extent_kind == RSY_EXTENT_MARGIN_MM) != margins)
+                const double rn = rsy__shape_radial(&cs->shape, x, &dist_mm);
+                int base = rsy__compartments_base(cs, rn, dist_mm);
+                if (mask && rn < 1.0 &&
+                    (base < 0 || p->compartments[base].extent_kind != RSY_EXTENT_WALL_MM) &&
+                    touches_outside(mask, &b, i - b.lo[0], j - b.lo[1], k - b.lo[2]))
+                    base = cs->wall[0];
+                if (base < 0 ||
+                    (p->compartments[base].extent_kind == RSY_EXTENT_MARGIN_MM) != margins)
+                    continue;
+                int c = rsy__compartments_nest(cs, base, x);
+                while (c >= 0 && !tis->permitted[c][cv])
+                    c = c == base ? -1 : cs->parent[c];
+                if (c < 0)
                     continue;
                 cls[v] = (uint16_t)(class_base + c);
                 inst[v] = id;
@@ -160,6 +160,7 @@ static size_t rasterise_one(const rsy_prior *p, const rsy__prior_tissues *tis,
             }
         }
     }
+    free(mask);
     return written;
 }
 
@@ -189,6 +190,11 @@ static rsy_status check_set(const rsy_recipe *r, const rsy_lesion_set *set)
                               l->instance_id);
                 return RSY_EINVAL;
             }
+        }
+        if (l->n_lobes < 0 || l->n_lobes > RSY_MAX_LOBES) {
+            rsy_log_error("lesion %d: %d lobes, expected 0..%d", l->instance_id, l->n_lobes,
+                          RSY_MAX_LOBES);
+            return RSY_EINVAL;
         }
         if (l->n_sh < 0 || l->n_sh > RSY_SH_MAX_COEFFS) {
             rsy_log_error("lesion %d: %d harmonic coefficients, expected 0..%d", l->instance_id,
@@ -247,19 +253,46 @@ rsy_status rsy_lesions_rasterise(const rsy_recipe *r, const char *family,
             built[t] = 1;
         }
     }
+    /* The mass effect, replayed in instance order. */
+    for (int i = 0; i < set->n; i++) {
+        const rsy_lesion *l = &set->items[i];
+        if (!l->mass_effect)
+            continue;
+        const int t = l->type_index;
+        double unused;
+        rc = rsy__mass_effect_apply(&r->lesions[t].prior, &tissues[t], l, classes, instances,
+                                    NULL, 0, &unused);
+        if (rc != RSY_OK)
+            return rc;
+    }
     /* Two passes: every lesion's compartments inside its surface first, then the margin
      * compartments (oedema) on the voxels left. A lesion's core or enhancing rim thus always
      * beats a neighbour's oedema; within a pass the lower instance id wins. */
     size_t *written = calloc((size_t)(set->n > 0 ? set->n : 1), sizeof *written);
-    if (!written)
-        return RSY_ENOMEM;
+    rsy__compartments *cs = calloc((size_t)(set->n > 0 ? set->n : 1), sizeof *cs);
+    int n_built = 0;
+    if (!written || !cs) {
+        rc = RSY_ENOMEM;
+        goto done;
+    }
+    for (; n_built < set->n; n_built++) {
+        const rsy_lesion *l = &set->items[n_built];
+        rc = rsy__compartments_init(&cs[n_built], &r->lesions[l->type_index].prior, l);
+        if (rc != RSY_OK)
+            goto done;
+    }
     for (int margins = 0; margins <= 1; margins++) {
         for (int i = 0; i < set->n; i++) {
             const rsy_lesion *l = &set->items[i];
             const int t = l->type_index;
             const int class_base = n_tissue + rsy_lesion_compartment_offset(r, t);
-            written[i] += rasterise_one(&r->lesions[t].prior, &tissues[t], l, class_base,
-                                        classes->data, instances->data, &classes->geom, margins);
+            const size_t w = rasterise_one(&cs[i], &tissues[t], class_base, classes->data,
+                                           instances->data, &classes->geom, margins);
+            if (w == (size_t)-1) {
+                rc = RSY_ENOMEM;
+                goto done;
+            }
+            written[i] += w;
         }
     }
     for (int i = 0; i < set->n; i++) {
@@ -273,6 +306,10 @@ rsy_status rsy_lesions_rasterise(const rsy_recipe *r, const char *family,
             rsy_log_debug("lesion %d (prior '%s'): %zu voxels", l->instance_id, p->name,
                           written[i]);
     }
+done:
+    for (int i = 0; i < n_built; i++)
+        rsy__compartments_clear(&cs[i]);
+    free(cs);
     free(written);
-    return RSY_OK;
+    return rc;
 }
