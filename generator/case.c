@@ -33,7 +33,10 @@
 /* Sampled parameters per lesion: diameter, elongation, 3 semi-axes, 3 centre coordinates,
  * placement attempts, and one extent per compartment. */
 #define RSY__LESION_FIXED_KV 9
-#define RSY__LESION_KV (RSY__LESION_FIXED_KV + RSY_MAX_COMPARTMENTS)
+/* Optional ones: lobes, the anchor's distance to the rule's reference, the mass effect's drawn
+ * strength and largest displacement; per compartment its extent and, for a network, its cell
+ * size. */
+#define RSY__LESION_KV (RSY__LESION_FIXED_KV + 4 + 2 * RSY_MAX_COMPARTMENTS)
 /* Acquisition facts: MRI, per channel the noise sigma and the reference tissue's signal, plus
  * the intensity scale; CT, per channel dose fraction, I0, kernel, noise model and measured
  * noise SD (the recipe's phase and scanner profile are written by the export). */
@@ -47,7 +50,7 @@ typedef struct gen_lesion {
     char host[RSY_NAME_MAX];
     char region[RSY_TEXT_MAX];
     rsy_kv params[RSY__LESION_KV];
-    char keys[RSY_MAX_COMPARTMENTS][RSY__KEY_MAX];
+    char keys[2 * RSY_MAX_COMPARTMENTS][RSY__KEY_MAX];
 } gen_lesion;
 
 struct rsy_case {
@@ -286,11 +289,24 @@ static void lesion_describe(const rsy_recipe *r, const rsy_case *c, const rsy_le
     gl->params[n++] = kv_number("center_y_mm", l->center_mm[1]);
     gl->params[n++] = kv_number("center_z_mm", l->center_mm[2]);
     gl->params[n++] = kv_number("placement_attempts", (double)l->attempts);
+    if (l->n_lobes > 1)
+        gl->params[n++] = kv_number("lobes", (double)l->n_lobes);
+    if (p->n_reference > 0 && l->anchor_distance_mm >= 0.0)
+        gl->params[n++] = kv_number("reference_distance_mm", l->anchor_distance_mm);
+    if (l->mass_effect) {
+        gl->params[n++] = kv_number("mass_effect_strength", l->mass_strength);
+        gl->params[n++] = kv_number("mass_effect_max_mm", l->mass_max_mm);
+    }
+    int nk = 0;
     for (int k = 0; k < p->n_compartments; k++) {
         const rsy_compartment *cp = &p->compartments[k];
-        snprintf(gl->keys[k], sizeof gl->keys[k], "%s.%s", cp->name,
+        snprintf(gl->keys[nk], sizeof gl->keys[nk], "%s.%s", cp->name,
                  rsy__gen_extent_key(cp->extent_kind));
-        gl->params[n++] = kv_number(gl->keys[k], l->extent[k]);
+        gl->params[n++] = kv_number(gl->keys[nk++], l->extent[k]);
+        if (cp->extent_kind == RSY_EXTENT_NETWORK) {
+            snprintf(gl->keys[nk], sizeof gl->keys[nk], "%s.cell_mm", cp->name);
+            gl->params[n++] = kv_number(gl->keys[nk++], l->cell_mm[k]);
+        }
     }
     info->instance_id = l->instance_id;
     info->type = gl->type;
@@ -509,7 +525,7 @@ static rsy_status labels_and_findings(const rsy_recipe *r, rsy_case *c, const rs
             fl[i].region = c->lesion_store[i].region;
             fl[i].extent = set->items[i].extent;
             fl[i].zone = zone[i];
-            fl[i].displacement_mm = 0.0;
+            fl[i].displacement_mm = set->items[i].mass_effect ? set->items[i].mass_max_mm : 0.0;
         }
     }
     /* Numbers in the findings text are formatted in the C locale, whatever LC_NUMERIC the
@@ -645,7 +661,11 @@ rsy_status rsy__case_generate(const rsy_recipe *r, size_t case_index, const rsy_
             goto fail;
         }
         for (int i = 0; i < set.n; i++)
-            host_class[i] = class_at_world(c->classes, set.items[i].center_mm);
+            /* The engine's host at the anchor when it placed the lesion (the dural base of an
+             * extra-axial one), else the class at the centre. */
+            host_class[i] = set.items[i].host_class > 0
+                                ? set.items[i].host_class
+                                : class_at_world(c->classes, set.items[i].center_mm);
         rc = lesion_zones(r, c->classes, &set, zone);
         if (rc != RSY_OK)
             goto fail;
