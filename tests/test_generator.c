@@ -1233,6 +1233,45 @@ static void test_findings_brain_mri(void **state)
     rsy_recipe_destroy(r);
 }
 
+/* Lesion records do not depend on how the spacing is rounded: a reader of the NIfTI file sees
+ * the spacing as float32 (2.2 mm becomes 2.2000000477 mm), and the validator and
+ * tests/check_dataset.py measure with it. Two slices whose longest chords tie in voxels
+ * (8^2 + 1^2 = 7^2 + 4^2 = 65) but not in double-precision millimetres at 2.2 mm must give
+ * the same key slice (the first, by the tie rule) and the same axes at both spacings. */
+static void test_records_spacing_rounding(void **state)
+{
+    (void)state;
+    const double spacings[2] = {2.2, (double)(float)2.2};
+    rsy_lesion_record rec[2];
+    for (int t = 0; t < 2; t++) {
+        rsy_geometry g;
+        const int64_t dims[3] = {16, 16, 2};
+        const double sp[3] = {spacings[t], spacings[t], spacings[t]};
+        assert_int_equal(rsy_geometry_init(&g, dims, sp), RSY_OK);
+        rsy_volume *inst = NULL, *lab = NULL;
+        assert_int_equal(rsy_volume_create(&inst, &g, RSY_DTYPE_UINT16), RSY_OK);
+        assert_int_equal(rsy_volume_create(&lab, &g, RSY_DTYPE_UINT8), RSY_OK);
+        uint16_t *in = inst->data;
+        uint8_t *lb = lab->data;
+        /* slice 0: (2, 2) and (10, 3); slice 1: (2, 2) and (9, 6) */
+        const int vox[4][3] = {{2, 2, 0}, {10, 3, 0}, {2, 2, 1}, {9, 6, 1}};
+        for (int v = 0; v < 4; v++) {
+            size_t idx = (size_t)vox[v][0] + 16u * ((size_t)vox[v][1] + 16u * (size_t)vox[v][2]);
+            in[idx] = 1;
+            lb[idx] = 1;
+        }
+        assert_int_equal(rsy_export_measure_lesions(inst, lab, 1, NULL, &rec[t]), RSY_OK);
+        rsy_volume_destroy(lab);
+        rsy_volume_destroy(inst);
+    }
+    assert_int_equal(rec[0].key_slice, 0);
+    assert_int_equal(rec[1].key_slice, 0);
+    /* sqrt(65) voxels; the two spacings differ by 2e-8 relative. */
+    assert_float_equal(rec[0].long_axis_mm, sqrt(65.0) * 2.2, 1e-9);
+    assert_float_equal(rec[1].long_axis_mm, rec[0].long_axis_mm, 1e-6);
+    assert_float_equal(rec[1].short_axis_mm, rec[0].short_axis_mm, 1e-6);
+}
+
 static void test_case_errors(void **state)
 {
     (void)state;
@@ -1431,6 +1470,7 @@ int main(void)
         cmocka_unit_test(test_findings_chest_ct),
         cmocka_unit_test(test_findings_abdomen_ct),
         cmocka_unit_test(test_findings_brain_mri),
+        cmocka_unit_test(test_records_spacing_rounding),
         cmocka_unit_test(test_case_errors),
         cmocka_unit_test(test_run_deterministic_across_threads),
         cmocka_unit_test(test_run_cancel_and_limit),
