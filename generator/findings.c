@@ -329,6 +329,8 @@ typedef struct fctx {
     int is_head, is_thorax;
     seq_groups g;
     double vox_mm3;
+    double pixel_mm; /* smallest in-plane spacing */
+    int *phase_said; /* CT: the contrast phase was named in the current passage */
 } fctx;
 
 typedef struct lview {
@@ -468,8 +470,10 @@ static void sb_ct_clause(sbuf *b, const fctx *x, const lview *v, const ct_look *
     }
     if (in_lung(v)) {
         /* Solid, ground glass or air: the noun and its adjective say it (sb_adjective). */
-        if (c->enhancing)
+        if (c->enhancing) {
             sb_printf(b, ", enhancing in %s", phase_words(x->r->ct.phase));
+            *x->phase_said = 1;
+        }
         return;
     }
     if (c->material) {
@@ -479,21 +483,26 @@ static void sb_ct_clause(sbuf *b, const fctx *x, const lview *v, const ct_look *
         return;
     }
     if (c->relative == 2 || !v->ref) {
-        if (c->enhancing)
+        if (c->enhancing) {
             sb_printf(b, ", enhancing in %s", phase_words(x->r->ct.phase));
+            *x->phase_said = 1;
+        }
         return;
     }
     if (c->enhancing && c->relative > 0) {
         sb_printf(b, ", hyperenhancing relative to ");
         sb_words(b, v->ref);
         sb_printf(b, " in %s", phase_words(x->r->ct.phase));
+        *x->phase_said = 1;
         return;
     }
     sb_printf(b, ", %s%s to ", c->enhancing ? "enhancing, " : "", relative_word(c->relative));
     sb_words(b, v->ref);
-    if (c->contrast_phase)
+    if (c->contrast_phase) {
         sb_printf(b, " in %s%s", phase_words(x->r->ct.phase),
                   c->enhancing ? "" : ", without enhancement");
+        *x->phase_said = 1;
+    }
 }
 
 /* The appearance of compartment k as a whole-lesion clause (", ..."). */
@@ -540,11 +549,14 @@ static int sb_look_adjective(sbuf *b, const fctx *x, const lview *v, int k)
     return 0;
 }
 
-/* " on post-contrast T1" / " in the arterial phase" after an enhancing compartment. */
+/* " on post-contrast T1" / " in the arterial phase" after an enhancing compartment (the CT
+ * phase once per passage). */
 static void sb_enhance_where(sbuf *b, const fctx *x, const lview *v, int k)
 {
     if (x->is_ct) {
-        sb_printf(b, " in %s", phase_words(x->r->ct.phase));
+        if (!*x->phase_said)
+            sb_printf(b, " in %s", phase_words(x->r->ct.phase));
+        *x->phase_said = 1;
         return;
     }
     appearance a;
@@ -698,9 +710,14 @@ static void sb_location(sbuf *b, const fctx *x, const lview *v, int flags)
     }
 }
 
-static void sb_size(sbuf *b, const rsy_lesion_record *s)
+/* "46 x 38 mm", or "under 3 mm" for a lesion one voxel wide in plane (its axes between voxel
+ * centres are 0). */
+static void sb_size(sbuf *b, const fctx *x, const rsy_lesion_record *s)
 {
-    sb_printf(b, "%.0f x %.0f mm", s->long_axis_mm, s->short_axis_mm);
+    if (s->long_axis_mm < 0.5)
+        sb_printf(b, "under %.0f mm", fmax(1.0, ceil(x->pixel_mm)));
+    else
+        sb_printf(b, "%.0f x %.0f mm", s->long_axis_mm, s->short_axis_mm);
 }
 
 /* Equivalent-sphere diameter (mm) of @p voxels voxels of @p vox_mm3 each. */
@@ -731,6 +748,23 @@ static void item(plist *l)
     l->n++;
 }
 
+/* Whether the adjective @p adj ("T2 hypointense ", "enhancing ") repeats a word of the
+ * display name @p name ("enhancing capsule"): then the name says it alone. */
+static int adjective_in_name(const char *adj, const char *name)
+{
+    if (!adj || !adj[0] || !name)
+        return 0;
+    size_t n = strlen(adj);
+    while (n > 0 && adj[n - 1] == ' ')
+        n--;
+    size_t start = n;
+    while (start > 0 && adj[start - 1] != ' ' && adj[start - 1] != '/')
+        start--;
+    char word[64];
+    snprintf(word, sizeof word, "%.*s", (int)(n - start), adj + start);
+    return word[0] && strstr(name, word) != NULL;
+}
+
 /* The clauses after the size: appearance of a one-compartment lesion, inclusions, then
  * ", with" the nested compartments, walls, networks and margins. @p margin_ml[k] is the
  * volume (mL) to report for margin compartment k, a "total" over a group when @p total. */
@@ -743,10 +777,22 @@ static void sb_clauses(sbuf *b, const fctx *x, const lview *v, const double *mar
     else if (v->n_inner == 0 && v->n_wall > 0 && !v->is_cyst)
         sb_look_clause(b, x, v, v->wall[0]);
 
-    if (v->n_incl > 0) {
+    /* Inclusions: "containing" what they are (fat, calcification, blood), except enhancing
+     * ones, which join the "with" list ("with peripheral nodular enhancement"). */
+    int incl_enh[RSY_MAX_COMPARTMENTS], n_contain = 0, n_incl_with = 0;
+    for (int i = 0; i < v->n_incl; i++) {
+        sbuf tmp = {NULL, 0, 0, 0};
+        incl_enh[i] = sb_look_adjective(&tmp, x, v, v->incl[i]);
+        free(tmp.s);
+        n_incl_with += incl_enh[i];
+        n_contain += !incl_enh[i];
+    }
+    if (n_contain > 0) {
         sb_printf(b, ", containing ");
-        plist l = {b, 0, v->n_incl};
+        plist l = {b, 0, n_contain};
         for (int i = 0; i < v->n_incl; i++) {
+            if (incl_enh[i])
+                continue;
             item(&l);
             sb_display(b, &p->compartments[v->incl[i]]);
         }
@@ -761,7 +807,7 @@ static void sb_clauses(sbuf *b, const fctx *x, const lview *v, const double *mar
      * adjective. */
     int n_nested = v->n_inner > 1 ? v->n_inner - ground_glass : 0;
     int n_walls = v->is_cyst ? 0 : v->n_wall;
-    int n_items = n_nested + n_walls + v->n_net + v->n_margin;
+    int n_items = n_nested + n_walls + n_incl_with + v->n_net + v->n_margin;
     if (!n_items)
         return;
     sb_printf(b, ", with ");
@@ -819,6 +865,8 @@ static void sb_clauses(sbuf *b, const fctx *x, const lview *v, const double *mar
         const char *a = adj.s ? adj.s : "";
         sbuf name = {NULL, 0, 0, 0};
         sb_display(&name, &p->compartments[k]);
+        if (adjective_in_name(a, name.s))
+            a = "";
         const char *first = a[0] ? a : (name.s ? name.s : "");
         int vowel = first[0] && strchr("aeiouAEIOU", first[0]) != NULL;
         sb_printf(b, "a%s %s%s about %.0f mm thick", vowel ? "n" : "", a, name.s ? name.s : "",
@@ -827,6 +875,12 @@ static void sb_clauses(sbuf *b, const fctx *x, const lview *v, const double *mar
             sb_enhance_where(b, x, v, k);
         free(name.s);
         free(adj.s);
+    }
+    for (int i = 0; i < v->n_incl; i++) {
+        if (!incl_enh[i])
+            continue;
+        item(&l);
+        sb_display(b, &p->compartments[v->incl[i]]);
     }
     for (int i = 0; i < v->n_net; i++) {
         item(&l);
@@ -894,8 +948,9 @@ static void sb_single(sbuf *b, const fctx *x, const lview *v, int solitary)
     free(adj.s);
     sb_location(b, x, v, LOC_ZONE);
     sb_printf(b, " measuring ");
-    sb_size(b, v->size);
-    sb_printf(b, " (axial long x short axis)");
+    sb_size(b, x, v->size);
+    if (v->size->long_axis_mm >= 0.5)
+        sb_printf(b, " (axial long x short axis)");
     double ml[RSY_MAX_COMPARTMENTS];
     margin_volumes(x, v, ml);
     sb_clauses(b, x, v, ml, 0);
@@ -947,7 +1002,12 @@ static void sb_group(sbuf *b, const fctx *x, const lview *views, const int *idx,
         sb_printf(b, " at the grey-white matter junction");
 
     /* Distribution: sides, and the lung's zones. */
+    /* The organ by the host tissue (a file may hold types of several organs). */
     const char *organ = vb->p->organ;
+    if (vb->host && strncmp(vb->host, "kidney", 6) == 0)
+        organ = "kidney";
+    else if (vb->host && strcmp(vb->host, "liver") == 0)
+        organ = "liver";
     int both = sides[1] > 0 && sides[2] > 0;
     int one_side =
         !both && (sides[1] > 0 || sides[2] > 0) && sides[0] == 0 ? (sides[1] > 0 ? 1 : 2) : 0;
@@ -994,7 +1054,7 @@ static void sb_group(sbuf *b, const fctx *x, const lview *views, const int *idx,
             item(&l);
             sb_location(b, x, v, LOC_PLAIN);
             sb_printf(b, " (");
-            sb_size(b, v->size);
+            sb_size(b, x, v->size);
             sb_printf(b, ")");
         }
         sb_printf(b, ".");
@@ -1006,7 +1066,7 @@ static void sb_group(sbuf *b, const fctx *x, const lview *views, const int *idx,
         else
             sb_printf(b, ", measuring %.0f to %.0f mm", lo, hi);
         sb_printf(b, " (the largest ");
-        sb_size(b, vb->size);
+        sb_size(b, x, vb->size);
         sb_printf(b, ", ");
         sb_location(b, x, vb, LOC_PLAIN);
         sb_printf(b, ")");
@@ -1032,6 +1092,9 @@ rsy_status rsy__gen_findings(const rsy_recipe *r, const rsy__gen_class *classes,
     x.is_head = strcmp(r->phantom.family, "head") == 0;
     x.is_thorax = strcmp(r->phantom.family, "thorax") == 0;
     x.vox_mm3 = geom->spacing_mm[0] * geom->spacing_mm[1] * geom->spacing_mm[2];
+    x.pixel_mm = fmin(geom->spacing_mm[0], geom->spacing_mm[1]);
+    int phase_said = 0;
+    x.phase_said = &phase_said;
     if (!x.is_ct)
         groups_build(r, &x.g);
 
@@ -1059,6 +1122,7 @@ rsy_status rsy__gen_findings(const rsy_recipe *r, const rsy__gen_class *classes,
             continue;
         if (b.len)
             sb_printf(&b, " ");
+        phase_said = 0;
         if (n == 1)
             sb_single(&b, &x, &views[idx[0]], shown == 1);
         else

@@ -1138,6 +1138,32 @@ static void test_findings_abdomen_ct(void **state)
               "(the largest 40 x 35 mm, in the right hepatic lobe (segment VII)), of fluid "
               "attenuation.");
     free(tab);
+
+    /* An enhancing capsule (a wall whose name says "enhancing": not said twice, and the phase
+     * once per passage), an enhancing inclusion in the "with" list, mass effect; and a lesion
+     * one voxel wide. */
+    rsy_prior *hcc = set_type(r, 0, "hcc", "liver", "liver", RSY_PLACE_HOST_TISSUE,
+                              RSY_SHAPE_SOLID);
+    ct_abs(add_comp(hcc, "hcc_tumour", "tumour", RSY_EXTENT_RADIUS_FRACTION, 1.0), 40, 100, 70);
+    ct_abs(add_comp(hcc, "hcc_capsule", "enhancing capsule", RSY_EXTENT_WALL_MM, 1.6), 40, 60,
+           95);
+    ct_abs(add_comp(hcc, "hcc_nodules", "nodular enhancement", RSY_EXTENT_INCLUSIONS, 0.1), 40,
+           160, 150);
+    tab = class_table(r);
+    memset(&f, 0, sizeof f);
+    const int64_t hcc_vox[3] = {12000, 900, 400};
+    fc_add(&f, r, tab, 0, "liver", "right hepatic lobe (segment VIII)", -1, 31.2, 27.9, hcc_vox,
+           2.2);
+    const int64_t dot_vox[3] = {1, 0, 0};
+    fc_add(&f, r, tab, 0, "liver", "left hepatic lobe (segment III)", -1, 0.0, 0.0, dot_vox,
+           0.0);
+    fc_expect(r, &f,
+              "Two lesions in both hepatic lobes, enhancing, hypoattenuating to liver in the "
+              "portal venous phase, with an enhancing capsule about 2 mm thick and nodular "
+              "enhancement: in the right hepatic lobe (segment VIII) (31 x 28 mm) and in the left "
+              "hepatic lobe (segment III) (under 1 mm). Local mass effect, with displacement of "
+              "the adjacent structures by up to 2 mm.");
+    free(tab);
     rsy_recipe_destroy(r);
 }
 
