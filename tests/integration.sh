@@ -310,9 +310,9 @@ diff -r "$DCT" "$DCT2" >"$WORK/diff.log" 2>&1 && ok "CT: byte-identical for -j 1
     || bad "CT: byte-identical for -j 1 and -j 2" "$WORK/diff.log"
 
 # ---- every shipped recipe works: one case at reduced size, generated and validated -------------
-# The CLI overrides the case count only, so each recipe is copied beside the catalogue with its
-# grid coarsened by integer factors (the field of view, lesion sizes in mm and everything
-# else unchanged; in-plane at most ~80 voxels, spacing at most 10 mm) and one case. A lesion smaller than the coarse
+# The CLI overrides the case count only, so each recipe is copied beside the catalogue with a
+# coarser grid (the field of view, lesion sizes in mm and everything else unchanged; MRI at
+# 2 mm, CT at most ~80 pixels in plane) and one case. A lesion smaller than the coarse
 # voxels may vanish (the exporter drops it with a warning); the recipe must still load,
 # generate and validate.
 for recipe in "$REPO"/configs/recipes/*.json; do
@@ -324,11 +324,17 @@ r = json.load(open(sys.argv[1]))
 ph = r["phantom"]
 dims = ph["dims"]
 sp = ph["spacing_mm"] if isinstance(ph["spacing_mm"], list) else [ph["spacing_mm"]] * 3
-f = max(1, math.ceil(max(dims[0], dims[1]) / 80))
-fz = max(1, min(f, math.floor(10.0 / sp[2])))  # the loader allows spacings up to 10 mm
-fs = [f, f, fz]
-ph["dims"] = [max(8, math.ceil(d / k)) for d, k in zip(dims, fs)]
-ph["spacing_mm"] = [s * k for s, k in zip(sp, fs)]
+fov = [d * x for d, x in zip(dims, sp)]
+if r["acquisition"]["modality"] == "mri":
+    # Brain placement rules ask for distances down to 2 mm (juxtacortical), which a coarser
+    # grid cannot resolve: MRI cases at 2 mm.
+    new = [max(x, 2.0) for x in sp]
+else:
+    # CT: at most ~80 pixels in plane (square), slices coarsened alike up to 10 mm.
+    f = max(1.0, max(fov[0], fov[1]) / 80.0 / sp[0])
+    new = [sp[0] * f, sp[1] * f, min(10.0, max(sp[2], sp[2] * f))]
+ph["dims"] = [max(8, int(round(l / x))) for l, x in zip(fov, new)]
+ph["spacing_mm"] = new
 r["cases"] = 1
 json.dump(r, open(sys.argv[2], "w"), indent=2)
 EOF2
