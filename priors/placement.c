@@ -94,7 +94,8 @@ static void fh_line(const double *f, int64_t n, double s2, double *d, int64_t *v
 }
 
 rsy_status rsy__edt_box(const uint16_t *cls, const int64_t dims[3], const double spacing_mm[3],
-                        const rsy__box *b, const unsigned char *feature, float *out)
+                        const rsy__box *b, const unsigned char *feature, double max_mm,
+                        float *out)
 {
     const int64_t nx = rsy__box_n(b, 0), ny = rsy__box_n(b, 1), nz = rsy__box_n(b, 2);
     int64_t nmax = nx > ny ? nx : ny;
@@ -109,7 +110,19 @@ rsy_status rsy__edt_box(const uint16_t *cls, const int64_t dims[3], const double
         free(v);
         return RSY_ENOMEM;
     }
+    /* squared distances above max2 are "none" from the start: they cannot become <= max2 */
+    const double max2 = isfinite(max_mm) ? max_mm * max_mm : HUGE_VAL;
     const double sx = spacing_mm[0];
+    /* live[k * ny + j]: row (j, k) holds a finite value after the current pass, so lines and
+     * slices with nothing in reach are skipped */
+    unsigned char *live = calloc((size_t)(ny * nz), 1);
+    if (!live) {
+        free(f);
+        free(d);
+        free(z);
+        free(v);
+        return RSY_ENOMEM;
+    }
     /* Pass 1, along i: distance to the nearest feature of the row, two sweeps. */
     for (int64_t k = 0; k < nz; k++)
         for (int64_t j = 0; j < ny; j++) {
@@ -122,35 +135,59 @@ rsy_status rsy__edt_box(const uint16_t *cls, const int64_t dims[3], const double
                     last = i;
                 d[i] = last < 0 ? EDT_BIG : (double)(i - last);
             }
+            if (last < 0) { /* no feature in the row */
+                for (int64_t i = 0; i < nx; i++)
+                    o[i] = INFINITY;
+                continue;
+            }
+            live[k * ny + j] = 1;
             last = -1;
             for (int64_t i = nx - 1; i >= 0; i--) {
                 if (row[i] < RSY__MAX_TISSUE_CLASSES && feature[row[i]])
                     last = i;
                 if (last >= 0 && (double)(last - i) < d[i])
                     d[i] = (double)(last - i);
-                o[i] = d[i] >= EDT_BIG ? (float)EDT_BIG : (float)(d[i] * sx * d[i] * sx);
+                const double d2 = d[i] * sx * d[i] * sx;
+                o[i] = d[i] >= EDT_BIG || d2 > max2 ? INFINITY : (float)d2;
             }
         }
-    /* Pass 2 along j and pass 3 along k: exact lower envelopes on the squared distances. */
+    /* Pass 2 along j (per slice k) and pass 3 along k (per row index j): exact lower envelopes
+     * on the squared distances. */
     for (int pass = 1; pass <= 2; pass++) {
         const int64_t n = pass == 1 ? ny : nz;
         const int64_t stride = pass == 1 ? nx : nx * ny;
         const int64_t outer = pass == 1 ? nz : ny;
         const double s2 = spacing_mm[pass] * spacing_mm[pass];
-        for (int64_t a = 0; a < outer; a++)
+        for (int64_t a = 0; a < outer; a++) {
+            int any_row = 0; /* a line of this slice can hold a finite value */
+            for (int64_t q = 0; q < n && !any_row; q++)
+                any_row = live[pass == 1 ? a * ny + q : q * ny + a];
+            if (!any_row)
+                continue;
             for (int64_t i = 0; i < nx; i++) {
                 float *line = out + (pass == 1 ? a * nx * ny : a * nx) + i;
-                for (int64_t q = 0; q < n; q++)
-                    f[q] = (double)line[q * stride] >= 0.5 * EDT_BIG ? EDT_BIG
-                                                                     : (double)line[q * stride];
+                int any = 0;
+                for (int64_t q = 0; q < n; q++) {
+                    const float x = line[q * stride];
+                    f[q] = isinf(x) ? EDT_BIG : (double)x;
+                    any |= !isinf(x);
+                }
+                if (!any)
+                    continue; /* nothing within reach: the line stays "none" */
                 fh_line(f, n, s2, d, v, z);
-                for (int64_t q = 0; q < n; q++)
-                    line[q * stride] = d[q] >= 0.5 * EDT_BIG ? (float)EDT_BIG : (float)d[q];
+                for (int64_t q = 0; q < n; q++) {
+                    const int none = d[q] >= 0.5 * EDT_BIG || d[q] > max2;
+                    line[q * stride] = none ? INFINITY : (float)d[q];
+                    if (pass == 1 && !none)
+                        live[a * ny + q] = 1;
+                }
             }
+        }
     }
     const size_t nvox = rsy__box_nvox(b);
     for (size_t q = 0; q < nvox; q++)
-        out[q] = (double)out[q] >= 0.5 * EDT_BIG ? INFINITY : sqrtf(out[q]);
+        out[q] = sqrtf(out[q]); /* sqrt(inf) = inf */
+    free(live);
     free(f);
     free(d);
     free(z);
@@ -211,6 +248,13 @@ double rsy__placer_distance(const rsy__placer *pl, int host_class, const int64_t
     return map_value(pl, host_class, v[0], v[1], v[2]);
 }
 
+/* Zone weight of world z. */
+static double zone_weight(const rsy__placer *pl, double z)
+{
+    const double t = pl->zspan > 0.0 ? (pl->zmax - z) / pl->zspan : 0.0;
+    return pl->zone_w[t < 1.0 / 3.0 ? 0 : (t < 2.0 / 3.0 ? 1 : 2)];
+}
+
 /* Weight of voxel (i, j, k) of class c as a candidate (0 if it is none). */
 static double weight_of(const rsy__placer *pl, uint16_t c, int64_t i, int64_t j, int64_t k)
 {
@@ -221,9 +265,7 @@ static double weight_of(const rsy__placer *pl, uint16_t c, int64_t i, int64_t j,
         if (!(d >= pl->dmin && d <= pl->dmax))
             return 0.0;
     }
-    const double t = pl->zspan > 0.0 ? (pl->zmax - world_z(pl, i, j, k)) / pl->zspan : 0.0;
-    const int zone = t < 1.0 / 3.0 ? 0 : (t < 2.0 / 3.0 ? 1 : 2);
-    return pl->zone_w[zone];
+    return zone_weight(pl, world_z(pl, i, j, k));
 }
 
 static rsy_status compute_maps(rsy__placer *pl)
@@ -235,56 +277,95 @@ static rsy_status compute_maps(rsy__placer *pl)
         for (int c = 0; c < RSY__MAX_TISSUE_CLASSES; c++)
             if (pl->map_of_class[c] == m && pl->tis->reference[c] && pl->tis->hosts[c])
                 feature[c] = 0;
+        /* beyond the window (and one voxel for the gradient) no value is read */
+        const double reach = pl->window && isfinite(pl->dmax)
+                                 ? pl->dmax + fmax(pl->geom.spacing_mm[0],
+                                                   fmax(pl->geom.spacing_mm[1],
+                                                        pl->geom.spacing_mm[2]))
+                                 : HUGE_VAL;
         const rsy_status rc = rsy__edt_box(pl->cls, pl->geom.dims, pl->geom.spacing_mm,
-                                           &pl->map_box, feature, pl->maps[m]);
+                                           &pl->map_box, feature, reach, pl->maps[m]);
         if (rc != RSY_OK)
             return rc;
     }
     return RSY_OK;
 }
 
-static void fill_candidates(rsy__placer *pl)
+/* Candidates of the box rows; @p row_hosts (host count per volume row, from host_scan) serves
+ * the rows without a window when z is constant along rows. */
+static void fill_candidates(rsy__placer *pl, const uint32_t *row_hosts)
 {
     const rsy__box *b = &pl->box;
     const int64_t nx = pl->geom.dims[0], ny = pl->geom.dims[1];
+    const double(*a)[4] = (const double(*)[4])pl->geom.affine;
+    /* world z is constant along a row when the i axis has no z component (every geometry of
+     * rsy_geometry_init); then the zone weight is one per row */
+    const int flat_rows = a[2][0] == 0.0 && !pl->window;
     double total = 0.0;
     uint64_t n = 0;
     pl->cum[0] = 0.0;
     int64_t row = 0;
     for (int64_t k = b->lo[2]; k <= b->hi[2]; k++)
         for (int64_t j = b->lo[1]; j <= b->hi[1]; j++, row++) {
-            const uint16_t *c = pl->cls + (k * ny + j) * nx;
-            for (int64_t i = b->lo[0]; i <= b->hi[0]; i++) {
-                const double w = weight_of(pl, c[i], i, j, k);
-                total += w;
-                n += w > 0.0;
+            if (flat_rows) {
+                const uint32_t hosts = row_hosts[k * ny + j];
+                const double w = hosts ? zone_weight(pl, world_z(pl, 0, j, k)) : 0.0;
+                if (w > 0.0) {
+                    total += w * (double)hosts;
+                    n += hosts;
+                }
+            } else {
+                const uint16_t *c = pl->cls + (k * ny + j) * nx;
+                for (int64_t i = b->lo[0]; i <= b->hi[0]; i++) {
+                    if (!is_host(pl, c[i]))
+                        continue;
+                    const double w = weight_of(pl, c[i], i, j, k);
+                    total += w;
+                    n += w > 0.0;
+                }
             }
             pl->cum[row + 1] = total;
         }
     pl->n_candidates = n;
 }
 
-/* Hosts' bounding box and S-I extent on the current map; 0 if there is no host voxel. */
-static int host_extent(rsy__placer *pl)
+/* One scan of the map: host voxels per row, the hosts' bounding box and S-I extent (world z is
+ * linear in i, so along a row its extremes over the host voxels are at the first and the last
+ * of them). Returns 0 if there is no host voxel. */
+static int host_scan(rsy__placer *pl, uint32_t *row_hosts)
 {
     const int64_t *d = pl->geom.dims;
     int64_t lo[3] = {d[0], d[1], d[2]}, hi[3] = {-1, -1, -1};
     double zmin = HUGE_VAL, zmax = -HUGE_VAL;
+    unsigned char lut[RSY__MAX_TISSUE_CLASSES + 1];
+    for (int c = 0; c < RSY__MAX_TISSUE_CLASSES; c++)
+        lut[c] = pl->tis->hosts[c];
+    lut[RSY__MAX_TISSUE_CLASSES] = 0;
     for (int64_t k = 0; k < d[2]; k++)
         for (int64_t j = 0; j < d[1]; j++) {
             const uint16_t *c = pl->cls + (k * d[1] + j) * d[0];
+            uint32_t count = 0;
+            int64_t first = -1, last = -1;
             for (int64_t i = 0; i < d[0]; i++) {
-                if (!is_host(pl, c[i]))
-                    continue;
-                const int64_t ijk[3] = {i, j, k};
-                for (int a = 0; a < 3; a++) {
-                    lo[a] = ijk[a] < lo[a] ? ijk[a] : lo[a];
-                    hi[a] = ijk[a] > hi[a] ? ijk[a] : hi[a];
+                const uint16_t cv = c[i] < RSY__MAX_TISSUE_CLASSES ? c[i] : RSY__MAX_TISSUE_CLASSES;
+                if (lut[cv]) {
+                    last = i;
+                    first = first < 0 ? i : first;
+                    count++;
                 }
-                const double z = world_z(pl, i, j, k);
-                zmin = z < zmin ? z : zmin;
-                zmax = z > zmax ? z : zmax;
             }
+            row_hosts[k * d[1] + j] = count;
+            if (first < 0)
+                continue;
+            lo[0] = first < lo[0] ? first : lo[0];
+            hi[0] = last > hi[0] ? last : hi[0];
+            lo[1] = j < lo[1] ? j : lo[1];
+            hi[1] = j > hi[1] ? j : hi[1];
+            lo[2] = k < lo[2] ? k : lo[2];
+            hi[2] = k > hi[2] ? k : hi[2];
+            const double z0 = world_z(pl, first, j, k), z1 = world_z(pl, last, j, k);
+            zmin = fmin(zmin, fmin(z0, z1));
+            zmax = fmax(zmax, fmax(z0, z1));
         }
     if (hi[0] < 0)
         return 0;
@@ -302,8 +383,13 @@ static rsy_status placer_build(rsy__placer *pl)
     RSY_FREE(pl->cum);
     pl->n_candidates = 0;
     pl->n_rows = 0;
-    if (!host_extent(pl))
+    uint32_t *row_hosts = malloc((size_t)(pl->geom.dims[1] * pl->geom.dims[2]) * sizeof *row_hosts);
+    if (!row_hosts)
+        return RSY_ENOMEM;
+    if (!host_scan(pl, row_hosts)) {
+        free(row_hosts);
         return RSY_OK;
+    }
     if (pl->n_maps > 0) {
         if (pl->window && isfinite(pl->dmax)) {
             /* the hosts' box grown by the largest distance that counts (+1 voxel) */
@@ -321,18 +407,25 @@ static rsy_status placer_build(rsy__placer *pl)
         }
         for (int m = 0; m < pl->n_maps; m++) {
             pl->maps[m] = malloc(rsy__box_nvox(&pl->map_box) * sizeof *pl->maps[m]);
-            if (!pl->maps[m])
+            if (!pl->maps[m]) {
+                free(row_hosts);
                 return RSY_ENOMEM;
+            }
         }
         const rsy_status rc = compute_maps(pl);
-        if (rc != RSY_OK)
+        if (rc != RSY_OK) {
+            free(row_hosts);
             return rc;
+        }
     }
     pl->n_rows = rsy__box_n(&pl->box, 1) * rsy__box_n(&pl->box, 2);
     pl->cum = malloc((size_t)(pl->n_rows + 1) * sizeof *pl->cum);
-    if (!pl->cum)
+    if (!pl->cum) {
+        free(row_hosts);
         return RSY_ENOMEM;
-    fill_candidates(pl);
+    }
+    fill_candidates(pl, row_hosts);
+    free(row_hosts);
     return RSY_OK;
 }
 

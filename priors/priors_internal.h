@@ -217,11 +217,14 @@ static inline size_t rsy__box_nvox(const rsy__box *b)
  * transforms of sampled functions", Theory of Computing 8, 2012, pp. 415-428): for every voxel
  * of box @p b of the uint16 map @p cls (dims @p dims, voxel size @p spacing_mm), the distance
  * in mm to the nearest voxel of the box whose class c has @p feature[c] set (classes >= 64
- * never are). @p out holds rsy__box_nvox(b) floats, x fastest; INFINITY where the box has no
- * feature voxel. @return RSY_OK, RSY_ENOMEM.
+ * never are). @p out holds rsy__box_nvox(b) floats, x fastest. Distances up to @p max_mm
+ * (HUGE_VAL: no limit) are exact; larger ones and voxels without a feature in the box are
+ * INFINITY (truncation lets the passes skip lines with nothing in reach).
+ * @return RSY_OK, RSY_ENOMEM.
  */
 rsy_status rsy__edt_box(const uint16_t *cls, const int64_t dims[3], const double spacing_mm[3],
-                        const rsy__box *b, const unsigned char *feature, float *out);
+                        const rsy__box *b, const unsigned char *feature, double max_mm,
+                        float *out);
 
 /** Placement state of one lesion type in one case (placement.c). */
 typedef struct rsy__placer rsy__placer;
@@ -259,22 +262,49 @@ double rsy__placer_distance(const rsy__placer *pl, int host_class, const int64_t
 /* Lipschitz constant of the cap near fixed tissues: displacement <= beta (d - h). */
 #define RSY__MASS_BETA 0.5
 
-/**
- * Apply the push of lesion @p l (prior @p p, tissue sets @p tis; centre mass_center_mm,
- * strength mass_strength) to @p classes and, when not NULL, @p instances, by backward
- * nearest-neighbour warping; move the centres and anchors of @p moved (n_moved lesions placed
- * before) with the tissue. Writes the largest applied displacement (mm) to @p max_mm.
- * @return RSY_OK, RSY_ENOMEM.
- */
-rsy_status rsy__mass_effect_apply(const rsy_prior *p, const rsy__prior_tissues *tis,
-                                  const rsy_lesion *l, rsy_volume *classes,
-                                  rsy_volume *instances, rsy_lesion *moved, int n_moved,
-                                  double *max_mm);
+/** Copy box @p b of the uint16 volume @p v into @p out (x fastest), or back. */
+void rsy__box_read(const rsy_volume *v, const rsy__box *b, uint16_t *out);
+void rsy__box_write(rsy_volume *v, const rsy__box *b, const uint16_t *in);
+
+/** The box of geometry @p g that the push of lesion @p l (prior @p p, tissue sets @p tis;
+ *  centre mass_center_mm, strength mass_strength) reads and writes; empty (hi < lo) when it
+ *  moves no voxel. @return RSY_OK, RSY_ENOMEM. */
+rsy_status rsy__mass_effect_region(const rsy_prior *p, const rsy__prior_tissues *tis,
+                                   const rsy_lesion *l, const rsy_geometry *g, rsy__box *box);
 
 /**
- * For tests: the backward map of the push of @p l on @p classes at every voxel of the
- * support box: @p box receives the box and @p src (3 rsy__box_nvox(box) doubles, owned by
- * the caller, free()) the world source point of each voxel centre.
+ * Apply the push of @p l to the box contents @p classes_box (in: the classes of @p box, from
+ * rsy__mass_effect_region; out: pushed) and, when not NULL, @p instances_box, by backward
+ * nearest-neighbour warping; move the centres and anchors of @p moved (n_moved lesions placed
+ * before) with the tissue. Writes the largest applied displacement (mm) to @p max_mm.
+ * @return RSY_OK, RSY_ENOMEM, RSY_EINVAL (box not the push's region).
+ */
+rsy_status rsy__mass_effect_warp(const rsy_prior *p, const rsy__prior_tissues *tis,
+                                 const rsy_lesion *l, const rsy_geometry *g, const rsy__box *box,
+                                 uint16_t *classes_box, uint16_t *instances_box,
+                                 rsy_lesion *moved, int n_moved, double *max_mm);
+
+/** The pushes of one case during sampling (sample.c): per pushing lesion its box and the
+ *  classes of the box after the push, an overlay on the caller's class map until a working
+ *  copy is needed (a case whose last lesion pushes never copies the map). */
+typedef struct rsy__push_entry {
+    int instance_id;
+    rsy__box box;
+    uint16_t *after;
+} rsy__push_entry;
+
+typedef struct rsy__push_cache {
+    int n, cap;
+    rsy__push_entry *e;
+} rsy__push_cache;
+
+void rsy__push_cache_free(rsy__push_cache *c);
+
+/**
+ * For tests: the backward map of the push of @p l on @p classes at every voxel of its box:
+ * @p box receives the box and @p src (3 rsy__box_nvox(box) doubles, owned by the caller,
+ * free()) the world source point of each voxel centre (the centre itself where the push moves
+ * nothing: beyond the reach, where m < half a voxel, the map is taken as the identity).
  * @return RSY_OK, RSY_ENOMEM.
  */
 rsy_status rsy__mass_effect_map(const rsy_prior *p, const rsy__prior_tissues *tis,

@@ -64,30 +64,20 @@ static void voxel_world(const rsy_geometry *g, int64_t i, int64_t j, int64_t k, 
                g->affine[r][2] * (double)k + g->affine[r][3];
 }
 
-/* Inside mask (rn < 1) of the box, 1 byte per voxel; voxels outside the bounding sphere are
- * outside. */
-static unsigned char *inside_mask(const rsy__compartments *cs, const rsy_geometry *g,
-                                  const rsy__box *b)
-{
-    unsigned char *m = calloc(rsy__box_nvox(b), 1);
-    if (!m)
-        return NULL;
-    const double *c = cs->l->center_mm, r2 = cs->shape.bound_mm * cs->shape.bound_mm;
-    size_t q = 0;
-    for (int64_t k = b->lo[2]; k <= b->hi[2]; k++)
-        for (int64_t j = b->lo[1]; j <= b->hi[1]; j++)
-            for (int64_t i = b->lo[0]; i <= b->hi[0]; i++, q++) {
-                double x[3];
-                voxel_world(g, i, j, k, x);
-                const double d2 = (x[0] - c[0]) * (x[0] - c[0]) + (x[1] - c[1]) * (x[1] - c[1]) +
-                                  (x[2] - c[2]) * (x[2] - c[2]);
-                m[q] = d2 <= r2 && rsy__shape_radial(&cs->shape, x, NULL) < 1.0;
-            }
-    return m;
-}
+/* Per-voxel code of a lesion's box: 0 outside every compartment, else bits 0-3 the final
+ * compartment + 1, bit 6 inside the surface, bit 7 drawn in the margin pass. */
+#define CODE_COMP 0x0f
+#define CODE_INSIDE 0x40
+#define CODE_MARGIN 0x80
 
-/* 1 if a 6-neighbour of box voxel (i, j, k) (box-relative) is outside the mask. */
-static int touches_outside(const unsigned char *m, const rsy__box *b, int64_t i, int64_t j,
+typedef struct lesion_raster {
+    int has_box;
+    rsy__box box;
+    unsigned char *code;
+} lesion_raster;
+
+/* 1 if a 6-neighbour of box voxel (i, j, k) (box-relative) is outside the surface. */
+static int touches_outside(const unsigned char *code, const rsy__box *b, int64_t i, int64_t j,
                            int64_t k)
 {
     const int64_t nx = rsy__box_n(b, 0), ny = rsy__box_n(b, 1), nz = rsy__box_n(b, 2);
@@ -96,62 +86,118 @@ static int touches_outside(const unsigned char *m, const rsy__box *b, int64_t i,
     for (int q = 0; q < 6; q++) {
         const int64_t *v = nb[q];
         if (v[0] < 0 || v[0] >= nx || v[1] < 0 || v[1] >= ny || v[2] < 0 || v[2] >= nz ||
-            !m[(v[2] * ny + v[1]) * nx + v[0]])
+            !(code[(v[2] * ny + v[1]) * nx + v[0]] & CODE_INSIDE))
             return 1;
     }
     return 0;
 }
 
-/* Draw one lesion's compartments inside its surface (@p margins = 0) or outside it
- * (@p margins = 1); returns the number of voxels written, or (size_t)-1 on ENOMEM. */
-static size_t rasterise_one(const rsy__compartments *cs, const rsy__prior_tissues *tis,
-                            int class_base, uint16_t *cls, uint16_t *inst,
-                            const rsy_geometry *g, int margins)
+/* Classify every voxel of the lesion's box (see the file comment). */
+static rsy_status classify(const rsy__compartments *cs, const rsy__prior_tissues *tis,
+                           const uint16_t *cls, const rsy_geometry *g, lesion_raster *lr)
 {
     const rsy_prior *p = cs->p;
     const rsy_lesion *l = cs->l;
-    rsy__box b;
-    const double outer = margins ? cs->outer_mm : cs->shape.bound_mm;
-    if (!voxel_box(g, l->center_mm, outer, &b))
-        return 0;
-    unsigned char *mask = NULL;
-    if (!margins && cs->n_wall > 0) {
-        mask = inside_mask(cs, g, &b);
-        if (!mask)
-            return (size_t)-1;
-    }
-    const double outer2 = outer * outer;
-    const uint16_t id = (uint16_t)l->instance_id;
+    const rsy__shape *sh = &cs->shape;
+    lr->has_box = voxel_box(g, l->center_mm, cs->outer_mm, &lr->box);
+    if (!lr->has_box)
+        return RSY_OK;
+    const rsy__box *b = &lr->box;
+    lr->code = calloc(rsy__box_nvox(b), 1);
+    if (!lr->code)
+        return RSY_ENOMEM;
+    unsigned char *code = lr->code;
+    const int walls = cs->n_wall > 0;
+    const double(*a)[4] = (const double(*)[4])g->affine;
+    const double outer2 = cs->outer_mm * cs->outer_mm;
     const int64_t nx = g->dims[0], ny = g->dims[1];
-    size_t written = 0;
-    for (int64_t k = b.lo[2]; k <= b.hi[2]; k++) {
-        for (int64_t j = b.lo[1]; j <= b.hi[1]; j++) {
-            const size_t row = (size_t)((k * ny + j) * nx);
-            for (int64_t i = b.lo[0]; i <= b.hi[0]; i++) {
-                const size_t v = row + (size_t)i;
-                const uint16_t cv = cls[v];
-                if (inst[v] != 0 || cv >= RSY__MAX_TISSUE_CLASSES || !tis->any[cv])
+    const double(*m)[3] = (const double(*)[3])sh->frame[0];
+    double ui[3]; /* unit-frame step of one voxel along i (single lobe) */
+    for (int r = 0; r < 3; r++)
+        ui[r] = m[r][0] * a[0][0] + m[r][1] * a[1][0] + m[r][2] * a[2][0];
+    size_t q = 0;
+    for (int64_t k = b->lo[2]; k <= b->hi[2]; k++)
+        for (int64_t j = b->lo[1]; j <= b->hi[1]; j++) {
+            double d0[3], u0[3]; /* world offset and unit-frame point at i = 0 */
+            for (int r = 0; r < 3; r++)
+                d0[r] = a[r][1] * (double)j + a[r][2] * (double)k + a[r][3] - l->center_mm[r];
+            for (int r = 0; r < 3; r++)
+                u0[r] = m[r][0] * d0[0] + m[r][1] * d0[1] + m[r][2] * d0[2];
+            const uint16_t *crow = cls + (k * ny + j) * nx;
+            for (int64_t i = b->lo[0]; i <= b->hi[0]; i++, q++) {
+                const uint16_t cv = crow[i];
+                if (!walls && (cv >= RSY__MAX_TISSUE_CLASSES || !tis->any[cv]))
                     continue;
-                double x[3];
-                voxel_world(g, i, j, k, x);
-                const double d2 = (x[0] - l->center_mm[0]) * (x[0] - l->center_mm[0]) +
-                                  (x[1] - l->center_mm[1]) * (x[1] - l->center_mm[1]) +
-                                  (x[2] - l->center_mm[2]) * (x[2] - l->center_mm[2]);
+                const double fi = (double)i;
+                const double d[3] = {d0[0] + a[0][0] * fi, d0[1] + a[1][0] * fi,
+                                     d0[2] + a[2][0] * fi};
+                const double d2 = d[0] * d[0] + d[1] * d[1] + d[2] * d[2];
                 if (d2 > outer2)
                     continue;
-                double dist_mm;
-                const double rn = rsy__shape_radial(&cs->shape, x, &dist_mm);
-                int base = rsy__compartments_base(cs, rn, dist_mm);
-                if (mask && rn < 1.0 &&
+                double rn, dist;
+                if (sh->n_lobes == 1) {
+                    const double u[3] = {u0[0] + ui[0] * fi, u0[1] + ui[1] * fi,
+                                         u0[2] + ui[2] * fi};
+                    rn = rsy__shape_radial_unit(sh, u, sqrt(d2), &dist);
+                } else {
+                    const double x[3] = {d[0] + l->center_mm[0], d[1] + l->center_mm[1],
+                                         d[2] + l->center_mm[2]};
+                    rn = rsy__shape_radial(sh, x, &dist);
+                }
+                const int base = rsy__compartments_base(cs, rn, dist);
+                code[q] = (unsigned char)((rn < 1.0 ? CODE_INSIDE : 0) | (base + 1));
+            }
+        }
+    /* The closed-wall rule, then nesting, then the pass of each voxel. */
+    q = 0;
+    for (int64_t k = b->lo[2]; k <= b->hi[2]; k++)
+        for (int64_t j = b->lo[1]; j <= b->hi[1]; j++)
+            for (int64_t i = b->lo[0]; i <= b->hi[0]; i++, q++) {
+                int base = (code[q] & CODE_COMP) - 1;
+                if (walls && (code[q] & CODE_INSIDE) &&
                     (base < 0 || p->compartments[base].extent_kind != RSY_EXTENT_WALL_MM) &&
-                    touches_outside(mask, &b, i - b.lo[0], j - b.lo[1], k - b.lo[2]))
+                    touches_outside(code, b, i - b->lo[0], j - b->lo[1], k - b->lo[2]))
                     base = cs->wall[0];
-                if (base < 0 ||
-                    (p->compartments[base].extent_kind == RSY_EXTENT_MARGIN_MM) != margins)
+                if (base < 0)
                     continue;
-                int c = rsy__compartments_nest(cs, base, x);
-                while (c >= 0 && !tis->permitted[c][cv])
-                    c = c == base ? -1 : cs->parent[c];
+                int c = base;
+                if (cs->n_nested > 0) {
+                    double x[3];
+                    voxel_world(g, i, j, k, x);
+                    c = rsy__compartments_nest(cs, base, x);
+                }
+                const int margin = p->compartments[base].extent_kind == RSY_EXTENT_MARGIN_MM;
+                code[q] = (unsigned char)((code[q] & CODE_INSIDE) | (margin ? CODE_MARGIN : 0) |
+                                          (c + 1));
+            }
+    return RSY_OK;
+}
+
+/* Write one lesion's compartments of one pass; returns the number of voxels written. */
+static size_t write_pass(const rsy__compartments *cs, const rsy__prior_tissues *tis,
+                         const lesion_raster *lr, int class_base, uint16_t *cls, uint16_t *inst,
+                         const rsy_geometry *g, int margins)
+{
+    if (!lr->has_box)
+        return 0;
+    const rsy__box *b = &lr->box;
+    const uint16_t id = (uint16_t)cs->l->instance_id;
+    const int64_t nx = g->dims[0], ny = g->dims[1];
+    size_t written = 0, q = 0;
+    for (int64_t k = b->lo[2]; k <= b->hi[2]; k++)
+        for (int64_t j = b->lo[1]; j <= b->hi[1]; j++) {
+            const size_t row = (size_t)((k * ny + j) * nx);
+            for (int64_t i = b->lo[0]; i <= b->hi[0]; i++, q++) {
+                const unsigned char cd = lr->code[q];
+                if (!(cd & CODE_COMP) || ((cd & CODE_MARGIN) != 0) != margins)
+                    continue;
+                const size_t v = row + (size_t)i;
+                const uint16_t cv = cls[v];
+                if (inst[v] != 0 || cv >= RSY__MAX_TISSUE_CLASSES)
+                    continue;
+                int c = (cd & CODE_COMP) - 1;
+                while (c >= 0 && !tis->permitted[c][cv]) /* nested falls back to its parent */
+                    c = cs->parent[c];
                 if (c < 0)
                     continue;
                 cls[v] = (uint16_t)(class_base + c);
@@ -159,9 +205,41 @@ static size_t rasterise_one(const rsy__compartments *cs, const rsy__prior_tissue
                 written++;
             }
         }
-    }
-    free(mask);
     return written;
+}
+
+/* Apply the push of @p l to @p classes and @p instances (the instance box only when it holds
+ * a lesion voxel). */
+static rsy_status replay_push(const rsy_prior *p, const rsy__prior_tissues *tis,
+                              const rsy_lesion *l, rsy_volume *classes, rsy_volume *instances)
+{
+    rsy__box box;
+    rsy_status rc = rsy__mass_effect_region(p, tis, l, &classes->geom, &box);
+    if (rc != RSY_OK || box.hi[0] < box.lo[0] || box.hi[1] < box.lo[1] || box.hi[2] < box.lo[2])
+        return rc;
+    const size_t n = rsy__box_nvox(&box);
+    uint16_t *buf = malloc(n * sizeof *buf), *ibuf = malloc(n * sizeof *ibuf);
+    if (!buf || !ibuf) {
+        free(buf);
+        free(ibuf);
+        return RSY_ENOMEM;
+    }
+    rsy__box_read(classes, &box, buf);
+    rsy__box_read(instances, &box, ibuf);
+    int inst_zero = 1;
+    for (size_t q = 0; q < n && inst_zero; q++)
+        inst_zero = ibuf[q] == 0;
+    double unused;
+    rc = rsy__mass_effect_warp(p, tis, l, &classes->geom, &box, buf, inst_zero ? NULL : ibuf,
+                               NULL, 0, &unused);
+    if (rc == RSY_OK) {
+        rsy__box_write(classes, &box, buf);
+        if (!inst_zero)
+            rsy__box_write(instances, &box, ibuf);
+    }
+    free(buf);
+    free(ibuf);
+    return rc;
 }
 
 static rsy_status check_set(const rsy_recipe *r, const rsy_lesion_set *set)
@@ -256,43 +334,43 @@ rsy_status rsy_lesions_rasterise(const rsy_recipe *r, const char *family,
     /* The mass effect, replayed in instance order. */
     for (int i = 0; i < set->n; i++) {
         const rsy_lesion *l = &set->items[i];
-        if (!l->mass_effect)
+        if (!l->mass_effect || l->mass_applied)
             continue;
         const int t = l->type_index;
-        double unused;
-        rc = rsy__mass_effect_apply(&r->lesions[t].prior, &tissues[t], l, classes, instances,
-                                    NULL, 0, &unused);
+        rc = replay_push(&r->lesions[t].prior, &tissues[t], l, classes, instances);
         if (rc != RSY_OK)
             return rc;
     }
     /* Two passes: every lesion's compartments inside its surface first, then the margin
      * compartments (oedema) on the voxels left. A lesion's core or enhancing rim thus always
      * beats a neighbour's oedema; within a pass the lower instance id wins. */
-    size_t *written = calloc((size_t)(set->n > 0 ? set->n : 1), sizeof *written);
-    rsy__compartments *cs = calloc((size_t)(set->n > 0 ? set->n : 1), sizeof *cs);
+    const size_t n_alloc = (size_t)(set->n > 0 ? set->n : 1);
+    size_t *written = calloc(n_alloc, sizeof *written);
+    rsy__compartments *cs = calloc(n_alloc, sizeof *cs);
+    lesion_raster *lr = calloc(n_alloc, sizeof *lr);
     int n_built = 0;
-    if (!written || !cs) {
+    if (!written || !cs || !lr) {
         rc = RSY_ENOMEM;
         goto done;
     }
     for (; n_built < set->n; n_built++) {
         const rsy_lesion *l = &set->items[n_built];
-        rc = rsy__compartments_init(&cs[n_built], &r->lesions[l->type_index].prior, l);
-        if (rc != RSY_OK)
+        const int t = l->type_index;
+        rc = rsy__compartments_init(&cs[n_built], &r->lesions[t].prior, l);
+        if (rc == RSY_OK)
+            rc = classify(&cs[n_built], &tissues[t], classes->data, &classes->geom,
+                          &lr[n_built]);
+        if (rc != RSY_OK) {
+            n_built++;
             goto done;
+        }
     }
     for (int margins = 0; margins <= 1; margins++) {
         for (int i = 0; i < set->n; i++) {
-            const rsy_lesion *l = &set->items[i];
-            const int t = l->type_index;
+            const int t = set->items[i].type_index;
             const int class_base = n_tissue + rsy_lesion_compartment_offset(r, t);
-            const size_t w = rasterise_one(&cs[i], &tissues[t], class_base, classes->data,
-                                           instances->data, &classes->geom, margins);
-            if (w == (size_t)-1) {
-                rc = RSY_ENOMEM;
-                goto done;
-            }
-            written[i] += w;
+            written[i] += write_pass(&cs[i], &tissues[t], &lr[i], class_base, classes->data,
+                                     instances->data, &classes->geom, margins);
         }
     }
     for (int i = 0; i < set->n; i++) {
@@ -307,8 +385,11 @@ rsy_status rsy_lesions_rasterise(const rsy_recipe *r, const char *family,
                           written[i]);
     }
 done:
-    for (int i = 0; i < n_built; i++)
+    for (int i = 0; i < n_built; i++) {
         rsy__compartments_clear(&cs[i]);
+        free(lr[i].code);
+    }
+    free(lr);
     free(cs);
     free(written);
     return rc;

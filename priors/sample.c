@@ -68,6 +68,16 @@ int rsy_lesion_compartment_total(const rsy_recipe *r)
     return r ? rsy_lesion_compartment_offset(r, r->n_lesion_types) : 0;
 }
 
+void rsy__push_cache_free(rsy__push_cache *c)
+{
+    if (!c)
+        return;
+    for (int i = 0; i < c->n; i++)
+        free(c->e[i].after);
+    free(c->e);
+    free(c);
+}
+
 void rsy_lesion_set_clear(rsy_lesion_set *s)
 {
     if (!s)
@@ -566,8 +576,121 @@ static rsy_status sample_one(const rsy_recipe *r, int t, int i, int count, case_
     return RSY_OK;
 }
 
-rsy_status rsy_lesions_sample(const rsy_recipe *r, const char *family,
-                              const rsy_volume *classes, rsy_rng *rng, rsy_lesion_set *out)
+/* The class map the case is placed in: the caller's until a push, then a working copy. */
+typedef struct work_map {
+    const rsy_volume *orig;
+    rsy_volume *inplace;    /* rsy_lesions_sample_deform: the caller's map, pushed in place */
+    rsy_volume *copy;       /* materialised when a lesion is placed after a push */
+    rsy__push_cache *cache; /* the pushes so far */
+} work_map;
+
+static const rsy_volume *work_current(const work_map *w)
+{
+    return w->inplace ? w->inplace : (w->copy ? w->copy : w->orig);
+}
+
+/* The working copy, made (the caller's map plus the pushes so far) on first need. */
+static rsy_status work_materialise(work_map *w)
+{
+    if (w->inplace || w->copy || !w->cache || w->cache->n == 0)
+        return RSY_OK;
+    const rsy_status rc = rsy_volume_clone(&w->copy, w->orig);
+    if (rc != RSY_OK)
+        return rc;
+    for (int i = 0; i < w->cache->n; i++)
+        rsy__box_write(w->copy, &w->cache->e[i].box, w->cache->e[i].after);
+    return RSY_OK;
+}
+
+/* Classes of box @p b in the current anatomy: the caller's map overlaid with the pushes. */
+static void work_read(const work_map *w, const rsy__box *b, uint16_t *out)
+{
+    rsy__box_read(work_current(w), b, out);
+    if (w->inplace || w->copy || !w->cache)
+        return;
+    const int64_t bx = rsy__box_n(b, 0), by = rsy__box_n(b, 1);
+    for (int e = 0; e < w->cache->n; e++) {
+        const rsy__push_entry *pe = &w->cache->e[e];
+        int64_t lo[3], hi[3];
+        int empty = 0;
+        for (int a = 0; a < 3; a++) {
+            lo[a] = b->lo[a] > pe->box.lo[a] ? b->lo[a] : pe->box.lo[a];
+            hi[a] = b->hi[a] < pe->box.hi[a] ? b->hi[a] : pe->box.hi[a];
+            empty |= hi[a] < lo[a];
+        }
+        if (empty)
+            continue;
+        const int64_t ex = rsy__box_n(&pe->box, 0), ey = rsy__box_n(&pe->box, 1);
+        for (int64_t k = lo[2]; k <= hi[2]; k++)
+            for (int64_t j = lo[1]; j <= hi[1]; j++)
+                memcpy(out + ((k - b->lo[2]) * by + (j - b->lo[1])) * bx + (lo[0] - b->lo[0]),
+                       pe->after + ((k - pe->box.lo[2]) * ey + (j - pe->box.lo[1])) * ex +
+                           (lo[0] - pe->box.lo[0]),
+                       (size_t)(hi[0] - lo[0] + 1) * sizeof *out);
+    }
+}
+
+/* Push of the lesion just placed (st->items[st->n - 1]). */
+static rsy_status push_lesion(const rsy_prior *p, const rsy__prior_tissues *tis, case_state *st,
+                              work_map *w)
+{
+    rsy_lesion *l = &st->items[st->n - 1];
+    l->mass_effect = 1;
+    memcpy(l->mass_center_mm, l->center_mm, sizeof l->mass_center_mm);
+    rsy__box box;
+    rsy_status rc = rsy__mass_effect_region(p, tis, l, &w->orig->geom, &box);
+    if (rc != RSY_OK || box.hi[0] < box.lo[0] || box.hi[1] < box.lo[1] || box.hi[2] < box.lo[2])
+        return rc;
+    if (w->inplace) {
+        uint16_t *buf = malloc(rsy__box_nvox(&box) * sizeof *buf);
+        if (!buf)
+            return RSY_ENOMEM;
+        rsy__box_read(w->inplace, &box, buf);
+        rc = rsy__mass_effect_warp(p, tis, l, &w->orig->geom, &box, buf, NULL, st->items,
+                                   st->n - 1, &l->mass_max_mm);
+        if (rc == RSY_OK)
+            rsy__box_write(w->inplace, &box, buf);
+        free(buf);
+        l->mass_applied = rc == RSY_OK;
+        for (int q = 0; q + 1 < st->n; q++)
+            rsy__shape_update(&st->shapes[q]);
+        return rc;
+    }
+    if (!w->cache) {
+        w->cache = calloc(1, sizeof *w->cache);
+        if (!w->cache)
+            return RSY_ENOMEM;
+    }
+    if (w->cache->n == w->cache->cap) {
+        const int cap = w->cache->cap ? 2 * w->cache->cap : 4;
+        rsy__push_entry *e = realloc(w->cache->e, (size_t)cap * sizeof *e);
+        if (!e)
+            return RSY_ENOMEM;
+        w->cache->e = e;
+        w->cache->cap = cap;
+    }
+    const size_t n = rsy__box_nvox(&box);
+    uint16_t *buf = malloc(n * sizeof *buf);
+    if (!buf)
+        return RSY_ENOMEM;
+    work_read(w, &box, buf);
+    rc = rsy__mass_effect_warp(p, tis, l, &w->orig->geom, &box, buf, NULL, st->items, st->n - 1,
+                               &l->mass_max_mm);
+    if (rc != RSY_OK) {
+        free(buf);
+        return rc;
+    }
+    w->cache->e[w->cache->n++] = (rsy__push_entry){l->instance_id, box, buf};
+    if (w->copy)
+        rsy__box_write(w->copy, &box, buf);
+    for (int q = 0; q + 1 < st->n; q++) /* the lesions placed before have moved */
+        rsy__shape_update(&st->shapes[q]);
+    return RSY_OK;
+}
+
+static rsy_status sample_case(const rsy_recipe *r, const char *family,
+                              const rsy_volume *classes, rsy_volume *inplace, rsy_rng *rng,
+                              rsy_lesion_set *out)
 {
     if (!out) {
         rsy_log_error("NULL output");
@@ -580,20 +703,12 @@ rsy_status rsy_lesions_sample(const rsy_recipe *r, const char *family,
         return rc;
 
     case_state st = {NULL, NULL, NULL, 0, 0};
-    rsy_volume *copy = NULL;
+    work_map w = {classes, inplace, NULL, NULL};
     rsy__placer *pl = NULL;
+    int placer_stale = 0;
     double pts[PLACE_POINTS][3];
     rsy__prior_tissues tissues;
     ball_points(pts);
-
-    /* A working copy of the class map when any type pushes its surroundings. */
-    for (int t = 0; t < r->n_lesion_types && !copy; t++)
-        if (r->lesions[t].prior.mass_effect.enabled && r->lesions[t].probability > 0.0) {
-            rc = rsy_volume_clone(&copy, classes);
-            if (rc != RSY_OK)
-                goto fail;
-        }
-    const rsy_volume *work = copy ? copy : classes;
 
     for (int t = 0; t < r->n_lesion_types; t++) {
         const rsy_lesion_spec *spec = &r->lesions[t];
@@ -617,42 +732,58 @@ rsy_status rsy_lesions_sample(const rsy_recipe *r, const char *family,
         const int count = (int)count_rounded;
         rc = rsy__priors_tissues_build(family, p, &tissues);
         if (rc == RSY_OK)
-            rc = rsy__placer_create(&pl, p, &tissues, work);
+            rc = work_materialise(&w);
+        if (rc == RSY_OK)
+            rc = rsy__placer_create(&pl, p, &tissues, work_current(&w));
         if (rc == RSY_OK)
             rc = state_reserve(&st, count);
         if (rc != RSY_OK)
             goto fail;
+        placer_stale = 0;
         for (int i = 0; i < count; i++) {
-            rc = sample_one(r, t, i, count, &st, pl, work, &tissues,
+            if (placer_stale) { /* a push deformed the anatomy since the placer was built */
+                rc = work_materialise(&w);
+                if (rc == RSY_OK)
+                    rc = rsy__placer_refresh(pl, work_current(&w));
+                if (rc != RSY_OK)
+                    goto fail;
+                placer_stale = 0;
+            }
+            rc = sample_one(r, t, i, count, &st, pl, work_current(&w), &tissues,
                             (const double(*)[3])pts, rng);
-            if (rc != RSY_OK)
-                goto fail;
-            rsy_lesion *l = &st.items[st.n - 1];
-            if (!p->mass_effect.enabled || !copy)
-                continue;
-            l->mass_effect = 1;
-            memcpy(l->mass_center_mm, l->center_mm, sizeof l->mass_center_mm);
-            rc = rsy__mass_effect_apply(p, &tissues, l, copy, NULL, st.items, st.n - 1,
-                                        &l->mass_max_mm);
-            for (int q = 0; q + 1 < st.n; q++)
-                rsy__shape_update(&st.shapes[q]);
-            if (rc == RSY_OK && i + 1 < count)
-                rc = rsy__placer_refresh(pl, copy);
+            if (rc == RSY_OK && p->mass_effect.enabled) {
+                rc = push_lesion(p, &tissues, &st, &w);
+                placer_stale = 1;
+            }
             if (rc != RSY_OK)
                 goto fail;
         }
         rsy__placer_destroy(pl);
         pl = NULL;
     }
-    rsy_volume_destroy(copy);
+    rsy_volume_destroy(w.copy);
     state_free(&st, 1);
     out->n = st.n;
     out->items = st.items;
+    rsy__push_cache_free(w.cache);
     return RSY_OK;
 
 fail:
     rsy__placer_destroy(pl);
-    rsy_volume_destroy(copy);
+    rsy_volume_destroy(w.copy);
+    rsy__push_cache_free(w.cache);
     state_free(&st, 0);
     return rc;
+}
+
+rsy_status rsy_lesions_sample(const rsy_recipe *r, const char *family,
+                              const rsy_volume *classes, rsy_rng *rng, rsy_lesion_set *out)
+{
+    return sample_case(r, family, classes, NULL, rng, out);
+}
+
+rsy_status rsy_lesions_sample_deform(const rsy_recipe *r, const char *family,
+                                     rsy_volume *classes, rsy_rng *rng, rsy_lesion_set *out)
+{
+    return sample_case(r, family, classes, classes, rng, out);
 }

@@ -455,8 +455,8 @@ double rsy__cube_lookup(const float *t, int n, const double d[3])
     }
     if (!(m > 0.0))
         return t[0];
-    const double h = 0.5 * (n - 1);
-    double fu = (u / m + 1.0) * h, fv = (v / m + 1.0) * h;
+    const double h = 0.5 * (n - 1), hm = h / m;
+    double fu = u * hm + h, fv = v * hm + h;
     int iu = (int)fu, iv = (int)fv;
     iu = iu < 0 ? 0 : (iu > n - 2 ? n - 2 : iu);
     iv = iv < 0 ? 0 : (iv > n - 2 ? n - 2 : iv);
