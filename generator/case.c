@@ -2,9 +2,11 @@
  * case.c: the per-case pipeline (DESIGN.md section 2).
  *
  *   1. phantom: class map (uint16) and subject attributes;
- *   2. lesions: sampled against the tissue map, rasterised into the class map with an
- *      instance map beside it, then the subject's volumes are measured again;
- *   3. tissue properties: one MRI property set per class id; with the texture model
+ *   2. lesions (MRI and CT alike): sampled against the tissue map, which their mass effect
+ *      deforms in place, rasterised into the class map with an instance map beside it, then
+ *      the subject's volumes are measured again;
+ *   3. tissue properties: one MRI property set per class id (CT: one HU per class id in the
+ *      recipe's phase, lesion compartments included); with the texture model
  *      "preset" or "fitted", a texture field u drawn by the diffusion sampler (texture_case.c)
  *      makes per-voxel T1, T2 and PD maps of the textured classes;
  *   4. imaging, per channel: the signal of untextured classes from a lookup table over class
@@ -648,7 +650,10 @@ rsy_status rsy__case_generate(const rsy_recipe *r, size_t case_index, const rsy_
     rc = rsy_rng_create_stream(&rng_lesions, r->seed, case_index, RSY_STAGE_LESIONS);
     if (rc != RSY_OK)
         goto fail;
-    rc = rsy_lesions_sample(r, family, c->classes, rng_lesions, &set);
+    /* Sampled on the case's own class map, which the mass effect deforms in place (each push
+     * computed once; rasterisation does not push again), so hosts and zones below are read in
+     * the anatomy the lesions were placed in. */
+    rc = rsy_lesions_sample_deform(r, family, c->classes, rng_lesions, &set);
     if (rc != RSY_OK)
         goto fail;
     if (set.n > 0) {
