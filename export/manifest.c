@@ -212,9 +212,8 @@ static int acquisition_ct(cJSON *o, const rsy_recipe *r)
     int failed = 0;
     const rsy_ct_scanner *s = &r->ct.scanner;
     CHK(cJSON_AddStringToObject(o, "phase", rsy_ct_phase_name(r->ct.phase)));
-    CHK(cJSON_AddStringToObject(o, "noise_model", r->ct.noise_model == RSY_CT_NOISE_FAST
-                                                      ? "fast"
-                                                      : "projection"));
+    CHK(cJSON_AddStringToObject(o, "noise_model",
+                                r->ct.noise_model == RSY_CT_NOISE_FAST ? "fast" : "projection"));
     cJSON *sc = cJSON_AddObjectToObject(o, "scanner");
     CHK(sc);
     CHK(cJSON_AddStringToObject(sc, "name", s->name));
@@ -348,6 +347,16 @@ static rsy_status lesion_object(cJSON **out, const rsy_export *e, const rsy_lesi
     cJSON *o = cJSON_CreateObject();
     CHK(cJSON_AddNumberToObject(o, "instance_id", r->instance_id));
     CHK(cJSON_AddStringToObject(o, "type", str_or_empty(info->type)));
+    /* The type's disease file and its lesion type: "tuberous-sclerosis/cortical_tuber" gives
+     * "tuberous-sclerosis" and "cortical_tuber"; a file with its one type at the top level
+     * ("glioblastoma") gives the stem for both. */
+    char disease[RSY_NAME_MAX], lesion_type[RSY_NAME_MAX];
+    const char *type = str_or_empty(info->type), *slash = strchr(type, '/');
+    snprintf(disease, sizeof disease, "%.*s", slash ? (int)(slash - type) : (int)strlen(type),
+             type);
+    snprintf(lesion_type, sizeof lesion_type, "%s", slash ? slash + 1 : type);
+    CHK(cJSON_AddStringToObject(o, "disease", disease));
+    CHK(cJSON_AddStringToObject(o, "lesion_type", lesion_type));
     CHK(cJSON_AddStringToObject(o, "display_name", str_or_empty(info->display_name)));
     CHK(cJSON_AddStringToObject(o, "host", str_or_empty(info->host)));
     CHK(cJSON_AddStringToObject(o, "region", str_or_empty(info->region)));

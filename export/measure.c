@@ -113,13 +113,19 @@ static size_t bins_needed(const rsy_lesion_record *r, double sx, double sy)
  * a) and on the in-plane perpendicular w; they fall in bins along u of width
  * min(sx, sy), index floor(u·(p−a) / width + 0.5); a bin's chord is max w·(p−a) − min w·(p−a);
  * the short axis is the largest chord. A slice of one voxel has long and short axis 0.
+ * Square pixels (sx == sy, every phantom grid): the comparisons and the bin indices are made
+ * in voxel units from integers (squared distances exactly, projections as one correctly
+ * rounded division each), so ties and bin edges do not depend on the rounding of the spacing:
+ * a reader of the NIfTI file, whose pixdim is the spacing rounded to float32, finds the same
+ * key slice, ends and bins. Other spacings use the millimetre arithmetic throughout.
  * @p pts has room for every voxel of one slice of the lesion's box; @p bins for
  * 2·bins_needed() values. */
 static void measure_axes(const axis_set *s, const double spacing[2], rsy_lesion_record *r,
                          int64_t *pts, double *bins)
 {
     const double sx = spacing[0], sy = spacing[1];
-    double best2 = -1.0;
+    const int square = sx == sy;
+    double best2 = -1.0; /* mm^2; square pixels: voxel units^2 (an integer) */
     int64_t key = r->slice_min, pa[2] = {0, 0}, pb[2] = {0, 0};
 
     for (int64_t k = r->slice_min; k <= r->slice_max; k++) {
@@ -130,9 +136,14 @@ static void measure_axes(const axis_set *s, const double spacing[2], rsy_lesion_
         }
         for (size_t a = 0; a < np; a++) {
             for (size_t b = a + 1; b < np; b++) {
-                double dx = (double)(pts[2 * b] - pts[2 * a]) * sx;
-                double dy = (double)(pts[2 * b + 1] - pts[2 * a + 1]) * sy;
-                double d2 = dx * dx + dy * dy;
+                int64_t di = pts[2 * b] - pts[2 * a], dj = pts[2 * b + 1] - pts[2 * a + 1];
+                double d2;
+                if (square) {
+                    d2 = (double)(di * di + dj * dj); /* exact below 2^53 */
+                } else {
+                    double dx = (double)di * sx, dy = (double)dj * sy;
+                    d2 = dx * dx + dy * dy;
+                }
                 if (d2 > best2) {
                     best2 = d2;
                     key = k;
@@ -145,15 +156,20 @@ static void measure_axes(const axis_set *s, const double spacing[2], rsy_lesion_
         }
     }
     r->key_slice = key;
-    r->long_axis_mm = best2 > 0.0 ? sqrt(best2) : 0.0;
     r->short_axis_mm = 0.0;
-    if (!(best2 > 0.0))
+    if (!(best2 > 0.0)) {
+        r->long_axis_mm = 0.0;
         return;
+    }
+    /* In the units of the comparisons: voxels for square pixels, mm otherwise. */
+    const double len = sqrt(best2), unit = square ? sx : 1.0;
+    const double gx = square ? 1.0 : sx, gy = square ? 1.0 : sy;
+    r->long_axis_mm = len * unit;
 
-    const double len = r->long_axis_mm;
-    const double ux = (double)(pb[0] - pa[0]) * sx / len, uy = (double)(pb[1] - pa[1]) * sy / len;
+    const int64_t li = pb[0] - pa[0], lj = pb[1] - pa[1];
+    const double ux = (double)li * gx / len, uy = (double)lj * gy / len;
     const double wx = -uy, wy = ux;
-    const double width = fmin(sx, sy);
+    const double width = square ? 1.0 : fmin(sx, sy);
     const size_t nb = bins_needed(r, sx, sy);
     for (size_t b = 0; b < nb; b++) {
         bins[2 * b] = INFINITY;
@@ -161,9 +177,16 @@ static void measure_axes(const axis_set *s, const double spacing[2], rsy_lesion_
     }
     size_t np = slice_points(s, r, key, 0, pts);
     for (size_t p = 0; p < np; p++) {
-        double dx = (double)(pts[2 * p] - pa[0]) * sx;
-        double dy = (double)(pts[2 * p + 1] - pa[1]) * sy;
-        double along = dx * ux + dy * uy, across = dx * wx + dy * wy;
+        int64_t di = pts[2 * p] - pa[0], dj = pts[2 * p + 1] - pa[1];
+        double along, across;
+        if (square) {
+            along = (double)(di * li + dj * lj) / len;
+            across = (double)(dj * li - di * lj) / len;
+        } else {
+            double dx = (double)di * sx, dy = (double)dj * sy;
+            along = dx * ux + dy * uy;
+            across = dx * wx + dy * wy;
+        }
         /* along lies in [0, L] up to rounding (a and b are the farthest pair of the slice),
          * so the index lies in [0, nb - 2]; the clamp only guards against rounding. */
         double fb = floor(along / width + 0.5);
@@ -175,7 +198,7 @@ static void measure_axes(const axis_set *s, const double spacing[2], rsy_lesion_
     for (size_t b = 0; b < nb; b++)
         if (bins[2 * b + 1] - bins[2 * b] > best)
             best = bins[2 * b + 1] - bins[2 * b];
-    r->short_axis_mm = best;
+    r->short_axis_mm = best * unit;
 }
 
 rsy_status rsy_export_measure_lesions(const rsy_volume *instances, const rsy_volume *labels,

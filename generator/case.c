@@ -2,9 +2,11 @@
  * case.c: the per-case pipeline (DESIGN.md section 2).
  *
  *   1. phantom: class map (uint16) and subject attributes;
- *   2. lesions: sampled against the tissue map, rasterised into the class map with an
- *      instance map beside it, then the subject's volumes are measured again;
- *   3. tissue properties: one MRI property set per class id; with the texture model
+ *   2. lesions (MRI and CT alike): sampled against the tissue map, which their mass effect
+ *      deforms in place, rasterised into the class map with an instance map beside it, then
+ *      the subject's volumes are measured again;
+ *   3. tissue properties: one MRI property set per class id (CT: one HU per class id in the
+ *      recipe's phase, lesion compartments included); with the texture model
  *      "preset" or "fitted", a texture field u drawn by the diffusion sampler (texture_case.c)
  *      makes per-voxel T1, T2 and PD maps of the textured classes;
  *   4. imaging, per channel: the signal of untextured classes from a lookup table over class
@@ -33,7 +35,10 @@
 /* Sampled parameters per lesion: diameter, elongation, 3 semi-axes, 3 centre coordinates,
  * placement attempts, and one extent per compartment. */
 #define RSY__LESION_FIXED_KV 9
-#define RSY__LESION_KV (RSY__LESION_FIXED_KV + RSY_MAX_COMPARTMENTS)
+/* Optional ones: lobes, the anchor's distance to the rule's reference, the mass effect's drawn
+ * strength and largest displacement; per compartment its extent and, for a network, its cell
+ * size. */
+#define RSY__LESION_KV (RSY__LESION_FIXED_KV + 4 + 2 * RSY_MAX_COMPARTMENTS)
 /* Acquisition facts: MRI, per channel the noise sigma and the reference tissue's signal, plus
  * the intensity scale; CT, per channel dose fraction, I0, kernel, noise model and measured
  * noise SD (the recipe's phase and scanner profile are written by the export). */
@@ -47,7 +52,7 @@ typedef struct gen_lesion {
     char host[RSY_NAME_MAX];
     char region[RSY_TEXT_MAX];
     rsy_kv params[RSY__LESION_KV];
-    char keys[RSY_MAX_COMPARTMENTS][RSY__KEY_MAX];
+    char keys[2 * RSY_MAX_COMPARTMENTS][RSY__KEY_MAX];
 } gen_lesion;
 
 struct rsy_case {
@@ -206,6 +211,59 @@ static int class_at_world(const rsy_volume *classes, const double xyz_mm[3])
     return ((const uint16_t *)classes->data)[vox];
 }
 
+/* The third of the superior-inferior extent of its type's host tissues that holds the centre
+ * of each lesion (0 upper, 1 middle, 2 lower; -1 when no host voxel exists), on the class map
+ * before rasterisation: the zones of the placement rule's zone_weights and of the findings.
+ * The grid is axis-aligned (phantoms), so world z depends on k alone. */
+static rsy_status lesion_zones(const rsy_recipe *r, const rsy_volume *classes,
+                               const rsy_lesion_set *set, int *zone)
+{
+    const rsy_geometry *g = &classes->geom;
+    const uint16_t *cl = classes->data;
+    size_t slice = (size_t)g->dims[0] * (size_t)g->dims[1];
+    for (int t = 0; t < r->n_lesion_types; t++) {
+        int used = 0;
+        for (int i = 0; i < set->n; i++)
+            used |= set->items[i].type_index == t;
+        if (!used)
+            continue;
+        const rsy_prior *p = &r->lesions[t].prior;
+        unsigned char host[65536 / 8];
+        memset(host, 0, sizeof host);
+        for (int h = 0; h < p->n_hosts; h++) {
+            int id = rsy_phantom_class_id(r->phantom.family, p->hosts[h]);
+            if (id >= 0)
+                host[id / 8] |= (unsigned char)(1u << (id % 8));
+        }
+        int64_t kmin = -1, kmax = -1;
+        for (int64_t k = 0; k < g->dims[2]; k++) {
+            const uint16_t *sl = cl + (size_t)k * slice;
+            int any = 0;
+            for (size_t v = 0; v < slice && !any; v++)
+                any = (host[sl[v] / 8] >> (sl[v] % 8)) & 1u;
+            if (any) {
+                if (kmin < 0)
+                    kmin = k;
+                kmax = k;
+            }
+        }
+        for (int i = 0; i < set->n; i++) {
+            if (set->items[i].type_index != t)
+                continue;
+            zone[i] = -1;
+            if (kmin < 0)
+                continue;
+            double a[3] = {0.0, 0.0, (double)kmin}, b[3] = {0.0, 0.0, (double)kmax}, wa[3], wb[3];
+            rsy_geometry_voxel_to_world(g, a, wa);
+            rsy_geometry_voxel_to_world(g, b, wb);
+            double top = fmax(wa[2], wb[2]), bottom = fmin(wa[2], wb[2]);
+            double f = top > bottom ? (top - set->items[i].center_mm[2]) / (top - bottom) : 0.5;
+            zone[i] = f < 1.0 / 3.0 ? 0 : (f < 2.0 / 3.0 ? 1 : 2);
+        }
+    }
+    return RSY_OK;
+}
+
 /* Describe lesion @p l (sampled against the pre-rasterisation class map) for the export. */
 static void lesion_describe(const rsy_recipe *r, const rsy_case *c, const rsy_lesion *l,
                             int host_class, gen_lesion *gl, rsy_lesion_info *info)
@@ -233,11 +291,24 @@ static void lesion_describe(const rsy_recipe *r, const rsy_case *c, const rsy_le
     gl->params[n++] = kv_number("center_y_mm", l->center_mm[1]);
     gl->params[n++] = kv_number("center_z_mm", l->center_mm[2]);
     gl->params[n++] = kv_number("placement_attempts", (double)l->attempts);
+    if (l->n_lobes > 1)
+        gl->params[n++] = kv_number("lobes", (double)l->n_lobes);
+    if (p->n_reference > 0 && l->anchor_distance_mm >= 0.0)
+        gl->params[n++] = kv_number("reference_distance_mm", l->anchor_distance_mm);
+    if (l->mass_effect) {
+        gl->params[n++] = kv_number("mass_effect_strength", l->mass_strength);
+        gl->params[n++] = kv_number("mass_effect_max_mm", l->mass_max_mm);
+    }
+    int nk = 0;
     for (int k = 0; k < p->n_compartments; k++) {
         const rsy_compartment *cp = &p->compartments[k];
-        snprintf(gl->keys[k], sizeof gl->keys[k], "%s.%s", cp->name,
-                 cp->extent_kind == RSY_EXTENT_MARGIN_MM ? "margin_mm" : "radius_fraction");
-        gl->params[n++] = kv_number(gl->keys[k], l->extent[k]);
+        snprintf(gl->keys[nk], sizeof gl->keys[nk], "%s.%s", cp->name,
+                 rsy__gen_extent_key(cp->extent_kind));
+        gl->params[n++] = kv_number(gl->keys[nk++], l->extent[k]);
+        if (cp->extent_kind == RSY_EXTENT_NETWORK) {
+            snprintf(gl->keys[nk], sizeof gl->keys[nk], "%s.cell_mm", cp->name);
+            gl->params[n++] = kv_number(gl->keys[nk++], l->cell_mm[k]);
+        }
     }
     info->instance_id = l->instance_id;
     info->type = gl->type;
@@ -393,9 +464,8 @@ static rsy_status imaging_ct(const rsy_recipe *r, rsy_case *c, const rsy__gen_cl
             if (!facts[f].is_string && !isfinite(facts[f].x))
                 continue; /* no interior voxel to measure the noise on */
             snprintf(c->acq_keys[c->n_acq], RSY__KEY_MAX, "channel_%d.%s", ch, facts[f].key);
-            c->acq_kv[c->n_acq] = facts[f].is_string
-                                      ? kv_string(c->acq_keys[c->n_acq], facts[f].s)
-                                      : kv_number(c->acq_keys[c->n_acq], facts[f].x);
+            c->acq_kv[c->n_acq] = facts[f].is_string ? kv_string(c->acq_keys[c->n_acq], facts[f].s)
+                                                     : kv_number(c->acq_keys[c->n_acq], facts[f].x);
             c->n_acq++;
         }
     }
@@ -405,7 +475,8 @@ static rsy_status imaging_ct(const rsy_recipe *r, rsy_case *c, const rsy__gen_cl
 /* Labels from classes; a second instance map restricted to the compartments inside the
  * lesion surface (for the mass size); measured records of both; then the findings. */
 static rsy_status labels_and_findings(const rsy_recipe *r, rsy_case *c, const rsy__gen_class *tab,
-                                      const rsy_lesion_set *set, const int *host_class)
+                                      const rsy_lesion_set *set, const int *host_class,
+                                      const int *zone)
 {
     rsy_status rc = RSY_OK;
     rsy_volume *mass_inst = NULL;
@@ -430,9 +501,11 @@ static rsy_status labels_and_findings(const rsy_recipe *r, rsy_case *c, const rs
         uint16_t *mi = mass_inst->data;
         for (size_t v = 0; v < nvox; v++) {
             const rsy__gen_class *e = &tab[cl[v]];
+            /* The mass: everything inside the lesion surface (radius fractions, walls,
+             * inclusions, networks), i.e. every compartment but the margins outside it. */
             int inside = e->is_lesion &&
-                         r->lesions[e->type_index].prior.compartments[e->compartment].extent_kind ==
-                             RSY_EXTENT_RADIUS_FRACTION;
+                         r->lesions[e->type_index].prior.compartments[e->compartment].extent_kind !=
+                             RSY_EXTENT_MARGIN_MM;
             mi[v] = inside ? inst[v] : 0;
         }
         whole = calloc((size_t)n, sizeof *whole);
@@ -453,6 +526,8 @@ static rsy_status labels_and_findings(const rsy_recipe *r, rsy_case *c, const rs
             fl[i].host_class = host_class[i];
             fl[i].region = c->lesion_store[i].region;
             fl[i].extent = set->items[i].extent;
+            fl[i].zone = zone[i];
+            fl[i].displacement_mm = set->items[i].mass_effect ? set->items[i].mass_max_mm : 0.0;
         }
     }
     /* Numbers in the findings text are formatted in the C locale, whatever LC_NUMERIC the
@@ -542,7 +617,7 @@ rsy_status rsy__case_generate(const rsy_recipe *r, size_t case_index, const rsy_
     rsy_rng *rng_subject = NULL, *rng_shape = NULL, *rng_lesions = NULL;
     rsy__gen_class *tab = NULL;
     int n_classes = 0;
-    int *host_class = NULL;
+    int *host_class = NULL, *zone = NULL;
     rsy_lesion_set set = {0, NULL};
     rsy__gen_texture *own_tex = NULL;
     rsy_ct_fbp *own_fbp = NULL;
@@ -575,19 +650,30 @@ rsy_status rsy__case_generate(const rsy_recipe *r, size_t case_index, const rsy_
     rc = rsy_rng_create_stream(&rng_lesions, r->seed, case_index, RSY_STAGE_LESIONS);
     if (rc != RSY_OK)
         goto fail;
-    rc = rsy_lesions_sample(r, family, c->classes, rng_lesions, &set);
+    /* Sampled on the case's own class map, which the mass effect deforms in place (each push
+     * computed once; rasterisation does not push again), so hosts and zones below are read in
+     * the anatomy the lesions were placed in. */
+    rc = rsy_lesions_sample_deform(r, family, c->classes, rng_lesions, &set);
     if (rc != RSY_OK)
         goto fail;
     if (set.n > 0) {
         host_class = malloc((size_t)set.n * sizeof *host_class);
+        zone = malloc((size_t)set.n * sizeof *zone);
         c->lesion_store = calloc((size_t)set.n, sizeof *c->lesion_store);
         c->lesions = calloc((size_t)set.n, sizeof *c->lesions);
-        if (!host_class || !c->lesion_store || !c->lesions) {
+        if (!host_class || !zone || !c->lesion_store || !c->lesions) {
             rc = RSY_ENOMEM;
             goto fail;
         }
         for (int i = 0; i < set.n; i++)
-            host_class[i] = class_at_world(c->classes, set.items[i].center_mm);
+            /* The engine's host at the anchor when it placed the lesion (the dural base of an
+             * extra-axial one), else the class at the centre. */
+            host_class[i] = set.items[i].host_class > 0
+                                ? set.items[i].host_class
+                                : class_at_world(c->classes, set.items[i].center_mm);
+        rc = lesion_zones(r, c->classes, &set, zone);
+        if (rc != RSY_OK)
+            goto fail;
     }
     rc = rsy_volume_create(&c->instances, &c->classes->geom, RSY_DTYPE_UINT16);
     if (rc != RSY_OK)
@@ -643,7 +729,7 @@ rsy_status rsy__case_generate(const rsy_recipe *r, size_t case_index, const rsy_
     u = NULL;
     if (rc != RSY_OK)
         goto fail;
-    rc = labels_and_findings(r, c, tab, &set, host_class);
+    rc = labels_and_findings(r, c, tab, &set, host_class, zone);
     if (rc != RSY_OK)
         goto fail;
     c->timing.imaging_s = rsy_time_now() - t3;
@@ -651,6 +737,7 @@ rsy_status rsy__case_generate(const rsy_recipe *r, size_t case_index, const rsy_
     rsy_ct_fbp_destroy(own_fbp);
     rsy__gen_texture_destroy(own_tex);
     rsy_lesion_set_clear(&set);
+    free(zone);
     free(host_class);
     free(tab);
     rsy_rng_destroy(rng_lesions);
@@ -665,6 +752,7 @@ fail:
     rsy_ct_fbp_destroy(own_fbp);
     rsy__gen_texture_destroy(own_tex);
     rsy_lesion_set_clear(&set);
+    free(zone);
     free(host_class);
     free(tab);
     rsy_rng_destroy(rng_lesions);

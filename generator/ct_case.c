@@ -1,9 +1,11 @@
 /*
  * ct_case.c: the CT imaging of a case (DESIGN.md section 7, docs/ct.md).
  *
- *   1. the noise-free HU map: each voxel its class's mean HU in the recipe's contrast phase,
- *      plus hu_sd · u in the classes the texture stage modulates (u with the preset's
- *      variance, so hu_sd is the within-class SD for a unit-variance preset);
+ *   1. the noise-free HU map: each voxel its class's mean HU in the recipe's contrast phase
+ *      (phantom tissues from the tissue table, lesion compartments absolute or relative to a
+ *      tissue: rsy__gen_compartment_ct, mri.c), plus hu_sd · u in the classes the texture
+ *      stage modulates (u with the preset's variance, so hu_sd is the within-class SD for a
+ *      unit-variance preset);
  *   2. the resolution, applied to that noise-free map as on a scanner, where focal spot and
  *      detector blur act before quantum noise: the in-plane PSF and the rectangular slice
  *      profile of the slice thickness (rsy_ct_volume_finish's blur; docs/ct.md);
@@ -19,8 +21,9 @@
  *      noise; for the fast model the blurred HU map itself) over the in-plane interior of
  *      the body;
  *   5. int16 HU (rsy_ct_volume_finish with no blur).
- * All channels share the class map, lesions and texture of the case: they differ in dose
- * and in their noise stream only (the "paired" data of the dataset manifest).
+ * All channels share the class map, lesions and texture of the case (lesions are sampled and
+ * rasterised by case.c for CT as for MRI): they differ in dose and in their noise stream only
+ * (the "paired" data of the dataset manifest).
  */
 #include <math.h>
 #include <stdlib.h>

@@ -51,7 +51,8 @@ typedef struct rsy__gen_class {
     int label;                  /* output label value */
     double texture_sd_fraction; /* relative SD of T1, T2, PD within the class (tissue table or
                                    compartment), 0 = uniform; MRI only (0 for CT) */
-    double hu;                  /* CT: mean HU in the recipe's phase (0 for MRI) */
+    double hu;                  /* CT: mean HU in the recipe's phase, tissues and lesion
+                                   compartments alike (0 for MRI) */
     double hu_sd;               /* CT: SD of the HU within the class, drawn by the texture
                                    stage (0 = uniform; 0 for MRI) */
 } rsy__gen_class;
@@ -59,12 +60,29 @@ typedef struct rsy__gen_class {
 /**
  * Build the table of every class id of @p r's working class map: phantom tissue classes
  * 0..n_tissue-1 (properties from r->tissues by class name), then lesion compartment classes
- * n_tissue + rsy_lesion_compartment_offset(r, t) + c (absolute or relative properties).
+ * n_tissue + rsy_lesion_compartment_offset(r, t) + c (absolute or relative properties: MRI
+ * at the recipe's field strength, or CT in the recipe's phase by rsy__gen_compartment_ct).
  * On success @p *out (n entries) is owned by the caller (free()).
  * @return RSY_OK, RSY_EINVAL (unknown family, tissue missing from the table, too many output
  *         labels; logged), RSY_ENOMEM.
  */
 rsy_status rsy__gen_class_table(const rsy_recipe *r, rsy__gen_class **out, int *n_out);
+
+/**
+ * CT properties of lesion compartment @p cp (of prior @p p) in contrast phase @p phase:
+ * ABSOLUTE, cp->ct[phase] as given; RELATIVE, the HU of tissue cp->ct_relative_to in that
+ * phase (r->tissues) plus cp->ct[phase].hu, with cp->ct[phase].sd_hu as the SD.
+ * @return RSY_OK, RSY_EINVAL (no CT properties, or a reference tissue the table lacks or gives
+ *         no CT properties; logged naming the prior file and the compartment).
+ */
+rsy_status rsy__gen_compartment_ct(const rsy_recipe *r, const rsy_prior *p,
+                                   const rsy_compartment *cp, rsy_ct_phase phase,
+                                   rsy_ct_props *out);
+
+/** The key of a compartment's sampled extent in the lesion parameters ("COMPARTMENT.KEY"):
+ *  "radius_fraction", "margin_mm", "wall_mm", "volume_fraction" (inclusions) or "line_mm"
+ *  (network). Static string. */
+const char *rsy__gen_extent_key(rsy_extent_kind kind);
 
 /** Output label dictionary without the RSY_MAX_LABELS cap: the full count is returned and at
  *  most @p max names are written. Names are static or recipe-owned. */
@@ -97,15 +115,21 @@ void rsy__gen_rician(float *img, size_t n, double sigma, rsy_rng *rng);
 /* ---------------------------------------------------------------------------------------- */
 /** Per-lesion facts the findings text needs beyond the measured records. */
 typedef struct rsy__gen_finding_lesion {
-    int type_index;       /* into recipe->lesions */
-    int host_class;       /* class id at the centre before rasterisation */
-    const char *region;   /* "right frontal lobe" */
-    const double *extent; /* sampled extent of each compartment (rsy_lesion.extent) */
+    int type_index;         /* into recipe->lesions */
+    int host_class;         /* class id at the centre before rasterisation */
+    const char *region;     /* "right frontal lobe" */
+    const double *extent;   /* sampled extent of each compartment (rsy_lesion.extent) */
+    int zone;               /* third of the host tissue's superior-inferior extent holding the
+                               centre: 0 upper, 1 middle, 2 lower; -1 unknown */
+    double displacement_mm; /* largest displacement of the surroundings by this lesion's mass
+                               effect, mm (0 = none) */
 } rsy__gen_finding_lesion;
 
 /**
- * Write the findings text of a case. @p whole[i] and @p mass[i] are the measured records of
- * instance i+1 over all its compartments and over its radius-fraction compartments only.
+ * Write the findings text of a case (findings.c: wording rules and thresholds). @p whole[i]
+ * and @p mass[i] are the measured records of instance i+1 over all its compartments and over
+ * the compartments inside its surface (every kind but margins). Numbers are printed with the
+ * current locale: the caller sets LC_NUMERIC to "C" (case.c).
  * On success @p *out is owned by the caller (free()).
  * @return RSY_OK, RSY_ENOMEM.
  */

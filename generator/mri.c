@@ -175,6 +175,52 @@ int rsy_generator_label_perilesional(const rsy_recipe *r, unsigned char *flags, 
     return n;
 }
 
+const char *rsy__gen_extent_key(rsy_extent_kind kind)
+{
+    switch (kind) {
+    case RSY_EXTENT_RADIUS_FRACTION:
+        return "radius_fraction";
+    case RSY_EXTENT_MARGIN_MM:
+        return "margin_mm";
+    case RSY_EXTENT_WALL_MM:
+        return "wall_mm";
+    case RSY_EXTENT_INCLUSIONS:
+        return "volume_fraction";
+    case RSY_EXTENT_NETWORK:
+        return "line_mm";
+    }
+    return "extent";
+}
+
+rsy_status rsy__gen_compartment_ct(const rsy_recipe *r, const rsy_prior *p,
+                                   const rsy_compartment *cp, rsy_ct_phase phase, rsy_ct_props *out)
+{
+    memset(out, 0, sizeof *out);
+    if ((int)phase < 0 || (int)phase >= RSY_CT_N_PHASES)
+        return RSY_EINVAL;
+    if (!cp->has_ct) {
+        rsy_log_error("%s: compartment \"%s\" of prior \"%s\" gives no CT properties (\"ct\")",
+                      p->path, cp->name, p->name);
+        return RSY_EINVAL;
+    }
+    if (cp->ct_mode == RSY_PROPS_ABSOLUTE) {
+        *out = cp->ct[phase];
+        return RSY_OK;
+    }
+    const rsy_tissue *ref = rsy_tissue_table_find(&r->tissues, cp->ct_relative_to);
+    if (!ref || !ref->has_ct) {
+        rsy_log_error("%s: compartment \"%s\" is relative to \"%s\", which tissue table \"%s\" "
+                      "does not define%s",
+                      p->path, cp->name, cp->ct_relative_to, r->tissues.name, ref ? " for CT" : "");
+        return RSY_EINVAL;
+    }
+    /* The host's HU in this phase plus the offset of this phase; the SD is the compartment's
+     * own (rsy_compartment.ct). */
+    out->hu = ref->ct[phase].hu + cp->ct[phase].hu;
+    out->sd_hu = cp->ct[phase].sd_hu;
+    return RSY_OK;
+}
+
 rsy_status rsy__gen_class_table(const rsy_recipe *r, rsy__gen_class **out, int *n_out)
 {
     *out = NULL;
@@ -197,13 +243,7 @@ rsy_status rsy__gen_class_table(const rsy_recipe *r, rsy__gen_class **out, int *
         rsy_log_error("%s: %d classes do not fit a uint16 class map", r->path, n);
         return RSY_EINVAL;
     }
-    /* Lesion compartments carry MRI properties only: the loader refuses priors in CT
-     * recipes, and this check keeps a hand-made recipe from imaging them as HU 0. */
     int is_ct = strcmp(r->modality, "ct") == 0;
-    if (is_ct && r->n_lesion_types > 0) {
-        rsy_log_error("%s: lesion priors give no CT (HU) properties", r->path);
-        return RSY_EINVAL;
-    }
     rsy__gen_class *tab = calloc((size_t)n, sizeof *tab);
     if (!tab)
         return RSY_ENOMEM;
@@ -252,14 +292,30 @@ rsy_status rsy__gen_class_table(const rsy_recipe *r, rsy__gen_class **out, int *
         for (int k = 0; k < p->n_compartments; k++) {
             const rsy_compartment *cp = &p->compartments[k];
             rsy__gen_class *e = &tab[base + k];
-            if (cp->props_mode == RSY_PROPS_ABSOLUTE) {
+            if (is_ct) {
+                rsy_ct_props ct;
+                rsy_status rc = rsy__gen_compartment_ct(r, p, cp, r->ct.phase, &ct);
+                if (rc != RSY_OK) {
+                    free(tab);
+                    return rc;
+                }
+                e->hu = ct.hu;
+                e->hu_sd = ct.sd_hu;
+            } else if (!cp->has_mri) {
+                rsy_log_error("%s: compartment \"%s\" of prior \"%s\" gives no MRI properties "
+                              "(\"mri\")",
+                              p->path, cp->name, p->name);
+                free(tab);
+                return RSY_EINVAL;
+            } else if (cp->props_mode == RSY_PROPS_ABSOLUTE) {
                 e->props = compartment_absolute(cp, r->mri.field_t);
             } else {
                 const rsy_tissue *ref = rsy_tissue_table_find(&r->tissues, cp->relative_to);
-                if (!ref) {
+                if (!ref || !ref->has_mri) {
                     rsy_log_error("%s: compartment \"%s\" is relative to \"%s\", which tissue "
-                                  "table \"%s\" does not define",
-                                  p->path, cp->name, cp->relative_to, r->tissues.name);
+                                  "table \"%s\" does not define%s",
+                                  p->path, cp->name, cp->relative_to, r->tissues.name,
+                                  ref ? " for MRI" : "");
                     free(tab);
                     return RSY_EINVAL;
                 }
@@ -269,7 +325,9 @@ rsy_status rsy__gen_class_table(const rsy_recipe *r, rsy__gen_class **out, int *
                 e->props.pd = b.pd * cp->pd_factor;
                 e->props.gd_mM = cp->gd_mM;
             }
-            e->texture_sd_fraction = cp->texture_sd_fraction;
+            /* texture_sd_fraction scales T1, T2 and PD: MRI only, as for tissues (CT texture
+             * is the HU SD of the compartment). */
+            e->texture_sd_fraction = is_ct ? 0.0 : cp->texture_sd_fraction;
             e->is_lesion = 1;
             e->type_index = t;
             e->compartment = k;

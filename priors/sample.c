@@ -4,29 +4,39 @@
  *
  * Order of random draws (fixed, so a seed gives the same lesions on every machine): for each
  * lesion type in recipe order, one uniform for presence, then the count; for each lesion the
- * diameter, the elongation, the orientation (three uniforms), the lobulation coefficients, the
- * compartment extents in compartment order, and then per placement attempt one host-voxel
- * index and three jitter uniforms.
+ * diameter, the elongation, the flatness, the orientation (three uniforms), the lobulation
+ * coefficients, the lesion seed (one u64: roughness, inclusions, network), the lobe count and
+ * per lobe a rotation (three uniforms) and a size (one Gaussian), the compartment extents in
+ * compartment order (a network's line thickness then its cell size), the mass-effect strength
+ * when the prior has one, and then per placement attempt one uniform for the anchor voxel,
+ * three of jitter and, for the oriented rules and extra_axial, one for the roll
+ * (placement.c).
  *
- * Placement rule host_tissue: the centre is a uniformly drawn voxel among those whose class is
- * one of the prior's hosts, jittered uniformly within that voxel. A position is accepted when
- *  (a) at least 90 % of 200 quasi-random points inside the lesion surface fall on voxels of
- *      the prior's allowed tissues (so a tumour stays inside the brain), and
+ * Placement: the anchor is drawn among the candidates of the prior's rule (placement.c: hosts,
+ * the distance window, the zone weights). A position is accepted when
+ *  (a) at least 90 % of 200 quasi-random points inside the lesion surface (every lobe) fall on
+ *      voxels of the prior's allowed tissues (so a tumour stays inside the brain), and
  *  (b) its surface keeps a gap of at least min_separation_mm to the surface of every lesion
  *      placed before it ("between lesion surfaces", the prior's key). Two lesions whose
- *      bounding spheres (radius rsy__priors_surface_bound_mm) are that far apart pass at
- *      once. Closer pairs are tested on 512 surface points of each (a Fibonacci lattice of
- *      directions): every point of one must lie outside the other with a ray distance
- *      (rsy_lesion_radial) of at least the separation, and vice versa. The ray distance
- *      over-estimates the normal distance on oblique parts of the surface, so the true gap
- *      can be somewhat smaller than min_separation_mm there (about 0.8 of it for elongation
- *      1.5 and lobulation 0.15; tests/test_priors.c checks >= 0.5); the surfaces never cross
- *      and neither lesion contains the other. Margin shells (oedema) are left out on
- *      purpose: shells of neighbouring foci may touch and merge, as confluent peritumoural
- *      oedema does, and rasterisation gives shared voxels to the lower instance id.
- *      Between lesions of two types the larger of the two priors' separations applies.
+ *      bounding spheres are that far apart pass at once. Closer pairs are tested on 512
+ *      surface points of each (a Fibonacci lattice of directions, shared among the lobes):
+ *      every point of one must lie outside the other with a ray distance of at least the
+ *      separation, and vice versa. The ray distance over-estimates the normal distance on
+ *      oblique parts of the surface, so the true gap can be somewhat smaller than
+ *      min_separation_mm there (about 0.8 of it for elongation 1.5 and lobulation 0.15;
+ *      tests/test_priors.c checks >= 0.5); the surfaces never cross and neither lesion
+ *      contains the other. Margin shells (oedema) are left out on purpose: shells of
+ *      neighbouring foci may touch and merge, as confluent peritumoural oedema does, and
+ *      rasterisation gives shared voxels to the lower instance id. Between lesions of two types
+ *      the larger of the two priors' separations applies.
  * The 90 % threshold and the 200 points are engineering choices (GK): enough points to resolve
  * 5 % of the volume, few enough to try thousands of positions per lesion in milliseconds.
+ *
+ * Mass effect: when a recipe has a type with mass effect, sampling works on a copy of the
+ * class map. After each lesion with mass effect is placed, its push (mass_effect.c) deforms
+ * that copy and moves the centres of the lesions placed before; later lesions are placed on
+ * the deformed anatomy (the distance maps of the type being placed are computed again).
+ * rsy_lesions_rasterise() replays the pushes, in instance order, on the map it is given.
  */
 #include <math.h>
 #include <stdio.h>
@@ -56,6 +66,16 @@ int rsy_lesion_compartment_offset(const rsy_recipe *r, int t)
 int rsy_lesion_compartment_total(const rsy_recipe *r)
 {
     return r ? rsy_lesion_compartment_offset(r, r->n_lesion_types) : 0;
+}
+
+void rsy__push_cache_free(rsy__push_cache *c)
+{
+    if (!c)
+        return;
+    for (int i = 0; i < c->n; i++)
+        free(c->e[i].after);
+    free(c->e);
+    free(c);
 }
 
 void rsy_lesion_set_clear(rsy_lesion_set *s)
@@ -106,6 +126,15 @@ rsy_status rsy__priors_tissues_build(const char *family, const rsy_prior *p,
     rsy_status rc = tissue_set(family, p, "host", p->hosts, p->n_hosts, out->hosts);
     if (rc == RSY_OK)
         rc = tissue_set(family, p, "allowed", p->allowed, p->n_allowed, out->allowed);
+    if (rc == RSY_OK)
+        rc = tissue_set(family, p, "reference", p->reference, p->n_reference, out->reference);
+    if (rc == RSY_OK && p->mass_effect.enabled)
+        rc = tissue_set(family, p, "mass_effect fixed", p->mass_effect.fixed,
+                        p->mass_effect.n_fixed, out->fixed);
+    /* subependymal: the lesion protrudes into the ventricles, which it may replace */
+    if (rc == RSY_OK && p->rule == RSY_PLACE_SUBEPENDYMAL)
+        for (int k = 0; k < RSY__MAX_TISSUE_CLASSES; k++)
+            out->allowed[k] |= out->reference[k];
     for (int c = 0; rc == RSY_OK && c < p->n_compartments; c++) {
         const rsy_compartment *cp = &p->compartments[c];
         if (cp->n_confined > 0)
@@ -119,6 +148,29 @@ rsy_status rsy__priors_tissues_build(const char *family, const rsy_prior *p,
     return rc;
 }
 
+const char *rsy__priors_rule_name(rsy_placement_rule rule)
+{
+    switch (rule) {
+    case RSY_PLACE_HOST_TISSUE:
+        return "host_tissue";
+    case RSY_PLACE_PERIVENTRICULAR:
+        return "periventricular";
+    case RSY_PLACE_JUXTACORTICAL:
+        return "juxtacortical";
+    case RSY_PLACE_GREY_WHITE_JUNCTION:
+        return "grey_white_junction";
+    case RSY_PLACE_EXTRA_AXIAL:
+        return "extra_axial";
+    case RSY_PLACE_SUBPLEURAL:
+        return "subpleural";
+    case RSY_PLACE_SUBCAPSULAR:
+        return "subcapsular";
+    case RSY_PLACE_SUBEPENDYMAL:
+        return "subependymal";
+    }
+    return "unknown";
+}
+
 /* Comma-separated list of @p n names into @p buf (truncated to @p size). */
 static void join_names(const char (*names)[RSY_NAME_MAX], int n, char *buf, size_t size)
 {
@@ -130,53 +182,6 @@ static void join_names(const char (*names)[RSY_NAME_MAX], int n, char *buf, size
             break;
         used += (size_t)w;
     }
-}
-
-/* ---------------------------------------------------------------------------------------- */
-/* Uniform choice among host voxels                                                           */
-/* ---------------------------------------------------------------------------------------- */
-
-/* Cumulative host-voxel counts per image row (fixed j, k): picking the h-th host voxel is a
- * binary search over rows and a scan of one row, with (ny nz + 1) counters of memory. */
-typedef struct host_index {
-    const uint16_t *cls;
-    int64_t nx, n_rows;
-    uint64_t *cum; /* n_rows + 1 entries, cum[0] = 0 */
-} host_index;
-
-static void host_index_fill(host_index *h, const unsigned char *hosts)
-{
-    uint64_t total = 0;
-    h->cum[0] = 0;
-    for (int64_t row = 0; row < h->n_rows; row++) {
-        const uint16_t *c = h->cls + row * h->nx;
-        for (int64_t i = 0; i < h->nx; i++)
-            total += c[i] < RSY__MAX_TISSUE_CLASSES && hosts[c[i]];
-        h->cum[row + 1] = total;
-    }
-}
-
-/* Linear voxel index of the host voxel of rank @p rank (0-based, < cum[n_rows]). */
-static int64_t host_index_pick(const host_index *h, const unsigned char *hosts, uint64_t rank)
-{
-    int64_t lo = 0, hi = h->n_rows; /* invariant: cum[lo] <= rank < cum[hi] */
-    while (hi - lo > 1) {
-        const int64_t mid = lo + (hi - lo) / 2;
-        if (h->cum[mid] <= rank)
-            lo = mid;
-        else
-            hi = mid;
-    }
-    uint64_t left = rank - h->cum[lo];
-    const uint16_t *c = h->cls + lo * h->nx;
-    for (int64_t i = 0; i < h->nx; i++) {
-        if (c[i] < RSY__MAX_TISSUE_CLASSES && hosts[c[i]]) {
-            if (left == 0)
-                return lo * h->nx + i;
-            left--;
-        }
-    }
-    return lo * h->nx; /* unreachable when cum[] matches the map */
 }
 
 /* ---------------------------------------------------------------------------------------- */
@@ -229,24 +234,45 @@ static int class_at(const rsy_volume *classes, const double xyz_mm[3])
     return ((const uint16_t *)classes->data)[(v[2] * d[1] + v[1]) * d[0] + v[0]];
 }
 
-/* Test (a): the ball points, mapped inside the lobulated ellipsoid of @p l (radial position
- * |p| times the surface radius in the direction of p), are >= 90 % on allowed tissue. */
-static int allowed_enough(const rsy_lesion *l, const rsy_volume *classes,
+/* World offset (from the lesion centre) of the point with unit-frame coordinates @p u of lobe
+ * @p k of @p l. */
+static void lobe_point(const rsy_lesion *l, int k, const double u[3], double out[3])
+{
+    double local[3];
+    if (l->n_lobes > 1) {
+        double t[3];
+        for (int a = 0; a < 3; a++)
+            t[a] = l->semi_axes_mm[a] * l->lobe_scale[k] * u[a];
+        for (int a = 0; a < 3; a++)
+            local[a] = l->lobe_offset_mm[k][a] + l->lobe_rotation[k][a][0] * t[0] +
+                       l->lobe_rotation[k][a][1] * t[1] + l->lobe_rotation[k][a][2] * t[2];
+    } else {
+        for (int a = 0; a < 3; a++)
+            local[a] = l->semi_axes_mm[a] * u[a];
+    }
+    for (int a = 0; a < 3; a++)
+        out[a] = l->rotation[a][0] * local[0] + l->rotation[a][1] * local[1] +
+                 l->rotation[a][2] * local[2];
+}
+
+/* Test (a): the ball points, mapped inside each lobe (radial position |p| times the surface
+ * radius in the direction of p), are >= 90 % on allowed tissue. */
+static int allowed_enough(const rsy_lesion *l, const rsy__shape *sh, const rsy_volume *classes,
                           const unsigned char *allowed, const double pts[PLACE_POINTS][3])
 {
     const int max_misses = PLACE_POINTS - (PLACE_POINTS * PLACE_ALLOWED_TENTHS + 9) / 10;
+    const int n_lobes = sh->n_lobes;
     int misses = 0;
     for (int i = 0; i < PLACE_POINTS; i++) {
         const double *p = pts[i];
         const double r = sqrt(p[0] * p[0] + p[1] * p[1] + p[2] * p[2]);
         const double n[3] = {p[0] / r, p[1] / r, p[2] / r};
-        const double s = rsy__priors_sh_scale(l, n);
-        double local[3], xyz[3];
+        const double s = rsy__shape_scale(sh, n);
+        const double u[3] = {s * p[0], s * p[1], s * p[2]};
+        double off[3], xyz[3];
+        lobe_point(l, i % n_lobes, u, off);
         for (int k = 0; k < 3; k++)
-            local[k] = l->semi_axes_mm[k] * s * p[k];
-        for (int k = 0; k < 3; k++)
-            xyz[k] = l->center_mm[k] + l->rotation[k][0] * local[0] +
-                     l->rotation[k][1] * local[1] + l->rotation[k][2] * local[2];
+            xyz[k] = l->center_mm[k] + off[k];
         const int c = class_at(classes, xyz);
         if (c < 0 || c >= RSY__MAX_TISSUE_CLASSES || !allowed[c]) {
             if (++misses > max_misses)
@@ -257,39 +283,31 @@ static int allowed_enough(const rsy_lesion *l, const rsy_volume *classes,
 }
 
 /* Surface offsets (world mm, from the centre) of @p l along SURFACE_POINTS directions of a
- * Fibonacci lattice (golden-angle spiral; Gonzalez, Math. Geosci. 42, 2010, pp. 49-64). */
-static void surface_offsets(const rsy_lesion *l, double (*off)[3])
+ * Fibonacci lattice (golden-angle spiral; Gonzalez, Math. Geosci. 42, 2010, pp. 49-64), the
+ * directions dealt out among the lobes. */
+static void surface_offsets(const rsy_lesion *l, const rsy__shape *sh, double (*off)[3])
 {
     const double golden_angle = M_PI * (3.0 - sqrt(5.0));
     for (int i = 0; i < SURFACE_POINTS; i++) {
         const double z = 1.0 - (2.0 * i + 1.0) / SURFACE_POINTS;
         const double rxy = sqrt(1.0 - z * z), phi = golden_angle * i;
         const double n[3] = {rxy * cos(phi), rxy * sin(phi), z};
-        const double s = rsy__priors_sh_scale(l, n);
-        double local[3];
-        for (int k = 0; k < 3; k++)
-            local[k] = l->semi_axes_mm[k] * s * n[k];
-        for (int k = 0; k < 3; k++)
-            off[i][k] = l->rotation[k][0] * local[0] + l->rotation[k][1] * local[1] +
-                        l->rotation[k][2] * local[2];
+        const double s = rsy__shape_scale(sh, n);
+        const double u[3] = {s * n[0], s * n[1], s * n[2]};
+        lobe_point(l, i % sh->n_lobes, u, off[i]);
     }
 }
 
 /* 1 if every surface point of @p a (offsets @p a_off) lies outside @p b at a ray distance
  * >= @p sep_mm. */
-static int surface_outside(const rsy_lesion *a, const double (*a_off)[3], const rsy_lesion *b,
+static int surface_outside(const rsy_lesion *a, const double (*a_off)[3], const rsy__shape *b,
                            double sep_mm)
 {
-    double m[3][3];
-    rsy__priors_unit_frame(b, m);
     for (int i = 0; i < SURFACE_POINTS; i++) {
-        double d[3], u[3], dist;
+        double x[3], dist;
         for (int k = 0; k < 3; k++)
-            d[k] = a->center_mm[k] + a_off[i][k] - b->center_mm[k];
-        for (int k = 0; k < 3; k++)
-            u[k] = m[k][0] * d[0] + m[k][1] * d[1] + m[k][2] * d[2];
-        (void)rsy__priors_radial_unit(b, u, sqrt(d[0] * d[0] + d[1] * d[1] + d[2] * d[2]),
-                                      &dist);
+            x[k] = a->center_mm[k] + a_off[i][k];
+        (void)rsy__shape_radial(b, x, &dist);
         if (!(dist >= sep_mm))
             return 0;
     }
@@ -300,26 +318,25 @@ static int surface_outside(const rsy_lesion *a, const double (*a_off)[3], const 
 typedef struct place_ctx {
     const rsy_recipe *recipe;
     const rsy_volume *classes;
-    rsy_rng *rng;
     const rsy__prior_tissues *tissues;
-    const host_index *hosts;
     const double (*pts)[3];
     const rsy_lesion *placed;    /* lesions placed so far ... */
-    const double *bound_mm;      /* ... the radii of their bounding spheres ... */
+    const rsy__shape *shapes;    /* ... their evaluators (sharing their tables) ... */
     const double (*surface)[3];  /* ... and their surface offsets, SURFACE_POINTS each */
     int n_placed;
-    const double (*own_surface)[3]; /* surface offsets of the lesion being placed */
+    double (*own_surface)[3];    /* surface offsets of the lesion being placed */
 } place_ctx;
 
 /* Test (b) against every lesion placed before. */
 static int separated(const place_ctx *ctx, const rsy_prior *p, const rsy_lesion *l,
-                     double bound_mm)
+                     const rsy__shape *sh)
 {
+    int own_done = 0;
     for (int i = 0; i < ctx->n_placed; i++) {
         const rsy_lesion *q = &ctx->placed[i];
         const double sep = fmax(p->min_separation_mm,
                                 ctx->recipe->lesions[q->type_index].prior.min_separation_mm);
-        const double need = bound_mm + ctx->bound_mm[i] + sep;
+        const double need = sh->bound_mm + ctx->shapes[i].bound_mm + sep;
         double d2 = 0.0;
         for (int k = 0; k < 3; k++) {
             const double dk = l->center_mm[k] - q->center_mm[k];
@@ -327,54 +344,57 @@ static int separated(const place_ctx *ctx, const rsy_prior *p, const rsy_lesion 
         }
         if (d2 >= need * need)
             continue;
-        if (!surface_outside(l, ctx->own_surface, q, sep) ||
-            !surface_outside(q, ctx->surface + (size_t)i * SURFACE_POINTS, l, sep))
+        if (!own_done) {
+            surface_offsets(l, sh, ctx->own_surface);
+            own_done = 1;
+        }
+        if (!surface_outside(l, (const double(*)[3])ctx->own_surface, &ctx->shapes[i], sep) ||
+            !surface_outside(q, ctx->surface + (size_t)i * SURFACE_POINTS, sh, sep))
             return 0;
     }
     return 1;
 }
 
-static rsy_status place_host_tissue(const place_ctx *ctx, const rsy_prior *p, rsy_lesion *l,
-                                    double bound_mm, int index_in_type, int count,
-                                    int log_failure)
+static void log_failure(const rsy_prior *p, const rsy_lesion *l, int index_in_type, int count,
+                        int attempts, uint64_t n_candidates)
 {
-    const host_index *h = ctx->hosts;
-    const uint64_t n_hosts = h->cum[h->n_rows];
-    const int max_attempts = p->max_attempts > 0 ? p->max_attempts : 1;
-    const int64_t nx = ctx->classes->geom.dims[0], ny = ctx->classes->geom.dims[1];
-    int attempt = 0;
-    if (n_hosts > 0) {
-        for (attempt = 1; attempt <= max_attempts; attempt++) {
-            const int64_t v = host_index_pick(h, ctx->tissues->hosts,
-                                              rsy_rng_uniform_int(ctx->rng, n_hosts));
-            double ijk[3] = {(double)(v % nx), (double)((v / nx) % ny), (double)(v / (nx * ny))};
-            for (int k = 0; k < 3; k++)
-                ijk[k] += rsy_rng_uniform(ctx->rng) - 0.5;
-            rsy_geometry_voxel_to_world(&ctx->classes->geom, ijk, l->center_mm);
-            if (separated(ctx, p, l, bound_mm) &&
-                allowed_enough(l, ctx->classes, ctx->tissues->allowed, ctx->pts)) {
-                l->attempts = attempt;
-                return RSY_OK;
-            }
-        }
-        attempt = max_attempts;
-    }
-    if (!log_failure && n_hosts > 0)
-        return RSY_EPLACEMENT;
-    char hosts[512], allowed[512];
+    char hosts[512], allowed[512], reference[512], window[640] = "";
     join_names(p->hosts, p->n_hosts, hosts, sizeof hosts);
     join_names(p->allowed, p->n_allowed, allowed, sizeof allowed);
-    if (n_hosts == 0) {
-        rsy_log_error("prior '%s': placement rule host_tissue cannot be met: no voxel of its "
-                      "host tissues (%s) in the class map",
-                      p->name, hosts);
-        return RSY_EPLACEMENT;
+    join_names(p->reference, p->n_reference, reference, sizeof reference);
+    const char *rule = rsy__priors_rule_name(p->rule);
+    if (p->rule != RSY_PLACE_HOST_TISSUE)
+        snprintf(window, sizeof window, " within %g-%g mm of %s", p->min_distance_mm,
+                 p->max_distance_mm, reference);
+    if (n_candidates == 0) {
+        rsy_log_error("prior '%s': placement rule %s cannot be met: no voxel of its host "
+                      "tissues (%s)%s in the class map",
+                      p->name, rule, hosts, window);
+        return;
     }
-    rsy_log_error("prior '%s': placement rule host_tissue not met for lesion %d of %d "
-                  "(last diameter %.1f mm) after %d attempts for each of %d draws of its size "
-                  "and shape (hosts: %s; allowed: %s; %llu host voxels in the class map)",
-                  p->name, index_in_type + 1, count, l->diameter_mm, attempt, LESION_REDRAWS,
-                  hosts, allowed, (unsigned long long)n_hosts);
+    rsy_log_error("prior '%s': placement rule %s not met for lesion %d of %d (last diameter "
+                  "%.1f mm) after %d attempts for each of %d draws of its size and shape "
+                  "(hosts: %s%s; allowed: %s; %llu candidate voxels in the class map)",
+                  p->name, rule, index_in_type + 1, count, l->diameter_mm, attempts,
+                  LESION_REDRAWS, hosts, window, allowed, (unsigned long long)n_candidates);
+}
+
+/* Place @p l (evaluator @p sh) by its prior's rule: RSY_OK or RSY_EPLACEMENT. */
+static rsy_status place_lesion(const place_ctx *ctx, const rsy__placer *pl, rsy_rng *rng,
+                               const rsy_prior *p, rsy_lesion *l, rsy__shape *sh)
+{
+    const int max_attempts = p->max_attempts > 0 ? p->max_attempts : 1;
+    if (rsy__placer_candidates(pl) == 0)
+        return RSY_EPLACEMENT;
+    for (int attempt = 1; attempt <= max_attempts; attempt++) {
+        if (!rsy__placer_draw(pl, rng, l, sh))
+            continue;
+        if (separated(ctx, p, l, sh) &&
+            allowed_enough(l, sh, ctx->classes, ctx->tissues->allowed, ctx->pts)) {
+            l->attempts = attempt;
+            return RSY_OK;
+        }
+    }
     return RSY_EPLACEMENT;
 }
 
@@ -382,34 +402,59 @@ static rsy_status place_host_tissue(const place_ctx *ctx, const rsy_prior *p, rs
 /* Drawing one lesion                                                                         */
 /* ---------------------------------------------------------------------------------------- */
 
+static rsy_status finite_draw(const rsy_prior *p, const char *what, const rsy_dist *d,
+                              rsy_rng *rng, double *out)
+{
+    *out = rsy_dist_sample(d, rng);
+    if (!isfinite(*out)) {
+        rsy_log_error("prior '%s': %s drew %g, expected a finite value", p->name, what, *out);
+        return RSY_EINVAL;
+    }
+    return RSY_OK;
+}
+
 static rsy_status draw_lesion(const rsy_prior *p, rsy_rng *rng, rsy_lesion *l)
 {
-    const double diameter_mm = rsy_dist_sample(&p->diameter_mm, rng);
-    if (!(diameter_mm > 0.0) || !isfinite(diameter_mm)) {
+    double diameter_mm, elongation, flatness;
+    rsy_status rc = finite_draw(p, "diameter_mm", &p->diameter_mm, rng, &diameter_mm);
+    if (rc == RSY_OK && !(diameter_mm > 0.0)) {
         rsy_log_error("prior '%s': diameter_mm drew %g, expected a finite value > 0", p->name,
                       diameter_mm);
-        return RSY_EINVAL;
+        rc = RSY_EINVAL;
     }
-    const double elongation = rsy_dist_sample(&p->elongation, rng);
-    if (!isfinite(elongation)) {
-        rsy_log_error("prior '%s': shape.elongation drew %g, expected a finite value >= 1",
-                      p->name, elongation);
-        return RSY_EINVAL;
-    }
-    rsy__priors_shape_draw(p, diameter_mm, elongation, rng, l);
+    if (rc == RSY_OK)
+        rc = finite_draw(p, "shape.elongation", &p->elongation, rng, &elongation);
+    if (rc == RSY_OK)
+        rc = finite_draw(p, "shape.flatness", &p->flatness, rng, &flatness);
+    if (rc != RSY_OK)
+        return rc;
+    rsy__priors_shape_draw(p, diameter_mm, elongation, flatness, rng, l);
     for (int c = 0; c < p->n_compartments; c++) {
         const rsy_compartment *cp = &p->compartments[c];
-        const double x = rsy_dist_sample(&cp->extent, rng);
-        if (!isfinite(x)) {
-            rsy_log_error("prior '%s': compartment '%s' extent drew %g", p->name, cp->name, x);
-            return RSY_EINVAL;
-        }
+        double x;
+        rc = finite_draw(p, cp->name, &cp->extent, rng, &x);
+        if (rc != RSY_OK)
+            return rc;
         /* Fractions stay in [0, 1], so radius-fraction compartments nest inside the surface;
-         * margins are non-negative. */
-        if (cp->extent_kind == RSY_EXTENT_RADIUS_FRACTION)
+         * thicknesses are non-negative. */
+        if (cp->extent_kind == RSY_EXTENT_RADIUS_FRACTION ||
+            cp->extent_kind == RSY_EXTENT_INCLUSIONS)
             l->extent[c] = fmin(1.0, fmax(0.0, x));
         else
             l->extent[c] = fmax(0.0, x);
+        if (cp->extent_kind == RSY_EXTENT_NETWORK) {
+            rc = finite_draw(p, "network.cell_mm", &cp->cell_mm, rng, &x);
+            if (rc != RSY_OK)
+                return rc;
+            l->cell_mm[c] = fmax(0.0, x);
+        }
+    }
+    if (p->mass_effect.enabled) {
+        double s;
+        rc = finite_draw(p, "mass_effect.strength", &p->mass_effect.strength, rng, &s);
+        if (rc != RSY_OK)
+            return rc;
+        l->mass_strength = fmin(0.95, fmax(0.0, s));
     }
     return RSY_OK;
 }
@@ -433,8 +478,219 @@ static rsy_status check_args(const rsy_recipe *r, const char *family,
     return RSY_OK;
 }
 
-rsy_status rsy_lesions_sample(const rsy_recipe *r, const char *family,
-                              const rsy_volume *classes, rsy_rng *rng, rsy_lesion_set *out)
+/* Growable per-case arrays: the lesions, their evaluators and surface offsets. */
+typedef struct case_state {
+    rsy_lesion *items;
+    rsy__shape *shapes;
+    double (*surface)[3];
+    int n, cap;
+} case_state;
+
+static rsy_status state_reserve(case_state *st, int more)
+{
+    if (st->n + more <= st->cap)
+        return RSY_OK;
+    const int cap = st->n + more;
+    rsy_lesion *items = realloc(st->items, (size_t)cap * sizeof *items);
+    if (!items)
+        return RSY_ENOMEM;
+    st->items = items;
+    rsy__shape *shapes = realloc(st->shapes, (size_t)cap * sizeof *shapes);
+    if (!shapes)
+        return RSY_ENOMEM;
+    st->shapes = shapes;
+    double(*surface)[3] = realloc(st->surface, (size_t)cap * SURFACE_POINTS * sizeof *surface);
+    if (!surface)
+        return RSY_ENOMEM;
+    st->surface = surface;
+    st->cap = cap;
+    /* the evaluators point at their lesions, which may have moved */
+    for (int i = 0; i < st->n; i++) {
+        st->shapes[i].l = &st->items[i];
+        rsy__shape_update(&st->shapes[i]);
+    }
+    return RSY_OK;
+}
+
+static void state_free(case_state *st, int keep_items)
+{
+    for (int i = 0; i < st->n; i++)
+        rsy__shape_clear(&st->shapes[i]);
+    free(st->shapes);
+    free(st->surface);
+    if (!keep_items)
+        free(st->items);
+}
+
+/* Draw and place lesion number @p i of @p count of type @p t into st->items[st->n]. */
+static rsy_status sample_one(const rsy_recipe *r, int t, int i, int count, case_state *st,
+                             const rsy__placer *pl, const rsy_volume *work,
+                             const rsy__prior_tissues *tissues, const double (*pts)[3],
+                             rsy_rng *rng)
+{
+    const rsy_prior *p = &r->lesions[t].prior;
+    rsy_lesion *l = &st->items[st->n];
+    rsy__shape *sh = &st->shapes[st->n];
+    int attempts_before = 0;
+    rsy_status rc = RSY_OK;
+    /* A lesion whose drawn size and shape fit nowhere is drawn again from its prior, up to
+     * LESION_REDRAWS times: the prior is thereby conditioned on fitting in this anatomy beside
+     * the lesions already placed, as real lesions do. */
+    for (int redraw = 0; redraw < LESION_REDRAWS; redraw++) {
+        memset(l, 0, sizeof *l);
+        l->instance_id = st->n + 1;
+        l->type_index = t;
+        l->host_class = -1;
+        l->anchor_distance_mm = -1.0;
+        rc = draw_lesion(p, rng, l);
+        if (rc != RSY_OK)
+            return rc;
+        rc = rsy__shape_init(sh, l);
+        if (rc != RSY_OK)
+            return rc;
+        const place_ctx ctx = {.recipe = r,
+                               .classes = work,
+                               .tissues = tissues,
+                               .pts = pts,
+                               .placed = st->items,
+                               .shapes = st->shapes,
+                               .surface = (const double(*)[3])st->surface,
+                               .n_placed = st->n,
+                               .own_surface = st->surface + (size_t)st->n * SURFACE_POINTS};
+        rc = place_lesion(&ctx, pl, rng, p, l, sh);
+        if (rc == RSY_OK)
+            break;
+        rsy__shape_clear(sh);
+        if (rsy__placer_candidates(pl) == 0)
+            break; /* no candidate at all: redrawing the size cannot help */
+        attempts_before += p->max_attempts > 0 ? p->max_attempts : 1;
+    }
+    if (rc != RSY_OK) {
+        log_failure(p, l, i, count, p->max_attempts > 0 ? p->max_attempts : 1,
+                    rsy__placer_candidates(pl));
+        return rc;
+    }
+    l->attempts += attempts_before;
+    surface_offsets(l, sh, st->surface + (size_t)st->n * SURFACE_POINTS);
+    st->n++;
+    return RSY_OK;
+}
+
+/* The class map the case is placed in: the caller's until a push, then a working copy. */
+typedef struct work_map {
+    const rsy_volume *orig;
+    rsy_volume *inplace;    /* rsy_lesions_sample_deform: the caller's map, pushed in place */
+    rsy_volume *copy;       /* materialised when a lesion is placed after a push */
+    rsy__push_cache *cache; /* the pushes so far */
+} work_map;
+
+static const rsy_volume *work_current(const work_map *w)
+{
+    return w->inplace ? w->inplace : (w->copy ? w->copy : w->orig);
+}
+
+/* The working copy, made (the caller's map plus the pushes so far) on first need. */
+static rsy_status work_materialise(work_map *w)
+{
+    if (w->inplace || w->copy || !w->cache || w->cache->n == 0)
+        return RSY_OK;
+    const rsy_status rc = rsy_volume_clone(&w->copy, w->orig);
+    if (rc != RSY_OK)
+        return rc;
+    for (int i = 0; i < w->cache->n; i++)
+        rsy__box_write(w->copy, &w->cache->e[i].box, w->cache->e[i].after);
+    return RSY_OK;
+}
+
+/* Classes of box @p b in the current anatomy: the caller's map overlaid with the pushes. */
+static void work_read(const work_map *w, const rsy__box *b, uint16_t *out)
+{
+    rsy__box_read(work_current(w), b, out);
+    if (w->inplace || w->copy || !w->cache)
+        return;
+    const int64_t bx = rsy__box_n(b, 0), by = rsy__box_n(b, 1);
+    for (int e = 0; e < w->cache->n; e++) {
+        const rsy__push_entry *pe = &w->cache->e[e];
+        int64_t lo[3], hi[3];
+        int empty = 0;
+        for (int a = 0; a < 3; a++) {
+            lo[a] = b->lo[a] > pe->box.lo[a] ? b->lo[a] : pe->box.lo[a];
+            hi[a] = b->hi[a] < pe->box.hi[a] ? b->hi[a] : pe->box.hi[a];
+            empty |= hi[a] < lo[a];
+        }
+        if (empty)
+            continue;
+        const int64_t ex = rsy__box_n(&pe->box, 0), ey = rsy__box_n(&pe->box, 1);
+        for (int64_t k = lo[2]; k <= hi[2]; k++)
+            for (int64_t j = lo[1]; j <= hi[1]; j++)
+                memcpy(out + ((k - b->lo[2]) * by + (j - b->lo[1])) * bx + (lo[0] - b->lo[0]),
+                       pe->after + ((k - pe->box.lo[2]) * ey + (j - pe->box.lo[1])) * ex +
+                           (lo[0] - pe->box.lo[0]),
+                       (size_t)(hi[0] - lo[0] + 1) * sizeof *out);
+    }
+}
+
+/* Push of the lesion just placed (st->items[st->n - 1]). */
+static rsy_status push_lesion(const rsy_prior *p, const rsy__prior_tissues *tis, case_state *st,
+                              work_map *w)
+{
+    rsy_lesion *l = &st->items[st->n - 1];
+    l->mass_effect = 1;
+    memcpy(l->mass_center_mm, l->center_mm, sizeof l->mass_center_mm);
+    rsy__box box;
+    rsy_status rc = rsy__mass_effect_region(p, tis, l, &w->orig->geom, &box);
+    if (rc != RSY_OK || box.hi[0] < box.lo[0] || box.hi[1] < box.lo[1] || box.hi[2] < box.lo[2])
+        return rc;
+    if (w->inplace) {
+        uint16_t *buf = malloc(rsy__box_nvox(&box) * sizeof *buf);
+        if (!buf)
+            return RSY_ENOMEM;
+        rsy__box_read(w->inplace, &box, buf);
+        rc = rsy__mass_effect_warp(p, tis, l, &w->orig->geom, &box, buf, NULL, st->items,
+                                   st->n - 1, &l->mass_max_mm);
+        if (rc == RSY_OK)
+            rsy__box_write(w->inplace, &box, buf);
+        free(buf);
+        l->mass_applied = rc == RSY_OK;
+        for (int q = 0; q + 1 < st->n; q++)
+            rsy__shape_update(&st->shapes[q]);
+        return rc;
+    }
+    if (!w->cache) {
+        w->cache = calloc(1, sizeof *w->cache);
+        if (!w->cache)
+            return RSY_ENOMEM;
+    }
+    if (w->cache->n == w->cache->cap) {
+        const int cap = w->cache->cap ? 2 * w->cache->cap : 4;
+        rsy__push_entry *e = realloc(w->cache->e, (size_t)cap * sizeof *e);
+        if (!e)
+            return RSY_ENOMEM;
+        w->cache->e = e;
+        w->cache->cap = cap;
+    }
+    const size_t n = rsy__box_nvox(&box);
+    uint16_t *buf = malloc(n * sizeof *buf);
+    if (!buf)
+        return RSY_ENOMEM;
+    work_read(w, &box, buf);
+    rc = rsy__mass_effect_warp(p, tis, l, &w->orig->geom, &box, buf, NULL, st->items, st->n - 1,
+                               &l->mass_max_mm);
+    if (rc != RSY_OK) {
+        free(buf);
+        return rc;
+    }
+    w->cache->e[w->cache->n++] = (rsy__push_entry){l->instance_id, box, buf};
+    if (w->copy)
+        rsy__box_write(w->copy, &box, buf);
+    for (int q = 0; q + 1 < st->n; q++) /* the lesions placed before have moved */
+        rsy__shape_update(&st->shapes[q]);
+    return RSY_OK;
+}
+
+static rsy_status sample_case(const rsy_recipe *r, const char *family,
+                              const rsy_volume *classes, rsy_volume *inplace, rsy_rng *rng,
+                              rsy_lesion_set *out)
 {
     if (!out) {
         rsy_log_error("NULL output");
@@ -446,23 +702,14 @@ rsy_status rsy_lesions_sample(const rsy_recipe *r, const char *family,
     if (rc != RSY_OK)
         return rc;
 
-    rsy_lesion *items = NULL;
-    double *bound_mm = NULL;
-    double(*surface)[3] = NULL;
-    host_index hosts = {.cls = classes->data,
-                        .nx = classes->geom.dims[0],
-                        .n_rows = classes->geom.dims[1] * classes->geom.dims[2],
-                        .cum = NULL};
+    case_state st = {NULL, NULL, NULL, 0, 0};
+    work_map w = {classes, inplace, NULL, NULL};
+    rsy__placer *pl = NULL;
+    int placer_stale = 0;
     double pts[PLACE_POINTS][3];
     rsy__prior_tissues tissues;
-    int n = 0;
-
     ball_points(pts);
-    hosts.cum = malloc(((size_t)hosts.n_rows + 1) * sizeof *hosts.cum);
-    if (!hosts.cum) {
-        rc = RSY_ENOMEM;
-        goto fail;
-    }
+
     for (int t = 0; t < r->n_lesion_types; t++) {
         const rsy_lesion_spec *spec = &r->lesions[t];
         const rsy_prior *p = &spec->prior;
@@ -476,7 +723,7 @@ rsy_status rsy_lesions_sample(const rsy_recipe *r, const char *family,
             goto fail;
         }
         const double count_rounded = fmax(1.0, floor(count_drawn + 0.5));
-        if (count_rounded > (double)(MAX_INSTANCES - n)) {
+        if (count_rounded > (double)(MAX_INSTANCES - st.n)) {
             rsy_log_error("prior '%s': %.0f lesions would exceed %d lesions per case", p->name,
                           count_rounded, MAX_INSTANCES);
             rc = RSY_EINVAL;
@@ -484,92 +731,59 @@ rsy_status rsy_lesions_sample(const rsy_recipe *r, const char *family,
         }
         const int count = (int)count_rounded;
         rc = rsy__priors_tissues_build(family, p, &tissues);
+        if (rc == RSY_OK)
+            rc = work_materialise(&w);
+        if (rc == RSY_OK)
+            rc = rsy__placer_create(&pl, p, &tissues, work_current(&w));
+        if (rc == RSY_OK)
+            rc = state_reserve(&st, count);
         if (rc != RSY_OK)
             goto fail;
-        host_index_fill(&hosts, tissues.hosts);
-
-        rsy_lesion *grown = realloc(items, (size_t)(n + count) * sizeof *items);
-        if (!grown) {
-            rc = RSY_ENOMEM;
-            goto fail;
-        }
-        items = grown;
-        double *grown_bound = realloc(bound_mm, (size_t)(n + count) * sizeof *bound_mm);
-        if (!grown_bound) {
-            rc = RSY_ENOMEM;
-            goto fail;
-        }
-        bound_mm = grown_bound;
-        double(*grown_surface)[3] =
-            realloc(surface, (size_t)(n + count) * SURFACE_POINTS * sizeof *surface);
-        if (!grown_surface) {
-            rc = RSY_ENOMEM;
-            goto fail;
-        }
-        surface = grown_surface;
-
+        placer_stale = 0;
         for (int i = 0; i < count; i++) {
-            rsy_lesion *l = &items[n];
-            double bound = 0.0;
-            int attempts_before = 0;
-            /* A lesion whose drawn size and shape fit nowhere is drawn again from its prior,
-             * up to LESION_REDRAWS times: the prior is thereby conditioned on fitting in this
-             * anatomy beside the lesions already placed, as real lesions do. */
-            for (int redraw = 0; redraw < LESION_REDRAWS; redraw++) {
-                memset(l, 0, sizeof *l);
-                l->instance_id = n + 1;
-                l->type_index = t;
-                rc = draw_lesion(p, rng, l);
+            if (placer_stale) { /* a push deformed the anatomy since the placer was built */
+                rc = work_materialise(&w);
+                if (rc == RSY_OK)
+                    rc = rsy__placer_refresh(pl, work_current(&w));
                 if (rc != RSY_OK)
                     goto fail;
-                bound = rsy__priors_surface_bound_mm(l);
-                double(*own)[3] = surface + (size_t)n * SURFACE_POINTS;
-                surface_offsets(l, own);
-                const place_ctx ctx = {.recipe = r,
-                                       .classes = classes,
-                                       .rng = rng,
-                                       .tissues = &tissues,
-                                       .hosts = &hosts,
-                                       .pts = (const double(*)[3])pts,
-                                       .placed = items,
-                                       .bound_mm = bound_mm,
-                                       .surface = (const double(*)[3])surface,
-                                       .n_placed = n,
-                                       .own_surface = (const double(*)[3])own};
-                switch (p->rule) {
-                case RSY_PLACE_HOST_TISSUE:
-                    rc = place_host_tissue(&ctx, p, l, bound, i, count,
-                                           redraw == LESION_REDRAWS - 1);
-                    break;
-                default:
-                    rsy_log_error("prior '%s': unknown placement rule %d", p->name, (int)p->rule);
-                    rc = RSY_EINVAL;
-                    break;
-                }
-                if (rc != RSY_EPLACEMENT)
-                    break;
-                if (hosts.cum[hosts.n_rows] == 0)
-                    break; /* no host voxel at all: redrawing the size cannot help */
-                attempts_before += p->max_attempts > 0 ? p->max_attempts : 1;
+                placer_stale = 0;
+            }
+            rc = sample_one(r, t, i, count, &st, pl, work_current(&w), &tissues,
+                            (const double(*)[3])pts, rng);
+            if (rc == RSY_OK && p->mass_effect.enabled) {
+                rc = push_lesion(p, &tissues, &st, &w);
+                placer_stale = 1;
             }
             if (rc != RSY_OK)
                 goto fail;
-            l->attempts += attempts_before;
-            bound_mm[n] = bound;
-            n++;
         }
+        rsy__placer_destroy(pl);
+        pl = NULL;
     }
-    free(hosts.cum);
-    free(surface);
-    free(bound_mm);
-    out->n = n;
-    out->items = items;
+    rsy_volume_destroy(w.copy);
+    state_free(&st, 1);
+    out->n = st.n;
+    out->items = st.items;
+    rsy__push_cache_free(w.cache);
     return RSY_OK;
 
 fail:
-    free(hosts.cum);
-    free(surface);
-    free(bound_mm);
-    free(items);
+    rsy__placer_destroy(pl);
+    rsy_volume_destroy(w.copy);
+    rsy__push_cache_free(w.cache);
+    state_free(&st, 0);
     return rc;
+}
+
+rsy_status rsy_lesions_sample(const rsy_recipe *r, const char *family,
+                              const rsy_volume *classes, rsy_rng *rng, rsy_lesion_set *out)
+{
+    return sample_case(r, family, classes, NULL, rng, out);
+}
+
+rsy_status rsy_lesions_sample_deform(const rsy_recipe *r, const char *family,
+                                     rsy_volume *classes, rsy_rng *rng, rsy_lesion_set *out)
+{
+    return sample_case(r, family, classes, classes, rng, out);
 }

@@ -17,7 +17,8 @@ definitions of docs/manifest.md (section 4, "Lesion records") and checks, for ev
   voxel count and volume (perilesional labels from the manifest's labels_perilesional left
   out), centroid (voxel and mm through the affine), bounding box, cccwhd box, RECIST long/short
   axis on the mass, key slice, slice range, equivalent diameter, compartment voxel counts
-  (tolerance 1e-3 mm); n_lesions of raresynth.json against each manifest;
+  (tolerance 1e-3 mm); type, disease and lesion_type consistent; n_lesions of raresynth.json
+  against each manifest;
 - nnU-Net dataset.json required keys, labels consecutive from 0, numTraining, no stray images;
 - SHA-256 of every file against raresynth.json.
 
@@ -152,7 +153,9 @@ def boundary_points(sl, i0, j0):
 def recist(mask, lo, hi, sx, sy):
     """Long axis, short axis and key slice of a voxel set (volume-sized mask [i, j, k] within
     the lesion box lo..hi), by the operations of docs/manifest.md section 4 in the same order,
-    so the results agree with the writer bit for bit."""
+    so the results agree with the writer bit for bit. Square pixels (sx == sy): comparisons
+    and bins in voxel units from integers, so the float32 pixdim changes no tie or bin."""
+    square = sx == sy
     best2, key, pa, pb = -1.0, int(lo[2]), None, None
     sub = mask[lo[0]:hi[0] + 1, lo[1]:hi[1] + 1, :]
     for k in range(int(lo[2]), int(hi[2]) + 1):
@@ -163,9 +166,14 @@ def recist(mask, lo, hi, sx, sy):
             best2, key = 0.0, k
         if ii.size < 2:
             continue
-        dx = (ii[None, :] - ii[:, None]).astype(np.float64) * sx
-        dy = (jj[None, :] - jj[:, None]).astype(np.float64) * sy
-        d2 = dx * dx + dy * dy
+        di = ii[None, :] - ii[:, None]
+        dj = jj[None, :] - jj[:, None]
+        if square:
+            d2 = (di * di + dj * dj).astype(np.float64)  # exact integers
+        else:
+            dx = di.astype(np.float64) * sx
+            dy = dj.astype(np.float64) * sy
+            d2 = dx * dx + dy * dy
         d2[np.tril_indices(ii.size)] = -1.0  # only pairs a < b
         flat = int(np.argmax(d2))  # first maximum in (a, b) order
         a, b = divmod(flat, ii.size)
@@ -174,26 +182,36 @@ def recist(mask, lo, hi, sx, sy):
             pa, pb = (ii[a], jj[a]), (ii[b], jj[b])
     if not best2 > 0.0:
         return 0.0, 0.0, key
-    long_mm = math.sqrt(best2)
+    length = math.sqrt(best2)
+    unit = sx if square else 1.0
+    long_mm = length * unit
     # Short axis: the longest chord perpendicular to the long axis on the key slice. Every
     # voxel centre of the set on that slice, relative to the long axis' first end a, is
     # projected on the unit vector u (along) and w = (-u_y, u_x) (across); bins along u of
     # width min(sx, sy), index floor(along / width + 0.5); chord = max - min across per bin.
-    ux = float(pb[0] - pa[0]) * sx / long_mm
-    uy = float(pb[1] - pa[1]) * sy / long_mm
-    wx, wy = -uy, ux
-    width = min(sx, sy)
+    li, lj = int(pb[0] - pa[0]), int(pb[1] - pa[1])
     jj, ii = np.nonzero(sub[:, :, key].T)  # scan order, as boundary_points
-    dx = (ii.astype(np.int64) + int(lo[0]) - int(pa[0])).astype(np.float64) * sx
-    dy = (jj.astype(np.int64) + int(lo[1]) - int(pa[1])).astype(np.float64) * sy
-    along = dx * ux + dy * uy
-    across = dx * wx + dy * wy
+    di = ii.astype(np.int64) + int(lo[0]) - int(pa[0])
+    dj = jj.astype(np.int64) + int(lo[1]) - int(pa[1])
+    if square:
+        along = (di * li + dj * lj).astype(np.float64) / length
+        across = (dj * li - di * lj).astype(np.float64) / length
+        width = 1.0
+    else:
+        ux = float(li) * sx / length
+        uy = float(lj) * sy / length
+        wx, wy = -uy, ux
+        dx = di.astype(np.float64) * sx
+        dy = dj.astype(np.float64) * sy
+        along = dx * ux + dy * uy
+        across = dx * wx + dy * wy
+        width = min(sx, sy)
     bins = np.floor(along / width + 0.5)
     short_mm = 0.0
     for b in np.unique(bins):
         sel = across[bins == b]
         short_mm = max(short_mm, float(sel.max() - sel.min()))
-    return long_mm, short_mm, key
+    return long_mm, short_mm * unit, key
 
 
 def close(a, b, tol):
@@ -234,6 +252,13 @@ class CaseChecker:
                 ck.problem(manrel, f"{tag}: recorded twice")
                 continue
             seen.add(iid)
+            # The type name and its two parts (docs/manifest.md section 4).
+            typ, dis, lt = rec.get("type"), rec.get("disease"), rec.get("lesion_type")
+            if not isinstance(typ, str) or not typ:
+                ck.problem(manrel, f"{tag}: type {typ!r} is not a non-empty string")
+            elif (dis, lt) != (tuple(typ.split("/", 1)) if "/" in typ else (typ, typ)):
+                ck.problem(manrel, f"{tag}: disease {dis!r} and lesion_type {lt!r} do not "
+                                   f"match type {typ!r}")
             mask = inst == iid
             idx = np.argwhere(mask)
             count = idx.shape[0]

@@ -63,6 +63,26 @@ derive "$SMALL" 'phantom.dims=[64,64,64]' 'phantom.spacing_mm=[3.5,3.5,3.5]' 'ca
 "$RARESYNTH" generate --recipe "$SMALL" --out "$WORK/x" --cases abc >"$WORK/out" 2>&1
 [ $? -eq 2 ] && [ ! -e "$WORK/x" ] && ok "bad --cases exits 2" || bad "bad --cases exits 2" "$WORK/out"
 
+# ---- the lesion catalogue: priors list / show -------------------------------------------------
+"$RARESYNTH" priors list >"$WORK/out" 2>&1 && grep -q '^glioblastoma  *brain  *mri ' "$WORK/out" \
+    && ok "priors list shows glioblastoma" || bad "priors list shows glioblastoma" "$WORK/out"
+"$RARESYNTH" priors list --dir "$REPO/configs" >"$WORK/out" 2>&1 \
+    && [ "$(grep -vc '^NAME' "$WORK/out")" -eq "$(ls "$REPO"/configs/priors/*.json | wc -l)" ] \
+    && ok "priors list --dir: one line per disease file" \
+    || bad "priors list --dir: one line per disease file" "$WORK/out"
+"$RARESYNTH" priors show glioblastoma >"$WORK/out" 2>&1 \
+    && grep -q 'necrotic_core' "$WORK/out" && grep -q 'oedema' "$WORK/out" \
+    && grep -q 'enhancing_tumour' "$WORK/out" && grep -q 'MRI: relative to white_matter' "$WORK/out" \
+    && grep -q '^sources:' "$WORK/out" \
+    && ok "priors show glioblastoma prints its compartments, properties and sources" \
+    || bad "priors show glioblastoma prints its compartments" "$WORK/out"
+"$RARESYNTH" priors show no-such-disease >"$WORK/out" 2>&1; rc=$?
+[ $rc -eq 3 ] && [ "$(grep -c . "$WORK/out")" -eq 1 ] && grep -q 'no-such-disease' "$WORK/out" \
+    && ok "priors show of an unknown prior: exit 3, one line naming it" \
+    || bad "priors show of an unknown prior (exit $rc)" "$WORK/out"
+"$RARESYNTH" priors >"$WORK/out" 2>&1; rc=$?
+[ $rc -eq 2 ] && ok "priors without a subcommand exits 2" || bad "priors without a subcommand (exit $rc)" "$WORK/out"
+
 # ---- a small dataset, read back as a user would --------------------------------------------
 D1="$WORK/d1"
 if "$RARESYNTH" generate --recipe "$SMALL" --out "$D1" --seed 7 -j 2 >"$WORK/gen.log" 2>&1; then
@@ -288,6 +308,46 @@ DCT2="$WORK/dct2"
 "$RARESYNTH" generate --recipe "$CT" --out "$DCT2" -j 1 -q >"$WORK/out" 2>&1
 diff -r "$DCT" "$DCT2" >"$WORK/diff.log" 2>&1 && ok "CT: byte-identical for -j 1 and -j 2" \
     || bad "CT: byte-identical for -j 1 and -j 2" "$WORK/diff.log"
+
+# ---- every shipped recipe works: one case at reduced size, generated and validated -------------
+# The CLI overrides the case count only, so each recipe is copied beside the catalogue with a
+# coarser grid (the field of view, lesion sizes in mm and everything else unchanged; MRI at
+# 2 mm, CT at most ~80 pixels in plane) and one case. A lesion smaller than the coarse
+# voxels may vanish (the exporter drops it with a warning); the recipe must still load,
+# generate and validate.
+for recipe in "$REPO"/configs/recipes/*.json; do
+    stem=$(basename "$recipe" .json)
+    small="$WORK/configs/recipes/ship-$stem.json"
+    "$PYTHON" - "$recipe" "$small" <<'EOF2'
+import json, math, sys
+r = json.load(open(sys.argv[1]))
+ph = r["phantom"]
+dims = ph["dims"]
+sp = ph["spacing_mm"] if isinstance(ph["spacing_mm"], list) else [ph["spacing_mm"]] * 3
+fov = [d * x for d, x in zip(dims, sp)]
+if r["acquisition"]["modality"] == "mri":
+    # Brain placement rules ask for distances down to 2 mm (juxtacortical), which a coarser
+    # grid cannot resolve: MRI cases at 2 mm.
+    new = [max(x, 2.0) for x in sp]
+else:
+    # CT: at most ~80 pixels in plane (square), slices coarsened alike up to 10 mm.
+    f = max(1.0, max(fov[0], fov[1]) / 80.0 / sp[0])
+    new = [sp[0] * f, sp[1] * f, min(10.0, max(sp[2], sp[2] * f))]
+ph["dims"] = [max(8, int(round(l / x))) for l, x in zip(fov, new)]
+ph["spacing_mm"] = new
+r["cases"] = 1
+json.dump(r, open(sys.argv[2], "w"), indent=2)
+EOF2
+    out="$WORK/ship-$stem"
+    if "$RARESYNTH" generate --recipe "$small" --out "$out" -j 2 -q >"$WORK/out" 2>&1 \
+        && "$RARESYNTH" validate "$out" >>"$WORK/out" 2>&1 \
+        && "$PYTHON" tests/check_dataset.py "$out" >>"$WORK/out" 2>&1; then
+        ok "shipped recipe $stem: one reduced case generates, validates and re-reads ($(
+            "$PYTHON" -c 'import json,sys; m=json.load(open(sys.argv[1])); print(sum(c["n_lesions"] for c in m["cases"]), "lesions")' "$out/raresynth.json"))"
+    else
+        bad "shipped recipe $stem: one reduced case" "$WORK/out"
+    fi
+done
 
 # ---- install: a program and a library a user can build against ------------------------------
 # The installed data include configs/textures/brain-colin27.h5, made by the check above.

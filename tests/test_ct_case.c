@@ -45,9 +45,9 @@ static const char *const search_configs[] = {"configs", NULL};
 /* Write the scratch tree DIR/scanners/ct-quantum.json + DIR/recipes/NAME.json, the profile
  * with the slice thickness @p thickness (a JSON number; NULL: unset, the z spacing); return
  * the recipe's path in @p path and rsy_recipe_load's status, the recipe in @p out. */
-static rsy_status try_load(const char *dir, const char *name, const char *doses,
-                           const char *noise_model, const char *thickness, char path[1024],
-                           rsy_recipe **out)
+static rsy_status try_load_ex(const char *dir, const char *name, const char *doses,
+                              const char *noise_model, const char *thickness, const char *phase,
+                              const char *grid, char path[1024], rsy_recipe **out)
 {
     snprintf(path, 1024, "%s/scanners", dir);
     mkdir(path, 0700);
@@ -71,17 +71,26 @@ static rsy_status try_load(const char *dir, const char *name, const char *doses,
     fprintf(f,
             "{\"raresynth_recipe\": 1, \"name\": \"CtTest\", \"dataset_id\": 990,\n"
             " \"cases\": 2, \"seed\": \"77\",\n"
-            " \"phantom\": {\"family\": \"abdomen\", \"dims\": [64, 64, 32], \"spacing_mm\": 6},\n"
+            " \"phantom\": {\"family\": \"abdomen\", %s},\n"
             " \"acquisition\": {\"modality\": \"ct\", \"tissues\": \"ct-body\",\n"
-            "   \"scanner\": \"ct-quantum\", \"phase\": \"portal_venous\", \"doses\": %s,\n"
+            "   \"scanner\": \"ct-quantum\", \"phase\": \"%s\", \"doses\": %s,\n"
             "   \"noise_model\": \"%s\"},\n"
             " \"texture\": {\"model\": \"uniform\"},\n"
             " \"output\": {\"labels\": \"tissues+lesions\"}}\n",
-            doses, noise_model);
+            grid, phase, doses, noise_model);
     fclose(f);
     *out = NULL;
     tu_log_capture();
     return rsy_recipe_load(out, path, search_configs);
+}
+
+/* try_load_ex on the default grid (64 x 64 x 32 voxels of 6 mm), portal venous phase. */
+static rsy_status try_load(const char *dir, const char *name, const char *doses,
+                           const char *noise_model, const char *thickness, char path[1024],
+                           rsy_recipe **out)
+{
+    return try_load_ex(dir, name, doses, noise_model, thickness, "portal_venous",
+                       "\"dims\": [64, 64, 32], \"spacing_mm\": 6", path, out);
 }
 
 /* try_load, which must succeed. */
@@ -283,8 +292,207 @@ static void test_slice_thickness(void **state)
     free(dir);
 }
 
-/* A CT recipe whose table lacks a phantom class, or a hand-made one with a lesion prior, fails
- * cleanly at generation with one logged line. */
+/* ---------------------------------------------------------------------------------------- */
+/* Lesions in CT                                                                              */
+/* ---------------------------------------------------------------------------------------- */
+static rsy_dist fixed(double x)
+{
+    rsy_dist d;
+    memset(&d, 0, sizeof d);
+    d.kind = RSY_DIST_FIXED;
+    d.value = x;
+    return d;
+}
+
+/* HU of the test lesion's core (absolute) per phase, and of its rim as offsets to the liver's
+ * HU (relative): a hypoattenuating core and a rim that enhances in the arterial phase and
+ * washes out in the portal venous one (the HCC pattern of domain.md Card 10, GK values). */
+static const double core_hu[RSY_CT_N_PHASES] = {18.0, 24.0, 30.0};
+static const double rim_offset_hu[RSY_CT_N_PHASES] = {-12.0, 55.0, -25.0};
+
+/* A hand-made liver lesion type: one fixed 90 mm sphere centred in the liver, allowed to
+ * replace the soft tissues around it (not bone, gas or air), with a core (radius fraction 0.5,
+ * absolute HU) and a rim (radius fraction 1, HU relative to the liver). */
+static void add_test_lesion(rsy_recipe *r)
+{
+    rsy_lesion_spec *ls = &r->lesions[0];
+    memset(ls, 0, sizeof *ls);
+    ls->probability = 1.0;
+    rsy_prior *p = &ls->prior;
+    snprintf(p->name, sizeof p->name, "test-liver-mass");
+    snprintf(p->disease, sizeof p->disease, "test-liver-mass");
+    snprintf(p->display_name, sizeof p->display_name, "Test liver mass");
+    snprintf(p->organ, sizeof p->organ, "liver");
+    snprintf(p->path, sizeof p->path, "test_ct_case.c");
+    p->modalities = RSY_PRIOR_CT;
+    p->probability = 1.0;
+    p->count = fixed(1.0);
+    p->diameter_mm = fixed(90.0);
+    p->elongation = fixed(1.0);
+    p->flatness = fixed(1.0);
+    p->lobes = fixed(1.0);
+    p->roughness_scale_mm = 2.0;
+    p->rule = RSY_PLACE_HOST_TISSUE;
+    p->n_hosts = 1;
+    snprintf(p->hosts[0], RSY_NAME_MAX, "liver");
+    static const char *const allowed[] = {"liver", "fat", "muscle", "hepatic_vessel",
+                                          "blood", "kidney_cortex", "kidney_medulla", "pancreas"};
+    p->n_allowed = (int)(sizeof allowed / sizeof allowed[0]);
+    for (int i = 0; i < p->n_allowed; i++)
+        snprintf(p->allowed[i], RSY_NAME_MAX, "%s", allowed[i]);
+    for (int z = 0; z < 3; z++)
+        p->zone_weights[z] = 1.0;
+    p->max_attempts = 1000;
+    p->n_compartments = 2;
+    rsy_compartment *core = &p->compartments[0], *rim = &p->compartments[1];
+    snprintf(core->name, RSY_NAME_MAX, "test_core");
+    snprintf(core->display_name, RSY_TEXT_MAX, "necrotic core");
+    core->extent_kind = RSY_EXTENT_RADIUS_FRACTION;
+    core->extent = fixed(0.5);
+    core->has_ct = 1;
+    core->ct_mode = RSY_PROPS_ABSOLUTE;
+    snprintf(rim->name, RSY_NAME_MAX, "test_rim");
+    snprintf(rim->display_name, RSY_TEXT_MAX, "viable tumour");
+    rim->extent_kind = RSY_EXTENT_RADIUS_FRACTION;
+    rim->extent = fixed(1.0);
+    rim->has_ct = 1;
+    rim->ct_mode = RSY_PROPS_RELATIVE;
+    snprintf(rim->ct_relative_to, RSY_NAME_MAX, "liver");
+    for (int ph = 0; ph < RSY_CT_N_PHASES; ph++) {
+        core->ct[ph].hu = core_hu[ph];
+        rim->ct[ph].hu = rim_offset_hu[ph];
+    }
+    r->n_lesion_types = 1;
+}
+
+/*
+ * Lesion compartments take their HU per contrast phase: in each of the three phases, the mean
+ * HU over the interior voxels of the core and of the rim (eroded by 2 voxels in-plane and 1
+ * along k, as for the organs above) at full dose matches the table value: absolute for the
+ * core, the liver's HU of that phase plus the offset for the rim. Grid 96 x 96 x 48 voxels of
+ * 4 mm, so the 90 mm lesion's 5.6-voxel rim keeps an interior after the erosion.
+ * Tolerance 8 * SD / sqrt(n) + 2 HU: the standard error of a mean over n voxels of SD sd is
+ * sd/sqrt(n) for independent voxels, and the FBP noise is correlated over a few pixels (the
+ * Hann kernel, the slice profile), which the factor 8 covers with room (an effective
+ * sample 1/5 of n still leaves 3.5 standard errors); 2 HU is the partial volume left two voxels
+ * (8 mm) inside a class after the 1 mm PSF and the kernel's edge response.
+ * The lesion, labels and instance map are those of an MRI case of the same pipeline (case.c):
+ * the labels, instances and findings do not depend on the doses.
+ */
+static void test_lesion_hu_per_phase(void **state)
+{
+    (void)state;
+    char *dir = tu_tmpdir("ct_lesion");
+    assert_non_null(dir);
+    static const char *const phases[RSY_CT_N_PHASES] = {"non_contrast", "arterial",
+                                                         "portal_venous"};
+    const char *grid = "\"dims\": [96, 96, 48], \"spacing_mm\": 4";
+    int n_tissue = rsy_phantom_n_classes("abdomen");
+    for (int ph = 0; ph < RSY_CT_N_PHASES; ph++) {
+        char path[1024], name[64];
+        snprintf(name, sizeof name, "lesion-%s", phases[ph]);
+        rsy_recipe *r = NULL;
+        rsy_status rc = try_load_ex(dir, name, "[1.0, 0.25]", "projection", NULL, phases[ph], grid,
+                                    path, &r);
+        if (rc != RSY_OK)
+            print_error("%s: %s\n", path, tu_last_error());
+        assert_int_equal(rc, RSY_OK);
+        assert_int_equal((int)r->ct.phase, ph);
+        add_test_lesion(r);
+        rsy_case *c = make_case(r, NULL, 1);
+        assert_int_equal(rsy_case_n_lesions(c), 1);
+        const rsy_volume *classes = rsy_case_classes(c);
+        const rsy_tissue *liver = rsy_tissue_table_find(&r->tissues, "liver");
+        assert_non_null(liver);
+        const double expect[2] = {core_hu[ph], liver->ct[ph].hu + rim_offset_hu[ph]};
+        for (int k = 0; k < 2; k++) {
+            double mean, sd;
+            size_t n = interior_stats(classes, rsy_case_channel(c, 0), n_tissue + k, 2, &mean, &sd);
+            double tol = 8.0 * sd / sqrt((double)n) + 2.0;
+            print_message("%-13s %s: %4zu interior voxels, %7.2f HU (table %6.1f, tolerance "
+                          "%.1f), SD %.1f\n",
+                          phases[ph], k ? "rim " : "core", n, mean, expect[k], tol, sd);
+            assert_true(n >= 30);
+            assert_true(fabs(mean - expect[k]) <= tol);
+        }
+        /* Labels: both compartments are labelled and carry the lesion's instance id. */
+        const uint8_t *lab = rsy_case_labels(c)->data;
+        const uint16_t *inst = rsy_case_instances(c)->data;
+        const uint16_t *cl = classes->data;
+        size_t nvox = rsy_geometry_nvox(&classes->geom), in_lesion = 0;
+        for (size_t v = 0; v < nvox; v++) {
+            if (cl[v] >= n_tissue) {
+                assert_int_equal(inst[v], 1);
+                assert_true(lab[v] > 0);
+                in_lesion++;
+            } else {
+                assert_int_equal(inst[v], 0);
+            }
+        }
+        assert_true(in_lesion > 0);
+        assert_non_null(strstr(rsy_case_findings(c), "mm"));
+
+        /* The same recipe with the low dose only: identical lesion, labels, instances and
+         * findings. */
+        if (ph == RSY_CT_PHASE_PORTAL_VENOUS) {
+            rsy_recipe *r_low = NULL;
+            snprintf(name, sizeof name, "lesion-low");
+            assert_int_equal(try_load_ex(dir, name, "[0.25]", "projection", NULL, phases[ph],
+                                         grid, path, &r_low),
+                             RSY_OK);
+            add_test_lesion(r_low);
+            rsy_case *c_low = make_case(r_low, NULL, 1);
+            assert_true(volumes_equal(classes, rsy_case_classes(c_low)));
+            assert_true(volumes_equal(rsy_case_labels(c), rsy_case_labels(c_low)));
+            assert_true(volumes_equal(rsy_case_instances(c), rsy_case_instances(c_low)));
+            assert_string_equal(rsy_case_findings(c), rsy_case_findings(c_low));
+            print_message("findings: %s\n", rsy_case_findings(c));
+            rsy_case_destroy(c_low);
+            rsy_recipe_destroy(r_low);
+        }
+        rsy_case_destroy(c);
+        rsy_recipe_destroy(r);
+    }
+    assert_int_equal(tu_errors(), 0);
+    tu_rmtree(dir);
+    free(dir);
+}
+
+/* A CT compartment without CT properties, or relative to a tissue the table lacks, is refused
+ * at generation with one line naming the compartment. */
+static void test_lesion_refusals(void **state)
+{
+    (void)state;
+    char *dir = tu_tmpdir("ct_lesion_refuse");
+    assert_non_null(dir);
+    rsy_recipe *r = load_recipe(dir, "pair", "[1.0]", "projection", NULL);
+    add_test_lesion(r);
+    rsy__gen_class *tab = NULL;
+    int n = 0;
+    assert_int_equal(rsy__gen_class_table(r, &tab, &n), RSY_OK);
+    int n_tissue = rsy_phantom_n_classes("abdomen");
+    assert_int_equal(n, n_tissue + 2);
+    assert_float_equal(tab[n_tissue].hu, core_hu[RSY_CT_PHASE_PORTAL_VENOUS], 0.0);
+    free(tab);
+    r->lesions[0].prior.compartments[1].has_ct = 0;
+    rsy_case *c = NULL;
+    tu_log_capture();
+    assert_int_equal(rsy_case_generate(r, 0, &c), RSY_EINVAL);
+    assert_null(c);
+    assert_int_equal(tu_errors(), 1);
+    assert_non_null(strstr(tu_last_error(), "\"test_rim\""));
+    r->lesions[0].prior.compartments[1].has_ct = 1;
+    snprintf(r->lesions[0].prior.compartments[1].ct_relative_to, RSY_NAME_MAX, "hepar");
+    tu_log_capture();
+    assert_int_equal(rsy_case_generate(r, 0, &c), RSY_EINVAL);
+    assert_non_null(strstr(tu_last_error(), "\"hepar\""));
+    rsy_recipe_destroy(r);
+    tu_rmtree(dir);
+    free(dir);
+}
+
+/* A CT recipe whose table lacks a phantom class, or whose pixels are not square, fails cleanly
+ * with one logged line. */
 static void test_refusals(void **state)
 {
     (void)state;
@@ -318,6 +526,8 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_hu_noise_and_pairs),
         cmocka_unit_test(test_slice_thickness),
+        cmocka_unit_test(test_lesion_hu_per_phase),
+        cmocka_unit_test(test_lesion_refusals),
         cmocka_unit_test(test_refusals),
     };
     return cmocka_run_group_tests_name("ct_case", tests, NULL, NULL);

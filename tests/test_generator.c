@@ -25,6 +25,7 @@
 #include "rsy_export.h"
 #include "rsy_generator.h"
 #include "rsy_phantoms.h"
+#include "rsy_priors.h"
 #include "test_util.h"
 
 #define DEMO_RECIPE "configs/recipes/brain-glioblastoma-mri.json"
@@ -881,6 +882,423 @@ static void test_findings_depend_on_sequences(void **state)
     rsy_recipe_destroy(r);
 }
 
+/* ---------------------------------------------------------------------------------------- */
+/* Findings text of constructed cases (exact strings)                                        */
+/* ---------------------------------------------------------------------------------------- */
+static rsy_dist fixed_dist(double x)
+{
+    rsy_dist d;
+    memset(&d, 0, sizeof d);
+    d.kind = RSY_DIST_FIXED;
+    d.value = x;
+    return d;
+}
+
+/* Lesion type @p t of @p r, reset: one fixed lesion, host @p host, rule @p rule. */
+static rsy_prior *set_type(rsy_recipe *r, int t, const char *name, const char *organ,
+                           const char *host, rsy_placement_rule rule, rsy_shape_kind shape)
+{
+    rsy_lesion_spec *ls = &r->lesions[t];
+    memset(ls, 0, sizeof *ls);
+    ls->probability = 1.0;
+    rsy_prior *p = &ls->prior;
+    snprintf(p->name, sizeof p->name, "%s", name);
+    snprintf(p->organ, sizeof p->organ, "%s", organ);
+    snprintf(p->path, sizeof p->path, "test_generator.c");
+    p->probability = 1.0;
+    p->count = fixed_dist(1.0);
+    p->diameter_mm = fixed_dist(10.0);
+    p->elongation = fixed_dist(1.0);
+    p->flatness = fixed_dist(1.0);
+    p->lobes = fixed_dist(1.0);
+    p->shape_kind = shape;
+    p->rule = rule;
+    p->n_hosts = 1;
+    snprintf(p->hosts[0], RSY_NAME_MAX, "%s", host);
+    p->n_allowed = 1;
+    snprintf(p->allowed[0], RSY_NAME_MAX, "%s", host);
+    if (r->n_lesion_types < t + 1)
+        r->n_lesion_types = t + 1;
+    return p;
+}
+
+static rsy_compartment *add_comp(rsy_prior *p, const char *name, const char *display,
+                                 rsy_extent_kind kind, double extent)
+{
+    rsy_compartment *c = &p->compartments[p->n_compartments++];
+    memset(c, 0, sizeof *c);
+    snprintf(c->name, RSY_NAME_MAX, "%s", name);
+    snprintf(c->display_name, RSY_TEXT_MAX, "%s", display);
+    c->extent_kind = kind;
+    c->extent = fixed_dist(extent);
+    return c;
+}
+
+/* CT properties: absolute HU per phase (non-contrast, arterial, portal venous). */
+static void ct_abs(rsy_compartment *c, double nc, double art, double pv)
+{
+    c->has_ct = 1;
+    c->ct_mode = RSY_PROPS_ABSOLUTE;
+    c->ct[0].hu = nc;
+    c->ct[1].hu = art;
+    c->ct[2].hu = pv;
+}
+
+/* MRI properties relative to tissue @p t. */
+static void mri_rel(rsy_compartment *c, const char *t, double t1, double t2, double pd, double gd)
+{
+    c->has_mri = 1;
+    c->props_mode = RSY_PROPS_RELATIVE;
+    snprintf(c->relative_to, RSY_NAME_MAX, "%s", t);
+    c->t1_factor = t1;
+    c->t2_factor = t2;
+    c->pd_factor = pd;
+    c->gd_mM = gd;
+}
+
+/* The lesions of a constructed case and their records. */
+#define FC_MAX 64
+typedef struct fcase {
+    int n;
+    rsy__gen_finding_lesion fl[FC_MAX];
+    rsy_lesion_record whole[FC_MAX], mass[FC_MAX];
+    double extent[FC_MAX][RSY_MAX_COMPARTMENTS];
+} fcase;
+
+/* One lesion of type @p t centred in @p host at @p region (zone @p zone) with axes
+ * @p long_mm x @p short_mm (on its mass) and @p vox[k] voxels of compartment k. */
+static void fc_add(fcase *f, const rsy_recipe *r, const rsy__gen_class *tab, int t,
+                   const char *host, const char *region, int zone, double long_mm,
+                   double short_mm, const int64_t *vox, double displacement_mm)
+{
+    assert_true(f->n < FC_MAX);
+    int i = f->n++;
+    const rsy_prior *p = &r->lesions[t].prior;
+    int base = rsy_phantom_n_classes(r->phantom.family) + rsy_lesion_compartment_offset(r, t);
+    rsy__gen_finding_lesion *fl = &f->fl[i];
+    fl->type_index = t;
+    fl->host_class = rsy_phantom_class_id(r->phantom.family, host);
+    assert_true(fl->host_class >= 0);
+    fl->region = region;
+    fl->zone = zone;
+    fl->displacement_mm = displacement_mm;
+    for (int k = 0; k < p->n_compartments; k++)
+        f->extent[i][k] = p->compartments[k].extent.value;
+    fl->extent = f->extent[i];
+    rsy_lesion_record *w = &f->whole[i], *m = &f->mass[i];
+    memset(w, 0, sizeof *w);
+    w->instance_id = i + 1;
+    for (int k = 0; k < p->n_compartments; k++) {
+        w->voxel_count += vox[k];
+        w->label_voxels[tab[base + k].label] += vox[k];
+        if (p->compartments[k].extent_kind != RSY_EXTENT_MARGIN_MM)
+            w->mass_voxel_count += vox[k];
+    }
+    *m = *w;
+    m->voxel_count = w->mass_voxel_count;
+    w->long_axis_mm = m->long_axis_mm = long_mm;
+    w->short_axis_mm = m->short_axis_mm = short_mm;
+}
+
+/* The findings of @p f on a 1 mm grid, compared with @p expect. */
+static void fc_expect(const rsy_recipe *r, const fcase *f, const char *expect)
+{
+    rsy__gen_class *tab = NULL;
+    int n = 0;
+    assert_int_equal(rsy__gen_class_table(r, &tab, &n), RSY_OK);
+    rsy_geometry g;
+    memset(&g, 0, sizeof g);
+    for (int a = 0; a < 3; a++)
+        g.spacing_mm[a] = 1.0;
+    char *text = NULL;
+    assert_int_equal(rsy__gen_findings(r, tab, &g, f->fl, f->whole, f->mass, f->n, &text), RSY_OK);
+    if (strcmp(text, expect) != 0)
+        print_error("findings:\n  got    %s\n  expect %s\n", text, expect);
+    assert_string_equal(text, expect);
+    free(text);
+    free(tab);
+}
+
+static rsy__gen_class *class_table(const rsy_recipe *r)
+{
+    rsy__gen_class *tab = NULL;
+    int n = 0;
+    assert_int_equal(rsy__gen_class_table(r, &tab, &n), RSY_OK);
+    return tab;
+}
+
+static rsy_recipe *load_ct(const char *path, rsy_ct_phase phase)
+{
+    const char *dirs[] = {"configs", NULL};
+    rsy_recipe *r = NULL;
+    assert_int_equal(rsy_recipe_load(&r, path, dirs), RSY_OK);
+    r->ct.phase = phase;
+    r->n_lesion_types = 0;
+    return r;
+}
+
+/* Chest CT: many thin-walled air cysts, counted, with side, zone predominance and size range;
+ * one solid nodule of another type, described alone; mass effect words only above 0.5 mm. */
+static void test_findings_chest_ct(void **state)
+{
+    (void)state;
+    rsy_recipe *r = load_ct("configs/recipes/chest-ct.json", RSY_CT_PHASE_NON_CONTRAST);
+    rsy_prior *cyst = set_type(r, 0, "lam", "lung", "lung", RSY_PLACE_HOST_TISSUE,
+                               RSY_SHAPE_CYST);
+    ct_abs(add_comp(cyst, "cyst_wall", "cyst wall", RSY_EXTENT_WALL_MM, 1.0), 40, 40, 40);
+    ct_abs(add_comp(cyst, "cyst_air", "cyst lumen", RSY_EXTENT_RADIUS_FRACTION, 1.0), -990, -990,
+           -990);
+    rsy_prior *nod = set_type(r, 1, "nodule", "lung", "lung", RSY_PLACE_HOST_TISSUE,
+                              RSY_SHAPE_SOLID);
+    ct_abs(add_comp(nod, "solid_nodule", "Solid nodule", RSY_EXTENT_RADIUS_FRACTION, 1.0), 40,
+           40, 40);
+    rsy__gen_class *tab = class_table(r);
+    fcase f;
+    memset(&f, 0, sizeof f);
+    const int64_t cyst_vox[2] = {20, 60};
+    /* 37 cysts: 25 in the lower zone, 8 in the middle, 4 in the upper; both lungs; long axes
+     * 2..12 mm, the largest in the right lower lobe. */
+    for (int i = 0; i < 37; i++) {
+        int zone = i < 25 ? 2 : (i < 33 ? 1 : 0);
+        const char *region = i % 2 ? "left lower lobe" : "subpleural right lower lobe";
+        double L = i == 7 ? 12.0 : 2.0 + (double)(i % 9);
+        fc_add(&f, r, tab, 0, "lung", i == 7 ? "right lower lobe" : region, zone, L, 0.8 * L,
+               cyst_vox, 0.0);
+    }
+    const int64_t nod_vox[1] = {300};
+    fc_add(&f, r, tab, 1, "lung", "right upper lobe", 0, 9.4, 7.6, nod_vox, 0.3);
+    fc_expect(r, &f,
+              "Multiple (n = 37) thin-walled cysts, bilateral and lower-zone predominant, "
+              "measuring 2 to 12 mm (the largest 12 x 10 mm, in the right lower lobe). "
+              "A solid nodule in the right upper lobe (upper zone) measuring 9 x 8 mm (axial long "
+              "x short axis).");
+
+    /* Ground glass around a solid part: a part-solid nodule, alone in the case. */
+    r->n_lesion_types = 1;
+    rsy_prior *gg = set_type(r, 0, "part-solid", "lung", "lung", RSY_PLACE_HOST_TISSUE,
+                             RSY_SHAPE_SOLID);
+    ct_abs(add_comp(gg, "solid_part", "solid component", RSY_EXTENT_RADIUS_FRACTION, 0.4), 30, 30,
+           30);
+    ct_abs(add_comp(gg, "ground_glass", "ground-glass opacity", RSY_EXTENT_RADIUS_FRACTION, 1.0),
+           -600, -600, -600);
+    free(tab);
+    tab = class_table(r);
+    memset(&f, 0, sizeof f);
+    const int64_t gg_vox[2] = {30, 400};
+    fc_add(&f, r, tab, 0, "lung", "left upper lobe", 1, 14.2, 11.0, gg_vox, 0.0);
+    fc_expect(r, &f,
+              "Solitary part-solid nodule in the left upper lobe (middle zone) measuring 14 x 11 "
+              "mm (axial long x short axis), with a solid component of about 4 mm. No other "
+              "lesion.");
+    free(tab);
+    rsy_recipe_destroy(r);
+}
+
+/* Abdomen CT: a kidney lesion with macroscopic fat in the arterial phase; hepatic cysts of
+ * fluid attenuation in both lobes in the portal venous phase. */
+static void test_findings_abdomen_ct(void **state)
+{
+    (void)state;
+    rsy_recipe *r = load_ct("configs/recipes/abdomen-ct.json", RSY_CT_PHASE_ARTERIAL);
+    rsy_prior *aml = set_type(r, 0, "aml", "kidney", "kidney_cortex", RSY_PLACE_HOST_TISSUE,
+                              RSY_SHAPE_SOLID);
+    ct_abs(add_comp(aml, "aml_soft", "angiomyogenic tissue", RSY_EXTENT_RADIUS_FRACTION, 1.0), 40,
+           95, 80);
+    ct_abs(add_comp(aml, "aml_fat", "Macroscopic fat", RSY_EXTENT_INCLUSIONS, 0.3), -90, -90,
+           -90);
+    rsy__gen_class *tab = class_table(r);
+    fcase f;
+    memset(&f, 0, sizeof f);
+    const int64_t aml_vox[2] = {5000, 1500};
+    fc_add(&f, r, tab, 0, "kidney_cortex", "right kidney interpolar region", 1, 24.4, 19.6,
+           aml_vox, 0.0);
+    fc_expect(r, &f,
+              "Solitary lesion in the right kidney interpolar region measuring 24 x 20 mm (axial "
+              "long x short axis), enhancing, hypoattenuating to kidney cortex in the arterial "
+              "phase, containing macroscopic fat. No other lesion.");
+    free(tab);
+
+    r->ct.phase = RSY_CT_PHASE_PORTAL_VENOUS;
+    rsy_prior *cy = set_type(r, 0, "hepatic-cyst", "liver", "liver", RSY_PLACE_HOST_TISSUE,
+                             RSY_SHAPE_CYST);
+    ct_abs(add_comp(cy, "cyst_wall", "cyst wall", RSY_EXTENT_WALL_MM, 0.8), 45, 60, 70);
+    ct_abs(add_comp(cy, "cyst_fluid", "cyst fluid", RSY_EXTENT_RADIUS_FRACTION, 1.0), 5, 5, 5);
+    tab = class_table(r);
+    memset(&f, 0, sizeof f);
+    const int64_t cy_vox[2] = {100, 900};
+    static const char *const regions[7] = {
+        "right hepatic lobe (segment VII)", "left hepatic lobe (segment II)",
+        "subcapsular right hepatic lobe (segment VI)", "right hepatic lobe (segment V)",
+        "left hepatic lobe (segment III)", "right hepatic lobe (segment VIII)",
+        "caudate lobe (segment I)"};
+    for (int i = 0; i < 7; i++)
+        fc_add(&f, r, tab, 0, "liver", regions[i], -1, i == 0 ? 40.3 : 5.0 + 4.0 * i,
+               i == 0 ? 35.0 : 4.0 + 3.0 * i, cy_vox, 0.0);
+    fc_expect(r, &f,
+              "Multiple (n = 7) thin-walled cysts in both hepatic lobes, measuring 9 to 40 mm "
+              "(the largest 40 x 35 mm, in the right hepatic lobe (segment VII)), of fluid "
+              "attenuation.");
+    free(tab);
+
+    /* An enhancing capsule (a wall whose name says "enhancing": not said twice, and the phase
+     * once per passage), an enhancing inclusion in the "with" list, mass effect; and a lesion
+     * one voxel wide. */
+    rsy_prior *hcc = set_type(r, 0, "hcc", "liver", "liver", RSY_PLACE_HOST_TISSUE,
+                              RSY_SHAPE_SOLID);
+    ct_abs(add_comp(hcc, "hcc_tumour", "tumour", RSY_EXTENT_RADIUS_FRACTION, 1.0), 40, 100, 70);
+    ct_abs(add_comp(hcc, "hcc_capsule", "enhancing capsule", RSY_EXTENT_WALL_MM, 1.6), 40, 60,
+           95);
+    ct_abs(add_comp(hcc, "hcc_nodules", "nodular enhancement", RSY_EXTENT_INCLUSIONS, 0.1), 40,
+           160, 150);
+    tab = class_table(r);
+    memset(&f, 0, sizeof f);
+    const int64_t hcc_vox[3] = {12000, 900, 400};
+    fc_add(&f, r, tab, 0, "liver", "right hepatic lobe (segment VIII)", -1, 31.2, 27.9, hcc_vox,
+           2.2);
+    const int64_t dot_vox[3] = {1, 0, 0};
+    fc_add(&f, r, tab, 0, "liver", "left hepatic lobe (segment III)", -1, 0.0, 0.0, dot_vox,
+           0.0);
+    fc_expect(r, &f,
+              "Two lesions in both hepatic lobes, enhancing, hypoattenuating to liver in the "
+              "portal venous phase, with an enhancing capsule about 2 mm thick and nodular "
+              "enhancement: in the right hepatic lobe (segment VIII) (31 x 28 mm) and in the left "
+              "hepatic lobe (segment III) (under 1 mm). Local mass effect, with displacement of "
+              "the adjacent structures by up to 2 mm.");
+    free(tab);
+    rsy_recipe_destroy(r);
+}
+
+/* Brain MRI: a mass with core, rim, oedema and mass effect; three lesions at the grey-white
+ * junction listed; a subependymal nodule; a periventricular lesion beside other types. */
+static void test_findings_brain_mri(void **state)
+{
+    (void)state;
+    rsy_recipe *r = load_demo(32, 7.0);
+    r->n_lesion_types = 0;
+    rsy_prior *gbm = set_type(r, 0, "gbm", "brain", "white_matter", RSY_PLACE_HOST_TISSUE,
+                              RSY_SHAPE_SOLID);
+    gbm->lobulation_lmax = 4;
+    gbm->lobulation_amplitude = 0.15;
+    mri_rel(add_comp(gbm, "necrotic_core", "necrotic core", RSY_EXTENT_RADIUS_FRACTION, 0.6),
+            "csf", 1.0, 1.0, 1.0, 0.0);
+    mri_rel(add_comp(gbm, "oedema", "peritumoral oedema", RSY_EXTENT_MARGIN_MM, 10.0),
+            "white_matter", 1.35, 1.71, 1.0, 0.0);
+    mri_rel(add_comp(gbm, "enhancing_tumour", "enhancing tumour", RSY_EXTENT_RADIUS_FRACTION, 1.0),
+            "white_matter", 2.0, 2.37, 1.0, 0.5);
+    rsy__gen_class *tab = class_table(r);
+    fcase f;
+    memset(&f, 0, sizeof f);
+    /* core 14137 voxels (30 mm sphere), mass 33510 (40 mm): rim (40 - 30) / 2 = 5 mm. */
+    const int64_t gbm_vox[3] = {14137, 30000, 33510 - 14137};
+    fc_add(&f, r, tab, 0, "white_matter", "right frontal lobe", -1, 46.2, 38.4, gbm_vox, 4.3);
+    fc_expect(r, &f,
+              "Solitary intra-axial mass in the right frontal lobe measuring 46 x 38 mm (axial "
+              "long x short axis), with a necrotic core, an irregular enhancing rim about 5 mm "
+              "thick on post-contrast T1 and surrounding T2/FLAIR hyperintense peritumoral oedema "
+              "(volume 30.0 mL). Local mass effect, with displacement of the adjacent structures "
+              "by up to 4 mm. No other lesion.");
+    free(tab);
+
+    /* Tuberous sclerosis: tubers at the grey-white junction and a subependymal nodule with a
+     * T2 hypointense haemosiderin-like wall (MRI words from the wall's properties). */
+    r->n_lesion_types = 0;
+    rsy_prior *tuber = set_type(r, 0, "tsc/cortical_tuber", "brain", "white_matter",
+                                RSY_PLACE_GREY_WHITE_JUNCTION, RSY_SHAPE_SOLID);
+    mri_rel(add_comp(tuber, "tuber", "Cortical tuber", RSY_EXTENT_RADIUS_FRACTION, 1.0),
+            "white_matter", 1.3, 1.6, 1.05, 0.0);
+    rsy_prior *sen = set_type(r, 1, "tsc/subependymal_nodule", "brain", "white_matter",
+                              RSY_PLACE_SUBEPENDYMAL, RSY_SHAPE_SOLID);
+    mri_rel(add_comp(sen, "sen", "subependymal nodule", RSY_EXTENT_RADIUS_FRACTION, 1.0),
+            "white_matter", 0.9, 1.0, 1.0, 0.3);
+    mri_rel(add_comp(sen, "sen_rim", "haemosiderin rim", RSY_EXTENT_WALL_MM, 1.2), "white_matter",
+            1.0, 0.3, 0.8, 0.0);
+    tab = class_table(r);
+    memset(&f, 0, sizeof f);
+    const int64_t t_vox[1] = {800};
+    fc_add(&f, r, tab, 0, "white_matter", "right frontal lobe", -1, 12.4, 9.1, t_vox, 0.0);
+    fc_add(&f, r, tab, 0, "white_matter", "left parietal lobe", -1, 8.2, 6.6, t_vox, 0.0);
+    fc_add(&f, r, tab, 0, "white_matter", "right occipital lobe", -1, 15.0, 10.0, t_vox, 0.0);
+    const int64_t s_vox[2] = {120, 60};
+    fc_add(&f, r, tab, 1, "white_matter", "left basal ganglia", -1, 6.4, 5.2, s_vox, 0.0);
+    fc_expect(r, &f,
+              "Three intra-axial lesions at the grey-white matter junction, bilateral, T2/FLAIR "
+              "hyperintense, without enhancement: in the right frontal lobe (12 x 9 mm), in the "
+              "left parietal lobe (8 x 7 mm) and in the right occipital lobe (15 x 10 mm). A "
+              "subependymal nodule along the left lateral ventricle measuring 6 x 5 mm (axial "
+              "long x short axis), isointense to white matter, enhancing on post-contrast T1, "
+              "with a T1/T2/FLAIR hypointense haemosiderin rim about 1 mm thick.");
+    free(tab);
+
+    /* Demyelinating plaques (13, periventricular) and an extra-axial mass, whose region the
+     * head phantom words as extra-axial space. */
+    r->n_lesion_types = 0;
+    rsy_prior *ms = set_type(r, 0, "ms", "brain", "white_matter", RSY_PLACE_PERIVENTRICULAR,
+                             RSY_SHAPE_SOLID);
+    mri_rel(add_comp(ms, "plaque", "plaque", RSY_EXTENT_RADIUS_FRACTION, 1.0), "white_matter",
+            1.5, 2.8, 1.05, 0.0);
+    rsy_prior *men = set_type(r, 1, "meningioma", "brain", "csf", RSY_PLACE_EXTRA_AXIAL,
+                              RSY_SHAPE_SOLID);
+    mri_rel(add_comp(men, "meningioma", "meningioma", RSY_EXTENT_RADIUS_FRACTION, 1.0),
+            "grey_matter", 1.0, 1.0, 1.0, 0.4);
+    tab = class_table(r);
+    memset(&f, 0, sizeof f);
+    const int64_t p_vox[1] = {50};
+    for (int i = 0; i < 13; i++)
+        fc_add(&f, r, tab, 0, "white_matter", i % 3 ? "right parietal lobe" : "left frontal lobe",
+               -1, i == 4 ? 14.6 : 3.2 + 0.5 * i, 3.0, p_vox, 0.0);
+    const int64_t m_vox[1] = {20000};
+    fc_add(&f, r, tab, 1, "csf", "right extra-axial space over the frontal lobe", -1, 35.0, 28.0,
+           m_vox, 2.0);
+    fc_expect(r, &f,
+              "Multiple (n = 13) periventricular lesions, bilateral, measuring 3 to 15 mm (the "
+              "largest 15 x 3 mm, in the right parietal lobe), T2/FLAIR hyperintense and T1 "
+              "hypointense, without enhancement. An extra-axial mass over the right frontal lobe "
+              "measuring 35 x 28 mm (axial long x short axis), isointense to grey matter, "
+              "enhancing on post-contrast T1. Local "
+              "mass effect, with displacement of the adjacent structures by up to 2 mm.");
+    free(tab);
+    rsy_recipe_destroy(r);
+}
+
+/* Lesion records do not depend on how the spacing is rounded: a reader of the NIfTI file sees
+ * the spacing as float32 (2.2 mm becomes 2.2000000477 mm), and the validator and
+ * tests/check_dataset.py measure with it. Two slices whose longest chords tie in voxels
+ * (8^2 + 1^2 = 7^2 + 4^2 = 65) but not in double-precision millimetres at 2.2 mm must give
+ * the same key slice (the first, by the tie rule) and the same axes at both spacings. */
+static void test_records_spacing_rounding(void **state)
+{
+    (void)state;
+    const double spacings[2] = {2.2, (double)(float)2.2};
+    rsy_lesion_record rec[2];
+    for (int t = 0; t < 2; t++) {
+        rsy_geometry g;
+        const int64_t dims[3] = {16, 16, 2};
+        const double sp[3] = {spacings[t], spacings[t], spacings[t]};
+        assert_int_equal(rsy_geometry_init(&g, dims, sp), RSY_OK);
+        rsy_volume *inst = NULL, *lab = NULL;
+        assert_int_equal(rsy_volume_create(&inst, &g, RSY_DTYPE_UINT16), RSY_OK);
+        assert_int_equal(rsy_volume_create(&lab, &g, RSY_DTYPE_UINT8), RSY_OK);
+        uint16_t *in = inst->data;
+        uint8_t *lb = lab->data;
+        /* slice 0: (2, 2) and (10, 3); slice 1: (2, 2) and (9, 6) */
+        const int vox[4][3] = {{2, 2, 0}, {10, 3, 0}, {2, 2, 1}, {9, 6, 1}};
+        for (int v = 0; v < 4; v++) {
+            size_t idx = (size_t)vox[v][0] + 16u * ((size_t)vox[v][1] + 16u * (size_t)vox[v][2]);
+            in[idx] = 1;
+            lb[idx] = 1;
+        }
+        assert_int_equal(rsy_export_measure_lesions(inst, lab, 1, NULL, &rec[t]), RSY_OK);
+        rsy_volume_destroy(lab);
+        rsy_volume_destroy(inst);
+    }
+    assert_int_equal(rec[0].key_slice, 0);
+    assert_int_equal(rec[1].key_slice, 0);
+    /* sqrt(65) voxels; the two spacings differ by 2e-8 relative. */
+    assert_float_equal(rec[0].long_axis_mm, sqrt(65.0) * 2.2, 1e-9);
+    assert_float_equal(rec[1].long_axis_mm, rec[0].long_axis_mm, 1e-6);
+    assert_float_equal(rec[1].short_axis_mm, rec[0].short_axis_mm, 1e-6);
+}
+
 static void test_case_errors(void **state)
 {
     (void)state;
@@ -898,6 +1316,13 @@ static void test_case_errors(void **state)
     assert_int_equal(rsy_case_generate(r, 0, &c), RSY_EINVAL);
     assert_null(c);
     assert_non_null(strstr(tu_last_error(), "no_such_tissue"));
+    /* A compartment without MRI properties in an MRI recipe (a hand-made one: the loader
+     * requires them). */
+    snprintf(r->mri.sequences[0].noise_reference, RSY_NAME_MAX, "white_matter");
+    r->lesions[0].prior.compartments[1].has_mri = 0;
+    assert_int_equal(rsy_case_generate(r, 0, &c), RSY_EINVAL);
+    assert_null(c);
+    assert_non_null(strstr(tu_last_error(), "gives no MRI properties"));
     /* Accessors accept NULL. */
     assert_int_equal(rsy_case_n_channels(NULL), 0);
     assert_null(rsy_case_labels(NULL));
@@ -1069,6 +1494,10 @@ int main(void)
         cmocka_unit_test(test_texture_case),
         cmocka_unit_test(test_texture_limits_agree),
         cmocka_unit_test(test_findings_depend_on_sequences),
+        cmocka_unit_test(test_findings_chest_ct),
+        cmocka_unit_test(test_findings_abdomen_ct),
+        cmocka_unit_test(test_findings_brain_mri),
+        cmocka_unit_test(test_records_spacing_rounding),
         cmocka_unit_test(test_case_errors),
         cmocka_unit_test(test_run_deterministic_across_threads),
         cmocka_unit_test(test_run_cancel_and_limit),

@@ -285,16 +285,19 @@ static double ks_statistic(double *x, size_t n, const rsy_dist *d)
 static int region_points(const rsy_lesion *l, double margin_mm, rsy_rng *g, int tries,
                          double (*pts)[3], int max)
 {
-    const double b = rsy__priors_surface_bound_mm(l) + margin_mm;
+    rsy__shape sh;
+    assert_int_equal(rsy__shape_init(&sh, l), RSY_OK);
+    const double b = sh.bound_mm + margin_mm;
     int n = 0;
     for (int t = 0; t < tries && n < max; t++) {
         double x[3], dist;
         for (int k = 0; k < 3; k++)
             x[k] = l->center_mm[k] + rsy_rng_uniform_range(g, -b, b);
-        const double rn = rsy_lesion_radial(l, x, &dist);
+        const double rn = rsy__shape_radial(&sh, x, &dist);
         if (rn < 1.0 || (margin_mm > 0.0 && dist <= margin_mm))
             memcpy(pts[n++], x, sizeof x);
     }
+    rsy__shape_clear(&sh);
     return n;
 }
 
@@ -376,7 +379,7 @@ static void test_shape_draw(void **state)
         rsy_lesion l;
         memset(&l, 0, sizeof l);
         const double e = 1.0 + 2.0 * rsy_rng_uniform(g);
-        rsy__priors_shape_draw(&p, 20.0, e, g, &l);
+        rsy__priors_shape_draw(&p, 20.0, e, 1.0, g, &l);
         const double *s = l.semi_axes_mm;
         assert_true(fabs(s[0] * s[1] * s[2] - 1000.0) < 1e-9);
         assert_true(fabs(s[0] / fmin(s[1], s[2]) - e) < 1e-12);
@@ -434,7 +437,7 @@ static void test_shape_draw(void **state)
     rsy_lesion l0;
     memset(&l0, 0, sizeof l0);
     g = rng_new(12, 0);
-    rsy__priors_shape_draw(&p, 10.0, 1.0, g, &l0);
+    rsy__priors_shape_draw(&p, 10.0, 1.0, 1.0, g, &l0);
     rsy_rng_destroy(g);
     assert_int_equal(l0.n_sh, 0);
     assert_true(rsy__priors_sh_scale_bound(&l0) == 1.0);
