@@ -128,7 +128,20 @@ typedef struct rsy_export_params {
     const unsigned char *label_perilesional; /* n_labels flags: 1 = a perilesional compartment
                                                 (e.g. oedema) left out of the RECIST
                                                 measurement; NULL = none */
+    unsigned layouts;      /* RSY_LAYOUT_* bits; 0 = RSY_LAYOUT_NNUNET @since 0.4 */
+    unsigned formats;      /* RSY_FORMAT_* bits; NIfTI is always written @since 0.4 */
+    int preview;           /* 1: DIR/previews/case_NNNN.png per case, staged with it @since 0.4 */
+    int64_t shard_index;   /* with shard_count >= 2: this directory holds the cases i with
+                              i % shard_count == shard_index, and finish writes a shard
+                              manifest instead of the dataset files @since 0.4 */
+    int64_t shard_count;   /* 0 or 1: no sharding @since 0.4 */
 } rsy_export_params;
+
+#define RSY_LAYOUT_NNUNET 1u /* DIR/DatasetNNN_Name (nnU-Net v2) @since 0.4 */
+#define RSY_LAYOUT_MSD 2u    /* DIR/msd (Medical Segmentation Decathlon / MONAI) @since 0.4 */
+#define RSY_LAYOUT_NNDET 4u  /* DIR/TaskNNN_Name (nnDetection) @since 0.4 */
+#define RSY_FORMAT_NIFTI 1u  /* @since 0.4 */
+#define RSY_FORMAT_HDF5 2u   /* DIR/DatasetNNN_Name.h5, built by finish @since 0.4 */
 
 /**
  * Prepare @p dir for a new dataset: create it if missing; if it exists and is not empty,
@@ -162,6 +175,17 @@ RSY_API RSY_NODISCARD rsy_status rsy_export_write_case(rsy_export *e, const rsy_
  *  rename; the dataset folder is fsynced before and after raresynth.json. Every case must
  *  have been written. @return RSY_OK, RSY_EINVAL (cases missing), RSY_EIO, RSY_ENOMEM. */
 RSY_API RSY_NODISCARD rsy_status rsy_export_finish(rsy_export *e);
+/**
+ * Register case @p index as already complete in the output directory (resume, merge): its
+ * per-case manifest is read, every file it lists is checked against its SHA-256, and its
+ * records join the dataset files that finish writes, as if rsy_export_write_case() had
+ * written it. Files of other layouts and the preview are (re)made from the nnU-Net files if
+ * missing.
+ * @return RSY_OK; RSY_ENOENT-like RSY_EIO when the case is incomplete or a checksum differs
+ *         (logged naming the file; the caller then regenerates the case), RSY_ENOMEM.
+ * @since 0.4
+ */
+RSY_API RSY_NODISCARD rsy_status rsy_export_adopt_case(rsy_export *e, size_t index);
 RSY_API void rsy_export_destroy(rsy_export *e);
 
 /** The nnU-Net folder name, "DatasetNNN_Name". */
