@@ -181,7 +181,7 @@ RSY_API RSY_NODISCARD rsy_status rsy_export_finish(rsy_export *e);
  * records join the dataset files that finish writes, as if rsy_export_write_case() had
  * written it. Files of other layouts and the preview are (re)made from the nnU-Net files if
  * missing.
- * @return RSY_OK; RSY_ENOENT-like RSY_EIO when the case is incomplete or a checksum differs
+ * @return RSY_OK; RSY_EIO when the case is incomplete or a checksum differs
  *         (logged naming the file; the caller then regenerates the case), RSY_ENOMEM.
  * @since 0.4
  */
