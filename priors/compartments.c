@@ -26,8 +26,10 @@
  * drawn one within the Monte-Carlo error of the parent's point count (about 1/sqrt(n)). Centres
  * are uniform in the parent ("anywhere"), in its outer third ("periphery": normalised position
  * q >= 2/3) or its inner half ("centre": q <= 1/2), where q is rn/f in a fraction parent,
- * 1 - depth/t in a wall, distance/m in a margin and rn otherwise. At most 4096 blobs; 200
- * rejected centre draws in a row end the drawing (the zone is full).
+ * 1 - depth/t in a wall, distance/m in a margin and rn otherwise: a centre is one of 4096
+ * other uniform points that fell in the parent and the zone, jittered uniformly by their mean
+ * spacing, kept if it is still in the parent and the zone. At most 4096 blobs; 200 rejected centre draws in a
+ * row end the drawing.
  *
  * Network: the cell faces of the Voronoi tessellation of seeds on a jittered cubic lattice
  * (spacing cell_mm (pi/6)^(1/3), one seed uniformly in each lattice cell, lattice origin at the
@@ -50,7 +52,7 @@
 
 #include "priors_internal.h"
 
-#define INCL_POINTS 4096
+#define INCL_POINTS 8192
 #define INCL_MAX_BLOBS 4096
 #define INCL_MAX_MISSES 200
 #define SEED_SALT 16u
@@ -343,7 +345,16 @@ static rsy_status draw_inclusions(rsy__compartments *cs, int c)
         rc = RSY_ENOMEM;
         goto done;
     }
-    int n_par = 0;
+    /* Two independent uniform samples of the bounding cube: the points of the parent (the
+     * coverage estimate) and the points of the parent in the zone (candidate centres, jittered
+     * by the mean spacing of the samples so the centres are continuous). The candidates must
+     * not be coverage points: a blob would then always cover its own point. */
+    int n_par = 0, n_zone = 0;
+    double(*cand)[3] = malloc(INCL_POINTS * sizeof *cand);
+    if (!cand) {
+        rc = RSY_ENOMEM;
+        goto done;
+    }
     for (int i = 0; i < INCL_POINTS; i++) {
         double x[3];
         for (int a = 0; a < 3; a++)
@@ -351,13 +362,23 @@ static rsy_status draw_inclusions(rsy__compartments *cs, int c)
         if (resolve(cs, x, c, NULL, NULL) == par)
             memcpy(pts[n_par++], x, sizeof x);
     }
-    const int target = (int)ceil(fraction * n_par);
-    int n_cov = 0, n = 0, misses = 0;
-    while (n_cov < target && n < INCL_MAX_BLOBS && misses < INCL_MAX_MISSES) {
-        const double diam = rsy_dist_sample(&cp->inclusion_diameter_mm, g);
+    for (int i = 0; i < INCL_POINTS; i++) {
         double x[3], rn, dist;
         for (int a = 0; a < 3; a++)
             x[a] = cs->l->center_mm[a] + rsy_rng_uniform_range(g, -half, half);
+        if (resolve(cs, x, c, &rn, &dist) == par &&
+            zone_ok(cp->where, zone_position(cs, par, rn, dist)))
+            memcpy(cand[n_zone++], x, sizeof x);
+    }
+    const double spacing = 2.0 * half / cbrt((double)INCL_POINTS);
+    const int target = (int)ceil(fraction * n_par);
+    int n_cov = 0, n = 0, misses = 0;
+    while (n_zone > 0 && n_cov < target && n < INCL_MAX_BLOBS && misses < INCL_MAX_MISSES) {
+        const double diam = rsy_dist_sample(&cp->inclusion_diameter_mm, g);
+        const double *p0 = cand[rsy_rng_uniform_int(g, (uint64_t)n_zone)];
+        double x[3], rn, dist;
+        for (int a = 0; a < 3; a++)
+            x[a] = p0[a] + spacing * (rsy_rng_uniform(g) - 0.5);
         if (!(diam > 0.0) || !isfinite(diam) || resolve(cs, x, c, &rn, &dist) != par ||
             !zone_ok(cp->where, zone_position(cs, par, rn, dist))) {
             misses++;
@@ -379,6 +400,7 @@ static rsy_status draw_inclusions(rsy__compartments *cs, int c)
             }
         }
     }
+    free(cand);
     if (n > 0) {
         cs->blobs[c] = realloc(blobs, (size_t)n * sizeof *blobs);
         if (!cs->blobs[c])

@@ -285,7 +285,8 @@ static void push_visit(const push *pu, visit_fn fn, void *ctx)
 
 /* The warp of the box contents: dst[k][q] = src[k][source of q] for the n arrays; returns the
  * largest displacement. The same arithmetic as push_visit, made incremental along rows. */
-static double push_warp(const push *pu, const uint16_t *const *src, uint16_t *const *dst, int n)
+static double push_warp(const push *pu, const uint16_t *const *src, uint16_t *const *dst, int n,
+                        int64_t *src_index)
 {
     const rsy__box *b = &pu->box;
     const double(*a)[4] = (const double(*)[4])pu->g->affine;
@@ -330,6 +331,8 @@ static double push_warp(const push *pu, const uint16_t *const *src, uint16_t *co
                 const size_t sq = (size_t)((v[2] * by + v[1]) * bx + v[0]);
                 for (int w = 0; w < n; w++)
                     dst[w][q] = src[w][sq];
+                if (src_index)
+                    src_index[q] = (int64_t)sq;
             }
         }
     return mmax;
@@ -395,7 +398,8 @@ rsy_status rsy__mass_effect_region(const rsy_prior *p, const rsy__prior_tissues 
 rsy_status rsy__mass_effect_warp(const rsy_prior *p, const rsy__prior_tissues *tis,
                                  const rsy_lesion *l, const rsy_geometry *g, const rsy__box *box,
                                  uint16_t *classes_box, uint16_t *instances_box,
-                                 rsy_lesion *moved, int n_moved, double *max_mm)
+                                 rsy_lesion *moved, int n_moved, double *max_mm,
+                                 int64_t *src_index)
 {
     *max_mm = 0.0;
     push pu;
@@ -417,7 +421,10 @@ rsy_status rsy__mass_effect_warp(const rsy_prior *p, const rsy__prior_tissues *t
             memcpy(copy + (size_t)k * n, dst[k], n * sizeof *copy);
             srcs[k] = copy + (size_t)k * n;
         }
-        *max_mm = push_warp(&pu, srcs, dst, nw);
+        if (src_index)
+            for (size_t q = 0; q < n; q++)
+                src_index[q] = (int64_t)q;
+        *max_mm = push_warp(&pu, srcs, dst, nw, src_index);
         for (int q = 0; q < n_moved; q++) {
             push_forward(&pu, moved[q].center_mm);
             push_forward(&pu, moved[q].anchor_mm);

@@ -276,13 +276,15 @@ rsy_status rsy__mass_effect_region(const rsy_prior *p, const rsy__prior_tissues 
  * Apply the push of @p l to the box contents @p classes_box (in: the classes of @p box, from
  * rsy__mass_effect_region; out: pushed) and, when not NULL, @p instances_box, by backward
  * nearest-neighbour warping; move the centres and anchors of @p moved (n_moved lesions placed
- * before) with the tissue. Writes the largest applied displacement (mm) to @p max_mm.
+ * before) with the tissue. Writes the largest applied displacement (mm) to @p max_mm and, when
+ * @p src_index is not NULL (tests), the box index each voxel of the box took its value from.
  * @return RSY_OK, RSY_ENOMEM, RSY_EINVAL (box not the push's region).
  */
 rsy_status rsy__mass_effect_warp(const rsy_prior *p, const rsy__prior_tissues *tis,
                                  const rsy_lesion *l, const rsy_geometry *g, const rsy__box *box,
                                  uint16_t *classes_box, uint16_t *instances_box,
-                                 rsy_lesion *moved, int n_moved, double *max_mm);
+                                 rsy_lesion *moved, int n_moved, double *max_mm,
+                                 int64_t *src_index);
 
 /** The pushes of one case during sampling (sample.c): per pushing lesion its box and the
  *  classes of the box after the push, an overlay on the caller's class map until a working

@@ -231,7 +231,7 @@ static rsy_status replay_push(const rsy_prior *p, const rsy__prior_tissues *tis,
         inst_zero = ibuf[q] == 0;
     double unused;
     rc = rsy__mass_effect_warp(p, tis, l, &classes->geom, &box, buf, inst_zero ? NULL : ibuf,
-                               NULL, 0, &unused);
+                               NULL, 0, &unused, NULL);
     if (rc == RSY_OK) {
         rsy__box_write(classes, &box, buf);
         if (!inst_zero)

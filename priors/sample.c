@@ -647,7 +647,7 @@ static rsy_status push_lesion(const rsy_prior *p, const rsy__prior_tissues *tis,
             return RSY_ENOMEM;
         rsy__box_read(w->inplace, &box, buf);
         rc = rsy__mass_effect_warp(p, tis, l, &w->orig->geom, &box, buf, NULL, st->items,
-                                   st->n - 1, &l->mass_max_mm);
+                                   st->n - 1, &l->mass_max_mm, NULL);
         if (rc == RSY_OK)
             rsy__box_write(w->inplace, &box, buf);
         free(buf);
@@ -675,7 +675,7 @@ static rsy_status push_lesion(const rsy_prior *p, const rsy__prior_tissues *tis,
         return RSY_ENOMEM;
     work_read(w, &box, buf);
     rc = rsy__mass_effect_warp(p, tis, l, &w->orig->geom, &box, buf, NULL, st->items, st->n - 1,
-                               &l->mass_max_mm);
+                               &l->mass_max_mm, NULL);
     if (rc != RSY_OK) {
         free(buf);
         return rc;

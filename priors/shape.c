@@ -42,11 +42,14 @@
  *
  * Evaluation (rsy__shape): without roughness, s(n) is evaluated exactly from the 21
  * closed-form harmonics. With roughness, the field is synthesised on a latitude-longitude grid
- * (2L+2 rows, 4L columns; per row one Legendre array and a sum over m) and s(n) is tabulated
- * on a cube map of N x N nodes per face, N = 1.3 L + 3 (>= 4 nodes per wavelength of degree
- * L), read by bilinear interpolation. The table *is* the surface: rasterisation, placement,
- * mass effect and rsy_lesion_radial() all read it, so they agree exactly, and its largest node
- * bounds s everywhere (bilinear interpolation never exceeds its nodes).
+ * (3L+2 rows, 6L columns; per row one Legendre array and a sum over m) and s(n) is tabulated
+ * on a cube map of N x N nodes per face, N = 1.6 L + 3 (~5 nodes per wavelength of degree L),
+ * read by bilinear interpolation. The two interpolations smooth the finest scales (about 5 %
+ * of the variance at R0/ell = 5), so the tabulated field is scaled to the realisation's own
+ * mean square over the sphere (sum c_lm^2 / 4 pi, measured on 2048 directions). The table *is*
+ * the surface: rasterisation, placement and rsy_lesion_radial() all read it, so they agree
+ * exactly, and its largest node bounds s everywhere (bilinear interpolation never exceeds its
+ * nodes).
  *
  * Lobes (shape.lobes = n > 1): the lesion is the union of n sub-surfaces, each the lesion's
  * surface (same harmonics and roughness) scaled by 0.6 exp(N(0, 0.15^2)) clamped to
@@ -313,6 +316,7 @@ void rsy__priors_orient(rsy_lesion *l, const double dir[3], int axis, double rol
 /* ---------------------------------------------------------------------------------------- */
 
 #define ROUGH_LMAX 64
+#define ROUGH_CHECK_DIRS 2048
 
 static int rough_degree(const rsy_lesion *l, double *kappa)
 {
@@ -325,7 +329,7 @@ static int rough_degree(const rsy_lesion *l, double *kappa)
 
 /* Field values on nt rows (theta_i = pi i/(nt-1)) x np columns (phi_j = 2 pi j/np). */
 static rsy_status rough_latlong(const rsy_lesion *l, int lmax, double kappa, int nt, int np,
-                                double *grid)
+                                double *grid, double *ms_out)
 {
     rsy_status rc = RSY_ENOMEM;
     const size_t ncoef = (size_t)(lmax + 1) * (size_t)(lmax + 1);
@@ -355,6 +359,10 @@ static rsy_status rough_latlong(const rsy_lesion *l, int lmax, double kappa, int
         for (int m = -deg; m <= deg; m++)
             c[deg * deg + deg + m] = rsy_rng_gaussian(g, sd);
     }
+    double ms = 0.0; /* mean square over the sphere of the realisation: sum c^2 / (4 pi) */
+    for (int q = 4; q < (lmax + 1) * (lmax + 1); q++)
+        ms += c[q] * c[q] / FOUR_PI;
+    *ms_out = ms;
     for (int j = 0; j < np; j++) {
         const double phi = 2.0 * M_PI * j / np;
         for (int m = 0; m <= lmax; m++) {
@@ -467,35 +475,56 @@ double rsy__cube_lookup(const float *t, int n, const double d[3])
 
 static rsy_status build_table(rsy__shape *sh, const rsy_lesion *l)
 {
-    double kappa;
+    double kappa, ms_exact;
     const int lmax = rough_degree(l, &kappa);
-    const int nt = 2 * lmax + 2, np = 4 * lmax;
-    const int n = (int)ceil(1.3 * lmax) + 3;
+    const int nt = 3 * lmax + 2, np = 6 * lmax;
+    const int n = (int)ceil(1.6 * lmax) + 3;
+    const size_t nn = 6 * (size_t)n * (size_t)n;
     double *grid = malloc((size_t)nt * (size_t)np * sizeof *grid);
-    float *table = malloc(6 * (size_t)n * (size_t)n * sizeof *table);
+    float *table = malloc(nn * sizeof *table);
     if (!grid || !table) {
         free(grid);
         free(table);
         return RSY_ENOMEM;
     }
-    const rsy_status rc = rough_latlong(l, lmax, kappa, nt, np, grid);
+    const rsy_status rc = rough_latlong(l, lmax, kappa, nt, np, grid, &ms_exact);
     if (rc != RSY_OK) {
         free(grid);
         free(table);
         return rc;
     }
+    for (int f = 0; f < 6; f++)
+        for (int j = 0; j < n; j++)
+            for (int i = 0; i < n; i++) {
+                double d[3];
+                rsy__cube_node(f, i, j, n, d);
+                table[((size_t)f * (size_t)n + (size_t)j) * (size_t)n + (size_t)i] =
+                    (float)latlong_at(grid, nt, np, d);
+            }
+    free(grid);
+    /* Interpolation (grid to cube map, cube map to a direction) smooths the finest scales:
+     * restore the realisation's mean square over the sphere (2048 Fibonacci directions). */
+    double ms_table = 0.0;
+    for (int q = 0; q < ROUGH_CHECK_DIRS; q++) {
+        const double z = 1.0 - (2.0 * q + 1.0) / ROUGH_CHECK_DIRS, rxy = sqrt(1.0 - z * z);
+        const double phi = M_PI * (3.0 - sqrt(5.0)) * q;
+        const double d[3] = {rxy * cos(phi), rxy * sin(phi), z};
+        const double v = rsy__cube_lookup(table, n, d);
+        ms_table += v * v / ROUGH_CHECK_DIRS;
+    }
+    const double k = ms_table > 0.0 ? sqrt(ms_exact / ms_table) : 1.0;
     double smax = 0.0;
     for (int f = 0; f < 6; f++)
         for (int j = 0; j < n; j++)
             for (int i = 0; i < n; i++) {
                 double d[3];
                 rsy__cube_node(f, i, j, n, d);
-                double s = rsy__priors_sh_scale(l, d) + latlong_at(grid, nt, np, d);
+                float *t = &table[((size_t)f * (size_t)n + (size_t)j) * (size_t)n + (size_t)i];
+                double s = rsy__priors_sh_scale(l, d) + k * (double)*t;
                 s = s < RSY__SH_SCALE_MIN ? RSY__SH_SCALE_MIN : s;
-                table[((size_t)f * (size_t)n + (size_t)j) * (size_t)n + (size_t)i] = (float)s;
-                smax = fmax(smax, (double)(float)s);
+                *t = (float)s;
+                smax = fmax(smax, (double)*t);
             }
-    free(grid);
     sh->table = table;
     sh->tn = n;
     sh->smax = smax;
