@@ -337,26 +337,25 @@ static int host_scan(rsy__placer *pl, uint32_t *row_hosts)
     const int64_t *d = pl->geom.dims;
     int64_t lo[3] = {d[0], d[1], d[2]}, hi[3] = {-1, -1, -1};
     double zmin = HUGE_VAL, zmax = -HUGE_VAL;
-    unsigned char lut[RSY__MAX_TISSUE_CLASSES + 1];
+    unsigned char *lut = calloc(65536, 1); /* class id -> host, no bounds test per voxel */
+    if (!lut)
+        return -1;
     for (int c = 0; c < RSY__MAX_TISSUE_CLASSES; c++)
         lut[c] = pl->tis->hosts[c];
-    lut[RSY__MAX_TISSUE_CLASSES] = 0;
     for (int64_t k = 0; k < d[2]; k++)
         for (int64_t j = 0; j < d[1]; j++) {
             const uint16_t *c = pl->cls + (k * d[1] + j) * d[0];
             uint32_t count = 0;
-            int64_t first = -1, last = -1;
-            for (int64_t i = 0; i < d[0]; i++) {
-                const uint16_t cv = c[i] < RSY__MAX_TISSUE_CLASSES ? c[i] : RSY__MAX_TISSUE_CLASSES;
-                if (lut[cv]) {
-                    last = i;
-                    first = first < 0 ? i : first;
-                    count++;
-                }
-            }
+            for (int64_t i = 0; i < d[0]; i++)
+                count += lut[c[i]];
             row_hosts[k * d[1] + j] = count;
-            if (first < 0)
+            if (count == 0)
                 continue;
+            int64_t first = 0, last = d[0] - 1;
+            while (!lut[c[first]])
+                first++;
+            while (!lut[c[last]])
+                last--;
             lo[0] = first < lo[0] ? first : lo[0];
             hi[0] = last > hi[0] ? last : hi[0];
             lo[1] = j < lo[1] ? j : lo[1];
@@ -367,6 +366,7 @@ static int host_scan(rsy__placer *pl, uint32_t *row_hosts)
             zmin = fmin(zmin, fmin(z0, z1));
             zmax = fmax(zmax, fmax(z0, z1));
         }
+    free(lut);
     if (hi[0] < 0)
         return 0;
     memcpy(pl->box.lo, lo, sizeof lo);
@@ -386,9 +386,10 @@ static rsy_status placer_build(rsy__placer *pl)
     uint32_t *row_hosts = malloc((size_t)(pl->geom.dims[1] * pl->geom.dims[2]) * sizeof *row_hosts);
     if (!row_hosts)
         return RSY_ENOMEM;
-    if (!host_scan(pl, row_hosts)) {
+    const int found = host_scan(pl, row_hosts);
+    if (found <= 0) {
         free(row_hosts);
-        return RSY_OK;
+        return found < 0 ? RSY_ENOMEM : RSY_OK;
     }
     if (pl->n_maps > 0) {
         if (pl->window && isfinite(pl->dmax)) {

@@ -260,7 +260,7 @@ double rsy__placer_distance(const rsy__placer *pl, int host_class, const int64_t
  * t = (r - R)/range < T, 0 beyond (compact support, C1, decreasing). */
 #define RSY__MASS_CUTOFF 3.0
 /* Lipschitz constant of the cap near fixed tissues: displacement <= beta (d - h). */
-#define RSY__MASS_BETA 0.5
+#define RSY__MASS_BETA 0.75
 
 /** Copy box @p b of the uint16 volume @p v into @p out (x fastest), or back. */
 void rsy__box_read(const rsy_volume *v, const rsy__box *b, uint16_t *out);
