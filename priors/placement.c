@@ -93,9 +93,9 @@ static void fh_line(const double *f, int64_t n, double s2, double *d, int64_t *v
     }
 }
 
-rsy_status rsy__edt_box(const uint16_t *cls, const int64_t dims[3], const double spacing_mm[3],
-                        const rsy__box *b, const unsigned char *feature, double max_mm,
-                        float *out)
+static rsy_status edt_core(const uint16_t *cls, const int64_t dims[3], const double spacing_mm[3],
+                           const rsy__box *b, const unsigned char *feature, double max_mm,
+                           float *out)
 {
     const int64_t nx = rsy__box_n(b, 0), ny = rsy__box_n(b, 1), nz = rsy__box_n(b, 2);
     int64_t nmax = nx > ny ? nx : ny;
@@ -193,6 +193,66 @@ rsy_status rsy__edt_box(const uint16_t *cls, const int64_t dims[3], const double
     free(z);
     free(v);
     return RSY_OK;
+}
+
+rsy_status rsy__edt_box(const uint16_t *cls, const int64_t dims[3], const double spacing_mm[3],
+                        const rsy__box *b, const unsigned char *feature, double max_mm,
+                        float *out)
+{
+    /* Only voxels within max_mm of a feature get a finite value: run the passes over the
+     * features' bounding box grown by max_mm (exact: it holds every such voxel) and mark the
+     * rest of the box "none". */
+    rsy__box f = {{b->hi[0] + 1, b->hi[1] + 1, b->hi[2] + 1}, {b->lo[0] - 1, b->lo[1] - 1, b->lo[2] - 1}};
+    for (int64_t k = b->lo[2]; k <= b->hi[2]; k++)
+        for (int64_t j = b->lo[1]; j <= b->hi[1]; j++) {
+            const uint16_t *row = cls + (k * dims[1] + j) * dims[0];
+            int64_t first = -1, last = -1;
+            for (int64_t i = b->lo[0]; i <= b->hi[0]; i++)
+                if (row[i] < RSY__MAX_TISSUE_CLASSES && feature[row[i]]) {
+                    last = i;
+                    first = first < 0 ? i : first;
+                }
+            if (first < 0)
+                continue;
+            const int64_t v0[3] = {first, j, k}, v1[3] = {last, j, k};
+            for (int a = 0; a < 3; a++) {
+                f.lo[a] = v0[a] < f.lo[a] ? v0[a] : f.lo[a];
+                f.hi[a] = v1[a] > f.hi[a] ? v1[a] : f.hi[a];
+            }
+        }
+    const size_t n = rsy__box_nvox(b);
+    if (f.hi[0] < f.lo[0] || !isfinite(max_mm)) {
+        if (f.hi[0] < f.lo[0]) { /* no feature in the box */
+            for (size_t q = 0; q < n; q++)
+                out[q] = INFINITY;
+            return RSY_OK;
+        }
+        return edt_core(cls, dims, spacing_mm, b, feature, max_mm, out);
+    }
+    for (int a = 0; a < 3; a++) {
+        const int64_t g = (int64_t)ceil(max_mm / spacing_mm[a]);
+        f.lo[a] = f.lo[a] - g < b->lo[a] ? b->lo[a] : f.lo[a] - g;
+        f.hi[a] = f.hi[a] + g > b->hi[a] ? b->hi[a] : f.hi[a] + g;
+    }
+    if (memcmp(&f, b, sizeof f) == 0)
+        return edt_core(cls, dims, spacing_mm, b, feature, max_mm, out);
+    float *sub = malloc(rsy__box_nvox(&f) * sizeof *sub);
+    if (!sub)
+        return RSY_ENOMEM;
+    const rsy_status rc = edt_core(cls, dims, spacing_mm, &f, feature, max_mm, sub);
+    if (rc == RSY_OK) {
+        for (size_t q = 0; q < n; q++)
+            out[q] = INFINITY;
+        const int64_t bx = rsy__box_n(b, 0), by = rsy__box_n(b, 1);
+        const int64_t fx = rsy__box_n(&f, 0), fy = rsy__box_n(&f, 1);
+        for (int64_t k = f.lo[2]; k <= f.hi[2]; k++)
+            for (int64_t j = f.lo[1]; j <= f.hi[1]; j++)
+                memcpy(out + ((k - b->lo[2]) * by + (j - b->lo[1])) * bx + (f.lo[0] - b->lo[0]),
+                       sub + ((k - f.lo[2]) * fy + (j - f.lo[1])) * fx,
+                       (size_t)fx * sizeof *sub);
+    }
+    free(sub);
+    return rc;
 }
 
 /* ---------------------------------------------------------------------------------------- */
@@ -329,6 +389,27 @@ static void fill_candidates(rsy__placer *pl, const uint32_t *row_hosts)
     pl->n_candidates = n;
 }
 
+/* Voxels of a row equal to h0 or h1, four at a time in a 64-bit word (SIMD within a
+ * register): a lane of w ^ H is zero where the voxel equals h, and ~(((y & 0x7fff) + 0x7fff) |
+ * y) & 0x8000 sets the lane's top bit exactly when the lane is zero (no carry crosses lanes). */
+static uint32_t count_two(const uint16_t *c, int64_t n, uint16_t h0, uint16_t h1)
+{
+    const uint64_t ones = 0x0001000100010001ull, low = 0x7fff7fff7fff7fffull;
+    const uint64_t high = 0x8000800080008000ull, H0 = ones * h0, H1 = ones * h1;
+    uint32_t count = 0;
+    int64_t i = 0;
+    for (; i + 4 <= n; i += 4) {
+        uint64_t w;
+        memcpy(&w, c + i, sizeof w);
+        const uint64_t y0 = w ^ H0, y1 = w ^ H1;
+        const uint64_t t = (~(((y0 & low) + low) | y0) | ~(((y1 & low) + low) | y1)) & high;
+        count += (uint32_t)(((t >> 15) * ones) >> 48); /* sum of the four lane bits */
+    }
+    for (; i < n; i++)
+        count += (uint32_t)(c[i] == h0 || c[i] == h1);
+    return count;
+}
+
 /* One scan of the map: host voxels per row, the hosts' bounding box and S-I extent (world z is
  * linear in i, so along a row its extremes over the host voxels are at the first and the last
  * of them). Returns 0 if there is no host voxel. */
@@ -340,14 +421,28 @@ static int host_scan(rsy__placer *pl, uint32_t *row_hosts)
     unsigned char *lut = calloc(65536, 1); /* class id -> host, no bounds test per voxel */
     if (!lut)
         return -1;
-    for (int c = 0; c < RSY__MAX_TISSUE_CLASSES; c++)
+    int n_ids = 0;
+    uint16_t ids[2] = {0, 0};
+    for (int c = 0; c < RSY__MAX_TISSUE_CLASSES; c++) {
         lut[c] = pl->tis->hosts[c];
+        if (lut[c]) {
+            if (n_ids < 2)
+                ids[n_ids] = (uint16_t)c;
+            n_ids++;
+        }
+    }
+    if (n_ids == 1)
+        ids[1] = ids[0];
     for (int64_t k = 0; k < d[2]; k++)
         for (int64_t j = 0; j < d[1]; j++) {
             const uint16_t *c = pl->cls + (k * d[1] + j) * d[0];
             uint32_t count = 0;
-            for (int64_t i = 0; i < d[0]; i++)
-                count += lut[c[i]];
+            if (n_ids <= 2) {
+                count = count_two(c, d[0], ids[0], ids[1]);
+            } else {
+                for (int64_t i = 0; i < d[0]; i++)
+                    count += lut[c[i]];
+            }
             row_hosts[k * d[1] + j] = count;
             if (count == 0)
                 continue;
