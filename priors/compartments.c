@@ -28,8 +28,8 @@
  * q >= 2/3) or its inner half ("centre": q <= 1/2), where q is rn/f in a fraction parent,
  * 1 - depth/t in a wall, distance/m in a margin and rn otherwise: a centre is one of 4096
  * other uniform points that fell in the parent and the zone, jittered uniformly by their mean
- * spacing, kept if it is still in the parent and the zone. At most 4096 blobs; 200 rejected centre draws in a
- * row end the drawing.
+ * spacing, kept if it is still in the parent and the zone. At most 4096 blobs; 200 rejected centre
+ * draws in a row end the drawing.
  *
  * Network: the cell faces of the Voronoi tessellation of seeds on a jittered cubic lattice
  * (spacing cell_mm (pi/6)^(1/3), one seed uniformly in each lattice cell, lattice origin at the
@@ -103,8 +103,7 @@ static double lattice_spacing(const rsy__compartments *cs, int c)
 }
 
 /* Seed of lattice cell g of compartment c (world mm). */
-static void cell_seed(const rsy__compartments *cs, int c, const int64_t g[3], double h,
-                      double s[3])
+static void cell_seed(const rsy__compartments *cs, int c, const int64_t g[3], double h, double s[3])
 {
     const uint64_t key = ((uint64_t)(g[0] & 0x1fffff)) | ((uint64_t)(g[1] & 0x1fffff) << 21) |
                          ((uint64_t)(g[2] & 0x1fffff) << 42);
@@ -165,8 +164,8 @@ static int in_blobs(const rsy__compartments *cs, int c, const double x[3])
     const int64_t cell = (g[2] * cs->grid_n[c][1] + g[1]) * cs->grid_n[c][0] + g[0];
     for (int q = cs->grid_start[c][cell]; q < cs->grid_start[c][cell + 1]; q++) {
         const rsy__blob *b = &cs->blobs[c][cs->grid_items[c][q]];
-        const double d2 = (x[0] - b->c[0]) * (x[0] - b->c[0]) + (x[1] - b->c[1]) * (x[1] - b->c[1]) +
-                          (x[2] - b->c[2]) * (x[2] - b->c[2]);
+        const double d2 = (x[0] - b->c[0]) * (x[0] - b->c[0]) +
+                          (x[1] - b->c[1]) * (x[1] - b->c[1]) + (x[2] - b->c[2]) * (x[2] - b->c[2]);
         if (d2 <= b->r2)
             return 1;
     }
@@ -298,7 +297,8 @@ static rsy_status build_grid(rsy__compartments *cs, int c)
             for (int z = g0[2]; z <= g1[2]; z++)
                 for (int y = g0[1]; y <= g1[1]; y++)
                     for (int x = g0[0]; x <= g1[0]; x++) {
-                        const int64_t cl = ((int64_t)z * cs->grid_n[c][1] + y) * cs->grid_n[c][0] + x;
+                        const int64_t cl =
+                            ((int64_t)z * cs->grid_n[c][1] + y) * cs->grid_n[c][0] + x;
                         if (sweep == 0) {
                             count[cl + 1]++;
                             total++;
@@ -334,8 +334,8 @@ static rsy_status draw_inclusions(rsy__compartments *cs, int c)
                             ? cs->outer_mm
                             : cs->shape.bound_mm;
     rsy_rng *g = NULL;
-    rsy_status rc = rsy_rng_create(&g, rsy_seed_derive(cs->l->seed, SEED_SALT + (uint64_t)c,
-                                                       RSY_STAGE_LESIONS));
+    rsy_status rc = rsy_rng_create(
+        &g, rsy_seed_derive(cs->l->seed, SEED_SALT + (uint64_t)c, RSY_STAGE_LESIONS));
     if (rc != RSY_OK)
         return rc;
     double(*pts)[3] = malloc(INCL_POINTS * sizeof *pts);
@@ -421,8 +421,7 @@ done:
 /* The evaluator                                                                              */
 /* ---------------------------------------------------------------------------------------- */
 
-rsy_status rsy__compartments_init(rsy__compartments *cs, const rsy_prior *p,
-                                  const rsy_lesion *l)
+rsy_status rsy__compartments_init(rsy__compartments *cs, const rsy_prior *p, const rsy_lesion *l)
 {
     memset(cs, 0, sizeof *cs);
     cs->p = p;
@@ -430,8 +429,8 @@ rsy_status rsy__compartments_init(rsy__compartments *cs, const rsy_prior *p,
     rsy_status rc = rsy__shape_init(&cs->shape, l);
     if (rc != RSY_OK)
         return rc;
-    const int nc = p->n_compartments < RSY_MAX_COMPARTMENTS ? p->n_compartments
-                                                            : RSY_MAX_COMPARTMENTS;
+    const int nc =
+        p->n_compartments < RSY_MAX_COMPARTMENTS ? p->n_compartments : RSY_MAX_COMPARTMENTS;
     for (int c = 0; c < nc; c++) {
         const rsy_compartment *cp = &p->compartments[c];
         cs->parent[c] = -1;

@@ -60,14 +60,14 @@
 typedef struct push {
     double c[3];
     double s, range;
-    double rmax;         /* longest semi-axis */
-    double reach;        /* r_eff: no voxel beyond it changes */
-    double h;            /* half the voxel diagonal */
-    double ef[3][3];     /* world offset -> ellipsoid unit-sphere coordinates */
-    float *fdist;        /* distance to fixed tissue over the region box, NULL: none near */
-    rsy__box box;        /* the region box */
+    double rmax;     /* longest semi-axis */
+    double reach;    /* r_eff: no voxel beyond it changes */
+    double h;        /* half the voxel diagonal */
+    double ef[3][3]; /* world offset -> ellipsoid unit-sphere coordinates */
+    float *fdist;    /* distance to fixed tissue over the region box, NULL: none near */
+    rsy__box box;    /* the region box */
     const rsy_geometry *g;
-    double inv[3][3];    /* world -> voxel index, linear part */
+    double inv[3][3]; /* world -> voxel index, linear part */
     double gtab[G_TABLE + 1];
 } push;
 
@@ -289,8 +289,8 @@ static double push_warp(const push *pu, const uint16_t *const *src, uint16_t *co
     double ci[3], step[3]; /* continuous box index of c; index step of one voxel along i */
     for (int r = 0; r < 3; r++) {
         const double t[3] = {pu->c[0] - a[0][3], pu->c[1] - a[1][3], pu->c[2] - a[2][3]};
-        ci[r] = pu->inv[r][0] * t[0] + pu->inv[r][1] * t[1] + pu->inv[r][2] * t[2] -
-                (double)b->lo[r];
+        ci[r] =
+            pu->inv[r][0] * t[0] + pu->inv[r][1] * t[1] + pu->inv[r][2] * t[2] - (double)b->lo[r];
         step[r] = pu->inv[r][0] * a[0][0] + pu->inv[r][1] * a[1][0] + pu->inv[r][2] * a[2][0];
     }
     const int64_t hi[3] = {bx - 1, by - 1, rsy__box_n(b, 2) - 1};
@@ -391,9 +391,8 @@ rsy_status rsy__mass_effect_region(const rsy_prior *p, const rsy__prior_tissues 
 
 rsy_status rsy__mass_effect_warp(const rsy_prior *p, const rsy__prior_tissues *tis,
                                  const rsy_lesion *l, const rsy_geometry *g, const rsy__box *box,
-                                 uint16_t *classes_box, uint16_t *instances_box,
-                                 rsy_lesion *moved, int n_moved, double *max_mm,
-                                 int64_t *src_index)
+                                 uint16_t *classes_box, uint16_t *instances_box, rsy_lesion *moved,
+                                 int n_moved, double *max_mm, int64_t *src_index)
 {
     *max_mm = 0.0;
     push pu;

@@ -196,13 +196,13 @@ static rsy_status edt_core(const uint16_t *cls, const int64_t dims[3], const dou
 }
 
 rsy_status rsy__edt_box(const uint16_t *cls, const int64_t dims[3], const double spacing_mm[3],
-                        const rsy__box *b, const unsigned char *feature, double max_mm,
-                        float *out)
+                        const rsy__box *b, const unsigned char *feature, double max_mm, float *out)
 {
     /* Only voxels within max_mm of a feature get a finite value: run the passes over the
      * features' bounding box grown by max_mm (exact: it holds every such voxel) and mark the
      * rest of the box "none". */
-    rsy__box f = {{b->hi[0] + 1, b->hi[1] + 1, b->hi[2] + 1}, {b->lo[0] - 1, b->lo[1] - 1, b->lo[2] - 1}};
+    rsy__box f = {{b->hi[0] + 1, b->hi[1] + 1, b->hi[2] + 1},
+                  {b->lo[0] - 1, b->lo[1] - 1, b->lo[2] - 1}};
     for (int64_t k = b->lo[2]; k <= b->hi[2]; k++)
         for (int64_t j = b->lo[1]; j <= b->hi[1]; j++) {
             const uint16_t *row = cls + (k * dims[1] + j) * dims[0];
@@ -248,8 +248,7 @@ rsy_status rsy__edt_box(const uint16_t *cls, const int64_t dims[3], const double
         for (int64_t k = f.lo[2]; k <= f.hi[2]; k++)
             for (int64_t j = f.lo[1]; j <= f.hi[1]; j++)
                 memcpy(out + ((k - b->lo[2]) * by + (j - b->lo[1])) * bx + (f.lo[0] - b->lo[0]),
-                       sub + ((k - f.lo[2]) * fy + (j - f.lo[1])) * fx,
-                       (size_t)fx * sizeof *sub);
+                       sub + ((k - f.lo[2]) * fy + (j - f.lo[1])) * fx, (size_t)fx * sizeof *sub);
     }
     free(sub);
     return rc;
@@ -264,17 +263,17 @@ struct rsy__placer {
     const rsy__prior_tissues *tis;
     rsy_geometry geom;
     const uint16_t *cls;
-    rsy__box box;       /* hosts' bounding box (the candidates lie in it) */
-    int window;         /* distance rules: the anchor's distance must lie in [dmin, dmax] */
+    rsy__box box; /* hosts' bounding box (the candidates lie in it) */
+    int window;   /* distance rules: the anchor's distance must lie in [dmin, dmax] */
     double dmin, dmax;
-    int n_maps;         /* distance maps over map_box, 0 if the rule needs none */
+    int n_maps; /* distance maps over map_box, 0 if the rule needs none */
     rsy__box map_box;
     float *maps[RSY_MAX_HOST_TISSUES];
     int map_of_class[RSY__MAX_TISSUE_CLASSES]; /* -1: none */
-    double zmax, zspan; /* hosts' superior-inferior extent (world z), mm */
+    double zmax, zspan;                        /* hosts' superior-inferior extent (world z), mm */
     double zone_w[3];
-    int64_t n_rows;     /* rows (j, k) of box */
-    double *cum;        /* n_rows + 1 cumulative candidate weights */
+    int64_t n_rows; /* rows (j, k) of box */
+    double *cum;    /* n_rows + 1 cumulative candidate weights */
     uint64_t n_candidates;
 };
 
@@ -338,11 +337,11 @@ static rsy_status compute_maps(rsy__placer *pl)
             if (pl->map_of_class[c] == m && pl->tis->reference[c] && pl->tis->hosts[c])
                 feature[c] = 0;
         /* beyond the window (and one voxel for the gradient) no value is read */
-        const double reach = pl->window && isfinite(pl->dmax)
-                                 ? pl->dmax + fmax(pl->geom.spacing_mm[0],
-                                                   fmax(pl->geom.spacing_mm[1],
-                                                        pl->geom.spacing_mm[2]))
-                                 : HUGE_VAL;
+        const double reach =
+            pl->window && isfinite(pl->dmax)
+                ? pl->dmax + fmax(pl->geom.spacing_mm[0],
+                                  fmax(pl->geom.spacing_mm[1], pl->geom.spacing_mm[2]))
+                : HUGE_VAL;
         const rsy_status rc = rsy__edt_box(pl->cls, pl->geom.dims, pl->geom.spacing_mm,
                                            &pl->map_box, feature, reach, pl->maps[m]);
         if (rc != RSY_OK)
@@ -493,7 +492,7 @@ static rsy_status placer_build(rsy__placer *pl)
                 const int64_t g = (int64_t)ceil(pl->dmax / pl->geom.spacing_mm[a]) + 1;
                 pl->map_box.lo[a] = pl->box.lo[a] - g < 0 ? 0 : pl->box.lo[a] - g;
                 pl->map_box.hi[a] = pl->box.hi[a] + g >= pl->geom.dims[a] ? pl->geom.dims[a] - 1
-                                                                           : pl->box.hi[a] + g;
+                                                                          : pl->box.hi[a] + g;
             }
         } else {
             for (int a = 0; a < 3; a++) {
@@ -525,8 +524,8 @@ static rsy_status placer_build(rsy__placer *pl)
     return RSY_OK;
 }
 
-rsy_status rsy__placer_create(rsy__placer **out, const rsy_prior *p,
-                              const rsy__prior_tissues *tis, const rsy_volume *cls)
+rsy_status rsy__placer_create(rsy__placer **out, const rsy_prior *p, const rsy__prior_tissues *tis,
+                              const rsy_volume *cls)
 {
     *out = NULL;
     rsy__placer *pl = calloc(1, sizeof *pl);
@@ -588,7 +587,10 @@ void rsy__placer_destroy(rsy__placer *pl)
     free(pl);
 }
 
-uint64_t rsy__placer_candidates(const rsy__placer *pl) { return pl ? pl->n_candidates : 0; }
+uint64_t rsy__placer_candidates(const rsy__placer *pl)
+{
+    return pl ? pl->n_candidates : 0;
+}
 
 rsy_status rsy__placer_refresh(rsy__placer *pl, const rsy_volume *cls)
 {
@@ -623,8 +625,8 @@ static void gradient_at(const rsy__placer *pl, int c, const int64_t v[3], double
     for (int r = 0; r < 3; r++) {
         g[r] = 0.0;
         for (int a = 0; a < 3; a++)
-            g[r] += pl->geom.affine[r][a] / (pl->geom.spacing_mm[a] * pl->geom.spacing_mm[a]) *
-                    di[a];
+            g[r] +=
+                pl->geom.affine[r][a] / (pl->geom.spacing_mm[a] * pl->geom.spacing_mm[a]) * di[a];
         norm2 += g[r] * g[r];
     }
     const double norm = sqrt(norm2);

@@ -118,8 +118,8 @@ rsy_status rsy__priors_tissues_build(const char *family, const rsy_prior *p,
         return RSY_EINVAL;
     }
     if (p->n_compartments < 1 || p->n_compartments > RSY_MAX_COMPARTMENTS) {
-        rsy_log_error("prior '%s': %d compartments, expected 1..%d", p->name,
-                      p->n_compartments, RSY_MAX_COMPARTMENTS);
+        rsy_log_error("prior '%s': %d compartments, expected 1..%d", p->name, p->n_compartments,
+                      RSY_MAX_COMPARTMENTS);
         return RSY_EINVAL;
     }
     memset(out, 0, sizeof *out);
@@ -207,8 +207,7 @@ static void ball_points(double pts[PLACE_POINTS][3])
 {
     int n = 0;
     for (unsigned i = 1; n < PLACE_POINTS; i++) {
-        const double p[3] = {2.0 * radical_inverse(i, 2) - 1.0,
-                             2.0 * radical_inverse(i, 3) - 1.0,
+        const double p[3] = {2.0 * radical_inverse(i, 2) - 1.0, 2.0 * radical_inverse(i, 3) - 1.0,
                              2.0 * radical_inverse(i, 5) - 1.0};
         const double r2 = p[0] * p[0] + p[1] * p[1] + p[2] * p[2];
         if (r2 < 1.0 && r2 > 0.0) {
@@ -320,11 +319,11 @@ typedef struct place_ctx {
     const rsy_volume *classes;
     const rsy__prior_tissues *tissues;
     const double (*pts)[3];
-    const rsy_lesion *placed;    /* lesions placed so far ... */
-    const rsy__shape *shapes;    /* ... their evaluators (sharing their tables) ... */
-    const double (*surface)[3];  /* ... and their surface offsets, SURFACE_POINTS each */
+    const rsy_lesion *placed;   /* lesions placed so far ... */
+    const rsy__shape *shapes;   /* ... their evaluators (sharing their tables) ... */
+    const double (*surface)[3]; /* ... and their surface offsets, SURFACE_POINTS each */
     int n_placed;
-    double (*own_surface)[3];    /* surface offsets of the lesion being placed */
+    double (*own_surface)[3]; /* surface offsets of the lesion being placed */
 } place_ctx;
 
 /* Test (b) against every lesion placed before. */
@@ -334,8 +333,8 @@ static int separated(const place_ctx *ctx, const rsy_prior *p, const rsy_lesion 
     int own_done = 0;
     for (int i = 0; i < ctx->n_placed; i++) {
         const rsy_lesion *q = &ctx->placed[i];
-        const double sep = fmax(p->min_separation_mm,
-                                ctx->recipe->lesions[q->type_index].prior.min_separation_mm);
+        const double sep =
+            fmax(p->min_separation_mm, ctx->recipe->lesions[q->type_index].prior.min_separation_mm);
         const double need = sh->bound_mm + ctx->shapes[i].bound_mm + sep;
         double d2 = 0.0;
         for (int k = 0; k < 3; k++) {
@@ -375,8 +374,8 @@ static void log_failure(const rsy_prior *p, const rsy_lesion *l, int index_in_ty
     rsy_log_error("prior '%s': placement rule %s not met for lesion %d of %d (last diameter "
                   "%.1f mm) after %d attempts for each of %d draws of its size and shape "
                   "(hosts: %s%s; allowed: %s; %llu candidate voxels in the class map)",
-                  p->name, rule, index_in_type + 1, count, l->diameter_mm, attempts,
-                  LESION_REDRAWS, hosts, window, allowed, (unsigned long long)n_candidates);
+                  p->name, rule, index_in_type + 1, count, l->diameter_mm, attempts, LESION_REDRAWS,
+                  hosts, window, allowed, (unsigned long long)n_candidates);
 }
 
 /* Place @p l (evaluator @p sh) by its prior's rule: RSY_OK or RSY_EPLACEMENT. */
@@ -402,8 +401,8 @@ static rsy_status place_lesion(const place_ctx *ctx, const rsy__placer *pl, rsy_
 /* Drawing one lesion                                                                         */
 /* ---------------------------------------------------------------------------------------- */
 
-static rsy_status finite_draw(const rsy_prior *p, const char *what, const rsy_dist *d,
-                              rsy_rng *rng, double *out)
+static rsy_status finite_draw(const rsy_prior *p, const char *what, const rsy_dist *d, rsy_rng *rng,
+                              double *out)
 {
     *out = rsy_dist_sample(d, rng);
     if (!isfinite(*out)) {
@@ -459,8 +458,8 @@ static rsy_status draw_lesion(const rsy_prior *p, rsy_rng *rng, rsy_lesion *l)
     return RSY_OK;
 }
 
-static rsy_status check_args(const rsy_recipe *r, const char *family,
-                             const rsy_volume *classes, const rsy_rng *rng)
+static rsy_status check_args(const rsy_recipe *r, const char *family, const rsy_volume *classes,
+                             const rsy_rng *rng)
 {
     if (!r || !family || !classes || !rng || !classes->data) {
         rsy_log_error("NULL argument");
@@ -646,8 +645,8 @@ static rsy_status push_lesion(const rsy_prior *p, const rsy__prior_tissues *tis,
         if (!buf)
             return RSY_ENOMEM;
         rsy__box_read(w->inplace, &box, buf);
-        rc = rsy__mass_effect_warp(p, tis, l, &w->orig->geom, &box, buf, NULL, st->items,
-                                   st->n - 1, &l->mass_max_mm, NULL);
+        rc = rsy__mass_effect_warp(p, tis, l, &w->orig->geom, &box, buf, NULL, st->items, st->n - 1,
+                                   &l->mass_max_mm, NULL);
         if (rc == RSY_OK)
             rsy__box_write(w->inplace, &box, buf);
         free(buf);
@@ -688,9 +687,8 @@ static rsy_status push_lesion(const rsy_prior *p, const rsy__prior_tissues *tis,
     return RSY_OK;
 }
 
-static rsy_status sample_case(const rsy_recipe *r, const char *family,
-                              const rsy_volume *classes, rsy_volume *inplace, rsy_rng *rng,
-                              rsy_lesion_set *out)
+static rsy_status sample_case(const rsy_recipe *r, const char *family, const rsy_volume *classes,
+                              rsy_volume *inplace, rsy_rng *rng, rsy_lesion_set *out)
 {
     if (!out) {
         rsy_log_error("NULL output");
@@ -776,14 +774,14 @@ fail:
     return rc;
 }
 
-rsy_status rsy_lesions_sample(const rsy_recipe *r, const char *family,
-                              const rsy_volume *classes, rsy_rng *rng, rsy_lesion_set *out)
+rsy_status rsy_lesions_sample(const rsy_recipe *r, const char *family, const rsy_volume *classes,
+                              rsy_rng *rng, rsy_lesion_set *out)
 {
     return sample_case(r, family, classes, NULL, rng, out);
 }
 
-rsy_status rsy_lesions_sample_deform(const rsy_recipe *r, const char *family,
-                                     rsy_volume *classes, rsy_rng *rng, rsy_lesion_set *out)
+rsy_status rsy_lesions_sample_deform(const rsy_recipe *r, const char *family, rsy_volume *classes,
+                                     rsy_rng *rng, rsy_lesion_set *out)
 {
     return sample_case(r, family, classes, classes, rng, out);
 }

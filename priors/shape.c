@@ -78,23 +78,23 @@
  * e.g. 0.5 sqrt(15/pi) for Y_2,-2 = c xy (standard table, e.g. R. Green, "Spherical Harmonic
  * Lighting: The Gritty Details", GDC 2003, Appendix; checked against GSL's
  * gsl_sf_legendre_sphPlm in tests/test_priors.c). */
-#define SH_C00 0.28209479177387814   /* 1/2 sqrt(1/pi) */
-#define SH_C1 0.4886025119029199     /* sqrt(3/(4 pi)) */
-#define SH_C2A 1.0925484305920792    /* 1/2 sqrt(15/pi) */
-#define SH_C20 0.31539156525252005   /* 1/4 sqrt(5/pi) */
-#define SH_C22 0.5462742152960396    /* 1/4 sqrt(15/pi) */
-#define SH_C33 0.5900435899266435    /* 1/4 sqrt(35/(2 pi)) */
-#define SH_C32A 2.890611442640554    /* 1/2 sqrt(105/pi) */
-#define SH_C31 0.4570457994644658    /* 1/4 sqrt(21/(2 pi)) */
-#define SH_C30 0.3731763325901154    /* 1/4 sqrt(7/pi) */
-#define SH_C32B 1.445305721320277    /* 1/4 sqrt(105/pi) */
-#define SH_C44A 2.5033429417967046   /* 3/4 sqrt(35/pi) */
-#define SH_C43 1.7701307697799304    /* 3/4 sqrt(35/(2 pi)) */
-#define SH_C42A 0.9461746957575601   /* 3/4 sqrt(5/pi) */
-#define SH_C41 0.6690465435572892    /* 3/4 sqrt(5/(2 pi)) */
-#define SH_C40 0.10578554691520431   /* 3/16 sqrt(1/pi) */
-#define SH_C42B 0.47308734787878004  /* 3/8 sqrt(5/pi) */
-#define SH_C44B 0.6258357354491761   /* 3/16 sqrt(35/pi) */
+#define SH_C00 0.28209479177387814  /* 1/2 sqrt(1/pi) */
+#define SH_C1 0.4886025119029199    /* sqrt(3/(4 pi)) */
+#define SH_C2A 1.0925484305920792   /* 1/2 sqrt(15/pi) */
+#define SH_C20 0.31539156525252005  /* 1/4 sqrt(5/pi) */
+#define SH_C22 0.5462742152960396   /* 1/4 sqrt(15/pi) */
+#define SH_C33 0.5900435899266435   /* 1/4 sqrt(35/(2 pi)) */
+#define SH_C32A 2.890611442640554   /* 1/2 sqrt(105/pi) */
+#define SH_C31 0.4570457994644658   /* 1/4 sqrt(21/(2 pi)) */
+#define SH_C30 0.3731763325901154   /* 1/4 sqrt(7/pi) */
+#define SH_C32B 1.445305721320277   /* 1/4 sqrt(105/pi) */
+#define SH_C44A 2.5033429417967046  /* 3/4 sqrt(35/pi) */
+#define SH_C43 1.7701307697799304   /* 3/4 sqrt(35/(2 pi)) */
+#define SH_C42A 0.9461746957575601  /* 3/4 sqrt(5/pi) */
+#define SH_C41 0.6690465435572892   /* 3/4 sqrt(5/(2 pi)) */
+#define SH_C40 0.10578554691520431  /* 3/16 sqrt(1/pi) */
+#define SH_C42B 0.47308734787878004 /* 3/8 sqrt(5/pi) */
+#define SH_C44B 0.6258357354491761  /* 3/16 sqrt(35/pi) */
 
 #define FOUR_PI (4.0 * M_PI)
 
@@ -650,8 +650,8 @@ double rsy__shape_radial(const rsy__shape *sh, const double x[3], double *dist_o
     double best = HUGE_VAL, best_dist = HUGE_VAL;
     for (int k = 0; k < sh->n_lobes; k++) {
         double dist;
-        const double rn = radial_about(sh, (const double(*)[3])sh->frame[k], sh->center[k], x,
-                                       &dist);
+        const double rn =
+            radial_about(sh, (const double(*)[3])sh->frame[k], sh->center[k], x, &dist);
         best = fmin(best, rn);
         best_dist = fmin(best_dist, dist);
     }
@@ -662,8 +662,7 @@ double rsy__shape_radial(const rsy__shape *sh, const double x[3], double *dist_o
 
 double rsy__shape_main_radial(const rsy__shape *sh, const double x[3], double *dist_out_mm)
 {
-    return radial_about(sh, (const double(*)[3])sh->main_frame, sh->l->center_mm, x,
-                        dist_out_mm);
+    return radial_about(sh, (const double(*)[3])sh->main_frame, sh->l->center_mm, x, dist_out_mm);
 }
 
 double rsy__shape_radius_along(const rsy__shape *sh, const double dir[3])
