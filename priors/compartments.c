@@ -13,6 +13,9 @@
  * 6-neighbour outside the surface belongs to the thinnest wall, so a wall is a closed shell of
  * voxels even where the ray depth over-estimates the thickness.
  *
+ * A cyst (shape.kind "cyst") is drawn by these rules: its WALL_MM compartment lines the
+ * surface as a closed shell and its radius-fraction compartment (the fluid) fills the rest.
+ *
  * Nested compartments (INCLUSIONS, NETWORK, each "inside" an earlier compartment, its parent)
  * are then applied in list order: a nested compartment takes a point when the point lies in
  * its blobs or on its lines and the point's compartment so far is its parent. Nested
@@ -21,12 +24,13 @@
  *
  * Inclusions: spheres whose diameters are drawn from the compartment's inclusion_diameter_mm,
  * added one at a time until they cover the drawn volume fraction of the parent (what is left
- * of it when this compartment is drawn). Coverage is estimated on 4096 uniform points of the
+ * of it when this compartment is drawn; the parent region as the level sets give it, before the
+ * rasteriser's closed-wall rule). Coverage is estimated on 8192 uniform points of the
  * parent's bounding cube (the points inside the parent count), so the covered fraction is the
  * drawn one within the Monte-Carlo error of the parent's point count (about 1/sqrt(n)). Centres
  * are uniform in the parent ("anywhere"), in its outer third ("periphery": normalised position
  * q >= 2/3) or its inner half ("centre": q <= 1/2), where q is rn/f in a fraction parent,
- * 1 - depth/t in a wall, distance/m in a margin and rn otherwise: a centre is one of 4096
+ * 1 - depth/t in a wall, distance/m in a margin and rn otherwise: a centre is one of 8192
  * other uniform points that fell in the parent and the zone, jittered uniformly by their mean
  * spacing, kept if it is still in the parent and the zone. At most 4096 blobs; 200 rejected centre
  * draws in a row end the drawing.
@@ -212,11 +216,6 @@ int rsy__compartments_nest(const rsy__compartments *cs, int base, const double x
             comp = c;
     }
     return comp;
-}
-
-int rsy__compartments_at(const rsy__compartments *cs, const double x[3])
-{
-    return resolve(cs, x, RSY_MAX_COMPARTMENTS, NULL, NULL);
 }
 
 /* Normalised position of a point in its parent compartment @p par (see the file comment). */

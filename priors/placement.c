@@ -302,11 +302,6 @@ static double map_value(const rsy__placer *pl, int c, int64_t i, int64_t j, int6
              (i - b->lo[0])];
 }
 
-double rsy__placer_distance(const rsy__placer *pl, int host_class, const int64_t v[3])
-{
-    return map_value(pl, host_class, v[0], v[1], v[2]);
-}
-
 /* Zone weight of world z. */
 static double zone_weight(const rsy__placer *pl, double z)
 {

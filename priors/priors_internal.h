@@ -108,8 +108,6 @@ double rsy__shape_radial_unit(const rsy__shape *sh, const double u[3], double d_
                               double *dist_out_mm);
 /** Radial coordinate (and ray distance) of world point @p x: the minimum over the lobes. */
 double rsy__shape_radial(const rsy__shape *sh, const double x[3], double *dist_out_mm);
-/** The same for the lesion surface itself, lobes ignored (the surface that pushes). */
-double rsy__shape_main_radial(const rsy__shape *sh, const double x[3], double *dist_out_mm);
 /** Distance (mm) from the centre to the lesion surface itself along world unit vector
  *  @p dir. */
 double rsy__shape_radius_along(const rsy__shape *sh, const double dir[3]);
@@ -189,8 +187,6 @@ int rsy__compartments_base(const rsy__compartments *cs, double rn, double dist_m
  *  order: a nested compartment takes the point when the point is in its blobs or lines and
  *  its current compartment is the nested one's parent. */
 int rsy__compartments_nest(const rsy__compartments *cs, int base, const double x[3]);
-/** rsy__compartments_base then rsy__compartments_nest at @p x (no closed-wall rule). */
-int rsy__compartments_at(const rsy__compartments *cs, const double x[3]);
 /** 1 if @p x is on the network of compartment @p c (distance to a Voronoi face of the cell
  *  seeds <= half the line thickness). */
 int rsy__network_at(const rsy__compartments *cs, int c, const double x[3]);
@@ -249,8 +245,6 @@ rsy_status rsy__placer_refresh(rsy__placer *pl, const rsy_volume *cls);
  * distance gradient vanishes), else 1.
  */
 int rsy__placer_draw(const rsy__placer *pl, rsy_rng *rng, rsy_lesion *l, rsy__shape *sh);
-/** Distance map (mm) of the placer for host class @p host_class at voxel @p v, or -1. */
-double rsy__placer_distance(const rsy__placer *pl, int host_class, const int64_t v[3]);
 
 /* ---------------------------------------------------------------------------------------- */
 /* mass_effect.c                                                                              */

@@ -141,10 +141,13 @@ RSY_API RSY_NODISCARD rsy_status rsy_lesions_rasterise(const rsy_recipe *r, cons
 
 /**
  * The lesion's normalised radial coordinate at world point @p xyz_mm: r / R(θ,φ), where R is
- * the lobulated ellipsoidal surface (1 on the surface, < 1 inside). Also returns, through
- * @p dist_out_mm if not NULL, the approximate distance in mm outside the surface (<= 0 inside),
- * measured along the ray from the lesion centre: exact where the surface is normal to that
- * ray, an over-estimate of the Euclidean distance on oblique parts of the surface.
+ * the lobulated ellipsoidal surface with its fine roughness (1 on the surface, < 1 inside).
+ * Also returns, through @p dist_out_mm if not NULL, the approximate distance in mm outside the
+ * surface (<= 0 inside), measured along the ray from the lesion centre: exact where the
+ * surface is normal to that ray, an over-estimate of the Euclidean distance on oblique parts
+ * of the surface. With lobes (n_lobes > 1) both are the minimum over the lobes, each measured
+ * from the lobe's centre. With roughness the call tabulates the lesion's surface first (a few
+ * milliseconds); NAN if that allocation fails. @since 0.1 (lobes, roughness @since 0.4)
  */
 RSY_API double rsy_lesion_radial(const rsy_lesion *l, const double xyz_mm[3], double *dist_out_mm);
 

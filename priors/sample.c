@@ -32,11 +32,14 @@
  * The 90 % threshold and the 200 points are engineering choices (GK): enough points to resolve
  * 5 % of the volume, few enough to try thousands of positions per lesion in milliseconds.
  *
- * Mass effect: when a recipe has a type with mass effect, sampling works on a copy of the
- * class map. After each lesion with mass effect is placed, its push (mass_effect.c) deforms
- * that copy and moves the centres of the lesions placed before; later lesions are placed on
- * the deformed anatomy (the distance maps of the type being placed are computed again).
- * rsy_lesions_rasterise() replays the pushes, in instance order, on the map it is given.
+ * Mass effect: after each lesion with mass effect is placed, its push (mass_effect.c) deforms
+ * the anatomy and moves the centres (and anchors) of the lesions placed before; later lesions
+ * are placed in the deformed anatomy (the placer of the type being placed is rebuilt).
+ * rsy_lesions_sample() leaves the caller's map untouched: the pushed boxes are kept as an
+ * overlay, and a working copy of the map is made only when a lesion is placed after a push;
+ * rsy_lesions_rasterise() then replays the pushes, in instance order, on the map it is given.
+ * rsy_lesions_sample_deform() pushes the caller's map in place (no copy) and marks the lesions
+ * mass_applied, so rasterisation does not push again. Both draw the same numbers.
  */
 #include <math.h>
 #include <stdio.h>

@@ -660,11 +660,6 @@ double rsy__shape_radial(const rsy__shape *sh, const double x[3], double *dist_o
     return best;
 }
 
-double rsy__shape_main_radial(const rsy__shape *sh, const double x[3], double *dist_out_mm)
-{
-    return radial_about(sh, (const double(*)[3])sh->main_frame, sh->l->center_mm, x, dist_out_mm);
-}
-
 double rsy__shape_radius_along(const rsy__shape *sh, const double dir[3])
 {
     double u[3];
