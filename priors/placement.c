@@ -392,12 +392,21 @@ static uint32_t count_two(const uint16_t *c, int64_t n, uint16_t h0, uint16_t h1
     const uint64_t high = 0x8000800080008000ull, H0 = ones * h0, H1 = ones * h1;
     uint32_t count = 0;
     int64_t i = 0;
+    if (h0 == h1) {
+        for (; i + 4 <= n; i += 4) {
+            uint64_t w;
+            memcpy(&w, c + i, sizeof w);
+            const uint64_t y = w ^ H0;
+            const uint64_t t = ~(((y & low) + low) | y) & high;
+            count += (uint32_t)(((t >> 15) * ones) >> 48); /* sum of the four lane bits */
+        }
+    }
     for (; i + 4 <= n; i += 4) {
         uint64_t w;
         memcpy(&w, c + i, sizeof w);
         const uint64_t y0 = w ^ H0, y1 = w ^ H1;
         const uint64_t t = (~(((y0 & low) + low) | y0) | ~(((y1 & low) + low) | y1)) & high;
-        count += (uint32_t)(((t >> 15) * ones) >> 48); /* sum of the four lane bits */
+        count += (uint32_t)(((t >> 15) * ones) >> 48);
     }
     for (; i < n; i++)
         count += (uint32_t)(c[i] == h0 || c[i] == h1);
