@@ -140,12 +140,11 @@ static void fill_map(rsy_volume *v)
                 double x[3];
                 rsy_geometry_voxel_to_world(&v->geom, ijk, x);
                 const double r2 = x[0] * x[0] + x[1] * x[1] + x[2] * x[2];
-                const double v2 = (x[0] - 15.0) * (x[0] - 15.0) + x[1] * x[1] / 4.0 +
-                                  x[2] * x[2];
-                c[(k * N + j) * N + i] = v2 < 10.0 * 10.0    ? RSY_HEAD_VENTRICLES
-                                         : r2 < 70.0 * 70.0  ? RSY_HEAD_WHITE_MATTER
-                                         : r2 < 85.0 * 85.0  ? RSY_HEAD_GREY_MATTER
-                                         : r2 < 90.0 * 90.0  ? RSY_HEAD_CSF
+                const double v2 = (x[0] - 15.0) * (x[0] - 15.0) + x[1] * x[1] / 4.0 + x[2] * x[2];
+                c[(k * N + j) * N + i] = v2 < 10.0 * 10.0     ? RSY_HEAD_VENTRICLES
+                                         : r2 < 70.0 * 70.0   ? RSY_HEAD_WHITE_MATTER
+                                         : r2 < 85.0 * 85.0   ? RSY_HEAD_GREY_MATTER
+                                         : r2 < 90.0 * 90.0   ? RSY_HEAD_CSF
                                          : r2 < 100.0 * 100.0 ? RSY_HEAD_SKULL
                                          : r2 < 106.0 * 106.0 ? RSY_HEAD_SCALP
                                                               : RSY_HEAD_BACKGROUND;

@@ -13,6 +13,9 @@
  * 6-neighbour outside the surface belongs to the thinnest wall, so a wall is a closed shell of
  * voxels even where the ray depth over-estimates the thickness.
  *
+ * A cyst (shape.kind "cyst") is drawn by these rules: its WALL_MM compartment lines the
+ * surface as a closed shell and its radius-fraction compartment (the fluid) fills the rest.
+ *
  * Nested compartments (INCLUSIONS, NETWORK, each "inside" an earlier compartment, its parent)
  * are then applied in list order: a nested compartment takes a point when the point lies in
  * its blobs or on its lines and the point's compartment so far is its parent. Nested
@@ -21,13 +24,16 @@
  *
  * Inclusions: spheres whose diameters are drawn from the compartment's inclusion_diameter_mm,
  * added one at a time until they cover the drawn volume fraction of the parent (what is left
- * of it when this compartment is drawn). Coverage is estimated on 4096 uniform points of the
+ * of it when this compartment is drawn; the parent region as the level sets give it, before the
+ * rasteriser's closed-wall rule). Coverage is estimated on 8192 uniform points of the
  * parent's bounding cube (the points inside the parent count), so the covered fraction is the
  * drawn one within the Monte-Carlo error of the parent's point count (about 1/sqrt(n)). Centres
  * are uniform in the parent ("anywhere"), in its outer third ("periphery": normalised position
  * q >= 2/3) or its inner half ("centre": q <= 1/2), where q is rn/f in a fraction parent,
- * 1 - depth/t in a wall, distance/m in a margin and rn otherwise. At most 4096 blobs; 200
- * rejected centre draws in a row end the drawing (the zone is full).
+ * 1 - depth/t in a wall, distance/m in a margin and rn otherwise: a centre is one of 8192
+ * other uniform points that fell in the parent and the zone, jittered uniformly by their mean
+ * spacing, kept if it is still in the parent and the zone. At most 4096 blobs; 200 rejected centre
+ * draws in a row end the drawing.
  *
  * Network: the cell faces of the Voronoi tessellation of seeds on a jittered cubic lattice
  * (spacing cell_mm (pi/6)^(1/3), one seed uniformly in each lattice cell, lattice origin at the
@@ -50,7 +56,7 @@
 
 #include "priors_internal.h"
 
-#define INCL_POINTS 4096
+#define INCL_POINTS 8192
 #define INCL_MAX_BLOBS 4096
 #define INCL_MAX_MISSES 200
 #define SEED_SALT 16u
@@ -101,8 +107,7 @@ static double lattice_spacing(const rsy__compartments *cs, int c)
 }
 
 /* Seed of lattice cell g of compartment c (world mm). */
-static void cell_seed(const rsy__compartments *cs, int c, const int64_t g[3], double h,
-                      double s[3])
+static void cell_seed(const rsy__compartments *cs, int c, const int64_t g[3], double h, double s[3])
 {
     const uint64_t key = ((uint64_t)(g[0] & 0x1fffff)) | ((uint64_t)(g[1] & 0x1fffff) << 21) |
                          ((uint64_t)(g[2] & 0x1fffff) << 42);
@@ -163,8 +168,8 @@ static int in_blobs(const rsy__compartments *cs, int c, const double x[3])
     const int64_t cell = (g[2] * cs->grid_n[c][1] + g[1]) * cs->grid_n[c][0] + g[0];
     for (int q = cs->grid_start[c][cell]; q < cs->grid_start[c][cell + 1]; q++) {
         const rsy__blob *b = &cs->blobs[c][cs->grid_items[c][q]];
-        const double d2 = (x[0] - b->c[0]) * (x[0] - b->c[0]) + (x[1] - b->c[1]) * (x[1] - b->c[1]) +
-                          (x[2] - b->c[2]) * (x[2] - b->c[2]);
+        const double d2 = (x[0] - b->c[0]) * (x[0] - b->c[0]) +
+                          (x[1] - b->c[1]) * (x[1] - b->c[1]) + (x[2] - b->c[2]) * (x[2] - b->c[2]);
         if (d2 <= b->r2)
             return 1;
     }
@@ -211,11 +216,6 @@ int rsy__compartments_nest(const rsy__compartments *cs, int base, const double x
             comp = c;
     }
     return comp;
-}
-
-int rsy__compartments_at(const rsy__compartments *cs, const double x[3])
-{
-    return resolve(cs, x, RSY_MAX_COMPARTMENTS, NULL, NULL);
 }
 
 /* Normalised position of a point in its parent compartment @p par (see the file comment). */
@@ -296,7 +296,8 @@ static rsy_status build_grid(rsy__compartments *cs, int c)
             for (int z = g0[2]; z <= g1[2]; z++)
                 for (int y = g0[1]; y <= g1[1]; y++)
                     for (int x = g0[0]; x <= g1[0]; x++) {
-                        const int64_t cl = ((int64_t)z * cs->grid_n[c][1] + y) * cs->grid_n[c][0] + x;
+                        const int64_t cl =
+                            ((int64_t)z * cs->grid_n[c][1] + y) * cs->grid_n[c][0] + x;
                         if (sweep == 0) {
                             count[cl + 1]++;
                             total++;
@@ -332,8 +333,8 @@ static rsy_status draw_inclusions(rsy__compartments *cs, int c)
                             ? cs->outer_mm
                             : cs->shape.bound_mm;
     rsy_rng *g = NULL;
-    rsy_status rc = rsy_rng_create(&g, rsy_seed_derive(cs->l->seed, SEED_SALT + (uint64_t)c,
-                                                       RSY_STAGE_LESIONS));
+    rsy_status rc = rsy_rng_create(
+        &g, rsy_seed_derive(cs->l->seed, SEED_SALT + (uint64_t)c, RSY_STAGE_LESIONS));
     if (rc != RSY_OK)
         return rc;
     double(*pts)[3] = malloc(INCL_POINTS * sizeof *pts);
@@ -343,7 +344,16 @@ static rsy_status draw_inclusions(rsy__compartments *cs, int c)
         rc = RSY_ENOMEM;
         goto done;
     }
-    int n_par = 0;
+    /* Two independent uniform samples of the bounding cube: the points of the parent (the
+     * coverage estimate) and the points of the parent in the zone (candidate centres, jittered
+     * by the mean spacing of the samples so the centres are continuous). The candidates must
+     * not be coverage points: a blob would then always cover its own point. */
+    int n_par = 0, n_zone = 0;
+    double(*cand)[3] = malloc(INCL_POINTS * sizeof *cand);
+    if (!cand) {
+        rc = RSY_ENOMEM;
+        goto done;
+    }
     for (int i = 0; i < INCL_POINTS; i++) {
         double x[3];
         for (int a = 0; a < 3; a++)
@@ -351,13 +361,23 @@ static rsy_status draw_inclusions(rsy__compartments *cs, int c)
         if (resolve(cs, x, c, NULL, NULL) == par)
             memcpy(pts[n_par++], x, sizeof x);
     }
-    const int target = (int)ceil(fraction * n_par);
-    int n_cov = 0, n = 0, misses = 0;
-    while (n_cov < target && n < INCL_MAX_BLOBS && misses < INCL_MAX_MISSES) {
-        const double diam = rsy_dist_sample(&cp->inclusion_diameter_mm, g);
+    for (int i = 0; i < INCL_POINTS; i++) {
         double x[3], rn, dist;
         for (int a = 0; a < 3; a++)
             x[a] = cs->l->center_mm[a] + rsy_rng_uniform_range(g, -half, half);
+        if (resolve(cs, x, c, &rn, &dist) == par &&
+            zone_ok(cp->where, zone_position(cs, par, rn, dist)))
+            memcpy(cand[n_zone++], x, sizeof x);
+    }
+    const double spacing = 2.0 * half / cbrt((double)INCL_POINTS);
+    const int target = (int)ceil(fraction * n_par);
+    int n_cov = 0, n = 0, misses = 0;
+    while (n_zone > 0 && n_cov < target && n < INCL_MAX_BLOBS && misses < INCL_MAX_MISSES) {
+        const double diam = rsy_dist_sample(&cp->inclusion_diameter_mm, g);
+        const double *p0 = cand[rsy_rng_uniform_int(g, (uint64_t)n_zone)];
+        double x[3], rn, dist;
+        for (int a = 0; a < 3; a++)
+            x[a] = p0[a] + spacing * (rsy_rng_uniform(g) - 0.5);
         if (!(diam > 0.0) || !isfinite(diam) || resolve(cs, x, c, &rn, &dist) != par ||
             !zone_ok(cp->where, zone_position(cs, par, rn, dist))) {
             misses++;
@@ -379,6 +399,7 @@ static rsy_status draw_inclusions(rsy__compartments *cs, int c)
             }
         }
     }
+    free(cand);
     if (n > 0) {
         cs->blobs[c] = realloc(blobs, (size_t)n * sizeof *blobs);
         if (!cs->blobs[c])
@@ -399,8 +420,7 @@ done:
 /* The evaluator                                                                              */
 /* ---------------------------------------------------------------------------------------- */
 
-rsy_status rsy__compartments_init(rsy__compartments *cs, const rsy_prior *p,
-                                  const rsy_lesion *l)
+rsy_status rsy__compartments_init(rsy__compartments *cs, const rsy_prior *p, const rsy_lesion *l)
 {
     memset(cs, 0, sizeof *cs);
     cs->p = p;
@@ -408,8 +428,8 @@ rsy_status rsy__compartments_init(rsy__compartments *cs, const rsy_prior *p,
     rsy_status rc = rsy__shape_init(&cs->shape, l);
     if (rc != RSY_OK)
         return rc;
-    const int nc = p->n_compartments < RSY_MAX_COMPARTMENTS ? p->n_compartments
-                                                            : RSY_MAX_COMPARTMENTS;
+    const int nc =
+        p->n_compartments < RSY_MAX_COMPARTMENTS ? p->n_compartments : RSY_MAX_COMPARTMENTS;
     for (int c = 0; c < nc; c++) {
         const rsy_compartment *cp = &p->compartments[c];
         cs->parent[c] = -1;

@@ -8,10 +8,10 @@
  *     m_rad(x) = s r                                  for r <= R(n),
  *              = s R(n) g((r - R(n)) / range)         beyond,
  *     g(t) = e^-t (1 - (t/T)^2)^2 for t < T = 3, 0 beyond        (decreasing, C1, g(0) = 1)
- *     m(x) = min(m_rad(x), beta max(0, d(x) - h)),  beta = 1/2,
- * where s is the drawn strength, R(n) the radius in direction n of the lesion's surface without
- * its fine roughness (tabulated on a 24 x 24 per face cube map of world directions, so
- * smooth), range the prior's range_mm,
+ *     m(x) = min(m_rad(x), beta max(0, d(x) - h)),  beta = 3/4,
+ * where s is the drawn strength, R(n) the radius in direction n of the lesion's ellipsoid
+ * (its semi-axes and rotation; the lobulation and roughness, a few tens of percent of the
+ * radius, do not shape the push, which stays smooth), range the prior's range_mm,
  * d(x) the Euclidean distance to the nearest voxel centre of a fixed tissue (bone) and h half
  * the voxel diagonal. So tissue at the lesion surface moves out by s R (the surface
  * displacement strength x radius), the displacement decays with range_mm beyond the surface
@@ -26,7 +26,7 @@
  * constant along a ray) and m/r <= s g <= s; the cap's radial slope is at most beta (d is
  * 1-Lipschitz). So dm/dr <= max(s, beta) < 1 and m/r <= s < 1 wherever m is differentiable
  * (everywhere but on measure-zero kinks of the min, where S stays Lipschitz):
- *     det dS >= (1 - max(s, 1/2)) (1 - s)^2 > 0.
+ *     det dS >= (1 - max(s, 3/4)) (1 - s)^2 > 0.
  * Along each ray r -> r - m is continuous and strictly increasing from 0 and equal to r beyond
  * the support, so S is a bijection of each ray and hence of space: the push is a
  * homeomorphism with positive Jacobian (strengths are in (0, 1)). Its inverse, the forward
@@ -54,21 +54,20 @@
 
 #include "priors_internal.h"
 
-#define PUSH_TABLE_N 24
 #define GROW_STEPS 600
 #define G_TABLE 1024 /* the profile g is this table over [0, T], read linearly */
 
 typedef struct push {
     double c[3];
     double s, range;
-    double rmax;         /* largest node of rtab */
-    double reach;        /* r_eff: no voxel beyond it changes */
-    double h;            /* half the voxel diagonal */
-    float rtab[6 * PUSH_TABLE_N * PUSH_TABLE_N]; /* R(n) over world directions, mm */
-    float *fdist;        /* distance to fixed tissue over the region box, NULL: none near */
-    rsy__box box;        /* the region box */
+    double rmax;     /* longest semi-axis */
+    double reach;    /* r_eff: no voxel beyond it changes */
+    double h;        /* half the voxel diagonal */
+    double ef[3][3]; /* world offset -> ellipsoid unit-sphere coordinates */
+    float *fdist;    /* distance to fixed tissue over the region box, NULL: none near */
+    rsy__box box;    /* the region box */
     const rsy_geometry *g;
-    double inv[3][3];    /* world -> voxel index, linear part */
+    double inv[3][3]; /* world -> voxel index, linear part */
     double gtab[G_TABLE + 1];
 } push;
 
@@ -93,14 +92,21 @@ static inline double g_profile(const double *gt, double t)
     return (1.0 - w) * gt[q] + w * gt[q + 1];
 }
 
-/* m before the cap at offset d = x - c (|d| = r). */
+/* m before the cap at offset d = x - c (|d| = r). With u the unit-sphere coordinates of d,
+ * the ellipsoid radius along d is R = r/|u|. */
 static inline double m_radial(const push *pu, const double d[3], double r)
 {
     if (!(r > 1e-12) || r >= pu->reach)
         return 0.0;
-    const double rs = rsy__cube_lookup(pu->rtab, PUSH_TABLE_N, d);
-    if (r <= rs)
+    double u2 = 0.0;
+    for (int k = 0; k < 3; k++) {
+        const double u = pu->ef[k][0] * d[0] + pu->ef[k][1] * d[1] + pu->ef[k][2] * d[2];
+        u2 += u * u;
+    }
+    const double rho = sqrt(u2); /* r / R */
+    if (rho <= 1.0)
         return pu->s * r;
+    const double rs = r / rho;
     return pu->s * rs * g_profile(pu->gtab, (r - rs) / pu->range);
 }
 
@@ -146,23 +152,11 @@ static rsy_status push_init(push *pu, const rsy_prior *p, const rsy__prior_tissu
         for (int c = 0; c < 3; c++)
             pu->inv[r][c] = g->affine[c][r] / (sp[r] * sp[r]);
 
-    /* the pushing surface is the lesion's lobulated ellipsoid without the fine roughness */
-    rsy_lesion smooth = *l;
-    smooth.roughness_amplitude = 0.0;
-    rsy__shape sh;
-    const rsy_status rc = rsy__shape_init(&sh, &smooth);
-    if (rc != RSY_OK)
-        return rc;
-    for (int f = 0; f < 6; f++)
-        for (int j = 0; j < PUSH_TABLE_N; j++)
-            for (int i = 0; i < PUSH_TABLE_N; i++) {
-                double d[3];
-                rsy__cube_node(f, i, j, PUSH_TABLE_N, d);
-                const float rv = (float)rsy__shape_radius_along(&sh, d);
-                pu->rtab[(f * PUSH_TABLE_N + j) * PUSH_TABLE_N + i] = rv;
-                pu->rmax = fmax(pu->rmax, (double)rv);
-            }
-    rsy__shape_clear(&sh);
+    /* the pushing surface is the lesion's ellipsoid (semi-axes and rotation) */
+    for (int k = 0; k < 3; k++)
+        for (int j = 0; j < 3; j++)
+            pu->ef[k][j] = l->rotation[j][k] / l->semi_axes_mm[k];
+    pu->rmax = fmax(l->semi_axes_mm[0], fmax(l->semi_axes_mm[1], l->semi_axes_mm[2]));
 
     /* reach: s R_max g(t*) = half the smallest spacing (bisection; g decreases) */
     const double half_vox = 0.5 * fmin(sp[0], fmin(sp[1], sp[2]));
@@ -285,7 +279,8 @@ static void push_visit(const push *pu, visit_fn fn, void *ctx)
 
 /* The warp of the box contents: dst[k][q] = src[k][source of q] for the n arrays; returns the
  * largest displacement. The same arithmetic as push_visit, made incremental along rows. */
-static double push_warp(const push *pu, const uint16_t *const *src, uint16_t *const *dst, int n)
+static double push_warp(const push *pu, const uint16_t *const *src, uint16_t *const *dst, int n,
+                        int64_t *src_index)
 {
     const rsy__box *b = &pu->box;
     const double(*a)[4] = (const double(*)[4])pu->g->affine;
@@ -294,8 +289,8 @@ static double push_warp(const push *pu, const uint16_t *const *src, uint16_t *co
     double ci[3], step[3]; /* continuous box index of c; index step of one voxel along i */
     for (int r = 0; r < 3; r++) {
         const double t[3] = {pu->c[0] - a[0][3], pu->c[1] - a[1][3], pu->c[2] - a[2][3]};
-        ci[r] = pu->inv[r][0] * t[0] + pu->inv[r][1] * t[1] + pu->inv[r][2] * t[2] -
-                (double)b->lo[r];
+        ci[r] =
+            pu->inv[r][0] * t[0] + pu->inv[r][1] * t[1] + pu->inv[r][2] * t[2] - (double)b->lo[r];
         step[r] = pu->inv[r][0] * a[0][0] + pu->inv[r][1] * a[1][0] + pu->inv[r][2] * a[2][0];
     }
     const int64_t hi[3] = {bx - 1, by - 1, rsy__box_n(b, 2) - 1};
@@ -330,6 +325,8 @@ static double push_warp(const push *pu, const uint16_t *const *src, uint16_t *co
                 const size_t sq = (size_t)((v[2] * by + v[1]) * bx + v[0]);
                 for (int w = 0; w < n; w++)
                     dst[w][q] = src[w][sq];
+                if (src_index)
+                    src_index[q] = (int64_t)sq;
             }
         }
     return mmax;
@@ -394,8 +391,8 @@ rsy_status rsy__mass_effect_region(const rsy_prior *p, const rsy__prior_tissues 
 
 rsy_status rsy__mass_effect_warp(const rsy_prior *p, const rsy__prior_tissues *tis,
                                  const rsy_lesion *l, const rsy_geometry *g, const rsy__box *box,
-                                 uint16_t *classes_box, uint16_t *instances_box,
-                                 rsy_lesion *moved, int n_moved, double *max_mm)
+                                 uint16_t *classes_box, uint16_t *instances_box, rsy_lesion *moved,
+                                 int n_moved, double *max_mm, int64_t *src_index)
 {
     *max_mm = 0.0;
     push pu;
@@ -417,7 +414,10 @@ rsy_status rsy__mass_effect_warp(const rsy_prior *p, const rsy__prior_tissues *t
             memcpy(copy + (size_t)k * n, dst[k], n * sizeof *copy);
             srcs[k] = copy + (size_t)k * n;
         }
-        *max_mm = push_warp(&pu, srcs, dst, nw);
+        if (src_index)
+            for (size_t q = 0; q < n; q++)
+                src_index[q] = (int64_t)q;
+        *max_mm = push_warp(&pu, srcs, dst, nw, src_index);
         for (int q = 0; q < n_moved; q++) {
             push_forward(&pu, moved[q].center_mm);
             push_forward(&pu, moved[q].anchor_mm);

@@ -93,9 +93,9 @@ static void fh_line(const double *f, int64_t n, double s2, double *d, int64_t *v
     }
 }
 
-rsy_status rsy__edt_box(const uint16_t *cls, const int64_t dims[3], const double spacing_mm[3],
-                        const rsy__box *b, const unsigned char *feature, double max_mm,
-                        float *out)
+static rsy_status edt_core(const uint16_t *cls, const int64_t dims[3], const double spacing_mm[3],
+                           const rsy__box *b, const unsigned char *feature, double max_mm,
+                           float *out)
 {
     const int64_t nx = rsy__box_n(b, 0), ny = rsy__box_n(b, 1), nz = rsy__box_n(b, 2);
     int64_t nmax = nx > ny ? nx : ny;
@@ -195,6 +195,65 @@ rsy_status rsy__edt_box(const uint16_t *cls, const int64_t dims[3], const double
     return RSY_OK;
 }
 
+rsy_status rsy__edt_box(const uint16_t *cls, const int64_t dims[3], const double spacing_mm[3],
+                        const rsy__box *b, const unsigned char *feature, double max_mm, float *out)
+{
+    /* Only voxels within max_mm of a feature get a finite value: run the passes over the
+     * features' bounding box grown by max_mm (exact: it holds every such voxel) and mark the
+     * rest of the box "none". */
+    rsy__box f = {{b->hi[0] + 1, b->hi[1] + 1, b->hi[2] + 1},
+                  {b->lo[0] - 1, b->lo[1] - 1, b->lo[2] - 1}};
+    for (int64_t k = b->lo[2]; k <= b->hi[2]; k++)
+        for (int64_t j = b->lo[1]; j <= b->hi[1]; j++) {
+            const uint16_t *row = cls + (k * dims[1] + j) * dims[0];
+            int64_t first = -1, last = -1;
+            for (int64_t i = b->lo[0]; i <= b->hi[0]; i++)
+                if (row[i] < RSY__MAX_TISSUE_CLASSES && feature[row[i]]) {
+                    last = i;
+                    first = first < 0 ? i : first;
+                }
+            if (first < 0)
+                continue;
+            const int64_t v0[3] = {first, j, k}, v1[3] = {last, j, k};
+            for (int a = 0; a < 3; a++) {
+                f.lo[a] = v0[a] < f.lo[a] ? v0[a] : f.lo[a];
+                f.hi[a] = v1[a] > f.hi[a] ? v1[a] : f.hi[a];
+            }
+        }
+    const size_t n = rsy__box_nvox(b);
+    if (f.hi[0] < f.lo[0] || !isfinite(max_mm)) {
+        if (f.hi[0] < f.lo[0]) { /* no feature in the box */
+            for (size_t q = 0; q < n; q++)
+                out[q] = INFINITY;
+            return RSY_OK;
+        }
+        return edt_core(cls, dims, spacing_mm, b, feature, max_mm, out);
+    }
+    for (int a = 0; a < 3; a++) {
+        const int64_t g = (int64_t)ceil(max_mm / spacing_mm[a]);
+        f.lo[a] = f.lo[a] - g < b->lo[a] ? b->lo[a] : f.lo[a] - g;
+        f.hi[a] = f.hi[a] + g > b->hi[a] ? b->hi[a] : f.hi[a] + g;
+    }
+    if (memcmp(&f, b, sizeof f) == 0)
+        return edt_core(cls, dims, spacing_mm, b, feature, max_mm, out);
+    float *sub = malloc(rsy__box_nvox(&f) * sizeof *sub);
+    if (!sub)
+        return RSY_ENOMEM;
+    const rsy_status rc = edt_core(cls, dims, spacing_mm, &f, feature, max_mm, sub);
+    if (rc == RSY_OK) {
+        for (size_t q = 0; q < n; q++)
+            out[q] = INFINITY;
+        const int64_t bx = rsy__box_n(b, 0), by = rsy__box_n(b, 1);
+        const int64_t fx = rsy__box_n(&f, 0), fy = rsy__box_n(&f, 1);
+        for (int64_t k = f.lo[2]; k <= f.hi[2]; k++)
+            for (int64_t j = f.lo[1]; j <= f.hi[1]; j++)
+                memcpy(out + ((k - b->lo[2]) * by + (j - b->lo[1])) * bx + (f.lo[0] - b->lo[0]),
+                       sub + ((k - f.lo[2]) * fy + (j - f.lo[1])) * fx, (size_t)fx * sizeof *sub);
+    }
+    free(sub);
+    return rc;
+}
+
 /* ---------------------------------------------------------------------------------------- */
 /* The placer                                                                                 */
 /* ---------------------------------------------------------------------------------------- */
@@ -204,17 +263,17 @@ struct rsy__placer {
     const rsy__prior_tissues *tis;
     rsy_geometry geom;
     const uint16_t *cls;
-    rsy__box box;       /* hosts' bounding box (the candidates lie in it) */
-    int window;         /* distance rules: the anchor's distance must lie in [dmin, dmax] */
+    rsy__box box; /* hosts' bounding box (the candidates lie in it) */
+    int window;   /* distance rules: the anchor's distance must lie in [dmin, dmax] */
     double dmin, dmax;
-    int n_maps;         /* distance maps over map_box, 0 if the rule needs none */
+    int n_maps; /* distance maps over map_box, 0 if the rule needs none */
     rsy__box map_box;
     float *maps[RSY_MAX_HOST_TISSUES];
     int map_of_class[RSY__MAX_TISSUE_CLASSES]; /* -1: none */
-    double zmax, zspan; /* hosts' superior-inferior extent (world z), mm */
+    double zmax, zspan;                        /* hosts' superior-inferior extent (world z), mm */
     double zone_w[3];
-    int64_t n_rows;     /* rows (j, k) of box */
-    double *cum;        /* n_rows + 1 cumulative candidate weights */
+    int64_t n_rows; /* rows (j, k) of box */
+    double *cum;    /* n_rows + 1 cumulative candidate weights */
     uint64_t n_candidates;
 };
 
@@ -241,11 +300,6 @@ static double map_value(const rsy__placer *pl, int c, int64_t i, int64_t j, int6
     const float *m = pl->maps[pl->map_of_class[c]];
     return m[((k - b->lo[2]) * rsy__box_n(b, 1) + (j - b->lo[1])) * rsy__box_n(b, 0) +
              (i - b->lo[0])];
-}
-
-double rsy__placer_distance(const rsy__placer *pl, int host_class, const int64_t v[3])
-{
-    return map_value(pl, host_class, v[0], v[1], v[2]);
 }
 
 /* Zone weight of world z. */
@@ -278,11 +332,11 @@ static rsy_status compute_maps(rsy__placer *pl)
             if (pl->map_of_class[c] == m && pl->tis->reference[c] && pl->tis->hosts[c])
                 feature[c] = 0;
         /* beyond the window (and one voxel for the gradient) no value is read */
-        const double reach = pl->window && isfinite(pl->dmax)
-                                 ? pl->dmax + fmax(pl->geom.spacing_mm[0],
-                                                   fmax(pl->geom.spacing_mm[1],
-                                                        pl->geom.spacing_mm[2]))
-                                 : HUGE_VAL;
+        const double reach =
+            pl->window && isfinite(pl->dmax)
+                ? pl->dmax + fmax(pl->geom.spacing_mm[0],
+                                  fmax(pl->geom.spacing_mm[1], pl->geom.spacing_mm[2]))
+                : HUGE_VAL;
         const rsy_status rc = rsy__edt_box(pl->cls, pl->geom.dims, pl->geom.spacing_mm,
                                            &pl->map_box, feature, reach, pl->maps[m]);
         if (rc != RSY_OK)
@@ -329,6 +383,36 @@ static void fill_candidates(rsy__placer *pl, const uint32_t *row_hosts)
     pl->n_candidates = n;
 }
 
+/* Voxels of a row equal to h0 or h1, four at a time in a 64-bit word (SIMD within a
+ * register): a lane of w ^ H is zero where the voxel equals h, and ~(((y & 0x7fff) + 0x7fff) |
+ * y) & 0x8000 sets the lane's top bit exactly when the lane is zero (no carry crosses lanes). */
+static uint32_t count_two(const uint16_t *c, int64_t n, uint16_t h0, uint16_t h1)
+{
+    const uint64_t ones = 0x0001000100010001ull, low = 0x7fff7fff7fff7fffull;
+    const uint64_t high = 0x8000800080008000ull, H0 = ones * h0, H1 = ones * h1;
+    uint32_t count = 0;
+    int64_t i = 0;
+    if (h0 == h1) {
+        for (; i + 4 <= n; i += 4) {
+            uint64_t w;
+            memcpy(&w, c + i, sizeof w);
+            const uint64_t y = w ^ H0;
+            const uint64_t t = ~(((y & low) + low) | y) & high;
+            count += (uint32_t)(((t >> 15) * ones) >> 48); /* sum of the four lane bits */
+        }
+    }
+    for (; i + 4 <= n; i += 4) {
+        uint64_t w;
+        memcpy(&w, c + i, sizeof w);
+        const uint64_t y0 = w ^ H0, y1 = w ^ H1;
+        const uint64_t t = (~(((y0 & low) + low) | y0) | ~(((y1 & low) + low) | y1)) & high;
+        count += (uint32_t)(((t >> 15) * ones) >> 48);
+    }
+    for (; i < n; i++)
+        count += (uint32_t)(c[i] == h0 || c[i] == h1);
+    return count;
+}
+
 /* One scan of the map: host voxels per row, the hosts' bounding box and S-I extent (world z is
  * linear in i, so along a row its extremes over the host voxels are at the first and the last
  * of them). Returns 0 if there is no host voxel. */
@@ -337,26 +421,39 @@ static int host_scan(rsy__placer *pl, uint32_t *row_hosts)
     const int64_t *d = pl->geom.dims;
     int64_t lo[3] = {d[0], d[1], d[2]}, hi[3] = {-1, -1, -1};
     double zmin = HUGE_VAL, zmax = -HUGE_VAL;
-    unsigned char lut[RSY__MAX_TISSUE_CLASSES + 1];
-    for (int c = 0; c < RSY__MAX_TISSUE_CLASSES; c++)
+    unsigned char *lut = calloc(65536, 1); /* class id -> host, no bounds test per voxel */
+    if (!lut)
+        return -1;
+    int n_ids = 0;
+    uint16_t ids[2] = {0, 0};
+    for (int c = 0; c < RSY__MAX_TISSUE_CLASSES; c++) {
         lut[c] = pl->tis->hosts[c];
-    lut[RSY__MAX_TISSUE_CLASSES] = 0;
+        if (lut[c]) {
+            if (n_ids < 2)
+                ids[n_ids] = (uint16_t)c;
+            n_ids++;
+        }
+    }
+    if (n_ids == 1)
+        ids[1] = ids[0];
     for (int64_t k = 0; k < d[2]; k++)
         for (int64_t j = 0; j < d[1]; j++) {
             const uint16_t *c = pl->cls + (k * d[1] + j) * d[0];
             uint32_t count = 0;
-            int64_t first = -1, last = -1;
-            for (int64_t i = 0; i < d[0]; i++) {
-                const uint16_t cv = c[i] < RSY__MAX_TISSUE_CLASSES ? c[i] : RSY__MAX_TISSUE_CLASSES;
-                if (lut[cv]) {
-                    last = i;
-                    first = first < 0 ? i : first;
-                    count++;
-                }
+            if (n_ids <= 2) {
+                count = count_two(c, d[0], ids[0], ids[1]);
+            } else {
+                for (int64_t i = 0; i < d[0]; i++)
+                    count += lut[c[i]];
             }
             row_hosts[k * d[1] + j] = count;
-            if (first < 0)
+            if (count == 0)
                 continue;
+            int64_t first = 0, last = d[0] - 1;
+            while (!lut[c[first]])
+                first++;
+            while (!lut[c[last]])
+                last--;
             lo[0] = first < lo[0] ? first : lo[0];
             hi[0] = last > hi[0] ? last : hi[0];
             lo[1] = j < lo[1] ? j : lo[1];
@@ -367,6 +464,7 @@ static int host_scan(rsy__placer *pl, uint32_t *row_hosts)
             zmin = fmin(zmin, fmin(z0, z1));
             zmax = fmax(zmax, fmax(z0, z1));
         }
+    free(lut);
     if (hi[0] < 0)
         return 0;
     memcpy(pl->box.lo, lo, sizeof lo);
@@ -386,9 +484,10 @@ static rsy_status placer_build(rsy__placer *pl)
     uint32_t *row_hosts = malloc((size_t)(pl->geom.dims[1] * pl->geom.dims[2]) * sizeof *row_hosts);
     if (!row_hosts)
         return RSY_ENOMEM;
-    if (!host_scan(pl, row_hosts)) {
+    const int found = host_scan(pl, row_hosts);
+    if (found <= 0) {
         free(row_hosts);
-        return RSY_OK;
+        return found < 0 ? RSY_ENOMEM : RSY_OK;
     }
     if (pl->n_maps > 0) {
         if (pl->window && isfinite(pl->dmax)) {
@@ -397,7 +496,7 @@ static rsy_status placer_build(rsy__placer *pl)
                 const int64_t g = (int64_t)ceil(pl->dmax / pl->geom.spacing_mm[a]) + 1;
                 pl->map_box.lo[a] = pl->box.lo[a] - g < 0 ? 0 : pl->box.lo[a] - g;
                 pl->map_box.hi[a] = pl->box.hi[a] + g >= pl->geom.dims[a] ? pl->geom.dims[a] - 1
-                                                                           : pl->box.hi[a] + g;
+                                                                          : pl->box.hi[a] + g;
             }
         } else {
             for (int a = 0; a < 3; a++) {
@@ -429,8 +528,8 @@ static rsy_status placer_build(rsy__placer *pl)
     return RSY_OK;
 }
 
-rsy_status rsy__placer_create(rsy__placer **out, const rsy_prior *p,
-                              const rsy__prior_tissues *tis, const rsy_volume *cls)
+rsy_status rsy__placer_create(rsy__placer **out, const rsy_prior *p, const rsy__prior_tissues *tis,
+                              const rsy_volume *cls)
 {
     *out = NULL;
     rsy__placer *pl = calloc(1, sizeof *pl);
@@ -492,7 +591,10 @@ void rsy__placer_destroy(rsy__placer *pl)
     free(pl);
 }
 
-uint64_t rsy__placer_candidates(const rsy__placer *pl) { return pl ? pl->n_candidates : 0; }
+uint64_t rsy__placer_candidates(const rsy__placer *pl)
+{
+    return pl ? pl->n_candidates : 0;
+}
 
 rsy_status rsy__placer_refresh(rsy__placer *pl, const rsy_volume *cls)
 {
@@ -527,8 +629,8 @@ static void gradient_at(const rsy__placer *pl, int c, const int64_t v[3], double
     for (int r = 0; r < 3; r++) {
         g[r] = 0.0;
         for (int a = 0; a < 3; a++)
-            g[r] += pl->geom.affine[r][a] / (pl->geom.spacing_mm[a] * pl->geom.spacing_mm[a]) *
-                    di[a];
+            g[r] +=
+                pl->geom.affine[r][a] / (pl->geom.spacing_mm[a] * pl->geom.spacing_mm[a]) * di[a];
         norm2 += g[r] * g[r];
     }
     const double norm = sqrt(norm2);

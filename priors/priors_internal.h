@@ -54,8 +54,7 @@ double rsy__priors_margin_max_mm(const rsy_prior *p, const rsy_lesion *l);
 
 /** Semi-axes of @p l from the diameter, elongation (a/c) and flatness (b/c, clamped to
  *  [1, elongation]), volume-preserving; sets diameter_mm and semi_axes_mm. */
-void rsy__priors_set_axes(rsy_lesion *l, double diameter_mm, double elongation,
-                          double flatness);
+void rsy__priors_set_axes(rsy_lesion *l, double diameter_mm, double elongation, double flatness);
 
 /**
  * Draw the shape of @p l (prior @p p): semi-axes (rsy__priors_set_axes), a uniformly random
@@ -84,10 +83,10 @@ double rsy__cube_lookup(const float *t, int n, const double d[3]);
  */
 typedef struct rsy__shape {
     const rsy_lesion *l;
-    float *table;  /* cube map of s(n), 6 tn^2 nodes; NULL: exact harmonics */
+    float *table; /* cube map of s(n), 6 tn^2 nodes; NULL: exact harmonics */
     int tn;
-    double smax;   /* max of s(n) over all directions */
-    int n_lobes;   /* >= 1 */
+    double smax;                       /* max of s(n) over all directions */
+    int n_lobes;                       /* >= 1 */
     double frame[RSY_MAX_LOBES][3][3]; /* world offset from center[k] -> unit-sphere coords */
     double center[RSY_MAX_LOBES][3];   /* world centres of the lobes */
     double main_frame[3][3];           /* of the lesion surface itself (lobes ignored) */
@@ -109,8 +108,6 @@ double rsy__shape_radial_unit(const rsy__shape *sh, const double u[3], double d_
                               double *dist_out_mm);
 /** Radial coordinate (and ray distance) of world point @p x: the minimum over the lobes. */
 double rsy__shape_radial(const rsy__shape *sh, const double x[3], double *dist_out_mm);
-/** The same for the lesion surface itself, lobes ignored (the surface that pushes). */
-double rsy__shape_main_radial(const rsy__shape *sh, const double x[3], double *dist_out_mm);
 /** Distance (mm) from the centre to the lesion surface itself along world unit vector
  *  @p dir. */
 double rsy__shape_radius_along(const rsy__shape *sh, const double dir[3]);
@@ -124,7 +121,7 @@ typedef struct rsy__prior_tissues {
     unsigned char hosts[RSY__MAX_TISSUE_CLASSES];
     unsigned char allowed[RSY__MAX_TISSUE_CLASSES]; /* subependymal: plus the reference */
     unsigned char reference[RSY__MAX_TISSUE_CLASSES];
-    unsigned char fixed[RSY__MAX_TISSUE_CLASSES];   /* mass effect: tissues never moved */
+    unsigned char fixed[RSY__MAX_TISSUE_CLASSES]; /* mass effect: tissues never moved */
     /* per compartment: its confined_to tissues if it has any, else the allowed ones */
     unsigned char permitted[RSY_MAX_COMPARTMENTS][RSY__MAX_TISSUE_CLASSES];
     unsigned char any[RSY__MAX_TISSUE_CLASSES]; /* union of permitted[] */
@@ -158,13 +155,13 @@ typedef struct rsy__compartments {
     const rsy_prior *p;
     const rsy_lesion *l;
     rsy__shape shape;
-    int parent[RSY_MAX_COMPARTMENTS];  /* index of the "inside" compartment, -1 if none */
+    int parent[RSY_MAX_COMPARTMENTS]; /* index of the "inside" compartment, -1 if none */
     int n_frac, n_wall, n_margin;
-    int frac[RSY_MAX_COMPARTMENTS];    /* by increasing fraction */
-    int wall[RSY_MAX_COMPARTMENTS];    /* by increasing thickness */
-    int margin[RSY_MAX_COMPARTMENTS];  /* by increasing margin */
+    int frac[RSY_MAX_COMPARTMENTS];   /* by increasing fraction */
+    int wall[RSY_MAX_COMPARTMENTS];   /* by increasing thickness */
+    int margin[RSY_MAX_COMPARTMENTS]; /* by increasing margin */
     int n_nested;
-    int nested[RSY_MAX_COMPARTMENTS];  /* inclusions and network compartments, list order */
+    int nested[RSY_MAX_COMPARTMENTS]; /* inclusions and network compartments, list order */
     /* inclusions: blobs and a uniform grid over them */
     int n_blobs[RSY_MAX_COMPARTMENTS];
     rsy__blob *blobs[RSY_MAX_COMPARTMENTS];
@@ -172,14 +169,13 @@ typedef struct rsy__compartments {
     int grid_n[RSY_MAX_COMPARTMENTS][3];
     int *grid_start[RSY_MAX_COMPARTMENTS]; /* CSR: cell -> range of grid_items */
     int *grid_items[RSY_MAX_COMPARTMENTS];
-    double wall_max_mm;                /* thickest wall (0 = no wall) */
-    double outer_mm;                   /* radius around the centre holding every compartment */
+    double wall_max_mm; /* thickest wall (0 = no wall) */
+    double outer_mm;    /* radius around the centre holding every compartment */
 } rsy__compartments;
 
 /** Build the compartment evaluator of @p l of prior @p p (draws the inclusions from the
  *  lesion's seed). @return RSY_OK, RSY_ENOMEM, RSY_ENUMERIC. */
-rsy_status rsy__compartments_init(rsy__compartments *cs, const rsy_prior *p,
-                                  const rsy_lesion *l);
+rsy_status rsy__compartments_init(rsy__compartments *cs, const rsy_prior *p, const rsy_lesion *l);
 void rsy__compartments_clear(rsy__compartments *cs);
 
 /** Compartment of world point @p x from its radial coordinate @p rn and ray distance
@@ -191,8 +187,6 @@ int rsy__compartments_base(const rsy__compartments *cs, double rn, double dist_m
  *  order: a nested compartment takes the point when the point is in its blobs or lines and
  *  its current compartment is the nested one's parent. */
 int rsy__compartments_nest(const rsy__compartments *cs, int base, const double x[3]);
-/** rsy__compartments_base then rsy__compartments_nest at @p x (no closed-wall rule). */
-int rsy__compartments_at(const rsy__compartments *cs, const double x[3]);
 /** 1 if @p x is on the network of compartment @p c (distance to a Voronoi face of the cell
  *  seeds <= half the line thickness). */
 int rsy__network_at(const rsy__compartments *cs, int c, const double x[3]);
@@ -206,7 +200,10 @@ typedef struct rsy__box {
     int64_t lo[3], hi[3];
 } rsy__box;
 
-static inline int64_t rsy__box_n(const rsy__box *b, int a) { return b->hi[a] - b->lo[a] + 1; }
+static inline int64_t rsy__box_n(const rsy__box *b, int a)
+{
+    return b->hi[a] - b->lo[a] + 1;
+}
 static inline size_t rsy__box_nvox(const rsy__box *b)
 {
     return (size_t)rsy__box_n(b, 0) * (size_t)rsy__box_n(b, 1) * (size_t)rsy__box_n(b, 2);
@@ -223,8 +220,7 @@ static inline size_t rsy__box_nvox(const rsy__box *b)
  * @return RSY_OK, RSY_ENOMEM.
  */
 rsy_status rsy__edt_box(const uint16_t *cls, const int64_t dims[3], const double spacing_mm[3],
-                        const rsy__box *b, const unsigned char *feature, double max_mm,
-                        float *out);
+                        const rsy__box *b, const unsigned char *feature, double max_mm, float *out);
 
 /** Placement state of one lesion type in one case (placement.c). */
 typedef struct rsy__placer rsy__placer;
@@ -232,8 +228,8 @@ typedef struct rsy__placer rsy__placer;
 /** Build the placer of prior @p p (tissue sets @p tis) on the class map @p cls: the distance
  *  maps of its rule, the hosts' S-I extent and the weighted candidate anchors.
  *  @return RSY_OK, RSY_ENOMEM. */
-rsy_status rsy__placer_create(rsy__placer **out, const rsy_prior *p,
-                              const rsy__prior_tissues *tis, const rsy_volume *cls);
+rsy_status rsy__placer_create(rsy__placer **out, const rsy_prior *p, const rsy__prior_tissues *tis,
+                              const rsy_volume *cls);
 void rsy__placer_destroy(rsy__placer *pl);
 /** Candidate anchors (voxels that are hosts within the rule's distance window), 0 if none. */
 uint64_t rsy__placer_candidates(const rsy__placer *pl);
@@ -249,8 +245,6 @@ rsy_status rsy__placer_refresh(rsy__placer *pl, const rsy_volume *cls);
  * distance gradient vanishes), else 1.
  */
 int rsy__placer_draw(const rsy__placer *pl, rsy_rng *rng, rsy_lesion *l, rsy__shape *sh);
-/** Distance map (mm) of the placer for host class @p host_class at voxel @p v, or -1. */
-double rsy__placer_distance(const rsy__placer *pl, int host_class, const int64_t v[3]);
 
 /* ---------------------------------------------------------------------------------------- */
 /* mass_effect.c                                                                              */
@@ -260,7 +254,7 @@ double rsy__placer_distance(const rsy__placer *pl, int host_class, const int64_t
  * t = (r - R)/range < T, 0 beyond (compact support, C1, decreasing). */
 #define RSY__MASS_CUTOFF 3.0
 /* Lipschitz constant of the cap near fixed tissues: displacement <= beta (d - h). */
-#define RSY__MASS_BETA 0.5
+#define RSY__MASS_BETA 0.75
 
 /** Copy box @p b of the uint16 volume @p v into @p out (x fastest), or back. */
 void rsy__box_read(const rsy_volume *v, const rsy__box *b, uint16_t *out);
@@ -276,13 +270,14 @@ rsy_status rsy__mass_effect_region(const rsy_prior *p, const rsy__prior_tissues 
  * Apply the push of @p l to the box contents @p classes_box (in: the classes of @p box, from
  * rsy__mass_effect_region; out: pushed) and, when not NULL, @p instances_box, by backward
  * nearest-neighbour warping; move the centres and anchors of @p moved (n_moved lesions placed
- * before) with the tissue. Writes the largest applied displacement (mm) to @p max_mm.
+ * before) with the tissue. Writes the largest applied displacement (mm) to @p max_mm and, when
+ * @p src_index is not NULL (tests), the box index each voxel of the box took its value from.
  * @return RSY_OK, RSY_ENOMEM, RSY_EINVAL (box not the push's region).
  */
 rsy_status rsy__mass_effect_warp(const rsy_prior *p, const rsy__prior_tissues *tis,
                                  const rsy_lesion *l, const rsy_geometry *g, const rsy__box *box,
-                                 uint16_t *classes_box, uint16_t *instances_box,
-                                 rsy_lesion *moved, int n_moved, double *max_mm);
+                                 uint16_t *classes_box, uint16_t *instances_box, rsy_lesion *moved,
+                                 int n_moved, double *max_mm, int64_t *src_index);
 
 /** The pushes of one case during sampling (sample.c): per pushing lesion its box and the
  *  classes of the box after the push, an overlay on the caller's class map until a working

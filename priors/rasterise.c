@@ -167,8 +167,8 @@ static rsy_status classify(const rsy__compartments *cs, const rsy__prior_tissues
                     c = rsy__compartments_nest(cs, base, x);
                 }
                 const int margin = p->compartments[base].extent_kind == RSY_EXTENT_MARGIN_MM;
-                code[q] = (unsigned char)((code[q] & CODE_INSIDE) | (margin ? CODE_MARGIN : 0) |
-                                          (c + 1));
+                code[q] =
+                    (unsigned char)((code[q] & CODE_INSIDE) | (margin ? CODE_MARGIN : 0) | (c + 1));
             }
     return RSY_OK;
 }
@@ -230,8 +230,8 @@ static rsy_status replay_push(const rsy_prior *p, const rsy__prior_tissues *tis,
     for (size_t q = 0; q < n && inst_zero; q++)
         inst_zero = ibuf[q] == 0;
     double unused;
-    rc = rsy__mass_effect_warp(p, tis, l, &classes->geom, &box, buf, inst_zero ? NULL : ibuf,
-                               NULL, 0, &unused);
+    rc = rsy__mass_effect_warp(p, tis, l, &classes->geom, &box, buf, inst_zero ? NULL : ibuf, NULL,
+                               0, &unused, NULL);
     if (rc == RSY_OK) {
         rsy__box_write(classes, &box, buf);
         if (!inst_zero)
@@ -283,9 +283,8 @@ static rsy_status check_set(const rsy_recipe *r, const rsy_lesion_set *set)
     return RSY_OK;
 }
 
-rsy_status rsy_lesions_rasterise(const rsy_recipe *r, const char *family,
-                                 const rsy_lesion_set *set, rsy_volume *classes,
-                                 rsy_volume *instances)
+rsy_status rsy_lesions_rasterise(const rsy_recipe *r, const char *family, const rsy_lesion_set *set,
+                                 rsy_volume *classes, rsy_volume *instances)
 {
     if (!r || !family || !set || !classes || !instances || !classes->data || !instances->data) {
         rsy_log_error("NULL argument");
@@ -358,8 +357,7 @@ rsy_status rsy_lesions_rasterise(const rsy_recipe *r, const char *family,
         const int t = l->type_index;
         rc = rsy__compartments_init(&cs[n_built], &r->lesions[t].prior, l);
         if (rc == RSY_OK)
-            rc = classify(&cs[n_built], &tissues[t], classes->data, &classes->geom,
-                          &lr[n_built]);
+            rc = classify(&cs[n_built], &tissues[t], classes->data, &classes->geom, &lr[n_built]);
         if (rc != RSY_OK) {
             n_built++;
             goto done;

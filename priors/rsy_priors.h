@@ -20,7 +20,7 @@ extern "C" {
 #endif
 
 #define RSY_SH_MAX_COEFFS 25 /* real spherical harmonics up to degree 4: (4+1)^2 */
-#define RSY_MAX_LOBES 8       /* sub-surfaces of one lesion (shape.lobes) @since 0.4 */
+#define RSY_MAX_LOBES 8      /* sub-surfaces of one lesion (shape.lobes) @since 0.4 */
 
 /**
  * One sampled lesion, before rasterisation: everything needed to draw it again (plain data:
@@ -29,49 +29,49 @@ extern "C" {
  * mass effect, as before.
  */
 typedef struct rsy_lesion {
-    int instance_id;       /* 1..N */
-    int type_index;        /* index into recipe->lesions */
-    double center_mm[3];   /* world RAS+ mm (moved by the mass effect of later lesions) */
-    double diameter_mm;    /* drawn diameter of the lesion surface (before shape factors) */
-    double semi_axes_mm[3];/* ellipsoid semi-axes a >= b >= c after elongation (a/c) and
-                              flatness (b/c), volume-preserving: a b c = (diameter/2)^3 */
-    double rotation[3][3]; /* columns: ellipsoid axes in world coordinates */
-    int n_sh;              /* spherical-harmonic coefficients used */
+    int instance_id;              /* 1..N */
+    int type_index;               /* index into recipe->lesions */
+    double center_mm[3];          /* world RAS+ mm (moved by the mass effect of later lesions) */
+    double diameter_mm;           /* drawn diameter of the lesion surface (before shape factors) */
+    double semi_axes_mm[3];       /* ellipsoid semi-axes a >= b >= c after elongation (a/c) and
+                                     flatness (b/c), volume-preserving: a b c = (diameter/2)^3 */
+    double rotation[3][3];        /* columns: ellipsoid axes in world coordinates */
+    int n_sh;                     /* spherical-harmonic coefficients used */
     double sh[RSY_SH_MAX_COEFFS]; /* a_lm for l = 2..lmax in (l, m) order, l^2 + l + m;
                                      entries 0..3 are 0, n_sh = (lmax+1)^2 or 0 */
     double extent[RSY_MAX_COMPARTMENTS]; /* per compartment, drawn: RADIUS_FRACTION the
                                             fraction; MARGIN_MM, WALL_MM the thickness in mm;
                                             INCLUSIONS the volume fraction of the parent;
                                             NETWORK the line thickness in mm */
-    int attempts;          /* placement attempts used */
+    int attempts;                        /* placement attempts used */
     /* Shape details @since 0.4 */
-    uint64_t seed;               /* per-lesion seed (drawn from the stream) of the fine
-                                    roughness field, the inclusions and the network */
-    double roughness_amplitude;  /* RMS relative radius of the fine roughness (0 = none) */
-    double roughness_scale_mm;   /* its correlation length on the surface, mm */
-    int n_lobes;                 /* 0 or 1: one surface; 2..RSY_MAX_LOBES: the union of
-                                    n_lobes sub-surfaces (the lesion's surface scaled by
-                                    lobe_scale, turned by lobe_rotation, centred at
-                                    lobe_offset_mm), all in the lesion frame */
-    double lobe_offset_mm[RSY_MAX_LOBES][3];    /* lobe centre, lesion frame, mm */
-    double lobe_scale[RSY_MAX_LOBES];           /* lobe size / the lesion's size */
-    double lobe_rotation[RSY_MAX_LOBES][3][3];  /* lobe frame in the lesion frame */
-    double cell_mm[RSY_MAX_COMPARTMENTS];       /* NETWORK compartments: drawn cell size */
+    uint64_t seed;              /* per-lesion seed (drawn from the stream) of the fine
+                                   roughness field, the inclusions and the network */
+    double roughness_amplitude; /* RMS relative radius of the fine roughness (0 = none) */
+    double roughness_scale_mm;  /* its correlation length on the surface, mm */
+    int n_lobes;                /* 0 or 1: one surface; 2..RSY_MAX_LOBES: the union of
+                                   n_lobes sub-surfaces (the lesion's surface scaled by
+                                   lobe_scale, turned by lobe_rotation, centred at
+                                   lobe_offset_mm), all in the lesion frame */
+    double lobe_offset_mm[RSY_MAX_LOBES][3];   /* lobe centre, lesion frame, mm */
+    double lobe_scale[RSY_MAX_LOBES];          /* lobe size / the lesion's size */
+    double lobe_rotation[RSY_MAX_LOBES][3][3]; /* lobe frame in the lesion frame */
+    double cell_mm[RSY_MAX_COMPARTMENTS];      /* NETWORK compartments: drawn cell size */
     /* Placement @since 0.4 */
-    int host_class;              /* class id under the anchor when placed (-1 if unknown) */
-    double anchor_mm[3];         /* point the rule was checked at: the centre, or for
-                                    extra_axial the dural base (moved by later mass effect) */
-    double anchor_distance_mm;   /* distance of the anchor voxel to the nearest reference
-                                    voxel when placed (-1: the rule has no reference) */
-    double normal[3];            /* unit gradient of that distance at the anchor (pointing
-                                    away from the reference), 0 when undefined */
+    int host_class;            /* class id under the anchor when placed (-1 if unknown) */
+    double anchor_mm[3];       /* point the rule was checked at: the centre, or for
+                                  extra_axial the dural base (moved by later mass effect) */
+    double anchor_distance_mm; /* distance of the anchor voxel to the nearest reference
+                                  voxel when placed (-1: the rule has no reference) */
+    double normal[3];          /* unit gradient of that distance at the anchor (pointing
+                                  away from the reference), 0 when undefined */
     /* Mass effect @since 0.4 */
-    int mass_effect;             /* 1 if this lesion displaced its surroundings */
-    double mass_strength;        /* drawn strength: surface displacement / radius */
-    double mass_center_mm[3];    /* centre of the push (center_mm when placed) */
-    double mass_max_mm;          /* largest displacement it applied to a voxel, mm */
-    int mass_applied;            /* 1: the push is already in the class map given to
-                                    rsy_lesions_sample_deform(); rasterisation skips it */
+    int mass_effect;          /* 1 if this lesion displaced its surroundings */
+    double mass_strength;     /* drawn strength: surface displacement / radius */
+    double mass_center_mm[3]; /* centre of the push (center_mm when placed) */
+    double mass_max_mm;       /* largest displacement it applied to a voxel, mm */
+    int mass_applied;         /* 1: the push is already in the class map given to
+                                 rsy_lesions_sample_deform(); rasterisation skips it */
 } rsy_lesion;
 
 typedef struct rsy_lesion_set {
@@ -112,8 +112,7 @@ RSY_API RSY_NODISCARD rsy_status rsy_lesions_sample(const rsy_recipe *r, const c
  * On failure @p classes may hold the pushes of the lesions placed before the failure.
  * @return as rsy_lesions_sample(). @since 0.4
  */
-RSY_API RSY_NODISCARD rsy_status rsy_lesions_sample_deform(const rsy_recipe *r,
-                                                           const char *family,
+RSY_API RSY_NODISCARD rsy_status rsy_lesions_sample_deform(const rsy_recipe *r, const char *family,
                                                            rsy_volume *classes, rsy_rng *rng,
                                                            rsy_lesion_set *out);
 
@@ -138,18 +137,19 @@ RSY_API void rsy_lesion_set_clear(rsy_lesion_set *s);
  */
 RSY_API RSY_NODISCARD rsy_status rsy_lesions_rasterise(const rsy_recipe *r, const char *family,
                                                        const rsy_lesion_set *set,
-                                                       rsy_volume *classes,
-                                                       rsy_volume *instances);
+                                                       rsy_volume *classes, rsy_volume *instances);
 
 /**
  * The lesion's normalised radial coordinate at world point @p xyz_mm: r / R(θ,φ), where R is
- * the lobulated ellipsoidal surface (1 on the surface, < 1 inside). Also returns, through
- * @p dist_out_mm if not NULL, the approximate distance in mm outside the surface (<= 0 inside),
- * measured along the ray from the lesion centre: exact where the surface is normal to that
- * ray, an over-estimate of the Euclidean distance on oblique parts of the surface.
+ * the lobulated ellipsoidal surface with its fine roughness (1 on the surface, < 1 inside).
+ * Also returns, through @p dist_out_mm if not NULL, the approximate distance in mm outside the
+ * surface (<= 0 inside), measured along the ray from the lesion centre: exact where the
+ * surface is normal to that ray, an over-estimate of the Euclidean distance on oblique parts
+ * of the surface. With lobes (n_lobes > 1) both are the minimum over the lobes, each measured
+ * from the lobe's centre. With roughness the call tabulates the lesion's surface first (a few
+ * milliseconds); NAN if that allocation fails. @since 0.1 (lobes, roughness @since 0.4)
  */
-RSY_API double rsy_lesion_radial(const rsy_lesion *l, const double xyz_mm[3],
-                                 double *dist_out_mm);
+RSY_API double rsy_lesion_radial(const rsy_lesion *l, const double xyz_mm[3], double *dist_out_mm);
 
 #ifdef __cplusplus
 }

@@ -32,11 +32,14 @@
  * The 90 % threshold and the 200 points are engineering choices (GK): enough points to resolve
  * 5 % of the volume, few enough to try thousands of positions per lesion in milliseconds.
  *
- * Mass effect: when a recipe has a type with mass effect, sampling works on a copy of the
- * class map. After each lesion with mass effect is placed, its push (mass_effect.c) deforms
- * that copy and moves the centres of the lesions placed before; later lesions are placed on
- * the deformed anatomy (the distance maps of the type being placed are computed again).
- * rsy_lesions_rasterise() replays the pushes, in instance order, on the map it is given.
+ * Mass effect: after each lesion with mass effect is placed, its push (mass_effect.c) deforms
+ * the anatomy and moves the centres (and anchors) of the lesions placed before; later lesions
+ * are placed in the deformed anatomy (the placer of the type being placed is rebuilt).
+ * rsy_lesions_sample() leaves the caller's map untouched: the pushed boxes are kept as an
+ * overlay, and a working copy of the map is made only when a lesion is placed after a push;
+ * rsy_lesions_rasterise() then replays the pushes, in instance order, on the map it is given.
+ * rsy_lesions_sample_deform() pushes the caller's map in place (no copy) and marks the lesions
+ * mass_applied, so rasterisation does not push again. Both draw the same numbers.
  */
 #include <math.h>
 #include <stdio.h>
@@ -118,8 +121,8 @@ rsy_status rsy__priors_tissues_build(const char *family, const rsy_prior *p,
         return RSY_EINVAL;
     }
     if (p->n_compartments < 1 || p->n_compartments > RSY_MAX_COMPARTMENTS) {
-        rsy_log_error("prior '%s': %d compartments, expected 1..%d", p->name,
-                      p->n_compartments, RSY_MAX_COMPARTMENTS);
+        rsy_log_error("prior '%s': %d compartments, expected 1..%d", p->name, p->n_compartments,
+                      RSY_MAX_COMPARTMENTS);
         return RSY_EINVAL;
     }
     memset(out, 0, sizeof *out);
@@ -207,8 +210,7 @@ static void ball_points(double pts[PLACE_POINTS][3])
 {
     int n = 0;
     for (unsigned i = 1; n < PLACE_POINTS; i++) {
-        const double p[3] = {2.0 * radical_inverse(i, 2) - 1.0,
-                             2.0 * radical_inverse(i, 3) - 1.0,
+        const double p[3] = {2.0 * radical_inverse(i, 2) - 1.0, 2.0 * radical_inverse(i, 3) - 1.0,
                              2.0 * radical_inverse(i, 5) - 1.0};
         const double r2 = p[0] * p[0] + p[1] * p[1] + p[2] * p[2];
         if (r2 < 1.0 && r2 > 0.0) {
@@ -320,11 +322,11 @@ typedef struct place_ctx {
     const rsy_volume *classes;
     const rsy__prior_tissues *tissues;
     const double (*pts)[3];
-    const rsy_lesion *placed;    /* lesions placed so far ... */
-    const rsy__shape *shapes;    /* ... their evaluators (sharing their tables) ... */
-    const double (*surface)[3];  /* ... and their surface offsets, SURFACE_POINTS each */
+    const rsy_lesion *placed;   /* lesions placed so far ... */
+    const rsy__shape *shapes;   /* ... their evaluators (sharing their tables) ... */
+    const double (*surface)[3]; /* ... and their surface offsets, SURFACE_POINTS each */
     int n_placed;
-    double (*own_surface)[3];    /* surface offsets of the lesion being placed */
+    double (*own_surface)[3]; /* surface offsets of the lesion being placed */
 } place_ctx;
 
 /* Test (b) against every lesion placed before. */
@@ -334,8 +336,8 @@ static int separated(const place_ctx *ctx, const rsy_prior *p, const rsy_lesion 
     int own_done = 0;
     for (int i = 0; i < ctx->n_placed; i++) {
         const rsy_lesion *q = &ctx->placed[i];
-        const double sep = fmax(p->min_separation_mm,
-                                ctx->recipe->lesions[q->type_index].prior.min_separation_mm);
+        const double sep =
+            fmax(p->min_separation_mm, ctx->recipe->lesions[q->type_index].prior.min_separation_mm);
         const double need = sh->bound_mm + ctx->shapes[i].bound_mm + sep;
         double d2 = 0.0;
         for (int k = 0; k < 3; k++) {
@@ -375,8 +377,8 @@ static void log_failure(const rsy_prior *p, const rsy_lesion *l, int index_in_ty
     rsy_log_error("prior '%s': placement rule %s not met for lesion %d of %d (last diameter "
                   "%.1f mm) after %d attempts for each of %d draws of its size and shape "
                   "(hosts: %s%s; allowed: %s; %llu candidate voxels in the class map)",
-                  p->name, rule, index_in_type + 1, count, l->diameter_mm, attempts,
-                  LESION_REDRAWS, hosts, window, allowed, (unsigned long long)n_candidates);
+                  p->name, rule, index_in_type + 1, count, l->diameter_mm, attempts, LESION_REDRAWS,
+                  hosts, window, allowed, (unsigned long long)n_candidates);
 }
 
 /* Place @p l (evaluator @p sh) by its prior's rule: RSY_OK or RSY_EPLACEMENT. */
@@ -402,8 +404,8 @@ static rsy_status place_lesion(const place_ctx *ctx, const rsy__placer *pl, rsy_
 /* Drawing one lesion                                                                         */
 /* ---------------------------------------------------------------------------------------- */
 
-static rsy_status finite_draw(const rsy_prior *p, const char *what, const rsy_dist *d,
-                              rsy_rng *rng, double *out)
+static rsy_status finite_draw(const rsy_prior *p, const char *what, const rsy_dist *d, rsy_rng *rng,
+                              double *out)
 {
     *out = rsy_dist_sample(d, rng);
     if (!isfinite(*out)) {
@@ -459,8 +461,8 @@ static rsy_status draw_lesion(const rsy_prior *p, rsy_rng *rng, rsy_lesion *l)
     return RSY_OK;
 }
 
-static rsy_status check_args(const rsy_recipe *r, const char *family,
-                             const rsy_volume *classes, const rsy_rng *rng)
+static rsy_status check_args(const rsy_recipe *r, const char *family, const rsy_volume *classes,
+                             const rsy_rng *rng)
 {
     if (!r || !family || !classes || !rng || !classes->data) {
         rsy_log_error("NULL argument");
@@ -646,8 +648,8 @@ static rsy_status push_lesion(const rsy_prior *p, const rsy__prior_tissues *tis,
         if (!buf)
             return RSY_ENOMEM;
         rsy__box_read(w->inplace, &box, buf);
-        rc = rsy__mass_effect_warp(p, tis, l, &w->orig->geom, &box, buf, NULL, st->items,
-                                   st->n - 1, &l->mass_max_mm);
+        rc = rsy__mass_effect_warp(p, tis, l, &w->orig->geom, &box, buf, NULL, st->items, st->n - 1,
+                                   &l->mass_max_mm, NULL);
         if (rc == RSY_OK)
             rsy__box_write(w->inplace, &box, buf);
         free(buf);
@@ -675,7 +677,7 @@ static rsy_status push_lesion(const rsy_prior *p, const rsy__prior_tissues *tis,
         return RSY_ENOMEM;
     work_read(w, &box, buf);
     rc = rsy__mass_effect_warp(p, tis, l, &w->orig->geom, &box, buf, NULL, st->items, st->n - 1,
-                               &l->mass_max_mm);
+                               &l->mass_max_mm, NULL);
     if (rc != RSY_OK) {
         free(buf);
         return rc;
@@ -688,9 +690,8 @@ static rsy_status push_lesion(const rsy_prior *p, const rsy__prior_tissues *tis,
     return RSY_OK;
 }
 
-static rsy_status sample_case(const rsy_recipe *r, const char *family,
-                              const rsy_volume *classes, rsy_volume *inplace, rsy_rng *rng,
-                              rsy_lesion_set *out)
+static rsy_status sample_case(const rsy_recipe *r, const char *family, const rsy_volume *classes,
+                              rsy_volume *inplace, rsy_rng *rng, rsy_lesion_set *out)
 {
     if (!out) {
         rsy_log_error("NULL output");
@@ -776,14 +777,14 @@ fail:
     return rc;
 }
 
-rsy_status rsy_lesions_sample(const rsy_recipe *r, const char *family,
-                              const rsy_volume *classes, rsy_rng *rng, rsy_lesion_set *out)
+rsy_status rsy_lesions_sample(const rsy_recipe *r, const char *family, const rsy_volume *classes,
+                              rsy_rng *rng, rsy_lesion_set *out)
 {
     return sample_case(r, family, classes, NULL, rng, out);
 }
 
-rsy_status rsy_lesions_sample_deform(const rsy_recipe *r, const char *family,
-                                     rsy_volume *classes, rsy_rng *rng, rsy_lesion_set *out)
+rsy_status rsy_lesions_sample_deform(const rsy_recipe *r, const char *family, rsy_volume *classes,
+                                     rsy_rng *rng, rsy_lesion_set *out)
 {
     return sample_case(r, family, classes, classes, rng, out);
 }

@@ -42,11 +42,14 @@
  *
  * Evaluation (rsy__shape): without roughness, s(n) is evaluated exactly from the 21
  * closed-form harmonics. With roughness, the field is synthesised on a latitude-longitude grid
- * (2L+2 rows, 4L columns; per row one Legendre array and a sum over m) and s(n) is tabulated
- * on a cube map of N x N nodes per face, N = 1.3 L + 3 (>= 4 nodes per wavelength of degree
- * L), read by bilinear interpolation. The table *is* the surface: rasterisation, placement,
- * mass effect and rsy_lesion_radial() all read it, so they agree exactly, and its largest node
- * bounds s everywhere (bilinear interpolation never exceeds its nodes).
+ * (3L+2 rows, 6L columns; per row one Legendre array and a sum over m) and s(n) is tabulated
+ * on a cube map of N x N nodes per face, N = 1.6 L + 3 (~5 nodes per wavelength of degree L),
+ * read by bilinear interpolation. The two interpolations smooth the finest scales (about 5 %
+ * of the variance at R0/ell = 5), so the tabulated field is scaled to the realisation's own
+ * mean square over the sphere (sum c_lm^2 / 4 pi, measured on 2048 directions). The table *is*
+ * the surface: rasterisation, placement and rsy_lesion_radial() all read it, so they agree
+ * exactly, and its largest node bounds s everywhere (bilinear interpolation never exceeds its
+ * nodes).
  *
  * Lobes (shape.lobes = n > 1): the lesion is the union of n sub-surfaces, each the lesion's
  * surface (same harmonics and roughness) scaled by 0.6 exp(N(0, 0.15^2)) clamped to
@@ -75,23 +78,23 @@
  * e.g. 0.5 sqrt(15/pi) for Y_2,-2 = c xy (standard table, e.g. R. Green, "Spherical Harmonic
  * Lighting: The Gritty Details", GDC 2003, Appendix; checked against GSL's
  * gsl_sf_legendre_sphPlm in tests/test_priors.c). */
-#define SH_C00 0.28209479177387814   /* 1/2 sqrt(1/pi) */
-#define SH_C1 0.4886025119029199     /* sqrt(3/(4 pi)) */
-#define SH_C2A 1.0925484305920792    /* 1/2 sqrt(15/pi) */
-#define SH_C20 0.31539156525252005   /* 1/4 sqrt(5/pi) */
-#define SH_C22 0.5462742152960396    /* 1/4 sqrt(15/pi) */
-#define SH_C33 0.5900435899266435    /* 1/4 sqrt(35/(2 pi)) */
-#define SH_C32A 2.890611442640554    /* 1/2 sqrt(105/pi) */
-#define SH_C31 0.4570457994644658    /* 1/4 sqrt(21/(2 pi)) */
-#define SH_C30 0.3731763325901154    /* 1/4 sqrt(7/pi) */
-#define SH_C32B 1.445305721320277    /* 1/4 sqrt(105/pi) */
-#define SH_C44A 2.5033429417967046   /* 3/4 sqrt(35/pi) */
-#define SH_C43 1.7701307697799304    /* 3/4 sqrt(35/(2 pi)) */
-#define SH_C42A 0.9461746957575601   /* 3/4 sqrt(5/pi) */
-#define SH_C41 0.6690465435572892    /* 3/4 sqrt(5/(2 pi)) */
-#define SH_C40 0.10578554691520431   /* 3/16 sqrt(1/pi) */
-#define SH_C42B 0.47308734787878004  /* 3/8 sqrt(5/pi) */
-#define SH_C44B 0.6258357354491761   /* 3/16 sqrt(35/pi) */
+#define SH_C00 0.28209479177387814  /* 1/2 sqrt(1/pi) */
+#define SH_C1 0.4886025119029199    /* sqrt(3/(4 pi)) */
+#define SH_C2A 1.0925484305920792   /* 1/2 sqrt(15/pi) */
+#define SH_C20 0.31539156525252005  /* 1/4 sqrt(5/pi) */
+#define SH_C22 0.5462742152960396   /* 1/4 sqrt(15/pi) */
+#define SH_C33 0.5900435899266435   /* 1/4 sqrt(35/(2 pi)) */
+#define SH_C32A 2.890611442640554   /* 1/2 sqrt(105/pi) */
+#define SH_C31 0.4570457994644658   /* 1/4 sqrt(21/(2 pi)) */
+#define SH_C30 0.3731763325901154   /* 1/4 sqrt(7/pi) */
+#define SH_C32B 1.445305721320277   /* 1/4 sqrt(105/pi) */
+#define SH_C44A 2.5033429417967046  /* 3/4 sqrt(35/pi) */
+#define SH_C43 1.7701307697799304   /* 3/4 sqrt(35/(2 pi)) */
+#define SH_C42A 0.9461746957575601  /* 3/4 sqrt(5/pi) */
+#define SH_C41 0.6690465435572892   /* 3/4 sqrt(5/(2 pi)) */
+#define SH_C40 0.10578554691520431  /* 3/16 sqrt(1/pi) */
+#define SH_C42B 0.47308734787878004 /* 3/8 sqrt(5/pi) */
+#define SH_C44B 0.6258357354491761  /* 3/16 sqrt(35/pi) */
 
 #define FOUR_PI (4.0 * M_PI)
 
@@ -313,6 +316,7 @@ void rsy__priors_orient(rsy_lesion *l, const double dir[3], int axis, double rol
 /* ---------------------------------------------------------------------------------------- */
 
 #define ROUGH_LMAX 64
+#define ROUGH_CHECK_DIRS 2048
 
 static int rough_degree(const rsy_lesion *l, double *kappa)
 {
@@ -325,7 +329,7 @@ static int rough_degree(const rsy_lesion *l, double *kappa)
 
 /* Field values on nt rows (theta_i = pi i/(nt-1)) x np columns (phi_j = 2 pi j/np). */
 static rsy_status rough_latlong(const rsy_lesion *l, int lmax, double kappa, int nt, int np,
-                                double *grid)
+                                double *grid, double *ms_out)
 {
     rsy_status rc = RSY_ENOMEM;
     const size_t ncoef = (size_t)(lmax + 1) * (size_t)(lmax + 1);
@@ -355,6 +359,10 @@ static rsy_status rough_latlong(const rsy_lesion *l, int lmax, double kappa, int
         for (int m = -deg; m <= deg; m++)
             c[deg * deg + deg + m] = rsy_rng_gaussian(g, sd);
     }
+    double ms = 0.0; /* mean square over the sphere of the realisation: sum c^2 / (4 pi) */
+    for (int q = 4; q < (lmax + 1) * (lmax + 1); q++)
+        ms += c[q] * c[q] / FOUR_PI;
+    *ms_out = ms;
     for (int j = 0; j < np; j++) {
         const double phi = 2.0 * M_PI * j / np;
         for (int m = 0; m <= lmax; m++) {
@@ -467,35 +475,56 @@ double rsy__cube_lookup(const float *t, int n, const double d[3])
 
 static rsy_status build_table(rsy__shape *sh, const rsy_lesion *l)
 {
-    double kappa;
+    double kappa, ms_exact;
     const int lmax = rough_degree(l, &kappa);
-    const int nt = 2 * lmax + 2, np = 4 * lmax;
-    const int n = (int)ceil(1.3 * lmax) + 3;
+    const int nt = 3 * lmax + 2, np = 6 * lmax;
+    const int n = (int)ceil(1.6 * lmax) + 3;
+    const size_t nn = 6 * (size_t)n * (size_t)n;
     double *grid = malloc((size_t)nt * (size_t)np * sizeof *grid);
-    float *table = malloc(6 * (size_t)n * (size_t)n * sizeof *table);
+    float *table = malloc(nn * sizeof *table);
     if (!grid || !table) {
         free(grid);
         free(table);
         return RSY_ENOMEM;
     }
-    const rsy_status rc = rough_latlong(l, lmax, kappa, nt, np, grid);
+    const rsy_status rc = rough_latlong(l, lmax, kappa, nt, np, grid, &ms_exact);
     if (rc != RSY_OK) {
         free(grid);
         free(table);
         return rc;
     }
+    for (int f = 0; f < 6; f++)
+        for (int j = 0; j < n; j++)
+            for (int i = 0; i < n; i++) {
+                double d[3];
+                rsy__cube_node(f, i, j, n, d);
+                table[((size_t)f * (size_t)n + (size_t)j) * (size_t)n + (size_t)i] =
+                    (float)latlong_at(grid, nt, np, d);
+            }
+    free(grid);
+    /* Interpolation (grid to cube map, cube map to a direction) smooths the finest scales:
+     * restore the realisation's mean square over the sphere (2048 Fibonacci directions). */
+    double ms_table = 0.0;
+    for (int q = 0; q < ROUGH_CHECK_DIRS; q++) {
+        const double z = 1.0 - (2.0 * q + 1.0) / ROUGH_CHECK_DIRS, rxy = sqrt(1.0 - z * z);
+        const double phi = M_PI * (3.0 - sqrt(5.0)) * q;
+        const double d[3] = {rxy * cos(phi), rxy * sin(phi), z};
+        const double v = rsy__cube_lookup(table, n, d);
+        ms_table += v * v / ROUGH_CHECK_DIRS;
+    }
+    const double k = ms_table > 0.0 ? sqrt(ms_exact / ms_table) : 1.0;
     double smax = 0.0;
     for (int f = 0; f < 6; f++)
         for (int j = 0; j < n; j++)
             for (int i = 0; i < n; i++) {
                 double d[3];
                 rsy__cube_node(f, i, j, n, d);
-                double s = rsy__priors_sh_scale(l, d) + latlong_at(grid, nt, np, d);
+                float *t = &table[((size_t)f * (size_t)n + (size_t)j) * (size_t)n + (size_t)i];
+                double s = rsy__priors_sh_scale(l, d) + k * (double)*t;
                 s = s < RSY__SH_SCALE_MIN ? RSY__SH_SCALE_MIN : s;
-                table[((size_t)f * (size_t)n + (size_t)j) * (size_t)n + (size_t)i] = (float)s;
-                smax = fmax(smax, (double)(float)s);
+                *t = (float)s;
+                smax = fmax(smax, (double)*t);
             }
-    free(grid);
     sh->table = table;
     sh->tn = n;
     sh->smax = smax;
@@ -621,20 +650,14 @@ double rsy__shape_radial(const rsy__shape *sh, const double x[3], double *dist_o
     double best = HUGE_VAL, best_dist = HUGE_VAL;
     for (int k = 0; k < sh->n_lobes; k++) {
         double dist;
-        const double rn = radial_about(sh, (const double(*)[3])sh->frame[k], sh->center[k], x,
-                                       &dist);
+        const double rn =
+            radial_about(sh, (const double(*)[3])sh->frame[k], sh->center[k], x, &dist);
         best = fmin(best, rn);
         best_dist = fmin(best_dist, dist);
     }
     if (dist_out_mm)
         *dist_out_mm = best_dist;
     return best;
-}
-
-double rsy__shape_main_radial(const rsy__shape *sh, const double x[3], double *dist_out_mm)
-{
-    return radial_about(sh, (const double(*)[3])sh->main_frame, sh->l->center_mm, x,
-                        dist_out_mm);
 }
 
 double rsy__shape_radius_along(const rsy__shape *sh, const double dir[3])

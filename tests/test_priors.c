@@ -50,8 +50,8 @@ static rsy_volume *head_map(int64_t n, double spacing_mm)
                 double x[3];
                 rsy_geometry_voxel_to_world(&g, ijk, x);
                 const double r = sqrt(x[0] * x[0] + x[1] * x[1] + x[2] * x[2]);
-                const double rv = sqrt((x[0] - 0.2 * h) * (x[0] - 0.2 * h) + x[1] * x[1] +
-                                       x[2] * x[2]);
+                const double rv =
+                    sqrt((x[0] - 0.2 * h) * (x[0] - 0.2 * h) + x[1] * x[1] + x[2] * x[2]);
                 const double rd = sqrt((x[0] + 0.2 * h) * (x[0] + 0.2 * h) +
                                        (x[1] - 0.1 * h) * (x[1] - 0.1 * h) + x[2] * x[2]);
                 uint16_t cl;
@@ -187,8 +187,7 @@ static int add_fraction(rsy_prior *p, const char *name, rsy_dist extent)
     return p->n_compartments++;
 }
 
-static int add_margin(rsy_prior *p, const char *name, rsy_dist extent,
-                      const char *const *confined)
+static int add_margin(rsy_prior *p, const char *name, rsy_dist extent, const char *const *confined)
 {
     rsy_compartment *c = &p->compartments[p->n_compartments];
     memset(c, 0, sizeof *c);
@@ -348,7 +347,7 @@ static void test_sh_basis(void **state)
                 for (int m = -l; m <= l; m++) {
                     const int am = abs(m);
                     const double plm = gsl_sf_legendre_sphPlm(l, am, z);
-                    double ref = m == 0   ? plm
+                    double ref = m == 0  ? plm
                                  : m > 0 ? M_SQRT2 * plm * cos(am * phi)
                                          : M_SQRT2 * plm * sin(am * phi);
                     if (am % 2)
@@ -684,9 +683,8 @@ static rsy_recipe *gbm_recipe(void)
 }
 
 /* Every check that relates the class map, the instance map and the lesion set. */
-static void check_rasterised(const rsy_recipe *r, const rsy_lesion_set *set,
-                             const rsy_volume *orig, const rsy_volume *cls,
-                             const rsy_volume *inst)
+static void check_rasterised(const rsy_recipe *r, const rsy_lesion_set *set, const rsy_volume *orig,
+                             const rsy_volume *cls, const rsy_volume *inst)
 {
     const uint16_t *o = orig->data, *c = cls->data, *in = inst->data;
     const int64_t *d = orig->geom.dims;
@@ -975,8 +973,7 @@ static void test_elongation(void **state)
         assert_true(fabs(n / (4.0 / 3.0 * M_PI * 1728.0) - 1.0) < 0.03);
         for (int a = 0; a < 3; a++)
             for (int b = 0; b < 3; b++)
-                gsl_matrix_set(cov, (size_t)a, (size_t)b,
-                               s2[a][b] / n - (s1[a] / n) * (s1[b] / n));
+                gsl_matrix_set(cov, (size_t)a, (size_t)b, s2[a][b] / n - (s1[a] / n) * (s1[b] / n));
         assert_int_equal(gsl_eigen_symmv(cov, eval, evec, ws), 0);
         assert_int_equal(gsl_eigen_symmv_sort(eval, evec, GSL_EIGEN_SORT_VAL_DESC), 0);
         const double l0 = gsl_vector_get(eval, 0), l1 = gsl_vector_get(eval, 1),
