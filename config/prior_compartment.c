@@ -333,14 +333,15 @@ static rsy_status parse_compartment(const char *file, const cJSON *c, const char
     for (char *ch = dst->display_name; *ch; ch++)
         if (*ch == '_')
             *ch = ' ';
-    dst->probability = 1.0;
+    double presence = 1.0;
     if ((rc = rsy__cfg_string(file, c, kp, "display_name", 0, RSY_TEXT_MAX - 1,
                               dst->display_name)) != RSY_OK ||
-        (rc = rsy__cfg_number(file, c, kp, "probability", 0, range_probability,
-                              &dst->probability)) != RSY_OK ||
+        (rc = rsy__cfg_number(file, c, kp, "probability", 0, range_probability, &presence)) !=
+            RSY_OK ||
         (rc = parse_extent(file, c, kp, dst)) != RSY_OK ||
         (rc = parse_inside(file, c, kp, names, n_names, index, dst)) != RSY_OK)
         return rc;
+    dst->absent_probability = 1.0 - presence;
 
     rc = rsy__cfg_ident_list(file, c, kp, "confined_to", 0, RSY_MAX_HOST_TISSUES, dst->confined_to,
                              &dst->n_confined);
@@ -442,7 +443,7 @@ rsy_status rsy__prior_parse_compartments(const char *file, const cJSON *obj, con
         int is_surface = dst->extent_kind == RSY_EXTENT_RADIUS_FRACTION &&
                          dst->extent.kind == RSY_DIST_FIXED && dst->extent.value == 1.0;
         int is_cyst_wall = dst->extent_kind == RSY_EXTENT_WALL_MM && p->shape_kind == RSY_SHAPE_CYST;
-        if ((is_surface || is_cyst_wall) && dst->probability < 1.0) {
+        if ((is_surface || is_cyst_wall) && dst->absent_probability > 0.0) {
             char pkp[RSY__KEYPATH_MAX];
             rsy__kp_key(pkp, ckp, "probability");
             return rsy__cfg_fail(file, pkp, NULL,
@@ -450,7 +451,7 @@ rsy_status rsy__prior_parse_compartments(const char *file, const cJSON *obj, con
                                  is_surface ? "the compartment at the lesion surface "
                                               "(\"radius_fraction\": 1)"
                                             : "the wall of a cyst",
-                                 dst->probability);
+                                 1.0 - dst->absent_probability);
         }
         has_surface |= is_surface;
         p->n_compartments = i + 1;

@@ -144,10 +144,13 @@ typedef struct rsy_compartment {
     rsy_dist extent;                 /* RADIUS_FRACTION: fraction (0,1]; MARGIN_MM, WALL_MM:
                                         thickness mm; INCLUSIONS: volume fraction of the parent
                                         (0,1); NETWORK: line thickness mm. Drawn per lesion. */
-    double probability;              /* chance the compartment is present in a lesion, (0, 1]
-                                        (default 1); an absent compartment has extent 0 (its
-                                        voxels go to the compartment around it) and so have
-                                        its inclusions and networks @since 0.4 */
+    double absent_probability;       /* chance the compartment is absent from a lesion, [0, 1)
+                                        (the JSON key "probability" is the chance it is present,
+                                        1 minus this); 0 = always present, so a zero-initialised
+                                        prior built in C keeps every compartment. An absent
+                                        compartment has extent 0 (its voxels go to the
+                                        compartment around it), and so have its inclusions and
+                                        networks @since 0.4 */
     char parent[RSY_NAME_MAX];       /* INCLUSIONS, NETWORK: the compartment they lie in
                                         (listed earlier); "" otherwise @since 0.4 */
     rsy_dist inclusion_diameter_mm;  /* INCLUSIONS: diameter of each blob @since 0.4 */

@@ -147,7 +147,7 @@ int rsy__network_at(const rsy__compartments *cs, int c, const double x[3])
             }
     const double sep = sqrt((s2[0] - s1[0]) * (s2[0] - s1[0]) + (s2[1] - s1[1]) * (s2[1] - s1[1]) +
                             (s2[2] - s1[2]) * (s2[2] - s1[2]));
-    return sep > 0.0 && (d2 - d1) / (2.0 * sep) <= 0.5 * cs->l->extent[c];
+    return sep > 0.0 && cs->l->extent[c] > 0.0 && (d2 - d1) / (2.0 * sep) <= 0.5 * cs->l->extent[c];
 }
 
 /* ---------------------------------------------------------------------------------------- */

@@ -107,7 +107,8 @@ static rsy_status classify(const rsy__compartments *cs, const rsy__prior_tissues
     if (!lr->code)
         return RSY_ENOMEM;
     unsigned char *code = lr->code;
-    const int walls = cs->n_wall > 0;
+    /* The closed-wall rule applies only to a wall present in this lesion (extent > 0). */
+    const int walls = cs->n_wall > 0 && l->extent[cs->wall[0]] > 0.0;
     const double(*a)[4] = (const double(*)[4])g->affine;
     const double outer2 = cs->outer_mm * cs->outer_mm;
     const int64_t nx = g->dims[0], ny = g->dims[1];

@@ -450,6 +450,13 @@ static rsy_status draw_lesion(const rsy_prior *p, rsy_rng *rng, rsy_lesion *l)
                 return rc;
             l->cell_mm[c] = fmax(0.0, x);
         }
+        /* Presence: a compartment absent from this lesion has extent 0, so it holds no voxel
+         * (its voxels go to the compartment around it; its inclusions and networks, which lie
+         * only in their parent's voxels, vanish with it). The draw is made only for
+         * compartments that may be absent, so priors without "probability" keep their
+         * streams. */
+        if (cp->absent_probability > 0.0 && rsy_rng_uniform(rng) < cp->absent_probability)
+            l->extent[c] = 0.0;
     }
     if (p->mass_effect.enabled) {
         double s;

@@ -480,6 +480,66 @@ static void test_cyst_wall(void **state)
     free(r);
 }
 
+/* Compartments that may be absent (JSON "probability" < 1): over 500 lesions of a 14 mm nested
+ * prior whose fat inclusions are present with probability 0.3, the fraction of lesions with
+ * fat is 0.3 within 0.08 (binomial SD 0.020: four SDs); a capsule (wall) with presence 0 never
+ * appears, and without it the closed-wall rule adds no shell. Rasterised, every 10th lesion has
+ * fat voxels exactly when it was drawn present, and calcified inclusions (inside the fat) only
+ * then; the presence draw leaves the other compartments' draws unchanged. */
+static void test_compartment_presence(void **state)
+{
+    (void)state;
+    rsy_prior p;
+    prior_nested(&p, 7);
+    p.diameter_mm = d_fixed(14.0);
+    p.compartments[C_FAT].absent_probability = 0.7;
+    p.compartments[C_CAPSULE].absent_probability = 1.0;
+    p.compartments[C_FAT].inclusion_diameter_mm = d_fixed(2.0);
+    rsy_recipe *r = recipe_of("head", &p);
+    rsy_volume *map = uniform_map(40, 1.0, RSY_HEAD_WHITE_MATTER);
+    const uint16_t T = RSY_HEAD_N_CLASSES;
+    int n = 0, with_fat = 0;
+    for (int t = 0; t < 500; t++) {
+        rsy_lesion_set set = {0, NULL};
+        assert_int_equal(sample(r, map, 97, (uint64_t)t, &set), RSY_OK);
+        assert_int_equal(set.n, 1);
+        const rsy_lesion *l = &set.items[0];
+        const int fat = l->extent[C_FAT] > 0.0;
+        n++;
+        with_fat += fat;
+        assert_true(l->extent[C_CAPSULE] == 0.0);
+        assert_true(l->extent[C_BODY] == 1.0 && l->extent[C_CORE] == 0.5);
+        if (t % 10 == 0) {
+            rsy_volume *c, *inst;
+            rasterise(r, &set, map, &c, &inst);
+            size_t n_fat = 0, n_calc = 0, n_capsule = 0, n_body = 0;
+            const size_t nvox = rsy_geometry_nvox(&c->geom);
+            for (size_t v = 0; v < nvox; v++) {
+                const int k = (int)((const uint16_t *)c->data)[v] - T;
+                n_fat += k == C_FAT;
+                n_calc += k == C_CALC;
+                n_capsule += k == C_CAPSULE;
+                n_body += k == C_BODY;
+            }
+            assert_int_equal(n_capsule, 0);
+            assert_true(n_body > 0);
+            if (fat)
+                assert_true(n_fat > 0);
+            else
+                assert_true(n_fat == 0 && n_calc == 0);
+            rsy_volume_destroy(c);
+            rsy_volume_destroy(inst);
+        }
+        rsy_lesion_set_clear(&set);
+    }
+    const double frac = (double)with_fat / n;
+    if (getenv("RSY_TEST_VERBOSE"))
+        fprintf(stderr, "presence: fat in %.3f of %d lesions\n", frac, n);
+    assert_true(fabs(frac - 0.3) < 0.08);
+    rsy_volume_destroy(map);
+    free(r);
+}
+
 /* ---------------------------------------------------------------------------------------- */
 /* Placement rules                                                                            */
 /* ---------------------------------------------------------------------------------------- */
@@ -851,6 +911,7 @@ int main(void)
         cmocka_unit_test(test_edt_exact),    cmocka_unit_test(test_flatness),
         cmocka_unit_test(test_roughness),    cmocka_unit_test(test_lobes),
         cmocka_unit_test(test_nesting),      cmocka_unit_test(test_cyst_wall),
+        cmocka_unit_test(test_compartment_presence),
         cmocka_unit_test(test_rules_brain),  cmocka_unit_test(test_rules_body),
         cmocka_unit_test(test_zone_weights), cmocka_unit_test(test_separation_rule),
         cmocka_unit_test(test_rule_failure),
