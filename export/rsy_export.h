@@ -3,17 +3,35 @@
  * per-case and dataset manifests (JSON), BIDS-style dataset_description.json, checksums, and
  * `validate`, which re-reads a dataset and says exactly what is wrong.
  *
- * Output directory (DESIGN.md section 11):
+ * Output directory (DESIGN.md section 11; docs/manifest.md section 1):
  *   DIR/.raresynth                 marker: this directory is a raresynth dataset
- *   DIR/raresynth.json             dataset manifest, written last (its presence = complete)
+ *   DIR/raresynth.json             dataset manifest, written last (its presence = complete);
+ *                                  in a shard directory, the shard manifest
  *   DIR/dataset_description.json   BIDS-style provenance
  *   DIR/manifests/case_0000.json   per case
  *   DIR/instances/case_0000.nii.gz instance map (0 background, 1..N lesions)
  *   DIR/DatasetNNN_Name/{dataset.json, imagesTr/case_0000_0000.nii.gz, labelsTr/case_0000.nii.gz}
+ *                                  nnU-Net v2: always written, the store the other layouts
+ *                                  link to
+ *   DIR/msd/{dataset.json, imagesTr/, labelsTr/}             RSY_LAYOUT_MSD (hard links)
+ *   DIR/TaskNNN_Name/{dataset.json, raw_splitted/imagesTr/, raw_splitted/labelsTr/}
+ *                                  RSY_LAYOUT_NNDET (image links; renumbered instance maps
+ *                                  and {case}.json)
+ *   DIR/previews/case_0000.png     with params.preview
+ *   DIR/DatasetNNN_Name.h5         RSY_FORMAT_HDF5, built by finish from the cases' files
  *   DIR/.staging/case_0000/        a case's files while it is being written (never read)
  * Every file is written under a temporary name, made durable (fsync) and renamed when
- * complete; a case's files are renamed into place only once all of them are written, the
- * manifest last, so a failed case leaves no file.
+ * complete; a case's files in every layout are renamed into place only once all of them are
+ * written, the manifest last, so a failed case leaves no file.
+ *
+ * Resume and merge (one path for both): rsy_export_begin() on the existing directory (not
+ * rsy_export_prepare_dir(), which refuses a non-empty one), rsy_export_adopt_case() for each
+ * case whose files are there (merge first hard-links a shard's case files, listed by
+ * rsy_export_case_file(), into DIR, the manifest last), rsy_export_write_case() for the rest,
+ * then rsy_export_finish(): its files are byte-identical to an uninterrupted run's.
+ * Shards: with shard_count >= 2 a directory holds the cases i % shard_count == shard_index
+ * and finish writes only the shard manifest (docs/manifest.md section 5); the recipe to merge
+ * with is embedded in it ("recipe": {"content"}).
  *
  * export never calls the generator; the generator hands it finished volumes and plain
  * descriptions (rsy_case_data).
@@ -161,31 +179,62 @@ RSY_API RSY_NODISCARD rsy_status rsy_export_prepare_dir(const char *dir, int for
  *  without a file path), RSY_EIO (a file cannot be hashed, a folder not made), RSY_ENOMEM. */
 RSY_API RSY_NODISCARD rsy_status rsy_export_begin(rsy_export **out, const rsy_export_params *p);
 /**
- * Write one case: its images, label map, instance map (NIfTI), measured lesion records and
- * its manifest. All of them are first written to DIR/.staging/<case>/ and fsynced, then
- * renamed into place (manifest last) and the destination folders fsynced. On any failure
+ * Write one case: its images, label map, instance map (NIfTI), measured lesion records, the
+ * files of the other layouts asked (links, nnDetection label map and JSON), its preview when
+ * asked, and its manifest. All of them are first written to DIR/.staging/<case>/ and fsynced,
+ * then renamed into place (manifest last) and the destination folders fsynced. On any failure
  * every file of the case is removed (staged and final) and the case counts as not written.
  * Safe to call from several threads at once for different cases; the result does not depend
  * on the order of calls or the thread count.
- * @return RSY_OK, RSY_EINVAL, RSY_EIO (logged with the path), RSY_ENOMEM.
+ * @return RSY_OK, RSY_EINVAL (bad case; a case index not in this shard), RSY_EIO (logged with
+ *         the path), RSY_ENOMEM, or the preview's RSY_ELIMIT / RSY_EDEP.
  */
 RSY_API RSY_NODISCARD rsy_status rsy_export_write_case(rsy_export *e, const rsy_case_data *c);
-/** Write the dataset-level files (nnU-Net dataset.json, dataset_description.json, and last
- *  raresynth.json with checksums, provenance and summary statistics), each fsynced before its
- *  rename; the dataset folder is fsynced before and after raresynth.json. Every case must
- *  have been written. @return RSY_OK, RSY_EINVAL (cases missing), RSY_EIO, RSY_ENOMEM. */
+/** Write the dataset-level files (nnU-Net dataset.json, msd/dataset.json and
+ *  TaskNNN_Name/dataset.json as the layouts ask, DatasetNNN_Name.h5 with RSY_FORMAT_HDF5,
+ *  dataset_description.json, and last raresynth.json with checksums, provenance and summary
+ *  statistics), each fsynced before its rename; the dataset folder is fsynced before and after
+ *  raresynth.json. In a shard (shard_count >= 2) only the shard manifest raresynth.json is
+ *  written. Every case the directory holds must have been written or adopted; the output
+ *  depends only on the cases' files, not on how they got there.
+ *  @return RSY_OK, RSY_EINVAL (cases missing), RSY_EIO, RSY_EDEP (HDF5), RSY_ENOMEM. */
 RSY_API RSY_NODISCARD rsy_status rsy_export_finish(rsy_export *e);
 /**
  * Register case @p index as already complete in the output directory (resume, merge): its
- * per-case manifest is read, every file it lists is checked against its SHA-256, and its
- * records join the dataset files that finish writes, as if rsy_export_write_case() had
- * written it. Files of other layouts and the preview are (re)made from the nnU-Net files if
- * missing.
- * @return RSY_OK; RSY_EIO when the case is incomplete or a checksum differs
- *         (logged naming the file; the caller then regenerates the case), RSY_ENOMEM.
+ * per-case manifest is read and checked to be this dataset's (case id and index, generator
+ * version, dataset seed, labels, the file paths this writer gives the case), every file it
+ * lists is checked against its SHA-256, and its records join the dataset files that finish
+ * writes, as if rsy_export_write_case() had written it. Files of other layouts and the
+ * preview are (re)made from the nnU-Net files when missing or not what they would be (a link
+ * elsewhere, a different nnDetection JSON; a renumbered nnDetection label map is always
+ * remade). A leftover DIR/.staging/<case>/ is removed. Safe to call from several threads at
+ * once for different cases.
+ * @return RSY_OK; RSY_EINVAL (index out of range or not in this shard); RSY_EIO when the
+ *         case is incomplete, its manifest is not this dataset's, or a checksum differs (one
+ *         line logged naming the file; the caller then regenerates the case with
+ *         rsy_export_write_case(), which replaces every file of it), RSY_ENOMEM; the
+ *         preview's status when it had to be remade.
  * @since 0.4
  */
 RSY_API RSY_NODISCARD rsy_status rsy_export_adopt_case(rsy_export *e, size_t index);
+/**
+ * The number of files rsy_export_write_case() makes per case with @p e's layouts and
+ * options (the same for every case), or 0 for NULL.
+ * @since 0.4
+ */
+RSY_API int rsy_export_case_file_count(const rsy_export *e);
+/**
+ * The path, relative to the dataset directory, of file @p k (0 <= k <
+ * rsy_export_case_file_count()) of case @p index, in the order write_case renames them into
+ * place: nnU-Net images (channel order), nnU-Net label map, instance map, MSD images and
+ * label map, nnDetection images, label map and JSON, preview, and last the per-case manifest.
+ * Merge links these from a shard directory (a missing derived file is remade by
+ * rsy_export_adopt_case()); resume can test the last one for a finished case.
+ * @return RSY_OK, RSY_EINVAL (bad argument, @p k or @p index out of range, @p n too small).
+ * @since 0.4
+ */
+RSY_API RSY_NODISCARD rsy_status rsy_export_case_file(const rsy_export *e, size_t index, int k,
+                                                      char *buf, size_t n);
 RSY_API void rsy_export_destroy(rsy_export *e);
 
 /** The nnU-Net folder name, "DatasetNNN_Name". */
