@@ -340,8 +340,8 @@ static rsy_status check_outputs(const rsy_export_params *p)
         rsy_log_error("formats: unknown format bits 0x%x", p->formats & ~RSY_EXPORT_FORMATS_ALL);
         return RSY_EINVAL;
     }
-    if (p->shard_count < 0 || (p->shard_count > 1 && (p->shard_index < 0 ||
-                                                      p->shard_index >= p->shard_count))) {
+    if (p->shard_count < 0 ||
+        (p->shard_count > 1 && (p->shard_index < 0 || p->shard_index >= p->shard_count))) {
         rsy_log_error("shard %lld/%lld: need 0 <= index < count", (long long)p->shard_index,
                       (long long)p->shard_count);
         return RSY_EINVAL;
@@ -389,8 +389,8 @@ rsy_status rsy_export_begin(rsy_export **out, const rsy_export_params *p)
     }
     const rsy_recipe *r = p->recipe;
     int n_channels = rsy_recipe_n_channels(r);
-    if (r->cases < 1 || n_channels < 1 || n_channels > RSY_MAX_SEQUENCES ||
-        r->dataset_id < 1 || r->dataset_id > 999 || !r->name[0]) {
+    if (r->cases < 1 || n_channels < 1 || n_channels > RSY_MAX_SEQUENCES || r->dataset_id < 1 ||
+        r->dataset_id > 999 || !r->name[0]) {
         rsy_log_error("recipe: need cases >= 1, 1..%d channels, dataset_id 1..999 and a name",
                       RSY_MAX_SEQUENCES);
         return RSY_EINVAL;
@@ -613,8 +613,8 @@ static rsy_status case_files_init(case_files *f, const rsy_export *e, const char
     for (int i = 0; i < f->n; i++) {
         if ((rc = rsy__export_path(f->final[i], sizeof f->final[i], "%s/%s", e->out_dir,
                                    f->plan[i].rel)) != RSY_OK ||
-            (rc = rsy__export_path(f->staged[i], sizeof f->staged[i], "%s/%02d-%s", f->stage_dir,
-                                   i, rsy__export_basename(f->plan[i].rel))) != RSY_OK)
+            (rc = rsy__export_path(f->staged[i], sizeof f->staged[i], "%s/%02d-%s", f->stage_dir, i,
+                                   rsy__export_basename(f->plan[i].rel))) != RSY_OK)
             return rc;
     }
     return RSY_OK;
@@ -828,8 +828,7 @@ rsy_status rsy_export_write_case(rsy_export *e, const rsy_case_data *c)
                            sha[e->n_channels + 1])) != RSY_OK)
         goto fail;
 
-    if ((rc = rsy__export_case_manifest(&doc, e, c, case_id, sha, records, c->n_lesions)) !=
-        RSY_OK)
+    if ((rc = rsy__export_case_manifest(&doc, e, c, case_id, sha, records, c->n_lesions)) != RSY_OK)
         goto fail;
     if (!(text = rsy__export_json_text(doc, &text_len))) {
         rc = RSY_ENOMEM;
@@ -838,13 +837,12 @@ rsy_status rsy_export_write_case(rsy_export *e, const rsy_case_data *c)
     rsy_sha256_hex(text, text_len, s->manifest_sha);
     /* Everything kept or derived comes from the manifest as it reads back (adopt_case does
      * the same with the file). */
-    if ((rc = rsy__export_parse_case(e, c->case_index, text, text_len,
-                                     files.final[files.n - 1], &parsed)) != RSY_OK ||
+    if ((rc = rsy__export_parse_case(e, c->case_index, text, text_len, files.final[files.n - 1],
+                                     &parsed)) != RSY_OK ||
         (rc = summary_from_parsed(e, &parsed, s)) != RSY_OK)
         goto fail;
 
-    rsy_volume chv[RSY_MAX_SEQUENCES], labv = as_stored(c->labels),
-                                       instv = as_stored(c->instances);
+    rsy_volume chv[RSY_MAX_SEQUENCES], labv = as_stored(c->labels), instv = as_stored(c->instances);
     const rsy_volume *chp[RSY_MAX_SEQUENCES];
     for (int ch = 0; ch < e->n_channels; ch++) {
         chv[ch] = as_stored(c->channels[ch]);
@@ -888,8 +886,8 @@ fail:
 /* ---------------------------------------------------------------------------------------- */
 /* Count the label values of a label map read back; RSY_EIO (logged) for a value outside the
  * dictionary or a map of another shape or type than the case's. */
-static rsy_status count_stored_labels(const rsy_export *e, const rsy_volume *lab,
-                                      const char *path, int64_t *counts)
+static rsy_status count_stored_labels(const rsy_export *e, const rsy_volume *lab, const char *path,
+                                      int64_t *counts)
 {
     if (lab->dtype != RSY_DTYPE_UINT8 && lab->dtype != RSY_DTYPE_UINT16) {
         rsy_log_error("%s: expected a uint8 or uint16 label map, got %s", path,
