@@ -235,6 +235,15 @@ RSY_API int rsy_export_case_file_count(const rsy_export *e);
  */
 RSY_API RSY_NODISCARD rsy_status rsy_export_case_file(const rsy_export *e, size_t index, int k,
                                                       char *buf, size_t n);
+/**
+ * Remove what an interrupted run left that is no part of the dataset (resume): the temporary
+ * files of atomic writes ("<file>.part-<pid>-<n>") in the dataset's folders, and every
+ * folder in DIR/.staging. Files of cases are left alone: a case without its manifest is
+ * replaced by rsy_export_write_case(). Call after rsy_export_begin(), before adopting.
+ * @return RSY_OK, RSY_EINVAL (NULL), RSY_EIO (a file could not be removed; logged).
+ * @since 0.4
+ */
+RSY_API RSY_NODISCARD rsy_status rsy_export_remove_temporaries(rsy_export *e);
 RSY_API void rsy_export_destroy(rsy_export *e);
 
 /** The nnU-Net folder name, "DatasetNNN_Name". */

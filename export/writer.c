@@ -644,6 +644,21 @@ static void remove_stage_dir(const char *stage_dir)
         rsy_log_warning("%s: cannot remove: %s", stage_dir, strerror(errno));
 }
 
+/* Remove every case folder (or stray file) in DIR/.staging. */
+static void remove_staging_folders(const char *staging)
+{
+    DIR *d = opendir(staging);
+    if (!d)
+        return;
+    char sub[RSY_PATH_MAX];
+    struct dirent *ent;
+    while ((ent = readdir(d)) != NULL)
+        if (strcmp(ent->d_name, ".") != 0 && strcmp(ent->d_name, "..") != 0 &&
+            rsy__export_path(sub, sizeof sub, "%s/%s", staging, ent->d_name) == RSY_OK)
+            remove_stage_dir(sub);
+    closedir(d);
+}
+
 /* Remove every file of a failed case, staged or final, and its staging folder. unlink() never
  * removes a directory, so whatever else sits at a final path is left alone. */
 static void case_files_remove(const case_files *f)
@@ -1046,21 +1061,100 @@ rsy_status rsy_export_finish(rsy_export *e)
     rsy_status rc = rsy__export_path(path, sizeof path, "%s/" RSY_EXPORT_STAGING_DIR, e->out_dir);
     if (rc != RSY_OK)
         return rc;
-    /* Every case succeeded or was adopted, so its staging folder is gone; folders another
-     * process left behind (never published) go too. */
-    DIR *d = opendir(path);
-    if (d) {
-        char sub[RSY_PATH_MAX];
-        struct dirent *ent;
-        while ((ent = readdir(d)) != NULL)
-            if (strcmp(ent->d_name, ".") != 0 && strcmp(ent->d_name, "..") != 0 &&
-                rsy__export_path(sub, sizeof sub, "%s/%s", path, ent->d_name) == RSY_OK)
-                remove_stage_dir(sub);
-        closedir(d);
-    }
+    /* Every case succeeded or was adopted, so its staging folder is gone; folders an
+     * interrupted run left behind (never published) go too. */
+    remove_staging_folders(path);
     if (rmdir(path) != 0 && errno != ENOENT) {
         rsy_log_error("%s: cannot remove the staging folder: %s", path, strerror(errno));
         return RSY_EIO;
     }
     return rsy__export_write_dataset_files(e);
+}
+
+/* ---------------------------------------------------------------------------------------- */
+/* remove_temporaries                                                                         */
+/* ---------------------------------------------------------------------------------------- */
+/* 1 if @p name is a temporary name of an atomic write: "<file>.part-<pid>-<serial>"
+ * (rsy__file_temp_path). */
+static int is_temporary(const char *name)
+{
+    const char *p = strstr(name, ".part-");
+    if (!p || p == name)
+        return 0;
+    p += strlen(".part-");
+    int dashes = 0, digits = 0;
+    for (; *p; p++) {
+        if (*p == '-' && digits > 0 && dashes == 0) {
+            dashes = 1;
+            digits = 0;
+        } else if (*p >= '0' && *p <= '9') {
+            digits++;
+        } else {
+            return 0;
+        }
+    }
+    return dashes == 1 && digits > 0;
+}
+
+/* Remove the temporary files directly in @p dir (a missing folder is fine). */
+static rsy_status remove_temporaries_in(const char *dir)
+{
+    DIR *d = opendir(dir);
+    if (!d)
+        return errno == ENOENT || errno == ENOTDIR ? RSY_OK : RSY_EIO;
+    rsy_status rc = RSY_OK;
+    char path[RSY_PATH_MAX];
+    struct dirent *ent;
+    while ((ent = readdir(d)) != NULL) {
+        if (!is_temporary(ent->d_name) ||
+            rsy__export_path(path, sizeof path, "%s/%s", dir, ent->d_name) != RSY_OK)
+            continue;
+        struct stat st;
+        if (lstat(path, &st) != 0 || S_ISDIR(st.st_mode))
+            continue;
+        if (unlink(path) != 0) {
+            rsy_log_error("%s: cannot remove: %s", path, strerror(errno));
+            rc = RSY_EIO;
+        }
+    }
+    closedir(d);
+    return rc;
+}
+
+rsy_status rsy_export_remove_temporaries(rsy_export *e)
+{
+    if (!e)
+        return RSY_EINVAL;
+    char dirs[12][RSY_EXPORT_REL_MAX];
+    int n = 0;
+    snprintf(dirs[n++], sizeof dirs[0], ".");
+    snprintf(dirs[n++], sizeof dirs[0], "%s", e->nnunet_dir);
+    snprintf(dirs[n++], sizeof dirs[0], "%s/imagesTr", e->nnunet_dir);
+    snprintf(dirs[n++], sizeof dirs[0], "%s/labelsTr", e->nnunet_dir);
+    snprintf(dirs[n++], sizeof dirs[0], RSY_EXPORT_INSTANCE_DIR);
+    snprintf(dirs[n++], sizeof dirs[0], RSY_EXPORT_MANIFEST_DIR);
+    snprintf(dirs[n++], sizeof dirs[0], RSY_EXPORT_PREVIEW_DIR);
+    snprintf(dirs[n++], sizeof dirs[0], RSY_EXPORT_MSD_DIR);
+    snprintf(dirs[n++], sizeof dirs[0], RSY_EXPORT_MSD_DIR "/imagesTr");
+    snprintf(dirs[n++], sizeof dirs[0], RSY_EXPORT_MSD_DIR "/labelsTr");
+    snprintf(dirs[n++], sizeof dirs[0], "%s/raw_splitted/imagesTr", e->nndet_dir);
+    snprintf(dirs[n++], sizeof dirs[0], "%s/raw_splitted/labelsTr", e->nndet_dir);
+    rsy_status rc = RSY_OK;
+    char path[RSY_PATH_MAX];
+    for (int i = 0; i < n; i++) {
+        if (rsy__export_path(path, sizeof path, "%s/%s", e->out_dir, dirs[i]) != RSY_OK)
+            return RSY_EINVAL;
+        if (remove_temporaries_in(path) != RSY_OK)
+            rc = RSY_EIO;
+    }
+    /* The nnDetection folder itself (its dataset.json's temporary). */
+    if (rsy__export_path(path, sizeof path, "%s/%s", e->out_dir, e->nndet_dir) != RSY_OK)
+        return RSY_EINVAL;
+    if (remove_temporaries_in(path) != RSY_OK)
+        rc = RSY_EIO;
+    /* Staging folders: never published, so nothing in them is part of the dataset. */
+    if (rsy__export_path(path, sizeof path, "%s/" RSY_EXPORT_STAGING_DIR, e->out_dir) != RSY_OK)
+        return RSY_EINVAL;
+    remove_staging_folders(path);
+    return rc;
 }

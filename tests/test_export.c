@@ -1528,15 +1528,38 @@ static void test_adopt_case(void **state)
     fputc(ch ^ 0x10, f);
     assert_int_equal(fclose(f), 0);
 
+    /* Temporaries of atomic writes a kill left behind; a file that only looks like one. */
+    static const char *const temps[] = {"raresynth.json.part-123-4", NN_DIR ".h5.part-77-0",
+                                        "msd/imagesTr/case_0000_0001.nii.gz.part-9-12",
+                                        "previews/case_0000.png.part-1-2",
+                                        ND_DIR "/dataset.json.part-5-6"};
+    for (size_t i = 0; i < sizeof temps / sizeof temps[0]; i++) {
+        path_of(p, sizeof p, b, temps[i]);
+        write_text(p, "partial");
+    }
+    path_of(p, sizeof p, b, "manifests/notes.part-x");
+    write_text(p, "not ours to remove");
+
     rsy_export_params ep = ext_params(r, b, &all_opts);
     rsy_export *e = NULL;
     assert_int_equal(rsy_export_begin(&e, &ep), RSY_OK);
+    assert_int_equal(rsy_export_remove_temporaries(e), RSY_OK);
+    for (size_t i = 0; i < sizeof temps / sizeof temps[0]; i++)
+        assert_false(exists_in(b, temps[i]));
+    assert_false(exists_in(b, ".staging/case_0000"));
+    remove_in(b, "manifests/notes.part-x");
+    /* The staging folder of case 0 again, for adopt_case to remove. */
+    path_of(p, sizeof p, b, ".staging/case_0000");
+    assert_int_equal(mkdir(p, 0755), 0);
+    path_of(p, sizeof p, b, ".staging/case_0000/03-case_0000.nii.gz");
+    write_text(p, "half a file");
     errors_reset();
     assert_int_equal(rsy_export_adopt_case(e, 2), RSY_EIO);
     assert_int_equal(error_lines(), 1);
     assert_true(logged("labelsTr/case_0002.nii.gz", "SHA-256"));
     errors_reset();
     assert_int_equal(rsy_export_adopt_case(e, 0), RSY_OK);
+    assert_false(exists_in(b, ".staging/case_0000"));
     assert_int_equal(rsy_export_adopt_case(e, 1), RSY_OK);
     assert_int_equal(error_lines(), 0);
     assert_int_equal(rsy_export_adopt_case(e, N_CASES), RSY_EINVAL);
