@@ -955,7 +955,7 @@ rsy_status rsy_export_adopt_case(rsy_export *e, size_t index)
     const int nc = e->n_channels, last = files.n - 1;
     const char *manifest = files.final[last];
     if (lstat(manifest, &st) != 0 || !S_ISREG(st.st_mode)) {
-        rsy_log_error("%s: missing: case %zu is incomplete", manifest, index);
+        rsy_log_error("%s: missing or not a regular file: case %zu is incomplete", manifest, index);
         rc = RSY_EIO;
         goto done;
     }
@@ -967,8 +967,9 @@ rsy_status rsy_export_adopt_case(rsy_export *e, size_t index)
         goto done;
     for (int k = 0; k < nc + 2; k++) {
         if (lstat(files.final[k], &st) != 0 || !S_ISREG(st.st_mode)) {
-            rsy_log_error("%s: missing (listed in %s): case %zu is incomplete", files.final[k],
-                          manifest, index);
+            rsy_log_error(
+                "%s: missing or not a regular file (listed in %s): case %zu is incomplete",
+                files.final[k], manifest, index);
             rc = RSY_EIO;
             goto done;
         }
