@@ -236,6 +236,21 @@ RSY_API int rsy_export_case_file_count(const rsy_export *e);
 RSY_API RSY_NODISCARD rsy_status rsy_export_case_file(const rsy_export *e, size_t index, int k,
                                                       char *buf, size_t n);
 /**
+ * Bring case @p index from the dataset or shard directory @p src_dir into @p e's directory
+ * and adopt it (merge): every file of the case (rsy_export_case_file()) is hard-linked from
+ * @p src_dir, or copied where the file system refuses a link, each atomically and the
+ * per-case manifest last; a derived file missing in @p src_dir (a link, the nnDetection
+ * files, the preview) is skipped and remade by rsy_export_adopt_case(), which then checks the
+ * case as for resume. Nothing in @p src_dir is changed (no file of a dataset is ever written
+ * in place, so a shared inode is never modified).
+ * @return RSY_OK; RSY_EINVAL (bad argument, index not held by @p e); RSY_EIO (a file of the
+ *         case missing in @p src_dir, or not what its manifest lists; one line logged naming
+ *         it), RSY_ENOMEM; as rsy_export_adopt_case().
+ * @since 0.4
+ */
+RSY_API RSY_NODISCARD rsy_status rsy_export_import_case(rsy_export *e, const char *src_dir,
+                                                        size_t index);
+/**
  * Remove what an interrupted run left that is no part of the dataset (resume): the temporary
  * files of atomic writes ("<file>.part-<pid>-<n>") in the dataset's folders, and every
  * folder in DIR/.staging. Files of cases are left alone: a case without its manifest is

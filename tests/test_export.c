@@ -1696,7 +1696,11 @@ static void test_shards(void **state)
         int count = rsy_export_case_file_count(e);
         assert_int_equal(count, 2 * 3 + 2 + 3 + 1 + 1); /* 3 per channel, 2 + 3 more, png, json */
         for (size_t i = 0; i < N_CASES; i++) {
-            for (int k = 0; k < count; k++) {
+            if (n == 3) { /* the library's import: links, then adopt */
+                assert_int_equal(rsy_export_import_case(e, shard[i % (size_t)n], i), RSY_OK);
+                continue;
+            }
+            for (int k = 0; k < count; k++) { /* by hand from the file list */
                 assert_int_equal(rsy_export_case_file(e, i, k, rel, sizeof rel), RSY_OK);
                 path_of(src, sizeof src, shard[i % (size_t)n], rel);
                 path_of(dst, sizeof dst, merged, rel);
@@ -1713,6 +1717,18 @@ static void test_shards(void **state)
         assert_trees_equal(full, merged);
     }
     assert_int_equal(errors_len, 0);
+
+    /* Importing from a shard that lacks a case's image: refused, naming the shard's file. */
+    snprintf(merged, sizeof merged, "%s/merged_bad", tmp);
+    assert_int_equal(rsy_export_prepare_dir(merged, 0), RSY_OK);
+    rsy_export_params mp = ext_params(r, merged, &all_opts);
+    assert_int_equal(rsy_export_begin(&e, &mp), RSY_OK);
+    remove_in(shard[0], NN_DIR "/imagesTr/case_0000_0001.nii.gz");
+    assert_int_equal(rsy_export_import_case(e, shard[0], 0), RSY_EIO);
+    assert_int_equal(error_lines(), 1);
+    assert_true(logged("s3_0/" NN_DIR "/imagesTr/case_0000_0001.nii.gz", "missing"));
+    assert_false(exists_in(merged, "manifests/case_0000.json"));
+    rsy_export_destroy(e);
 
     free(r);
     tu_rmtree(tmp);
