@@ -25,10 +25,12 @@
  * written, the manifest last, so a failed case leaves no file.
  *
  * Resume and merge (one path for both): rsy_export_begin() on the existing directory (not
- * rsy_export_prepare_dir(), which refuses a non-empty one), rsy_export_adopt_case() for each
- * case whose files are there (merge first hard-links a shard's case files, listed by
- * rsy_export_case_file(), into DIR, the manifest last), rsy_export_write_case() for the rest,
- * then rsy_export_finish(): its files are byte-identical to an uninterrupted run's.
+ * rsy_export_prepare_dir(), which refuses a non-empty one) with the run's parameters;
+ * resume: rsy_export_remove_temporaries(), then rsy_export_adopt_case() for each case whose
+ * manifest is there (rsy_export_case_file(), last file) and rsy_export_write_case() for the
+ * cases it refuses or that are missing; merge: rsy_export_import_case() for each case from
+ * the shard that holds it; then rsy_export_finish(): its files are byte-identical to an
+ * uninterrupted run's.
  * Shards: with shard_count >= 2 a directory holds the cases i % shard_count == shard_index
  * and finish writes only the shard manifest (docs/manifest.md section 5); the recipe to merge
  * with is embedded in it ("recipe": {"content"}).
