@@ -4,7 +4,10 @@
  *
  * Volumes are synthetic and at most 32^3. Measurements are compared with closed-form answers;
  * datasets are written, validated, compared byte for byte across write orders, then corrupted
- * one way at a time and each corruption must be reported with the right message.
+ * one way at a time and each corruption must be reported with the right message. The
+ * layouts (MSD, nnDetection), previews and the HDF5 file are checked against
+ * reference/formats.md; resume (adopt_case after a simulated crash) and the merge of shards
+ * must give the uninterrupted run's bytes.
  */
 #include <errno.h>
 #include <math.h>
