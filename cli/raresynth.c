@@ -717,8 +717,8 @@ static int cmd_generate(int argc, char **argv)
     opt.formats = formats;
     opt.preview = preview;
     opt.resume = resume;
-    opt.shard_index = shard_n >= 2 ? shard_k : 0;
-    opt.shard_count = shard_n >= 2 ? shard_n : 0;
+    opt.shard_index = shard_arg ? shard_k : 0;
+    opt.shard_count = shard_arg ? shard_n : 0;
 
     struct sigaction sa;
     memset(&sa, 0, sizeof sa);

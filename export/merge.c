@@ -47,9 +47,11 @@ static const struct {
 /* ---------------------------------------------------------------------------------------- */
 /* The run state document                                                                     */
 /* ---------------------------------------------------------------------------------------- */
+/* A directory made with an explicit shard, 0 of 1 included: it records its shard and the
+ * recipe's path (for merge). */
 static int is_sharded(const rsy_export_params *p)
 {
-    return p->shard_count >= 2;
+    return p->shard_count >= 1;
 }
 
 static cJSON *names_array(unsigned bits, int n, const unsigned *bit, const char *const *name)
@@ -672,7 +674,7 @@ rsy_status rsy_export_shard_info(const char *dir, rsy_shard_info *out)
              names_bits(get(doc, "formats"), 2, fbit, fname, &out->formats) && cJSON_IsBool(pv) &&
              (!rp || (cJSON_IsString(rp) && strlen(rp->valuestring) < sizeof out->recipe_path));
     if (ok && sh)
-        ok = json_i64(get(sh, "count"), 2, INT64_C(1) << 40, &out->shard_count) &&
+        ok = json_i64(get(sh, "count"), 1, INT64_C(1) << 40, &out->shard_count) &&
              json_i64(get(sh, "index"), 0, out->shard_count - 1, &out->shard_index);
     if (!ok) {
         rsy_log_error("%s: malformed run state (a key missing or of the wrong type)", path);
@@ -1078,7 +1080,7 @@ rsy_status rsy_export_merge(const rsy_export_params *p, const char *const *shard
                             size_t n_shards, int n_threads)
 {
     if (!p || !p->recipe || !p->out_dir || !p->out_dir[0] || !shard_dirs || n_shards < 1 ||
-        p->shard_count > 1 || n_threads < 1 || p->recipe->cases < 1) {
+        p->shard_count != 0 || n_threads < 1 || p->recipe->cases < 1) {
         rsy_log_error("merge: need a recipe, an output directory, at least one shard and "
                       "n_threads >= 1");
         return RSY_EINVAL;

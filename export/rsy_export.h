@@ -479,8 +479,9 @@ RSY_API RSY_NODISCARD rsy_status rsy_export_validate(const char *dir, rsy_valida
  *  kept. It records what the files depend on (raresynth version, recipe SHA-256 and name,
  *  the SHA-256 of every configuration file the recipe loaded, seed, case count, layouts,
  *  formats, preview, shard) and nothing that varies between equal runs (no time, no thread
- *  count, no path), so a run, a resumed run and a merge write the same bytes. A shard
- *  directory's run state also records the recipe's absolute path, for `merge`. @since 0.4 */
+ *  count, no path), so a run, a resumed run and a merge write the same bytes. The run state of
+ *  a shard directory (shard_count >= 1, so "--shard 0/1" too) also records the shard and the
+ *  recipe's absolute path, for `merge`. @since 0.4 */
 #define RSY_EXPORT_RUN_STATE ".raresynth-run.json"
 
 /**
@@ -520,8 +521,8 @@ RSY_API RSY_NODISCARD rsy_status rsy_export_resume_sweep(const char *dir,
                                                          const unsigned char *keep,
                                                          size_t n_cases);
 
-/** What a shard directory's run state says (rsy_export_shard_info()). A complete unsharded
- *  dataset reads as shard 0 of 1. @since 0.4 */
+/** What a shard directory's run state says (rsy_export_shard_info()). An unsharded dataset
+ *  reads as shard 0 of 1 with no recipe path. @since 0.4 */
 typedef struct rsy_shard_info {
     char recipe_path[RSY_PATH_MAX]; /* absolute path of the recipe, "" when not recorded */
     char recipe_sha256[65];
@@ -542,8 +543,8 @@ typedef struct rsy_shard_info {
 RSY_API RSY_NODISCARD rsy_status rsy_export_shard_info(const char *dir, rsy_shard_info *out);
 
 /**
- * Merge shard directories into the dataset a single run of @p p makes (p->out_dir; p's
- * shard fields must be 0 or 1), byte-identical to it. Before p->out_dir is touched, every
+ * Merge shard directories into the dataset a single run of @p p makes (p->out_dir;
+ * p->shard_count must be 0), byte-identical to it. Before p->out_dir is touched, every
  * shard is checked: its run state equals the one @p p implies (recipe, configuration files,
  * seed, version, case count, layouts, formats, preview), the shards hold indices 0..N-1 of
  * one count N each once, every shard is complete (its shard manifest, raresynth.json, lists

@@ -109,7 +109,8 @@ typedef struct rsy_run_options {
     int resume;          /* 1: continue the run left in out_dir (rsy_generator_run) @since 0.4 */
     int64_t shard_index; /* with shard_count >= 2: make only the cases i with
                             i % shard_count == shard_index @since 0.4 */
-    int64_t shard_count; /* 0 or 1: every case (shard_index must then be 0) @since 0.4 */
+    int64_t shard_count; /* 0: every case; 1: every case, the directory recorded as shard 0
+                            of 1 (mergeable without --recipe) @since 0.4 */
 } rsy_run_options;
 
 /** Defaults: 1 thread, no force, no memory limit, no cancel flag, no progress, the nnU-Net
@@ -155,7 +156,7 @@ RSY_API RSY_NODISCARD rsy_status rsy_generator_run(const rsy_recipe *r, const ch
  * must be the shards' too; opt->n_threads workers check and link the cases. The recipe is
  * checked as rsy_generator_run does and the shards as rsy_export_merge() does, before
  * @p out_dir is touched; on failure @p out_dir is left absent (or empty, if it was).
- * @return as rsy_export_merge(); RSY_EINVAL also for a sharded @p opt.
+ * @return as rsy_export_merge(); RSY_EINVAL also for opt->shard_count != 0.
  * @since 0.4
  */
 RSY_API RSY_NODISCARD rsy_status rsy_generator_merge(const rsy_recipe *r,

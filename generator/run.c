@@ -173,8 +173,8 @@ static rsy_status setup_run(const rsy_recipe *r, const char *out_dir, const rsy_
                             opt->layouts,
                             opt->formats,
                             opt->preview ? 1 : 0,
-                            opt->shard_count >= 2 ? opt->shard_index : 0,
-                            opt->shard_count >= 2 ? opt->shard_count : 0};
+                            opt->shard_count >= 1 ? opt->shard_index : 0,
+                            opt->shard_count >= 1 ? opt->shard_count : 0};
     s->ep = ep;
     return RSY_OK;
 }
@@ -317,7 +317,7 @@ rsy_status rsy_generator_merge(const rsy_recipe *r, const char *const *shard_dir
     rsy_status rc = check_options(r, out_dir, opt);
     if (rc != RSY_OK)
         return rc;
-    if (!shard_dirs || n_shards < 1 || opt->shard_count >= 2) {
+    if (!shard_dirs || n_shards < 1 || opt->shard_count != 0) {
         rsy_log_error("merge: need at least one shard directory and an unsharded output");
         return RSY_EINVAL;
     }
