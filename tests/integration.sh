@@ -420,7 +420,41 @@ hostile "the recorded recipe gone" 2 '\-\-recipe' -- "$WORK/sh2-0" "$WORK/sh2-1"
     || bad "merge --recipe with the recipe moved" "$WORK/out"
 mv "$SIX.away" "$SIX"
 t_hostile=$(since "$t0")
-echo "info - timings: kill/resume ${t_kill} s, shards and merges ${t_shard} s, hostile merges ${t_hostile} s"
+# Every layout, HDF5 and previews: generated, validated, re-read, and the same through shards.
+t0=$(date +%s.%N)
+ALL="--layout all --format nifti,hdf5 --preview"
+# shellcheck disable=SC2086
+if "$RARESYNTH" generate --recipe "$SMALL" --out "$WORK/all" --seed 7 -j 2 $ALL -q >"$WORK/out" 2>&1 \
+    && [ -f "$WORK/all/msd/dataset.json" ] && [ -f "$WORK/all/Task501_BrainGBM/dataset.json" ] \
+    && [ -f "$WORK/all/Dataset501_BrainGBM.h5" ] && [ "$(ls "$WORK/all/previews" | wc -l)" -eq 3 ]; then
+    ok "--layout all --format nifti,hdf5 --preview: MSD, nnDetection, HDF5 and 3 previews written"
+else
+    bad "--layout all --format nifti,hdf5 --preview" "$WORK/out"
+fi
+"$RARESYNTH" validate "$WORK/all" >"$WORK/out" 2>&1 && ok "validate accepts every layout: $(tail -1 "$WORK/out")" \
+    || bad "validate accepts every layout" "$WORK/out"
+"$PYTHON" tests/check_dataset.py "$WORK/all" >"$WORK/out" 2>&1 \
+    && ok "every layout re-read by the client checks: $(tail -1 "$WORK/out")" \
+    || bad "every layout re-read by the client checks" "$WORK/out"
+for k in 0 1; do
+    # shellcheck disable=SC2086
+    "$RARESYNTH" generate --recipe "$SMALL" --out "$WORK/all-s$k" --seed 7 -j 2 $ALL --shard $k/2 -q \
+        >"$WORK/out" 2>&1
+done
+"$RARESYNTH" merge "$WORK/all-s1" "$WORK/all-s0" --out "$WORK/all-m" -q >"$WORK/out" 2>&1 \
+    && same_tree "$WORK/all" "$WORK/all-m" \
+    && ok "every layout, HDF5 and previews: 2 shards merged byte-identical to the single run" \
+    || bad "every layout, HDF5 and previews: 2 shards merged" "$WORK/out"
+cp -a "$WORK/all" "$WORK/all-r"
+rm -f "$WORK/all-r/raresynth.json" "$WORK/all-r/Dataset501_BrainGBM.h5" "$WORK/all-r/previews/case_0001.png" \
+    "$WORK/all-r/msd/imagesTr/case_0002_0001.nii.gz" "$WORK/all-r/manifests/case_0000.json"
+# shellcheck disable=SC2086
+"$RARESYNTH" generate --recipe "$SMALL" --out "$WORK/all-r" --seed 7 -j 2 $ALL --resume -q >"$WORK/out" 2>&1 \
+    && same_tree "$WORK/all" "$WORK/all-r" \
+    && ok "every layout: --resume remakes a lost case, preview, link and HDF5 file byte-identically" \
+    || bad "every layout: --resume after losing files" "$WORK/out"
+t_all=$(since "$t0")
+echo "info - timings: kill/resume ${t_kill} s, shards and merges ${t_shard} s, hostile merges ${t_hostile} s, all layouts ${t_all} s"
 
 # ---- the default fitted texture model (Colin27, make texture-model) --------------------------
 # A clean make environment, as the install check below; the model is written to
