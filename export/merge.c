@@ -702,6 +702,7 @@ typedef struct shard {
     int64_t index, count;
     cJSON *manifest; /* its raresynth.json */
     const cJSON *cases;
+    const cJSON **entry; /* the items of "cases", for lookups in constant time */
 } shard;
 
 typedef struct merge_ctx {
@@ -777,7 +778,7 @@ static rsy_status check_case(void *vctx, size_t index, int worker)
     rsy__export_manifest_relpath(id, man_rel, sizeof man_rel);
     snprintf(where, sizeof where, "%s/" RSY_EXPORT_MANIFEST, s->dir);
 
-    const cJSON *entry = cJSON_GetArrayItem(s->cases, (int)pos);
+    const cJSON *entry = s->entry[pos];
     const char *cid = str_of(entry, "case_id"), *msha = str_of(entry, "manifest_sha256");
     const char *mrel = str_of(entry, "manifest");
     const cJSON *files = entry ? get(entry, "files") : NULL;
@@ -1069,11 +1070,60 @@ static rsy_status load_shards(merge_ctx *m, const char *const *dirs, size_t n_di
             worst = RSY_EINVALID_DATASET;
             break;
         }
+        if (!(s->entry = calloc((size_t)(expect > 0 ? expect : 1), sizeof *s->entry))) {
+            worst = RSY_ENOMEM;
+            break;
+        }
+        size_t j = 0;
+        const cJSON *it;
+        cJSON_ArrayForEach(it, s->cases)
+        {
+            s->entry[j++] = it;
+        }
     }
 done:
     /* Manifests read so far belong to m->shards (freed by the caller). */
     free(tmp);
     return worst;
+}
+
+/* 1 if @p path is @p dir or lies below it (both resolved). */
+static int path_within(const char *path, const char *dir)
+{
+    size_t n = strlen(dir);
+    if (n == 1 && dir[0] == '/')
+        return 1;
+    return strncmp(path, dir, n) == 0 && (path[n] == '/' || path[n] == '\0');
+}
+
+/* The real path of @p dir, or of its nearest existing parent followed by the rest. 1 on
+ * success. */
+static int resolve_out(const char *dir, char real[PATH_MAX])
+{
+    if (realpath(dir, real))
+        return 1;
+    if (strcmp(dir, ".") == 0 || strcmp(dir, "/") == 0)
+        return 0;
+    char parent[PATH_MAX];
+    snprintf(parent, sizeof parent, "%s", dir);
+    char *slash = strrchr(parent, '/');
+    while (slash && slash > parent && slash[1] == '\0') { /* trailing slashes */
+        *slash = '\0';
+        slash = strrchr(parent, '/');
+    }
+    const char *base = slash ? slash + 1 : parent;
+    char head[PATH_MAX];
+    if (!slash)
+        snprintf(head, sizeof head, ".");
+    else if (slash == parent)
+        snprintf(head, sizeof head, "/");
+    else
+        snprintf(head, sizeof head, "%.*s", (int)(slash - parent), parent);
+    char up[PATH_MAX];
+    if (!resolve_out(head, up))
+        return 0;
+    int n = snprintf(real, PATH_MAX, "%s%s%s", up, strcmp(up, "/") == 0 ? "" : "/", base);
+    return n > 0 && n < PATH_MAX;
 }
 
 rsy_status rsy_export_merge(const rsy_export_params *p, const char *const *shard_dirs,
@@ -1101,15 +1151,14 @@ rsy_status rsy_export_merge(const rsy_export_params *p, const char *const *shard
     rsy_status rc = load_shards(&m, shard_dirs, n_shards);
     if (rc != RSY_OK)
         goto done;
-    /* The output must not be a shard, nor hold one. */
+    /* The output must not be a shard, hold one or lie inside one. */
     char real[PATH_MAX];
-    if (realpath(p->out_dir, real)) {
+    if (resolve_out(p->out_dir, real)) {
         for (int64_t k = 0; k < m.n; k++) {
-            size_t rn = strlen(real);
-            if (strncmp(m.shards[k].real, real, rn) == 0 &&
-                (m.shards[k].real[rn] == '/' || m.shards[k].real[rn] == '\0')) {
-                rsy_log_error("%s: the output directory holds the shard %s", p->out_dir,
-                              m.shards[k].dir);
+            if (path_within(m.shards[k].real, real) || path_within(real, m.shards[k].real)) {
+                rsy_log_error("%s: the output directory and the shard %s overlap (merge never "
+                              "writes into a shard)",
+                              p->out_dir, m.shards[k].dir);
                 rc = RSY_EIO;
                 goto done;
             }
@@ -1168,9 +1217,12 @@ done:
             rsy_log_error("%s: could not empty the incomplete merge", p->out_dir);
         }
     }
-    if (m.shards)
-        for (int64_t k = 0; k < m.n; k++)
+    if (m.shards) {
+        for (int64_t k = 0; k < m.n; k++) {
             cJSON_Delete(m.shards[k].manifest);
+            free(m.shards[k].entry);
+        }
+    }
     free(m.shards);
     return rc;
 }

@@ -408,6 +408,18 @@ mkdir -p "$WORK/hm-full" && echo keep >"$WORK/hm-full/notes.txt"
 [ $rc -eq 4 ] && grep -q 'not empty' "$WORK/out" && [ "$(ls -A "$WORK/hm-full")" = notes.txt ] \
     && ok "merge into a non-empty directory: exit 4, untouched" \
     || bad "merge into a non-empty directory (exit $rc)" "$WORK/out"
+"$RARESYNTH" merge "$WORK/sh2-0" "$WORK/sh2-1" --out "$WORK/sh2-0/inner" >"$WORK/out" 2>&1; rc=$?
+[ $rc -eq 4 ] && grep -q 'overlap' "$WORK/out" && [ ! -e "$WORK/sh2-0/inner" ] \
+    && ok "merge into a folder inside a shard: exit 4, the shard untouched" \
+    || bad "merge into a folder inside a shard (exit $rc)" "$WORK/out"
+"$RARESYNTH" merge "$REF" --out "$WORK/hm" >"$WORK/out" 2>&1; rc=$?
+[ $rc -eq 2 ] && grep -q -- '--recipe' "$WORK/out" && [ ! -e "$WORK/hm" ] \
+    && ok "merge of a plain dataset without --recipe: exit 2 asking for it" \
+    || bad "merge of a plain dataset without --recipe (exit $rc)" "$WORK/out"
+"$RARESYNTH" merge "$REF" --out "$WORK/merged-plain" --recipe "$SIX" -q >"$WORK/out" 2>&1 \
+    && same_tree "$REF" "$WORK/merged-plain" \
+    && ok "merge of a plain dataset with --recipe: byte-identical copy" \
+    || bad "merge of a plain dataset with --recipe" "$WORK/out"
 # The recipe moved away from the path the shards recorded: --recipe names it.
 mkdir -p "$WORK/moved/configs/recipes"
 for x in priors tissues scanners; do ln -s "$REPO/configs/$x" "$WORK/moved/configs/$x"; done
