@@ -109,11 +109,11 @@ struct rsy_export {
     char **label_names;                         /* n_labels, owned */
     char *texture_note;                         /* owned, never NULL */
     unsigned char perilesional[RSY_MAX_LABELS]; /* 1 = label value left out of the mass */
-    char (*prior_sha)[65]; /* SHA-256 of each recipe lesion type's prior file, owned */
-    char tissue_sha[65];   /* SHA-256 of the recipe's tissue-table file */
-    char preset_sha[65];   /* SHA-256 of the texture preset file ("" without a preset) */
-    char scanner_sha[65];  /* SHA-256 of the CT scanner profile ("" for MRI) */
-    size_t n_cases;        /* cases of the whole dataset (a shard holds some of them) */
+    char (*prior_sha)[65];     /* SHA-256 of each recipe lesion type's prior file, owned */
+    char tissue_sha[65];       /* SHA-256 of the recipe's tissue-table file */
+    char preset_sha[65];       /* SHA-256 of the texture preset file ("" without a preset) */
+    char scanner_sha[65];      /* SHA-256 of the CT scanner profile ("" for MRI) */
+    size_t n_cases;            /* cases of the whole dataset (a shard holds some of them) */
     pthread_mutex_t lock;      /* guards cases[] */
     rsy__case_summary **cases; /* n_cases, NULL until written or adopted */
 };
@@ -212,6 +212,10 @@ int rsy__export_file_current(const rsy_export *e, const rsy__case_file *plan, in
  *  needs every volume (preview), else 0. */
 int rsy__export_file_needs(const rsy_export *e, const rsy__case_file *plan, int k,
                            const rsy__case_parsed *parsed);
+/** Make @p dst a hard link to @p src, or a copy (fsynced) where the file system refuses the
+ *  link (EXDEV, EPERM, EMLINK, ENOTSUP), atomically: made under a temporary name and renamed
+ *  over @p dst. @return RSY_OK, RSY_EIO (logged), RSY_ENOMEM. */
+rsy_status rsy__export_link_or_copy(const char *src, const char *dst);
 /** The geometry a volume of geometry @p g has once written to NIfTI and read back with
  *  rsy_volume_read_nifti(): affine entries rounded to float, spacing the column norms. */
 void rsy__export_geometry_as_stored(const rsy_geometry *g, rsy_geometry *out);
