@@ -498,6 +498,104 @@ typedef struct rsy_validate_report {
  */
 RSY_API RSY_NODISCARD rsy_status rsy_export_validate(const char *dir, rsy_validate_report *rep);
 
+/* ======================================================================================== */
+/* Resume, shards and merge (export/merge.c; owned by the run/CLI side, issue 6)             */
+/* ======================================================================================== */
+/** Run state of an output directory: DIR/.raresynth-run.json, written when a run starts and
+ *  kept. It records what the files depend on (raresynth version, recipe SHA-256 and name,
+ *  the SHA-256 of every configuration file the recipe loaded, seed, case count, layouts,
+ *  formats, preview, shard) and nothing that varies between equal runs (no time, no thread
+ *  count, no path), so a run, a resumed run and a merge write the same bytes. The run state of
+ *  a shard directory (shard_count >= 1, so "--shard 0/1" too) also records the shard and the
+ *  recipe's absolute path, for `merge`. @since 0.4 */
+#define RSY_EXPORT_RUN_STATE ".raresynth-run.json"
+
+/**
+ * Write the run state of the run described by @p p (out_dir, recipe, layouts, formats,
+ * preview, shard) to p->out_dir, durably and atomically.
+ * @return RSY_OK, RSY_EINVAL, RSY_EIO (a configuration file cannot be hashed, the file not
+ *         written; logged), RSY_ENOMEM.
+ * @since 0.4
+ */
+RSY_API RSY_NODISCARD rsy_status rsy_export_run_state_write(const rsy_export_params *p);
+
+/**
+ * Prepare p->out_dir to resume the run @p p describes. A missing or empty directory is
+ * prepared as rsy_export_prepare_dir() does (@p *resumed = 0). Otherwise the directory must
+ * hold the marker and a run state equal to the one @p p would write (the recipe path aside);
+ * the staging folder, every temporary file ("*.part-PID-N") and raresynth.json (the mark of
+ * completion, rewritten by finish) are removed and @p *resumed = 1. A directory holding only
+ * the debris of a run killed before its run state was written (no case manifest, no
+ * raresynth.json) is started afresh (@p *resumed = 0).
+ * @return RSY_OK; RSY_ECONFIG when the run state differs (each difference logged, naming it)
+ *         or is missing; RSY_EIO (not a raresynth directory, unreadable, a file that cannot be
+ *         removed; logged), RSY_ENOMEM.
+ * @since 0.4
+ */
+RSY_API RSY_NODISCARD rsy_status rsy_export_resume_prepare(const rsy_export_params *p,
+                                                           int *resumed);
+
+/**
+ * Remove from @p dir every file of a case that is not kept: any regular file or symbolic
+ * link below @p dir whose name is a case id ("case_NNNN") followed by '.' or '_', and whose
+ * case index i is >= @p n_cases or has keep[i] == 0 (the partly published files of a case a
+ * resumed run regenerates). Directories and other files are left alone.
+ * @return RSY_OK, RSY_EIO (logged).
+ * @since 0.4
+ */
+RSY_API RSY_NODISCARD rsy_status rsy_export_resume_sweep(const char *dir,
+                                                         const unsigned char *keep,
+                                                         size_t n_cases);
+
+/** What a shard directory's run state says (rsy_export_shard_info()). An unsharded dataset
+ *  reads as shard 0 of 1 with no recipe path. @since 0.4 */
+typedef struct rsy_shard_info {
+    char recipe_path[RSY_PATH_MAX]; /* absolute path of the recipe, "" when not recorded */
+    char recipe_sha256[65];
+    char version[32]; /* raresynth version that made it */
+    uint64_t seed;
+    int64_t cases; /* cases of the whole dataset */
+    int64_t shard_index, shard_count;
+    unsigned layouts, formats; /* RSY_LAYOUT_* and RSY_FORMAT_* bits */
+    int preview;
+} rsy_shard_info;
+
+/**
+ * Read the run state of the shard (or dataset) directory @p dir into @p out.
+ * @return RSY_OK, RSY_EIO (no such directory, no run state: logged),
+ *         RSY_EINVALID_DATASET (malformed run state; logged), RSY_ENOMEM.
+ * @since 0.4
+ */
+RSY_API RSY_NODISCARD rsy_status rsy_export_shard_info(const char *dir, rsy_shard_info *out);
+
+/**
+ * Merge shard directories into the dataset a single run of @p p makes (p->out_dir;
+ * p->shard_count must be 0), byte-identical to it. Before p->out_dir is touched, every
+ * shard is checked: its run state equals the one @p p implies (recipe, configuration files,
+ * seed, version, case count, layouts, formats, preview), the shards hold indices 0..N-1 of
+ * one count N each once, every shard is complete (its shard manifest, raresynth.json, lists
+ * exactly its cases i % N == index, by the case ids this version makes), and every file of
+ * every case exists below its shard as a regular file whose SHA-256 matches both the shard
+ * manifest and the case's manifest. Then p->out_dir (new or empty) is prepared, each case's
+ * files are hard-linked into place (copied when linking fails: another file system, no
+ * permission), the case manifest last, each case adopted (rsy_export_adopt_case), and the
+ * dataset finished. On any failure the output directory is removed again (or emptied, if it
+ * existed empty) and the shards are never written to. @p n_threads (>= 1) workers check and
+ * link cases; the result does not depend on it.
+ * @return RSY_OK; RSY_ECONFIG (shards that do not belong together: another recipe, seed,
+ *         version, count or options, an index missing or given twice); RSY_EINVALID_DATASET
+ *         (a shard incomplete or damaged: a file missing or not a regular file, a checksum
+ *         that differs, manifests that disagree with each other or with the files, a case id
+ *         that is not one this version makes, e.g. "../x"); RSY_EIO (a shard unreadable, the
+ *         output directory not empty, a write failure); RSY_EINVAL, RSY_ENOMEM. Every
+ *         problem is logged naming the shard file.
+ * @since 0.4
+ */
+RSY_API RSY_NODISCARD rsy_status rsy_export_merge(const rsy_export_params *p,
+                                                  const char *const *shard_dirs, size_t n_shards,
+                                                  int n_threads);
+/* ==================================== end of merge.c ==================================== */
+
 #ifdef __cplusplus
 }
 #endif
