@@ -1252,6 +1252,8 @@ static void print_compartment(FILE *f, int index, const rsy_compartment *c, unsi
         print_dist(f, &c->cell_mm, "mm");
         break;
     }
+    if (c->absent_probability > 0.0)
+        fprintf(f, "; present in a lesion with probability %g", 1.0 - c->absent_probability);
     fprintf(f, "\n");
     if (c->n_confined > 0) {
         fprintf(f, "       confined to ");
