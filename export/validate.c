@@ -105,6 +105,8 @@ typedef struct hashed {
     char rel[RSY_EXPORT_REL_MAX];
     char hex[65];
     int ok;
+    int missing; /* reported missing: said once per case whoever looks for it */
+    int sha_bad; /* its SHA-256 differs from a manifest: said once per case */
     dev_t dev;
     ino_t ino;
 } hashed;
@@ -156,6 +158,8 @@ typedef struct vctx {
 /* ---------------------------------------------------------------------------------------- */
 static void problem(vctx *v, const char *rel, const char *fmt, ...) RSY_FORMAT(3, 4);
 static void note(vctx *v, const char *rel, const char *fmt, ...) RSY_FORMAT(3, 4);
+static void missing_once(vctx *v, const char *rel, const char *fmt, ...) RSY_FORMAT(3, 4);
+static int mark_missing(vctx *v, const char *rel);
 
 static void emit(vctx *v, int counted, const char *rel, const char *fmt, va_list ap)
 {
@@ -430,7 +434,7 @@ static cJSON *load_json_text(vctx *v, const char *rel, int report_missing, int c
         *text_out = NULL;
     loc_state s = locate(v, rel, 0, path, sizeof path, NULL);
     if (s != LOC_OK) {
-        if (s == LOC_MISSING && report_missing)
+        if (s == LOC_MISSING && report_missing && mark_missing(v, rel))
             problem(v, rel, "missing");
         return NULL;
     }
@@ -1239,7 +1243,7 @@ static rsy_volume *read_volume(vctx *v, const char *rel, int label, const char *
     struct stat st;
     loc_state s = locate(v, rel, 0, path, sizeof path, &st);
     if (s == LOC_MISSING)
-        problem(v, rel, "missing (%s)", what);
+        missing_once(v, rel, "%s", what);
     if (s != LOC_OK || !volume_size_ok(v, rel, path, (uint64_t)st.st_size))
         return NULL;
     rsy_status rc = rsy_volume_read_nifti(&vol, inf, path);
@@ -1290,7 +1294,7 @@ static void check_label_values(vctx *v, const char *rel, const rsy_volume *vol)
 /* ---------------------------------------------------------------------------------------- */
 /* The SHA-256 (and device and inode) of @p rel, hashed once per case; NULL if the file is
  * missing (not reported), hostile or unreadable (reported). */
-static const hashed *file_hash(vctx *v, const char *rel)
+static hashed *file_hash(vctx *v, const char *rel)
 {
     for (size_t i = 0; i < v->n_hashes; i++)
         if (!strcmp(v->hashes[i].rel, rel))
@@ -1318,6 +1322,40 @@ static const hashed *file_hash(vctx *v, const char *rel)
     h->dev = st.st_dev;
     h->ino = st.st_ino;
     return h;
+}
+
+/* Mark @p rel as reported missing in this case: 1 the first time, 0 after. The per-case checks
+ * and the manifests' file lists may all look for the same file; it is reported once. */
+static int mark_missing(vctx *v, const char *rel)
+{
+    for (size_t i = 0; i < v->n_hashes; i++)
+        if (!strcmp(v->hashes[i].rel, rel) && v->hashes[i].missing)
+            return 0;
+    if (v->n_hashes == v->cap_hashes) {
+        size_t cap = v->cap_hashes ? 2 * v->cap_hashes : 32;
+        hashed *grown = realloc(v->hashes, cap * sizeof *grown);
+        if (!grown)
+            return 1;
+        v->hashes = grown;
+        v->cap_hashes = cap;
+    }
+    hashed *h = &v->hashes[v->n_hashes++];
+    memset(h, 0, sizeof *h);
+    snprintf(h->rel, sizeof h->rel, "%s", rel);
+    h->missing = 1;
+    return 1;
+}
+
+static void missing_once(vctx *v, const char *rel, const char *fmt, ...)
+{
+    if (!mark_missing(v, rel))
+        return;
+    char msg[512];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(msg, sizeof msg, fmt, ap);
+    va_end(ap);
+    problem(v, rel, "missing (%s)", msg);
 }
 
 /* Is @p rel byte-identical to @p src (same inode, i.e. a hard link, or same SHA-256)? Reports
@@ -1365,16 +1403,18 @@ static void check_listed_entry(vctx *v, const char *owner, const cJSON *entry, v
         return;
     }
     if (!path_exists(v, p)) {
-        problem(v, p, "missing (listed in %s)", owner);
+        missing_once(v, p, "listed in %s", owner);
         return;
     }
-    const hashed *h = file_hash(v, p);
+    hashed *h = file_hash(v, p);
     if (!h)
         return;
     if (!want)
         problem(v, owner, "files: no SHA-256 recorded for %s", p);
-    else if (strcmp(want, h->hex) != 0)
+    else if (strcmp(want, h->hex) != 0 && !h->sha_bad) {
         problem(v, p, "SHA-256 differs from %s (file changed after it was written)", owner);
+        h->sha_bad = 1;
+    }
 }
 
 /* 1 if a manifest lists @p rel among its files. */
@@ -1847,7 +1887,7 @@ static void check_msd_case(vctx *v, const vcase *c, const rsy_lesion_record *rec
             snprintf(src, sizeof src, "%s/imagesTr/%s_%04d" RSY_EXPORT_NII, v->nnunet_dir, c->id,
                      ch);
             if (!path_exists(v, p))
-                problem(v, p, "missing (training[%d].image[%d] of msd/dataset.json)", k, ch);
+                missing_once(v, p, "training[%d].image[%d] of msd/dataset.json", k, ch);
             else
                 check_identical(v, p, src, "msd");
         }
@@ -1856,7 +1896,7 @@ static void check_msd_case(vctx *v, const vcase *c, const rsy_lesion_record *rec
     if (msd_rel(lp, p, sizeof p) && v->have_nnunet) {
         snprintf(src, sizeof src, "%s/labelsTr/%s" RSY_EXPORT_NII, v->nnunet_dir, c->id);
         if (!path_exists(v, p))
-            problem(v, p, "missing (training[%d].label of msd/dataset.json)", k);
+            missing_once(v, p, "training[%d].label of msd/dataset.json", k);
         else
             check_identical(v, p, src, "msd");
     }
@@ -2029,7 +2069,7 @@ static void check_nndet_case(vctx *v, const vcase *c, const rsy_volume *inst,
                  c->id, ch);
         snprintf(src, sizeof src, "%s/imagesTr/%s_%04d" RSY_EXPORT_NII, v->nnunet_dir, c->id, ch);
         if (!path_exists(v, rel))
-            problem(v, rel, "missing (channel %d of %s)", ch, c->id);
+            missing_once(v, rel, "channel %d of %s", ch, c->id);
         else
             check_identical(v, rel, src, "nnDetection");
     }
@@ -2609,7 +2649,7 @@ static void check_preview(vctx *v, const vcase *c)
     struct stat st;
     loc_state s = locate(v, rel, 0, path, sizeof path, &st);
     if (s == LOC_MISSING)
-        problem(v, rel, "missing (preview of %s)", c->id);
+        missing_once(v, rel, "preview of %s", c->id);
     if (s != LOC_OK)
         return;
     unsigned char head[33], tail[12];
@@ -2781,7 +2821,6 @@ static rsy_status check_case(vctx *v, vcase *c)
 
     rsy__export_manifest_relpath(c->id, manrel, sizeof manrel);
     cJSON *man = load_case_manifest(v, c, manrel);
-    check_case_files(v, c, man, manrel);
     if (v->h5 >= 0)
         grp = open_hdf5_case(v, c, obj, sizeof obj);
 
@@ -2835,6 +2874,7 @@ static rsy_status check_case(vctx *v, vcase *c)
         check_nndet_case(v, c, inst, rec, n_rec, measured, img0 ? &info0 : NULL, img0);
     if (v->previews)
         check_preview(v, c);
+    check_case_files(v, c, man, manrel);
     if (!v->have_nnunet)
         v->summary_known = 0;
     rsy_status rc = case_against_dataset(v, manrel, man, c);
@@ -2925,10 +2965,11 @@ static void check_summary(vctx *v)
 /* ---------------------------------------------------------------------------------------- */
 /* Dataset-level steps                                                                        */
 /* ---------------------------------------------------------------------------------------- */
-/* Without dataset.json or raresynth.json, take channels and labels from the first manifest. */
+/* Without raresynth.json (or dataset.json), take the perilesional labels (and channels and
+ * labels) from the first manifest. */
 static void dictionaries_from_manifest(vctx *v)
 {
-    if ((v->n_channels > 0 && v->n_labels > 0) || v->n_cases == 0)
+    if ((v->n_channels > 0 && v->n_labels > 0 && v->dsman) || v->n_cases == 0)
         return;
     char rel[RSY_EXPORT_REL_MAX];
     rsy__export_manifest_relpath(v->cases[0].id, rel, sizeof rel);
@@ -2951,7 +2992,7 @@ static void dictionaries_from_manifest(vctx *v)
         if (n >= 1 && n <= MAX_CHANNELS)
             v->n_channels = n;
     }
-    if (v->n_labels > 0)
+    if (v->n_labels > 0 && !v->dsman)
         perilesional_flags(v, rel, m, v->peri);
     cJSON_Delete(m);
 }
