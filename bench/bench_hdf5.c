@@ -22,7 +22,7 @@
 
 #include <zlib.h>
 
-#include "rsy_hdf5.h"
+#include "rsy_export.h"
 
 #define N 128
 #define RUNS 5

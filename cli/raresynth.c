@@ -112,6 +112,7 @@ static const char main_usage[] =
     "Commands:\n"
     "  generate   make a dataset from a recipe (raresynth generate --help)\n"
     "  validate   re-read a dataset and report everything wrong with it\n"
+    "  merge      join shard directories into one dataset (raresynth merge --help)\n"
     "  fit-texture  fit a texture model on a real scan (raresynth fit-texture --help)\n"
     "  priors     the lesion catalogue: priors list, priors show NAME (raresynth priors --help)\n"
     "\n"
@@ -122,7 +123,8 @@ static const char generate_usage[] =
     "Usage: raresynth generate --recipe RECIPE.json --out DIR [OPTIONS]\n"
     "\n"
     "Generate the dataset described by RECIPE into DIR (an nnU-Net v2 dataset plus manifests).\n"
-    "The same recipe, seed and version always give byte-identical files, whatever -j.\n"
+    "The same recipe, seed and version always give byte-identical files, whatever -j, and\n"
+    "whether the run was resumed or made in shards and merged.\n"
     "\n"
     "Options:\n"
     "  -r, --recipe FILE      recipe JSON (see docs/recipe.md)\n"
@@ -130,12 +132,43 @@ static const char generate_usage[] =
     "  -n, --cases N          number of cases (overrides the recipe)\n"
     "  -s, --seed S           dataset seed, an unsigned 64-bit integer (overrides the recipe)\n"
     "  -j, --jobs J           cases generated in parallel (default: number of CPUs)\n"
+    "      --layout LIST      comma list of nnunet, msd (MONAI), nndet, or all (default nnunet)\n"
+    "      --format LIST      comma list of nifti, hdf5 (default nifti; NIfTI is always written)\n"
+    "      --preview          a PNG preview per case in DIR/previews\n"
+    "      --resume           finish the interrupted run in DIR (same recipe, seed and options):\n"
+    "                         complete cases are kept, the others generated\n"
+    "      --shard K/N        make only the cases i with i %% N == K (0 <= K < N); join the N\n"
+    "                         shard directories with raresynth merge\n"
+    "      --shard auto       K and N from SLURM_ARRAY_TASK_ID (minus SLURM_ARRAY_TASK_MIN) and\n"
+    "                         SLURM_ARRAY_TASK_COUNT, or JOB_COMPLETION_INDEX and\n"
+    "                         RARESYNTH_SHARD_COUNT\n"
     "  -f, --force            replace an earlier raresynth dataset in DIR\n"
     "      --max-memory SIZE  refuse recipes needing more than SIZE (e.g. 8G, 512M;\n"
     "                         default 80% of physical memory)\n"
     "  -q, --quiet            errors only, no progress\n"
     "  -v, --verbose          more detail\n"
     "  -h, --help             this text\n";
+
+static const char merge_usage[] =
+    "Usage: raresynth merge SHARD_DIR... --out DIR [OPTIONS]\n"
+    "\n"
+    "Join the shard directories of one run (generate --shard K/N, K = 0..N-1, each once, in\n"
+    "any order) into DIR, which must be new or empty: the dataset a single run makes, byte for\n"
+    "byte. Every shard is checked before DIR is touched (same recipe, configuration files,\n"
+    "seed, version and options; every case exactly once; every file present and matching its\n"
+    "checksum); case files are hard-linked into DIR (copied across file systems). The shards\n"
+    "are never written to. On failure DIR is left absent (or empty).\n"
+    "\n"
+    "Options:\n"
+    "  -o, --out DIR      output directory; must be new or empty\n"
+    "  -r, --recipe FILE  the recipe the shards were made from, needed when the path the shards\n"
+    "                     recorded no longer holds it (its sha256 must match the shards')\n"
+    "  -j, --jobs J       cases checked and linked in parallel (default: number of CPUs)\n"
+    "  -q, --quiet        errors only\n"
+    "  -v, --verbose      more detail\n"
+    "\n"
+    "Exit codes: 0 ok, 2 usage, 3 shards that do not belong together or another recipe,\n"
+    "4 I/O error (a shard unreadable, DIR not empty), 6 a shard incomplete or damaged.\n";
 
 static const char validate_usage[] =
     "Usage: raresynth validate [-q|-v] DIR\n"
@@ -256,6 +289,134 @@ static int default_jobs(void)
     long n = sysconf(_SC_NPROCESSORS_ONLN);
     return n < 1 ? 1 : (n > 64 ? 64 : (int)n);
 }
+
+/* A comma list of names into bits: "nnunet,msd"; @p all_bits for "all" (0: not accepted).
+ * Returns 0, or -1 with the offending item in @p bad. */
+static int parse_name_list(const char *s, const char *const *names, const unsigned *bits, int n,
+                           unsigned all_bits, unsigned *out, char *bad, size_t bad_n)
+{
+    *out = 0;
+    snprintf(bad, bad_n, "%s", s);
+    if (!*s)
+        return -1;
+    const char *p = s;
+    for (;;) {
+        size_t len = strcspn(p, ",");
+        int found = 0;
+        if (all_bits && len == 3 && strncmp(p, "all", 3) == 0) {
+            *out |= all_bits;
+            found = 1;
+        }
+        for (int i = 0; i < n && !found; i++) {
+            if (strlen(names[i]) == len && strncmp(p, names[i], len) == 0) {
+                *out |= bits[i];
+                found = 1;
+            }
+        }
+        if (!found) {
+            snprintf(bad, bad_n, "%.*s", (int)len, p);
+            return -1;
+        }
+        if (!p[len])
+            return 0;
+        p += len + 1;
+    }
+}
+
+/* "K/N" with 0 <= K < N <= 10^7. */
+static int parse_shard(const char *s, int64_t *k, int64_t *n)
+{
+    char buf[64];
+    uint64_t a, b;
+    const char *slash = strchr(s, '/');
+    if (!slash || (size_t)(slash - s) >= sizeof buf)
+        return -1;
+    memcpy(buf, s, (size_t)(slash - s));
+    buf[slash - s] = '\0';
+    if (parse_u64(buf, &a) || parse_u64(slash + 1, &b) || b < 1 || b > 10000000 || a >= b)
+        return -1;
+    *k = (int64_t)a;
+    *n = (int64_t)b;
+    return 0;
+}
+
+/* An environment variable holding a non-negative integer; 1 if unset or empty, -1 (message
+ * printed) if malformed. */
+static int env_u64(const char *name, uint64_t *out)
+{
+    const char *v = getenv(name);
+    if (!v || !*v)
+        return 1;
+    if (parse_u64(v, out) || *out > 100000000) {
+        fail("--shard auto: %s='%s' is not a non-negative integer", name, v);
+        return -1;
+    }
+    return 0;
+}
+
+/* --shard auto: the shard from a Slurm job array or a Kubernetes Indexed Job. Returns 0, or -1
+ * with a message naming the variable. */
+static int shard_from_env(int64_t *k, int64_t *n)
+{
+    uint64_t id = 0, count = 0, min = 0, step = 1, index = 0;
+    int has_id = env_u64("SLURM_ARRAY_TASK_ID", &id);
+    int has_jci = env_u64("JOB_COMPLETION_INDEX", &index);
+    if (has_id < 0 || has_jci < 0)
+        return -1;
+    if (has_id == 0 && has_jci == 0) {
+        fail("--shard auto: both SLURM_ARRAY_TASK_ID and JOB_COMPLETION_INDEX are set; give "
+             "--shard K/N");
+        return -1;
+    }
+    if (has_id == 0) {
+        int rc = env_u64("SLURM_ARRAY_TASK_COUNT", &count);
+        if (rc > 0)
+            fail("--shard auto: SLURM_ARRAY_TASK_ID is set but SLURM_ARRAY_TASK_COUNT is not");
+        if (rc != 0 || env_u64("SLURM_ARRAY_TASK_MIN", &min) < 0 ||
+            env_u64("SLURM_ARRAY_TASK_STEP", &step) < 0)
+            return -1;
+        if (count < 1 || step < 1) {
+            fail("--shard auto: SLURM_ARRAY_TASK_%s=%" PRIu64 " must be at least 1",
+                 count < 1 ? "COUNT" : "STEP", count < 1 ? count : step);
+            return -1;
+        }
+        if (id < min || (id - min) % step != 0 || (id - min) / step >= count) {
+            fail("--shard auto: SLURM_ARRAY_TASK_ID=%" PRIu64 " is not one of the %" PRIu64
+                 " tasks from SLURM_ARRAY_TASK_MIN=%" PRIu64 " in steps of %" PRIu64
+                 " (SLURM_ARRAY_TASK_COUNT); give --shard K/N",
+                 id, count, min, step);
+            return -1;
+        }
+        *k = (int64_t)((id - min) / step);
+        *n = (int64_t)count;
+        return 0;
+    }
+    if (has_jci == 0) {
+        int rc = env_u64("RARESYNTH_SHARD_COUNT", &count);
+        if (rc > 0)
+            fail("--shard auto: JOB_COMPLETION_INDEX is set but RARESYNTH_SHARD_COUNT (the "
+                 "Indexed Job's completions) is not");
+        if (rc != 0)
+            return -1;
+        if (count < 1 || index >= count) {
+            fail("--shard auto: JOB_COMPLETION_INDEX=%" PRIu64 " must be below "
+                 "RARESYNTH_SHARD_COUNT=%" PRIu64,
+                 index, count);
+            return -1;
+        }
+        *k = (int64_t)index;
+        *n = (int64_t)count;
+        return 0;
+    }
+    fail("--shard auto: neither SLURM_ARRAY_TASK_ID (a Slurm job array) nor "
+         "JOB_COMPLETION_INDEX (a Kubernetes Indexed Job) is set; give --shard K/N");
+    return -1;
+}
+
+static const char *const layout_names[] = {"nnunet", "msd", "nndet"};
+static const unsigned layout_bits[] = {RSY_LAYOUT_NNUNET, RSY_LAYOUT_MSD, RSY_LAYOUT_NNDET};
+static const char *const format_names[] = {"nifti", "hdf5"};
+static const unsigned format_bits[] = {RSY_FORMAT_NIFTI, RSY_FORMAT_HDF5};
 
 /* Option value: "--opt=value", "--opt value", "-o value" or "-ovalue". */
 static const char *opt_value(int argc, char **argv, int *i, const char *longname,
@@ -412,6 +573,11 @@ static int cmd_generate(int argc, char **argv)
     const char *recipe_path = NULL, *out = NULL;
     uint64_t cases = 0, seed = 0, max_mem = default_max_memory();
     int have_cases = 0, have_seed = 0, jobs = default_jobs(), force = 0, quiet = 0;
+    int resume = 0, preview = 0;
+    unsigned layouts = RSY_LAYOUT_NNUNET, formats = RSY_FORMAT_NIFTI;
+    int64_t shard_k = 0, shard_n = 1;
+    const char *shard_arg = NULL;
+    char bad[64];
 
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i], *v;
@@ -456,6 +622,34 @@ static int cmd_generate(int argc, char **argv)
                 fail("--max-memory: expected a size such as 512M or 8G, got '%s'", v);
                 return EXIT_USAGE;
             }
+        } else if (is_opt(a, "--layout", NULL)) {
+            if (!(v = opt_value(argc, argv, &i, "--layout", NULL)))
+                goto missing;
+            if (parse_name_list(v, layout_names, layout_bits, 3,
+                                RSY_LAYOUT_NNUNET | RSY_LAYOUT_MSD | RSY_LAYOUT_NNDET, &layouts,
+                                bad, sizeof bad)) {
+                fail("--layout: unknown layout '%s' in '%s' (expected a comma list of nnunet, "
+                     "msd, nndet, or all)",
+                     bad, v);
+                return EXIT_USAGE;
+            }
+        } else if (is_opt(a, "--format", NULL)) {
+            if (!(v = opt_value(argc, argv, &i, "--format", NULL)))
+                goto missing;
+            if (parse_name_list(v, format_names, format_bits, 2, 0, &formats, bad, sizeof bad)) {
+                fail("--format: unknown format '%s' in '%s' (expected a comma list of nifti, "
+                     "hdf5)",
+                     bad, v);
+                return EXIT_USAGE;
+            }
+        } else if (is_opt(a, "--shard", NULL)) {
+            if (!(v = opt_value(argc, argv, &i, "--shard", NULL)))
+                goto missing;
+            shard_arg = v;
+        } else if (is_opt(a, "--preview", NULL)) {
+            preview = 1;
+        } else if (is_opt(a, "--resume", NULL)) {
+            resume = 1;
         } else if (is_opt(a, "--force", "-f")) {
             force = 1;
         } else if (is_opt(a, "--quiet", "-q")) {
@@ -481,6 +675,20 @@ static int cmd_generate(int argc, char **argv)
         fail("generate: --recipe and --out are required (see raresynth generate --help)");
         return EXIT_USAGE;
     }
+    if (resume && force) {
+        fail("generate: --resume keeps the cases in DIR and --force deletes them: give one");
+        return EXIT_USAGE;
+    }
+    if (shard_arg) {
+        if (strcmp(shard_arg, "auto") == 0) {
+            if (shard_from_env(&shard_k, &shard_n))
+                return EXIT_USAGE;
+        } else if (parse_shard(shard_arg, &shard_k, &shard_n)) {
+            fail("--shard: expected K/N with 0 <= K < N <= 10000000, or auto, got '%s'",
+                 shard_arg);
+            return EXIT_USAGE;
+        }
+    }
 
     rsy_recipe *recipe = NULL;
     rsy_status rc = rsy_recipe_load(&recipe, recipe_path, data_search_dirs());
@@ -505,6 +713,12 @@ static int cmd_generate(int argc, char **argv)
     opt.cancel = &g_cancel;
     opt.progress = on_progress;
     opt.progress_user = &ps;
+    opt.layouts = layouts;
+    opt.formats = formats;
+    opt.preview = preview;
+    opt.resume = resume;
+    opt.shard_index = shard_arg ? shard_k : 0;
+    opt.shard_count = shard_arg ? shard_n : 0;
 
     struct sigaction sa;
     memset(&sa, 0, sizeof sa);
@@ -513,36 +727,176 @@ static int cmd_generate(int argc, char **argv)
     sigaction(SIGINT, &sa, NULL);
     sigaction(SIGTERM, &sa, NULL);
 
-    if (g_level >= RSY_LOG_INFO)
+    if (g_level >= RSY_LOG_INFO) {
+        char shard_s[64] = "";
+        if (shard_n >= 2)
+            snprintf(shard_s, sizeof shard_s, ", shard %" PRId64 "/%" PRId64, shard_k, shard_n);
         fprintf(stderr,
-                "raresynth: generating %" PRId64 " cases of %s (seed %" PRIu64 ", -j %d) into %s\n",
-                recipe->cases, recipe->name, recipe->seed, jobs, out);
+                "raresynth: %s %" PRId64 " cases of %s (seed %" PRIu64 ", -j %d%s) into %s\n",
+                resume ? "resuming" : "generating", recipe->cases, recipe->name, recipe->seed,
+                jobs, shard_s, out);
+    }
     double t0 = rsy_time_now();
     rc = rsy_generator_run(recipe, out, &opt);
     double elapsed = rsy_time_now() - t0;
     int64_t n_cases = recipe->cases;
+    if (shard_n >= 2)
+        n_cases = n_cases > shard_k ? (n_cases - 1 - shard_k) / shard_n + 1 : 0;
     rsy_recipe_destroy(recipe);
 
     if (rc == RSY_OK) {
-        if (!quiet)
-            fprintf(stderr, "raresynth: wrote %" PRId64 " cases to %s in %.1f s\n", n_cases, out,
-                    elapsed);
+        if (!quiet) {
+            if (shard_n >= 2)
+                fprintf(stderr,
+                        "raresynth: wrote shard %" PRId64 "/%" PRId64 " (%" PRId64
+                        " cases) to %s in %.1f s\n",
+                        shard_k, shard_n, n_cases, out, elapsed);
+            else
+                fprintf(stderr, "raresynth: wrote %" PRId64 " cases to %s in %.1f s\n", n_cases,
+                        out, elapsed);
+        }
         return EXIT_OK;
     }
     if (rc == RSY_ECANCELED) {
-        fail("interrupted: %s holds an incomplete dataset (rerun with --force to replace it)", out);
+        fail("interrupted: %s holds an incomplete dataset (finish it with the same command and "
+             "--resume, or replace it with --force)",
+             out);
         return EXIT_INTERRUPTED;
     }
     if (!g_errors_logged)
         fail("generate failed: %s", rsy_strerror(rc));
     /* Partial output: this run finished some cases but not the dataset (a directory we
      * refused to touch, holding an earlier run, is not this run's output). */
-    if ((force || !had_earlier_run) && !dataset_complete(out) && dataset_has_cases(out)) {
-        fail("%s holds an incomplete dataset (raresynth.json not written); rerun with --force",
+    if ((force || resume || !had_earlier_run) && rc != RSY_ECONFIG && !dataset_complete(out) &&
+        dataset_has_cases(out)) {
+        fail("%s holds an incomplete dataset (raresynth.json not written); finish it with the "
+             "same command and --resume, or replace it with --force",
              out);
         return EXIT_PARTIAL;
     }
     return exit_code_for(rc);
+}
+
+static int cmd_merge(int argc, char **argv)
+{
+    const char *out = NULL, *recipe_path = NULL;
+    const char **dirs = calloc((size_t)argc, sizeof *dirs);
+    int n_dirs = 0, jobs = default_jobs(), quiet = 0, code = EXIT_USAGE;
+    rsy_recipe *recipe = NULL;
+    if (!dirs) {
+        fail("out of memory");
+        return EXIT_GENERIC;
+    }
+    for (int i = 1; i < argc; i++) {
+        const char *a = argv[i], *v;
+        if (is_opt(a, "--help", "-h")) {
+            fputs(merge_usage, stdout);
+            code = EXIT_OK;
+            goto done;
+        } else if (is_valued_opt(a, "--out", "-o")) {
+            if (!(out = opt_value(argc, argv, &i, "--out", "-o")))
+                goto missing;
+        } else if (is_valued_opt(a, "--recipe", "-r")) {
+            if (!(recipe_path = opt_value(argc, argv, &i, "--recipe", "-r")))
+                goto missing;
+        } else if (is_valued_opt(a, "--jobs", "-j")) {
+            uint64_t j;
+            if (!(v = opt_value(argc, argv, &i, "--jobs", "-j")))
+                goto missing;
+            if (parse_u64(v, &j) || j < 1 || j > 1024) {
+                fail("--jobs: expected an integer in 1..1024, got '%s'", v);
+                goto done;
+            }
+            jobs = (int)j;
+        } else if (is_opt(a, "--quiet", "-q")) {
+            quiet = 1;
+            rsy_log_set_level(RSY_LOG_ERROR);
+        } else if (is_opt(a, "--verbose", "-v")) {
+            rsy_log_set_level(g_level = RSY_LOG_INFO);
+        } else if (a[0] == '-' && a[1]) {
+            fail("merge: unknown option '%s' (see raresynth merge --help)", a);
+            goto done;
+        } else {
+            dirs[n_dirs++] = a;
+        }
+        continue;
+    missing:
+        fail("%s: a value is required (see raresynth merge --help)", a);
+        goto done;
+    }
+    if (!out || n_dirs < 1) {
+        fail("merge: shard directories and --out DIR are required (see raresynth merge --help)");
+        goto done;
+    }
+
+    /* The run the shards describe: the first one says which recipe, seed, count and options;
+     * the library checks that every shard agrees. */
+    rsy_shard_info info;
+    rsy_status rc = rsy_export_shard_info(dirs[0], &info);
+    if (rc != RSY_OK) {
+        if (!g_errors_logged)
+            fail("%s: %s", dirs[0], rsy_strerror(rc));
+        code = exit_code_for(rc);
+        goto done;
+    }
+    int recorded = !recipe_path;
+    if (recorded) {
+        if (!info.recipe_path[0]) {
+            fail("%s: records no recipe path; give the recipe the shards were made from with "
+                 "--recipe R.json",
+                 dirs[0]);
+            goto done;
+        }
+        if (access(info.recipe_path, R_OK) != 0) {
+            fail("%s: the shards' recipe %s cannot be read (%s); give it with --recipe R.json",
+                 dirs[0], info.recipe_path, strerror(errno));
+            goto done;
+        }
+        recipe_path = info.recipe_path;
+    }
+    rc = rsy_recipe_load(&recipe, recipe_path, data_search_dirs());
+    if (rc != RSY_OK) {
+        if (!g_errors_logged)
+            fail("%s: cannot load recipe: %s", recipe_path, rsy_strerror(rc));
+        code = exit_code_for(rc);
+        goto done;
+    }
+    if (strcmp(recipe->sha256, info.recipe_sha256) != 0) {
+        if (recorded)
+            fail("%s: changed since the shards were made (sha256 %s, the shards': %s); give the "
+                 "original with --recipe R.json",
+                 recipe_path, recipe->sha256, info.recipe_sha256);
+        else
+            fail("%s: not the recipe the shards were made from (sha256 %s, the shards': %s)",
+                 recipe_path, recipe->sha256, info.recipe_sha256);
+        code = EXIT_CONFIG;
+        goto done;
+    }
+    recipe->cases = info.cases;
+    recipe->seed = info.seed;
+
+    rsy_run_options opt = rsy_run_options_default();
+    opt.n_threads = jobs;
+    opt.layouts = info.layouts;
+    opt.formats = info.formats;
+    opt.preview = info.preview;
+    double t0 = rsy_time_now();
+    rc = rsy_generator_merge(recipe, dirs, (size_t)n_dirs, out, &opt);
+    if (rc == RSY_OK) {
+        if (!quiet)
+            fprintf(stderr, "raresynth: merged %d shard%s (%" PRId64 " cases) into %s in %.1f s\n",
+                    n_dirs, n_dirs == 1 ? "" : "s", info.cases, out, rsy_time_now() - t0);
+        code = EXIT_OK;
+        goto done;
+    }
+    if (!g_errors_logged)
+        fail("merge failed: %s", rsy_strerror(rc));
+    code = exit_code_for(rc);
+
+done:
+    rsy_recipe_destroy(recipe);
+    free(dirs);
+    return code;
 }
 
 static int cmd_validate(int argc, char **argv)
@@ -1210,6 +1564,8 @@ int main(int argc, char **argv)
         return cmd_generate(argc - 1, argv + 1);
     if (!strcmp(cmd, "validate"))
         return cmd_validate(argc - 1, argv + 1);
+    if (!strcmp(cmd, "merge"))
+        return cmd_merge(argc - 1, argv + 1);
     if (!strcmp(cmd, "fit-texture"))
         return cmd_fit_texture(argc - 1, argv + 1);
     if (!strcmp(cmd, "priors"))

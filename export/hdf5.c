@@ -1,5 +1,5 @@
 /*
- * hdf5.c: the HDF5 dataset writer (rsy_hdf5.h; layout and attributes in docs/hdf5.md).
+ * hdf5.c: the HDF5 dataset writer (rsy_export.h, "HDF5"; layout and attributes in docs/hdf5.md).
  *
  * Reproducibility. Equal inputs give byte-identical files, so nothing in the file may depend
  * on time, on the process or on memory left over from earlier work:
@@ -41,7 +41,6 @@
 #include <zlib.h>
 
 #include "export_internal.h"
-#include "rsy_hdf5.h"
 
 #define HDF5_FORMAT "raresynth-hdf5"
 #define HDF5_FORMAT_VERSION 1

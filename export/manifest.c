@@ -6,6 +6,7 @@
  * 64-bit seeds and hashes as decimal or hex strings (reference/formats.md, "cJSON 1.7.15").
  */
 #include <inttypes.h>
+#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -465,6 +466,338 @@ fail:
 }
 
 /* ---------------------------------------------------------------------------------------- */
+/* Per-case manifest, parsed back (resume, merge, and the writer's own summary)              */
+/* ---------------------------------------------------------------------------------------- */
+/* The parser stops at the first problem and logs one line "WHAT: KEY: expected ...". */
+typedef struct parser {
+    const char *what;
+    int failed;
+} parser;
+
+static void bad(parser *ps, const char *key, const char *expected)
+{
+    if (!ps->failed)
+        rsy_log_error("%s: %s: expected %s", ps->what, key, expected);
+    ps->failed = 1;
+}
+
+static const cJSON *get(parser *ps, const cJSON *obj, const char *key, const char *name)
+{
+    const cJSON *item = cJSON_IsObject(obj) ? cJSON_GetObjectItemCaseSensitive(obj, key) : NULL;
+    if (!item)
+        bad(ps, name, "a value (key missing)");
+    return item;
+}
+
+static double get_number(parser *ps, const cJSON *obj, const char *key, const char *name)
+{
+    const cJSON *item = get(ps, obj, key, name);
+    if (item && (!cJSON_IsNumber(item) || !isfinite(item->valuedouble))) {
+        bad(ps, name, "a finite number");
+        return 0.0;
+    }
+    return item ? item->valuedouble : 0.0;
+}
+
+/* An integer in [lo, hi] stored as a JSON number. */
+static int64_t get_int(parser *ps, const cJSON *obj, const char *key, const char *name, double lo,
+                       double hi)
+{
+    double v = get_number(ps, obj, key, name);
+    if (!ps->failed && (v != floor(v) || v < lo || v > hi)) {
+        char exp[96];
+        snprintf(exp, sizeof exp, "an integer in [%.17g, %.17g]", lo, hi);
+        bad(ps, name, exp);
+        return 0;
+    }
+    return (int64_t)v;
+}
+
+static const char *get_string(parser *ps, const cJSON *obj, const char *key, const char *name)
+{
+    const cJSON *item = get(ps, obj, key, name);
+    if (item && !cJSON_IsString(item)) {
+        bad(ps, name, "a string");
+        return "";
+    }
+    return item ? item->valuestring : "";
+}
+
+/* @p n numbers of the array @p key into @p out (doubles), each in [lo, hi] and integral when
+ * @p integral. */
+static void get_numbers(parser *ps, const cJSON *obj, const char *key, const char *name,
+                        double *out, int n, int integral)
+{
+    const cJSON *arr = get(ps, obj, key, name);
+    if (ps->failed)
+        return;
+    if (!cJSON_IsArray(arr) || cJSON_GetArraySize(arr) != n) {
+        char exp[64];
+        snprintf(exp, sizeof exp, "an array of %d numbers", n);
+        bad(ps, name, exp);
+        return;
+    }
+    int i = 0;
+    const cJSON *item;
+    cJSON_ArrayForEach(item, arr)
+    {
+        if (!cJSON_IsNumber(item) || !isfinite(item->valuedouble) ||
+            (integral && (item->valuedouble != floor(item->valuedouble) ||
+                          fabs(item->valuedouble) > 9007199254740992.0))) {
+            bad(ps, name, integral ? "integers" : "finite numbers");
+            return;
+        }
+        out[i++] = item->valuedouble;
+    }
+}
+
+static int is_sha(const char *s)
+{
+    if (strlen(s) != 64)
+        return 0;
+    for (int i = 0; i < 64; i++)
+        if (!((s[i] >= '0' && s[i] <= '9') || (s[i] >= 'a' && s[i] <= 'f')))
+            return 0;
+    return 1;
+}
+
+/* {"path", "sha256"} of a listed file: the path must be @p rel. */
+static void get_file(parser *ps, const cJSON *f, const char *name, const char *rel, char sha[65])
+{
+    char key[96];
+    snprintf(key, sizeof key, "%s.path", name);
+    const char *path = get_string(ps, f, "path", key);
+    if (!ps->failed && strcmp(path, rel) != 0) {
+        char exp[RSY_EXPORT_REL_MAX + 16];
+        snprintf(exp, sizeof exp, "\"%s\"", rel);
+        bad(ps, key, exp);
+    }
+    snprintf(key, sizeof key, "%s.sha256", name);
+    const char *h = get_string(ps, f, "sha256", key);
+    if (!ps->failed && !is_sha(h))
+        bad(ps, key, "64 lowercase hex digits");
+    if (!ps->failed)
+        memcpy(sha, h, 65);
+}
+
+static void parse_files(parser *ps, const rsy_export *e, const cJSON *doc, const char *case_id,
+                        char (*sha)[65])
+{
+    char rel[RSY_EXPORT_REL_MAX], key[64];
+    const cJSON *files = get(ps, doc, "files", "files");
+    const cJSON *images = get(ps, files, "images", "files.images");
+    if (ps->failed)
+        return;
+    if (!cJSON_IsArray(images) || cJSON_GetArraySize(images) != e->n_channels) {
+        snprintf(key, sizeof key, "an array of %d images", e->n_channels);
+        bad(ps, "files.images", key);
+        return;
+    }
+    for (int ch = 0; ch < e->n_channels && !ps->failed; ch++) {
+        const cJSON *f = cJSON_GetArrayItem(images, ch);
+        snprintf(key, sizeof key, "files.images[%d].channel", ch);
+        get_int(ps, f, "channel", key, ch, ch);
+        snprintf(key, sizeof key, "files.images[%d]", ch);
+        rsy__export_image_relpath(e, case_id, ch, rel, sizeof rel);
+        get_file(ps, f, key, rel, sha[ch]);
+    }
+    rsy__export_label_relpath(e, case_id, rel, sizeof rel);
+    get_file(ps, get(ps, files, "label", "files.label"), "files.label", rel, sha[e->n_channels]);
+    rsy__export_instance_relpath(case_id, rel, sizeof rel);
+    get_file(ps, get(ps, files, "instances", "files.instances"), "files.instances", rel,
+             sha[e->n_channels + 1]);
+}
+
+/* The label dictionary and the perilesional names must be this writer's. */
+static void parse_labels(parser *ps, const rsy_export *e, const cJSON *doc)
+{
+    const cJSON *labels = get(ps, doc, "labels", "labels");
+    if (ps->failed)
+        return;
+    int i = 0;
+    const cJSON *item;
+    cJSON_ArrayForEach(item, labels)
+    {
+        if (i >= e->n_labels || !item->string || strcmp(item->string, e->label_names[i]) != 0 ||
+            !cJSON_IsNumber(item) || item->valuedouble != i)
+            break;
+        i++;
+    }
+    if (!cJSON_IsObject(labels) || i != e->n_labels || cJSON_GetArraySize(labels) != e->n_labels) {
+        bad(ps, "labels", "the label dictionary of this dataset");
+        return;
+    }
+    const cJSON *peri = get(ps, doc, "labels_perilesional", "labels_perilesional");
+    if (ps->failed)
+        return;
+    const cJSON *it = cJSON_IsArray(peri) ? peri->child : NULL;
+    int ok = cJSON_IsArray(peri);
+    for (int l = 1; ok && l < e->n_labels; l++) {
+        if (!e->perilesional[l])
+            continue;
+        ok = it && cJSON_IsString(it) && strcmp(it->valuestring, e->label_names[l]) == 0;
+        it = it ? it->next : NULL;
+    }
+    if (!ok || it)
+        bad(ps, "labels_perilesional", "the perilesional labels of this dataset");
+}
+
+static void parse_record(parser *ps, const rsy_export *e, const cJSON *lo, int l,
+                         rsy_lesion_record *r, rsy_lesion_info *info)
+{
+    char key[96];
+    double v[6];
+#define KEY(k) (snprintf(key, sizeof key, "lesions[%d].%s", l, k), key)
+    r->instance_id = (int)get_int(ps, lo, "instance_id", KEY("instance_id"), 1, UINT16_MAX);
+    info->instance_id = r->instance_id;
+    info->type = get_string(ps, lo, "type", KEY("type"));
+    info->display_name = get_string(ps, lo, "display_name", KEY("display_name"));
+    info->host = get_string(ps, lo, "host", KEY("host"));
+    info->region = get_string(ps, lo, "region", KEY("region"));
+    const double big = 9007199254740992.0; /* 2^53: every int64 count we write is below it */
+    r->voxel_count = get_int(ps, lo, "voxel_count", KEY("voxel_count"), 1, big);
+    r->volume_mm3 = get_number(ps, lo, "volume_mm3", KEY("volume_mm3"));
+    r->mass_voxel_count = get_int(ps, lo, "mass_voxel_count", KEY("mass_voxel_count"), 0, big);
+    r->mass_volume_mm3 = get_number(ps, lo, "mass_volume_mm3", KEY("mass_volume_mm3"));
+    get_numbers(ps, lo, "centroid_vox", KEY("centroid_vox"), r->centroid_vox, 3, 0);
+    get_numbers(ps, lo, "centroid_mm", KEY("centroid_mm"), r->centroid_mm, 3, 0);
+    get_numbers(ps, lo, "bbox_min_vox", KEY("bbox_min_vox"), v, 3, 1);
+    for (int a = 0; a < 3 && !ps->failed; a++)
+        r->bbox_min[a] = (int64_t)v[a];
+    get_numbers(ps, lo, "bbox_max_vox", KEY("bbox_max_vox"), v, 3, 1);
+    for (int a = 0; a < 3 && !ps->failed; a++)
+        r->bbox_max[a] = (int64_t)v[a];
+    get_numbers(ps, lo, "box_cccwhd_mm", KEY("box_cccwhd_mm"), r->box_cccwhd_mm, 6, 0);
+    r->long_axis_mm = get_number(ps, lo, "long_axis_mm", KEY("long_axis_mm"));
+    r->short_axis_mm = get_number(ps, lo, "short_axis_mm", KEY("short_axis_mm"));
+    r->key_slice = get_int(ps, lo, "key_slice", KEY("key_slice"), -big, big);
+    get_numbers(ps, lo, "slice_range", KEY("slice_range"), v, 2, 1);
+    if (!ps->failed) {
+        r->slice_min = (int64_t)v[0];
+        r->slice_max = (int64_t)v[1];
+    }
+    r->equivalent_diameter_mm =
+        get_number(ps, lo, "equivalent_diameter_mm", KEY("equivalent_diameter_mm"));
+    /* Compartments give the voxels per non-background label; the rest of the lesion's voxels
+     * carry label 0 (every voxel's label is a value of the dictionary). */
+    const cJSON *comp = get(ps, lo, "compartments", KEY("compartments"));
+    if (!ps->failed && !cJSON_IsObject(comp))
+        bad(ps, key, "an object");
+    int64_t rest = r->voxel_count;
+    const cJSON *co, *comps = ps->failed ? NULL : comp;
+    cJSON_ArrayForEach(co, comps)
+    {
+        snprintf(key, sizeof key, "lesions[%d].compartments.%s", l, co->string);
+        int lab = 0;
+        for (int i = 1; i < e->n_labels; i++)
+            if (strcmp(co->string, e->label_names[i]) == 0)
+                lab = i;
+        if (!lab) {
+            bad(ps, key, "a non-background label of the dictionary");
+            break;
+        }
+        get_int(ps, co, "label", key, lab, lab);
+        int64_t n = get_int(ps, co, "voxel_count", key, 1, (double)r->voxel_count);
+        if (ps->failed)
+            break;
+        r->label_voxels[lab] = n;
+        rest -= n;
+    }
+    if (!ps->failed && rest < 0)
+        bad(ps, KEY("compartments"), "voxel counts summing to at most voxel_count");
+    r->label_voxels[0] = rest;
+#undef KEY
+}
+
+void rsy__case_parsed_clear(rsy__case_parsed *p)
+{
+    if (!p)
+        return;
+    cJSON_Delete(p->doc);
+    free(p->sha);
+    free(p->records);
+    free(p->info);
+    memset(p, 0, sizeof *p);
+}
+
+rsy_status rsy__export_parse_case(const rsy_export *e, size_t index, const char *text, size_t len,
+                                  const char *what, rsy__case_parsed *out)
+{
+    parser ps = {what, 0};
+    char case_id[32], seed[24], exp[64];
+    memset(out, 0, sizeof *out);
+    const char *end = NULL;
+    out->doc = cJSON_ParseWithLengthOpts(text, len, &end, 0);
+    if (!out->doc) {
+        size_t off = end && end >= text ? (size_t)(end - text) : 0;
+        rsy_log_error("%s: not valid JSON (byte %zu)", what, off);
+        return RSY_EIO;
+    }
+    const cJSON *doc = out->doc;
+    if (!cJSON_IsObject(doc))
+        bad(&ps, "(document)", "a JSON object");
+    get_int(&ps, doc, "raresynth_case", "raresynth_case", 1, 1);
+    rsy_export_case_id(index, case_id, sizeof case_id);
+    if (!ps.failed && strcmp(get_string(&ps, doc, "case_id", "case_id"), case_id) != 0) {
+        snprintf(exp, sizeof exp, "\"%s\"", case_id);
+        bad(&ps, "case_id", exp);
+    }
+    get_int(&ps, doc, "case_index", "case_index", (double)index, (double)index);
+    const cJSON *gen = get(&ps, doc, "generator", "generator");
+    if (!ps.failed && strcmp(get_string(&ps, gen, "version", "generator.version"),
+                             rsy_version()) != 0) {
+        snprintf(exp, sizeof exp, "\"%s\" (this version)", rsy_version());
+        bad(&ps, "generator.version", exp);
+    }
+    rsy__export_u64_string(e->recipe->seed, seed);
+    const cJSON *seeds = get(&ps, doc, "seeds", "seeds");
+    if (!ps.failed && strcmp(get_string(&ps, seeds, "dataset_seed", "seeds.dataset_seed"),
+                             seed) != 0) {
+        snprintf(exp, sizeof exp, "\"%s\" (this dataset's seed)", seed);
+        bad(&ps, "seeds.dataset_seed", exp);
+    }
+    if (!ps.failed && !(out->sha = calloc((size_t)e->n_channels + 2, sizeof *out->sha)))
+        goto nomem;
+    if (!ps.failed)
+        parse_files(&ps, e, doc, case_id, out->sha);
+    parse_labels(&ps, e, doc);
+    const cJSON *lesions = get(&ps, doc, "lesions", "lesions");
+    if (!ps.failed && !cJSON_IsArray(lesions))
+        bad(&ps, "lesions", "an array");
+    int n = ps.failed ? 0 : cJSON_GetArraySize(lesions);
+    if (n > UINT16_MAX)
+        bad(&ps, "lesions", "at most 65535 records");
+    if (!ps.failed && n > 0) {
+        out->records = calloc((size_t)n, sizeof *out->records);
+        out->info = calloc((size_t)n, sizeof *out->info);
+        if (!out->records || !out->info)
+            goto nomem;
+    }
+    int l = 0;
+    const cJSON *lo, *list = ps.failed ? NULL : lesions;
+    cJSON_ArrayForEach(lo, list)
+    {
+        parse_record(&ps, e, lo, l, &out->records[l], &out->info[l]);
+        if (!ps.failed && l > 0 && out->records[l].instance_id <= out->records[l - 1].instance_id)
+            bad(&ps, "lesions", "records in increasing instance_id order");
+        if (ps.failed)
+            break;
+        l++;
+    }
+    out->n_records = l;
+    out->findings = get_string(&ps, doc, "findings", "findings");
+    if (ps.failed) {
+        rsy__case_parsed_clear(out);
+        return RSY_EIO;
+    }
+    return RSY_OK;
+
+nomem:
+    rsy__case_parsed_clear(out);
+    return RSY_ENOMEM;
+}
+
+/* ---------------------------------------------------------------------------------------- */
 /* Dataset-level documents                                                                    */
 /* ---------------------------------------------------------------------------------------- */
 static rsy_status write_doc(const rsy_export *e, const char *rel, cJSON *doc, int failed)
@@ -537,19 +870,23 @@ static int cmp_double(const void *a, const void *b)
     return (x > y) - (x < y);
 }
 
-/* Summary statistics over cases, computed in case order (independent of write order). */
+/* Summary statistics over the cases held, computed in case order (independent of write
+ * order) from the values as parsed back from the case manifests. */
 static cJSON *summary_object(const rsy_export *e)
 {
     int failed = 0;
-    size_t total = 0;
+    size_t total = 0, held = rsy__export_n_held(e), seen = 0;
     int min_l = 0, max_l = 0;
     for (size_t i = 0; i < e->n_cases; i++) {
+        if (!rsy__export_holds(e, i))
+            continue;
         int n = e->cases[i]->n_lesions;
         total += (size_t)n;
-        if (i == 0 || n < min_l)
+        if (seen == 0 || n < min_l)
             min_l = n;
-        if (i == 0 || n > max_l)
+        if (seen == 0 || n > max_l)
             max_l = n;
+        seen++;
     }
     double *vol = total ? malloc(total * sizeof *vol) : NULL;
     if (total && !vol)
@@ -557,6 +894,8 @@ static cJSON *summary_object(const rsy_export *e)
     size_t m = 0;
     double sum = 0.0;
     for (size_t i = 0; i < e->n_cases; i++) {
+        if (!rsy__export_holds(e, i))
+            continue;
         for (int l = 0; l < e->cases[i]->n_lesions; l++) {
             vol[m] = e->cases[i]->lesion_volume_mm3[l];
             sum += vol[m++];
@@ -565,7 +904,7 @@ static cJSON *summary_object(const rsy_export *e)
     cJSON *o = cJSON_CreateObject();
     cJSON *lpc = cJSON_AddObjectToObject(o, "lesions_per_case");
     CHK(lpc);
-    CHK(cJSON_AddNumberToObject(lpc, "mean", (double)total / (double)e->n_cases));
+    CHK(cJSON_AddNumberToObject(lpc, "mean", held ? (double)total / (double)held : 0.0));
     CHK(cJSON_AddNumberToObject(lpc, "min", min_l));
     CHK(cJSON_AddNumberToObject(lpc, "max", max_l));
     cJSON *lv = cJSON_AddObjectToObject(o, "lesion_volume_mm3");
@@ -591,7 +930,8 @@ static cJSON *summary_object(const rsy_export *e)
     for (int l = 0; lab && l < e->n_labels; l++) {
         int64_t t = 0;
         for (size_t i = 0; i < e->n_cases; i++)
-            t += e->cases[i]->label_voxels[l];
+            if (rsy__export_holds(e, i))
+                t += e->cases[i]->label_voxels[l];
         CHK(cJSON_AddNumberToObject(lab, e->label_names[l], (double)t));
     }
     if (failed) {
@@ -650,8 +990,43 @@ static cJSON *config_file_entry(const char *name, const char *path, const char *
     return o;
 }
 
-/* raresynth.json: written last; its presence marks the dataset complete. */
-static rsy_status write_dataset_manifest(const rsy_export *e)
+static const char *const layout_names[] = {"nnunet", "msd", "nndet"};
+static const char *const format_names[] = {"nifti", "hdf5"};
+
+cJSON *rsy__export_outputs_object(const rsy_export *e)
+{
+    int failed = 0;
+    cJSON *o = cJSON_CreateObject();
+    cJSON *lay = cJSON_AddObjectToObject(o, "layouts");
+    CHK(lay);
+    const char *dirs[] = {e->nnunet_dir, RSY_EXPORT_MSD_DIR, e->nndet_dir};
+    for (int b = 0; b < 3; b++)
+        if (e->layouts & (1u << b))
+            CHK(cJSON_AddStringToObject(lay, layout_names[b], dirs[b]));
+    cJSON *fmt = cJSON_AddArrayToObject(o, "formats");
+    CHK(fmt);
+    for (int b = 0; fmt && b < 2; b++) {
+        if (!(e->formats & (1u << b)))
+            continue;
+        cJSON *str = cJSON_CreateString(format_names[b]);
+        if (!str || !cJSON_AddItemToArray(fmt, str)) {
+            cJSON_Delete(str);
+            failed = 1;
+        }
+    }
+    CHK(cJSON_AddBoolToObject(o, "previews", e->preview != 0));
+    if (failed) {
+        cJSON_Delete(o);
+        return NULL;
+    }
+    return o;
+}
+
+/* raresynth.json: written last; its presence marks the dataset complete. For a shard
+ * (shard_count >= 2) it is the shard manifest: the same document with "shard" and only the
+ * shard's cases (docs/manifest.md section 5). @p hdf5_sha is the HDF5 file's checksum, or
+ * NULL without one. */
+static rsy_status write_dataset_manifest(const rsy_export *e, const char *hdf5_sha)
 {
     const rsy_recipe *r = e->recipe;
     char seed[24];
@@ -661,6 +1036,13 @@ static rsy_status write_dataset_manifest(const rsy_export *e)
 
     cJSON *doc = cJSON_CreateObject();
     CHK(cJSON_AddNumberToObject(doc, "raresynth_dataset", 1));
+    if (e->shard_count > 1) {
+        cJSON *sh = cJSON_AddObjectToObject(doc, "shard");
+        CHK(sh);
+        CHK(cJSON_AddNumberToObject(sh, "index", (double)e->shard_index));
+        CHK(cJSON_AddNumberToObject(sh, "count", (double)e->shard_count));
+        CHK(cJSON_AddNumberToObject(sh, "n_cases", (double)rsy__export_n_held(e)));
+    }
     CHK(cJSON_AddStringToObject(doc, "name", r->name));
     CHK(cJSON_AddNumberToObject(doc, "dataset_id", r->dataset_id));
     CHK(cJSON_AddStringToObject(doc, "description", r->description));
@@ -722,9 +1104,17 @@ static rsy_status write_dataset_manifest(const rsy_export *e)
     CHK(add_item(doc, "labels_perilesional", perilesional_array(e)));
     CHK(add_item(doc, "channels", channel_object(e)));
     CHK(cJSON_AddStringToObject(doc, "nnunet_dir", e->nnunet_dir));
+    CHK(add_item(doc, "outputs", rsy__export_outputs_object(e)));
+    if (hdf5_sha) {
+        char rel[RSY_EXPORT_REL_MAX];
+        snprintf(rel, sizeof rel, "%s.h5", e->nnunet_dir);
+        CHK(add_item(doc, "hdf5", file_entry(rel, hdf5_sha)));
+    }
     cJSON *cases = cJSON_AddArrayToObject(doc, "cases");
     CHK(cases);
     for (size_t i = 0; cases && !failed && i < e->n_cases; i++) {
+        if (!rsy__export_holds(e, i))
+            continue;
         cJSON *ce = case_entry(e, i);
         if (!ce || !cJSON_AddItemToArray(cases, ce)) {
             cJSON_Delete(ce);
@@ -739,15 +1129,32 @@ static rsy_status write_dataset_manifest(const rsy_export *e)
 
 rsy_status rsy__export_write_dataset_files(const rsy_export *e)
 {
-    char nn[RSY_PATH_MAX];
+    char dir[RSY_PATH_MAX];
     rsy_status rc;
-    if ((rc = rsy__export_path(nn, sizeof nn, "%s/%s", e->out_dir, e->nnunet_dir)) != RSY_OK)
-        return rc;
+    if (e->shard_count > 1) {
+        /* A shard holds cases only: the dataset files are written by `merge`. */
+        if ((rc = write_dataset_manifest(e, NULL)) != RSY_OK)
+            return rc;
+        return rsy__export_fsync(e->out_dir);
+    }
+    char h5_sha[65] = "";
+    int hdf5 = (e->formats & RSY_FORMAT_HDF5) != 0;
     /* raresynth.json marks the dataset complete: everything before it must be durable first
      * (each file was fsynced before its rename; the folders hold the renames). */
-    if ((rc = write_nnunet_json(e)) != RSY_OK || (rc = write_bids_description(e)) != RSY_OK ||
-        (rc = rsy__export_fsync(nn)) != RSY_OK || (rc = rsy__export_fsync(e->out_dir)) != RSY_OK ||
-        (rc = write_dataset_manifest(e)) != RSY_OK)
+    if ((rc = write_nnunet_json(e)) != RSY_OK || (rc = rsy__export_write_layout_files(e)) != RSY_OK ||
+        (hdf5 && (rc = rsy__export_build_hdf5(e, h5_sha)) != RSY_OK) ||
+        (rc = write_bids_description(e)) != RSY_OK)
+        return rc;
+    const char *sub[] = {e->nnunet_dir, RSY_EXPORT_MSD_DIR, e->nndet_dir};
+    for (int b = 0; b < 3; b++) {
+        if (!(e->layouts & (1u << b)))
+            continue;
+        if ((rc = rsy__export_path(dir, sizeof dir, "%s/%s", e->out_dir, sub[b])) != RSY_OK ||
+            (rc = rsy__export_fsync(dir)) != RSY_OK)
+            return rc;
+    }
+    if ((rc = rsy__export_fsync(e->out_dir)) != RSY_OK ||
+        (rc = write_dataset_manifest(e, hdf5 ? h5_sha : NULL)) != RSY_OK)
         return rc;
     return rsy__export_fsync(e->out_dir);
 }

@@ -13,7 +13,7 @@
 #include <stdint.h>
 
 #include "core_internal.h"
-#include "rsy_preview.h"
+#include "rsy_export.h"
 
 /* Views, in tile-column order. */
 #define RSY__PREVIEW_AXIAL 0

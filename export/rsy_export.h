@@ -3,17 +3,35 @@
  * per-case and dataset manifests (JSON), BIDS-style dataset_description.json, checksums, and
  * `validate`, which re-reads a dataset and says exactly what is wrong.
  *
- * Output directory (DESIGN.md section 11):
+ * Output directory (DESIGN.md section 11; docs/manifest.md section 1):
  *   DIR/.raresynth                 marker: this directory is a raresynth dataset
- *   DIR/raresynth.json             dataset manifest, written last (its presence = complete)
+ *   DIR/raresynth.json             dataset manifest, written last (its presence = complete);
+ *                                  in a shard directory, the shard manifest
  *   DIR/dataset_description.json   BIDS-style provenance
  *   DIR/manifests/case_0000.json   per case
  *   DIR/instances/case_0000.nii.gz instance map (0 background, 1..N lesions)
  *   DIR/DatasetNNN_Name/{dataset.json, imagesTr/case_0000_0000.nii.gz, labelsTr/case_0000.nii.gz}
+ *                                  nnU-Net v2: always written, the store the other layouts
+ *                                  link to
+ *   DIR/msd/{dataset.json, imagesTr/, labelsTr/}             RSY_LAYOUT_MSD (hard links)
+ *   DIR/TaskNNN_Name/{dataset.json, raw_splitted/imagesTr/, raw_splitted/labelsTr/}
+ *                                  RSY_LAYOUT_NNDET (image links; renumbered instance maps
+ *                                  and {case}.json)
+ *   DIR/previews/case_0000.png     with params.preview
+ *   DIR/DatasetNNN_Name.h5         RSY_FORMAT_HDF5, built by finish from the cases' files
  *   DIR/.staging/case_0000/        a case's files while it is being written (never read)
  * Every file is written under a temporary name, made durable (fsync) and renamed when
- * complete; a case's files are renamed into place only once all of them are written, the
- * manifest last, so a failed case leaves no file.
+ * complete; a case's files in every layout are renamed into place only once all of them are
+ * written, the manifest last, so a failed case leaves no file.
+ *
+ * Resume and merge (one path for both): rsy_export_begin() on the existing directory (not
+ * rsy_export_prepare_dir(), which refuses a non-empty one), rsy_export_adopt_case() for each
+ * case whose files are there (merge first hard-links a shard's case files, listed by
+ * rsy_export_case_file(), into DIR, the manifest last), rsy_export_write_case() for the rest,
+ * then rsy_export_finish(): its files are byte-identical to an uninterrupted run's.
+ * Shards: with shard_count >= 2 a directory holds the cases i % shard_count == shard_index
+ * and finish writes only the shard manifest (docs/manifest.md section 5); the recipe to merge
+ * with is embedded in it ("recipe": {"content"}).
  *
  * export never calls the generator; the generator hands it finished volumes and plain
  * descriptions (rsy_case_data).
@@ -161,37 +179,274 @@ RSY_API RSY_NODISCARD rsy_status rsy_export_prepare_dir(const char *dir, int for
  *  without a file path), RSY_EIO (a file cannot be hashed, a folder not made), RSY_ENOMEM. */
 RSY_API RSY_NODISCARD rsy_status rsy_export_begin(rsy_export **out, const rsy_export_params *p);
 /**
- * Write one case: its images, label map, instance map (NIfTI), measured lesion records and
- * its manifest. All of them are first written to DIR/.staging/<case>/ and fsynced, then
- * renamed into place (manifest last) and the destination folders fsynced. On any failure
+ * Write one case: its images, label map, instance map (NIfTI), measured lesion records, the
+ * files of the other layouts asked (links, nnDetection label map and JSON), its preview when
+ * asked, and its manifest. All of them are first written to DIR/.staging/<case>/ and fsynced,
+ * then renamed into place (manifest last) and the destination folders fsynced. On any failure
  * every file of the case is removed (staged and final) and the case counts as not written.
  * Safe to call from several threads at once for different cases; the result does not depend
  * on the order of calls or the thread count.
- * @return RSY_OK, RSY_EINVAL, RSY_EIO (logged with the path), RSY_ENOMEM.
+ * @return RSY_OK, RSY_EINVAL (bad case; a case index not in this shard), RSY_EIO (logged with
+ *         the path), RSY_ENOMEM, or the preview's RSY_ELIMIT / RSY_EDEP.
  */
 RSY_API RSY_NODISCARD rsy_status rsy_export_write_case(rsy_export *e, const rsy_case_data *c);
-/** Write the dataset-level files (nnU-Net dataset.json, dataset_description.json, and last
- *  raresynth.json with checksums, provenance and summary statistics), each fsynced before its
- *  rename; the dataset folder is fsynced before and after raresynth.json. Every case must
- *  have been written. @return RSY_OK, RSY_EINVAL (cases missing), RSY_EIO, RSY_ENOMEM. */
+/** Write the dataset-level files (nnU-Net dataset.json, msd/dataset.json and
+ *  TaskNNN_Name/dataset.json as the layouts ask, DatasetNNN_Name.h5 with RSY_FORMAT_HDF5,
+ *  dataset_description.json, and last raresynth.json with checksums, provenance and summary
+ *  statistics), each fsynced before its rename; the dataset folder is fsynced before and after
+ *  raresynth.json. In a shard (shard_count >= 2) only the shard manifest raresynth.json is
+ *  written. Every case the directory holds must have been written or adopted; the output
+ *  depends only on the cases' files, not on how they got there.
+ *  @return RSY_OK, RSY_EINVAL (cases missing), RSY_EIO, RSY_EDEP (HDF5), RSY_ENOMEM. */
 RSY_API RSY_NODISCARD rsy_status rsy_export_finish(rsy_export *e);
 /**
  * Register case @p index as already complete in the output directory (resume, merge): its
- * per-case manifest is read, every file it lists is checked against its SHA-256, and its
- * records join the dataset files that finish writes, as if rsy_export_write_case() had
- * written it. Files of other layouts and the preview are (re)made from the nnU-Net files if
- * missing.
- * @return RSY_OK; RSY_EIO when the case is incomplete or a checksum differs
- *         (logged naming the file; the caller then regenerates the case), RSY_ENOMEM.
+ * per-case manifest is read and checked to be this dataset's (case id and index, generator
+ * version, dataset seed, labels, the file paths this writer gives the case), every file it
+ * lists is checked against its SHA-256, and its records join the dataset files that finish
+ * writes, as if rsy_export_write_case() had written it. Files of other layouts and the
+ * preview are (re)made from the nnU-Net files when missing or not what they would be (a link
+ * elsewhere, a different nnDetection JSON; a renumbered nnDetection label map is always
+ * remade). A leftover DIR/.staging/<case>/ is removed. Safe to call from several threads at
+ * once for different cases.
+ * @return RSY_OK; RSY_EINVAL (index out of range or not in this shard); RSY_EIO when the
+ *         case is incomplete, its manifest is not this dataset's, or a checksum differs (one
+ *         line logged naming the file; the caller then regenerates the case with
+ *         rsy_export_write_case(), which replaces every file of it), RSY_ENOMEM; the
+ *         preview's status when it had to be remade.
  * @since 0.4
  */
 RSY_API RSY_NODISCARD rsy_status rsy_export_adopt_case(rsy_export *e, size_t index);
+/**
+ * The number of files rsy_export_write_case() makes per case with @p e's layouts and
+ * options (the same for every case), or 0 for NULL.
+ * @since 0.4
+ */
+RSY_API int rsy_export_case_file_count(const rsy_export *e);
+/**
+ * The path, relative to the dataset directory, of file @p k (0 <= k <
+ * rsy_export_case_file_count()) of case @p index, in the order write_case renames them into
+ * place: nnU-Net images (channel order), nnU-Net label map, instance map, MSD images and
+ * label map, nnDetection images, label map and JSON, preview, and last the per-case manifest.
+ * Merge links these from a shard directory (a missing derived file is remade by
+ * rsy_export_adopt_case()); resume can test the last one for a finished case.
+ * @return RSY_OK, RSY_EINVAL (bad argument, @p k or @p index out of range, @p n too small).
+ * @since 0.4
+ */
+RSY_API RSY_NODISCARD rsy_status rsy_export_case_file(const rsy_export *e, size_t index, int k,
+                                                      char *buf, size_t n);
 RSY_API void rsy_export_destroy(rsy_export *e);
 
 /** The nnU-Net folder name, "DatasetNNN_Name". */
 RSY_API void rsy_export_nnunet_dirname(const rsy_recipe *r, char *buf, size_t n);
 /** The case id of case @p index, "case_0000". */
 RSY_API void rsy_export_case_id(size_t index, char *buf, size_t n);
+
+/* ---------------------------------------------------------------------------------------- */
+/* Previews (docs/previews.md)                                                                */
+/* ---------------------------------------------------------------------------------------- */
+/*
+ * Slice previews of a case as one PNG. For each lesion of a case (or the volume centre when it
+ * has none), the axial, coronal and sagittal slices through the lesion's centroid, for every
+ * image channel, each without and with a label overlay, laid out as a grid. Windowing per
+ * modality (CT presets in HU, MRI percentiles), square pixels whatever the voxel spacing,
+ * radiological orientation, and deterministic bytes written atomically.
+ */
+/** What the image channels hold: CT in HU (int16 or float32), MRI in arbitrary units. */
+typedef enum { RSY_PREVIEW_MRI = 0, RSY_PREVIEW_CT = 1 } rsy_preview_modality;
+
+/**
+ * Grey-level window. The CT presets are width/level pairs in HU (docs/previews.md, (GK)):
+ * lung W1500 L-600, soft tissue W400 L40, brain W80 L40, bone W2000 L300.
+ */
+typedef enum {
+    RSY_PREVIEW_WINDOW_AUTO = 0,    /* CT: soft tissue; MRI: percentiles */
+    RSY_PREVIEW_WINDOW_CT_LUNG = 1, /* CT only */
+    RSY_PREVIEW_WINDOW_CT_SOFT_TISSUE = 2,
+    RSY_PREVIEW_WINDOW_CT_BRAIN = 3,
+    RSY_PREVIEW_WINDOW_CT_BONE = 4,
+    RSY_PREVIEW_WINDOW_PERCENTILE = 5, /* per channel: percentiles of the foreground voxels */
+    RSY_PREVIEW_WINDOW_MANUAL = 6      /* window_width / window_level, image units */
+} rsy_preview_window;
+
+/** The volumes of one case, all borrowed and never stored. Every volume has the geometry of
+ *  channels[0] (rsy_geometry_equal). */
+typedef struct rsy_preview_input {
+    rsy_preview_modality modality;
+    const rsy_volume *const *channels; /* n_channels >= 1 images: float32, int16 or uint16/8 */
+    int n_channels;
+    const rsy_volume *labels;     /* uint8 or uint16 label map (0 = no label); required */
+    const rsy_volume *instances;  /* uint8 or uint16 instance map (0 = none, 1..N lesions), or
+                                     NULL: no lesion, the volume centre is shown */
+    const rsy_volume *foreground; /* any integer dtype, non-zero = inside the subject: the
+                                     voxels the percentile window is computed on; NULL = each
+                                     channel's Otsu threshold (docs/previews.md) */
+} rsy_preview_input;
+
+/** How a preview is drawn. Start from rsy_preview_params_default(). */
+typedef struct rsy_preview_params {
+    rsy_preview_window window;
+    double window_width, window_level;   /* RSY_PREVIEW_WINDOW_MANUAL only; width > 0 */
+    double percentile_lo, percentile_hi; /* RSY_PREVIEW_WINDOW_PERCENTILE (and MRI AUTO);
+                                            0 <= lo < hi <= 100 */
+    double pixel_mm;       /* output pixel size; 0 = the finest voxel spacing of the volume */
+    int max_lesions;       /* lesions shown (lowest instance ids first), >= 1 */
+    double contour_alpha;  /* opacity of the 1-pixel label contour, [0, 1] */
+    double fill_alpha;     /* opacity of the label fill inside the contour, [0, 1] */
+    int gap_px;            /* grey separator between tiles, >= 0 */
+    int compression_level; /* zlib level 0..9; fixed, so the bytes are reproducible */
+} rsy_preview_params;
+
+/** Defaults: window AUTO, percentiles 1 and 99, pixel_mm 0 (finest spacing), 8 lesions,
+ *  opaque contour (alpha 1) and no fill, 2-pixel gaps, compression level 6. @since 0.4 */
+RSY_API rsy_preview_params rsy_preview_params_default(void);
+
+/**
+ * Width and level (HU) of the CT preset @p w.
+ * @return RSY_OK, RSY_EINVAL (@p w is not a CT preset or an argument is NULL). @since 0.4
+ */
+RSY_API RSY_NODISCARD rsy_status rsy_export_preview_ct_window(rsy_preview_window w, double *width,
+                                                              double *level);
+
+/**
+ * The grey-level range [@p lo, @p hi] used for channel @p channel of @p in: lo maps to black,
+ * hi to white, linearly between (docs/previews.md). A CT preset or MANUAL gives
+ * level ∓ width/2; the percentile window gives the percentiles (linear interpolation between
+ * order statistics) of the channel's finite values on the foreground voxels.
+ * @return RSY_OK, RSY_EINVAL (bad input or parameters, a CT preset for MRI; logged),
+ *         RSY_ENOMEM. @since 0.4
+ */
+RSY_API RSY_NODISCARD rsy_status rsy_export_preview_window_range(const rsy_preview_input *in,
+                                                                 int channel,
+                                                                 const rsy_preview_params *p,
+                                                                 double *lo, double *hi);
+
+/**
+ * The overlay colour of label value @p label (>= 1): a fixed table of 12 saturated colours,
+ * then hues spaced by the golden ratio. Never grey (r, g, b never all equal). @since 0.4
+ */
+RSY_API void rsy_export_preview_label_colour(int label, unsigned char rgb[3]);
+
+/**
+ * Render the preview of @p in and write it to @p path as an 8-bit RGB PNG: written in memory,
+ * then atomically (rsy_file_write_atomic: temporary name, fsync, rename). The PNG has no
+ * timestamp or text chunk, so equal inputs give byte-identical files. @p p may be NULL
+ * (defaults). On failure no file is left at @p path or beside it.
+ * @return RSY_OK, RSY_EINVAL (NULL argument, geometry or dtype mismatch, bad parameters;
+ *         logged), RSY_ELIMIT (the image would exceed 32768 pixels on a side or 2^28 pixels),
+ *         RSY_ENOMEM, RSY_EDEP (libpng failed; logged), RSY_EIO (logged with the path).
+ * @since 0.4
+ */
+RSY_API RSY_NODISCARD rsy_status rsy_export_preview_write(const rsy_preview_input *in,
+                                                          const rsy_preview_params *p,
+                                                          const char *path);
+
+/* ---------------------------------------------------------------------------------------- */
+/* HDF5 (docs/hdf5.md)                                                                        */
+/* ---------------------------------------------------------------------------------------- */
+/*
+ * The HDF5 dataset writer: one file per dataset, a group per case. docs/hdf5.md documents the
+ * layout, every attribute and the index order.
+ *
+ *   /                       root attributes: generator, version, dataset name, recipe hash,
+ *                           modality, channel and label names, a no-patient-data statement
+ *   /cases/<case_id>/       attributes: spacing_mm, affine (voxel (i,j,k) -> RAS+ mm), ...
+ *       image               (C, Z, Y, X) = (channel, k, j, i): float32 or int16 HU
+ *       label               (Z, Y, X) uint8/uint16 class ids
+ *       instances           (Z, Y, X) uint16 instance ids (0 background, 1..N lesions)
+ *       lesions             compound table, one row per lesion with voxels
+ *
+ * The voxel buffers of rsy_volume (x fastest, then y, then z) are the C-order arrays h5py
+ * returns as (Z, Y, X): no transposition happens on either side. image[c, k, j, i] is the
+ * value NIfTI (nibabel) reads as img[i, j, k] of channel c.
+ *
+ * The file is written under a temporary name beside the target and renamed into place only
+ * by rsy_export_hdf5_close(); no timestamps are stored, so equal inputs give byte-identical
+ * files. HDF5 is serialised by a global lock: a writer is used by one thread at a time, and
+ * cases are added in increasing case index. With RSY_FORMAT_HDF5, rsy_export_finish() builds
+ * DIR/DatasetNNN_Name.h5 with this writer from the cases' files.
+ */
+/** Default deflate level (0 = no compression, 1 fastest .. 9 smallest). @since 0.4 */
+#define RSY_EXPORT_HDF5_LEVEL_DEFAULT 4
+/** Largest chunk edge in voxels: a chunk holds at most 64³ voxels, 1 MiB of float32, the
+ *  size of HDF5's default chunk cache (reference/formats.md). @since 0.4 */
+#define RSY_EXPORT_HDF5_CHUNK_EDGE 64
+
+/** An HDF5 dataset file being written. Opaque. @since 0.4 */
+typedef struct rsy_export_hdf5 rsy_export_hdf5;
+
+/** What the writer records at the file's root. Every pointer is borrowed during
+ *  rsy_export_hdf5_create() only (the strings are copied). @since 0.4 */
+typedef struct rsy_export_hdf5_params {
+    const char *path;          /* the file to make, e.g. "DIR/raresynth.h5" */
+    const char *dataset_name;  /* recipe name */
+    const char *recipe_sha256; /* SHA-256 of the recipe file (rsy_recipe.sha256) */
+    uint64_t dataset_seed;     /* stored as a decimal string */
+    const char *modality;      /* "mri" or "ct" (rsy_recipe.modality) */
+    const char *const *channel_names; /* n_channels, e.g. rsy_recipe_channel_name() */
+    int n_channels;
+    const char *const *label_names; /* label value i is named label_names[i]; [0] "background" */
+    int n_labels;                   /* 1..RSY_MAX_LABELS */
+    const unsigned char *label_perilesional; /* n_labels flags (1 = perilesional) or NULL */
+    int deflate_level;                       /* 0..9; 0 stores chunks uncompressed */
+} rsy_export_hdf5_params;
+
+/** Parameters with every pointer NULL, counts 0, seed 0 and deflate_level
+ *  RSY_EXPORT_HDF5_LEVEL_DEFAULT. @since 0.4 */
+RSY_API rsy_export_hdf5_params rsy_export_hdf5_params_default(void);
+
+/**
+ * Start the file @p p->path: create it under a temporary name in the same directory
+ * ("<path>.part-<pid>-<n>") and write the root attributes. An existing file at @p p->path is
+ * left untouched until rsy_export_hdf5_close() replaces it.
+ * On success @p *out is owned by the caller; release it with rsy_export_hdf5_close() (keep
+ * the file) or rsy_export_hdf5_abort() (discard it). On failure @p *out is NULL and no file is
+ * left.
+ * @return RSY_OK, RSY_EINVAL (missing or inconsistent parameter, label names not unique or
+ *         [0] not "background"), RSY_EIO (the directory is missing or not writable, the disk
+ *         is full; logged with the path and the system's reason), RSY_EDEP (HDF5 failed, or
+ *         its deflate/shuffle filters are missing), RSY_ENOMEM.
+ * @since 0.4
+ */
+RSY_API RSY_NODISCARD rsy_status rsy_export_hdf5_create(rsy_export_hdf5 **out,
+                                                        const rsy_export_hdf5_params *p);
+
+/**
+ * Add one case as /cases/<case_id> (case_id from rsy_export_case_id()). @p c gives the
+ * volumes (channels, labels, instances of equal geometry; channels all float32 or all int16;
+ * labels uint8 or uint16 with values < n_labels; instances uint16 with ids <= c->n_lesions)
+ * and the lesion descriptions; @p records[i] is the measured record of instance i+1
+ * (rsy_export_measure_lesions(), as the NIfTI writer makes them), c->n_lesions of them
+ * (NULL when there is none). Records with voxel_count 0 are left out of the lesion table, as
+ * they are left out of the manifest. Nothing is measured again here.
+ * Cases must come in strictly increasing case index (gaps allowed, e.g. for a shard).
+ * Borrowed: @p c and @p records are not kept.
+ * @return RSY_OK; RSY_EINVAL (inconsistent case, or a case index not above the previous one;
+ *         nothing is written and the writer stays usable); RSY_EIO (disk full, write error),
+ *         RSY_EDEP (HDF5 failed) or RSY_ENOMEM once writing began: then the writer is failed,
+ *         and every later call returns the same status; rsy_export_hdf5_close() or _abort()
+ *         removes the temporary file.
+ * @since 0.4
+ */
+RSY_API RSY_NODISCARD rsy_status rsy_export_hdf5_add_case(rsy_export_hdf5 *w,
+                                                          const rsy_case_data *c,
+                                                          const rsy_lesion_record *records);
+
+/**
+ * Finish the file: write the root attributes n_cases and case_ids, close it, fsync it, rename
+ * it over the target and fsync the directory. If @p sha256 is not NULL it receives the SHA-256
+ * of the file's bytes (64 hex digits and a NUL; an extra read of the file). @p w is released
+ * in every case (NULL: RSY_EINVAL). On failure the temporary file is removed and the target
+ * is untouched.
+ * @return RSY_OK, RSY_EIO (disk full, fsync or rename failed; logged with the path),
+ *         RSY_EDEP, RSY_ENOMEM, or the status of an earlier failed rsy_export_hdf5_add_case().
+ * @since 0.4
+ */
+RSY_API RSY_NODISCARD rsy_status rsy_export_hdf5_close(rsy_export_hdf5 *w, char sha256[65]);
+
+/** Discard the file being written: close it, remove the temporary file and release @p w.
+ *  The target path is never touched. NULL is a no-op. @since 0.4 */
+RSY_API void rsy_export_hdf5_abort(rsy_export_hdf5 *w);
 
 /* ---------------------------------------------------------------------------------------- */
 /* Validation                                                                                 */
@@ -216,6 +471,104 @@ typedef struct rsy_validate_report {
  * @since 0.1
  */
 RSY_API RSY_NODISCARD rsy_status rsy_export_validate(const char *dir, rsy_validate_report *rep);
+
+/* ======================================================================================== */
+/* Resume, shards and merge (export/merge.c; owned by the run/CLI side, issue 6)             */
+/* ======================================================================================== */
+/** Run state of an output directory: DIR/.raresynth-run.json, written when a run starts and
+ *  kept. It records what the files depend on (raresynth version, recipe SHA-256 and name,
+ *  the SHA-256 of every configuration file the recipe loaded, seed, case count, layouts,
+ *  formats, preview, shard) and nothing that varies between equal runs (no time, no thread
+ *  count, no path), so a run, a resumed run and a merge write the same bytes. The run state of
+ *  a shard directory (shard_count >= 1, so "--shard 0/1" too) also records the shard and the
+ *  recipe's absolute path, for `merge`. @since 0.4 */
+#define RSY_EXPORT_RUN_STATE ".raresynth-run.json"
+
+/**
+ * Write the run state of the run described by @p p (out_dir, recipe, layouts, formats,
+ * preview, shard) to p->out_dir, durably and atomically.
+ * @return RSY_OK, RSY_EINVAL, RSY_EIO (a configuration file cannot be hashed, the file not
+ *         written; logged), RSY_ENOMEM.
+ * @since 0.4
+ */
+RSY_API RSY_NODISCARD rsy_status rsy_export_run_state_write(const rsy_export_params *p);
+
+/**
+ * Prepare p->out_dir to resume the run @p p describes. A missing or empty directory is
+ * prepared as rsy_export_prepare_dir() does (@p *resumed = 0). Otherwise the directory must
+ * hold the marker and a run state equal to the one @p p would write (the recipe path aside);
+ * the staging folder, every temporary file ("*.part-PID-N") and raresynth.json (the mark of
+ * completion, rewritten by finish) are removed and @p *resumed = 1. A directory holding only
+ * the debris of a run killed before its run state was written (no case manifest, no
+ * raresynth.json) is started afresh (@p *resumed = 0).
+ * @return RSY_OK; RSY_ECONFIG when the run state differs (each difference logged, naming it)
+ *         or is missing; RSY_EIO (not a raresynth directory, unreadable, a file that cannot be
+ *         removed; logged), RSY_ENOMEM.
+ * @since 0.4
+ */
+RSY_API RSY_NODISCARD rsy_status rsy_export_resume_prepare(const rsy_export_params *p,
+                                                           int *resumed);
+
+/**
+ * Remove from @p dir every file of a case that is not kept: any regular file or symbolic
+ * link below @p dir whose name is a case id ("case_NNNN") followed by '.' or '_', and whose
+ * case index i is >= @p n_cases or has keep[i] == 0 (the partly published files of a case a
+ * resumed run regenerates). Directories and other files are left alone.
+ * @return RSY_OK, RSY_EIO (logged).
+ * @since 0.4
+ */
+RSY_API RSY_NODISCARD rsy_status rsy_export_resume_sweep(const char *dir,
+                                                         const unsigned char *keep,
+                                                         size_t n_cases);
+
+/** What a shard directory's run state says (rsy_export_shard_info()). An unsharded dataset
+ *  reads as shard 0 of 1 with no recipe path. @since 0.4 */
+typedef struct rsy_shard_info {
+    char recipe_path[RSY_PATH_MAX]; /* absolute path of the recipe, "" when not recorded */
+    char recipe_sha256[65];
+    char version[32]; /* raresynth version that made it */
+    uint64_t seed;
+    int64_t cases; /* cases of the whole dataset */
+    int64_t shard_index, shard_count;
+    unsigned layouts, formats; /* RSY_LAYOUT_* and RSY_FORMAT_* bits */
+    int preview;
+} rsy_shard_info;
+
+/**
+ * Read the run state of the shard (or dataset) directory @p dir into @p out.
+ * @return RSY_OK, RSY_EIO (no such directory, no run state: logged),
+ *         RSY_EINVALID_DATASET (malformed run state; logged), RSY_ENOMEM.
+ * @since 0.4
+ */
+RSY_API RSY_NODISCARD rsy_status rsy_export_shard_info(const char *dir, rsy_shard_info *out);
+
+/**
+ * Merge shard directories into the dataset a single run of @p p makes (p->out_dir;
+ * p->shard_count must be 0), byte-identical to it. Before p->out_dir is touched, every
+ * shard is checked: its run state equals the one @p p implies (recipe, configuration files,
+ * seed, version, case count, layouts, formats, preview), the shards hold indices 0..N-1 of
+ * one count N each once, every shard is complete (its shard manifest, raresynth.json, lists
+ * exactly its cases i % N == index, by the case ids this version makes), and every file of
+ * every case exists below its shard as a regular file whose SHA-256 matches both the shard
+ * manifest and the case's manifest. Then p->out_dir (new or empty) is prepared, each case's
+ * files are hard-linked into place (copied when linking fails: another file system, no
+ * permission), the case manifest last, each case adopted (rsy_export_adopt_case), and the
+ * dataset finished. On any failure the output directory is removed again (or emptied, if it
+ * existed empty) and the shards are never written to. @p n_threads (>= 1) workers check and
+ * link cases; the result does not depend on it.
+ * @return RSY_OK; RSY_ECONFIG (shards that do not belong together: another recipe, seed,
+ *         version, count or options, an index missing or given twice); RSY_EINVALID_DATASET
+ *         (a shard incomplete or damaged: a file missing or not a regular file, a checksum
+ *         that differs, manifests that disagree with each other or with the files, a case id
+ *         that is not one this version makes, e.g. "../x"); RSY_EIO (a shard unreadable, the
+ *         output directory not empty, a write failure); RSY_EINVAL, RSY_ENOMEM. Every
+ *         problem is logged naming the shard file.
+ * @since 0.4
+ */
+RSY_API RSY_NODISCARD rsy_status rsy_export_merge(const rsy_export_params *p,
+                                                  const char *const *shard_dirs, size_t n_shards,
+                                                  int n_threads);
+/* ==================================== end of merge.c ==================================== */
 
 #ifdef __cplusplus
 }

@@ -40,6 +40,19 @@ void rsy_export_case_id(size_t index, char *buf, size_t n)
     snprintf(buf, n, "case_%04zu", index);
 }
 
+int rsy__export_holds(const rsy_export *e, size_t index)
+{
+    return e->shard_count <= 1 || (int64_t)(index % (size_t)e->shard_count) == e->shard_index;
+}
+
+size_t rsy__export_n_held(const rsy_export *e)
+{
+    if (e->shard_count <= 1)
+        return e->n_cases;
+    size_t k = (size_t)e->shard_index, n = (size_t)e->shard_count;
+    return e->n_cases > k ? (e->n_cases - k + n - 1) / n : 0;
+}
+
 rsy_status rsy__export_path(char *buf, size_t n, const char *fmt, ...)
 {
     va_list ap;
@@ -251,6 +264,8 @@ void rsy__case_summary_free(rsy__case_summary *s)
         return;
     free(s->sha);
     free(s->lesion_volume_mm3);
+    free(s->box);
+    free(s->box_class);
     free(s->label_voxels);
     free(s);
 }
@@ -314,6 +329,38 @@ static rsy_status check_labels(const rsy_export_params *p)
     return RSY_OK;
 }
 
+/* Layouts, formats and shards of the parameters (rsy_export_params). */
+static rsy_status check_outputs(const rsy_export_params *p)
+{
+    if (p->layouts & ~RSY_EXPORT_LAYOUTS_ALL) {
+        rsy_log_error("layouts: unknown layout bits 0x%x", p->layouts & ~RSY_EXPORT_LAYOUTS_ALL);
+        return RSY_EINVAL;
+    }
+    if (p->formats & ~RSY_EXPORT_FORMATS_ALL) {
+        rsy_log_error("formats: unknown format bits 0x%x", p->formats & ~RSY_EXPORT_FORMATS_ALL);
+        return RSY_EINVAL;
+    }
+    if (p->shard_count < 0 || (p->shard_count > 1 && (p->shard_index < 0 ||
+                                                      p->shard_index >= p->shard_count))) {
+        rsy_log_error("shard %lld/%lld: need 0 <= index < count", (long long)p->shard_index,
+                      (long long)p->shard_count);
+        return RSY_EINVAL;
+    }
+    return RSY_OK;
+}
+
+/* nnDetection refuses a '.' anywhere in the absolute path of its data (reference/formats.md);
+ * the layout is written anyway, with a warning naming the path. */
+static void warn_nndet_path(const char *dir)
+{
+    char *abs = realpath(dir, NULL);
+    if (abs && strchr(abs, '.'))
+        rsy_log_warning("%s: the path holds a '.', which nnDetection does not accept in the "
+                        "directory of its data; move the dataset before training nnDetection",
+                        abs);
+    free(abs);
+}
+
 /* SHA-256 of a configuration file the recipe was built from, for the dataset manifest. */
 static rsy_status hash_config_file(const char *what, const char *name, const char *path,
                                    char sha[65])
@@ -360,7 +407,7 @@ rsy_status rsy_export_begin(rsy_export **out, const rsy_export_params *p)
         rc = RSY_EINVAL;
         goto fail;
     }
-    if ((rc = check_labels(p)) != RSY_OK)
+    if ((rc = check_labels(p)) != RSY_OK || (rc = check_outputs(p)) != RSY_OK)
         goto fail;
 
     e = calloc(1, sizeof *e);
@@ -372,6 +419,12 @@ rsy_status rsy_export_begin(rsy_export **out, const rsy_export_params *p)
     e->n_channels = n_channels;
     e->n_cases = (size_t)r->cases;
     rsy_export_nnunet_dirname(r, e->nnunet_dir, sizeof e->nnunet_dir);
+    snprintf(e->nndet_dir, sizeof e->nndet_dir, "Task%03d_%s", r->dataset_id, r->name);
+    e->layouts = (p->layouts ? p->layouts : RSY_LAYOUT_NNUNET) | RSY_LAYOUT_NNUNET;
+    e->formats = p->formats | RSY_FORMAT_NIFTI;
+    e->preview = p->preview != 0;
+    e->shard_count = p->shard_count > 1 ? p->shard_count : 1;
+    e->shard_index = p->shard_count > 1 ? p->shard_index : 0;
     e->out_dir = dup_string(p->out_dir);
     e->texture_note = dup_string(p->texture_note ? p->texture_note : "");
     e->label_names = calloc((size_t)p->n_labels, sizeof *e->label_names);
@@ -419,13 +472,23 @@ rsy_status rsy_export_begin(rsy_export **out, const rsy_export_params *p)
         goto fail;
     }
 
-    char rel[2][RSY_EXPORT_REL_MAX];
-    snprintf(rel[0], sizeof rel[0], "%s/imagesTr", e->nnunet_dir);
-    snprintf(rel[1], sizeof rel[1], "%s/labelsTr", e->nnunet_dir);
-    static const char *const fixed[] = {RSY_EXPORT_INSTANCE_DIR, RSY_EXPORT_MANIFEST_DIR,
-                                        RSY_EXPORT_STAGING_DIR};
-    for (int s = 0; s < 5; s++) {
-        const char *sub = s < 2 ? rel[s] : fixed[s - 2];
+    char rel[9][RSY_EXPORT_REL_MAX];
+    int n_sub = 0;
+    snprintf(rel[n_sub++], sizeof rel[0], "%s/imagesTr", e->nnunet_dir);
+    snprintf(rel[n_sub++], sizeof rel[0], "%s/labelsTr", e->nnunet_dir);
+    snprintf(rel[n_sub++], sizeof rel[0], RSY_EXPORT_INSTANCE_DIR);
+    snprintf(rel[n_sub++], sizeof rel[0], RSY_EXPORT_MANIFEST_DIR);
+    snprintf(rel[n_sub++], sizeof rel[0], RSY_EXPORT_STAGING_DIR);
+    if (e->layouts & RSY_LAYOUT_MSD) {
+        snprintf(rel[n_sub++], sizeof rel[0], RSY_EXPORT_MSD_DIR "/imagesTr");
+        snprintf(rel[n_sub++], sizeof rel[0], RSY_EXPORT_MSD_DIR "/labelsTr");
+    }
+    if (e->layouts & RSY_LAYOUT_NNDET) {
+        snprintf(rel[n_sub++], sizeof rel[0], "%s/raw_splitted/imagesTr", e->nndet_dir);
+        snprintf(rel[n_sub++], sizeof rel[0], "%s/raw_splitted/labelsTr", e->nndet_dir);
+    }
+    for (int s = 0; s < n_sub + (e->preview ? 1 : 0); s++) {
+        const char *sub = s < n_sub ? rel[s] : RSY_EXPORT_PREVIEW_DIR;
         if ((rc = rsy__export_path(path, sizeof path, "%s/%s", e->out_dir, sub)) != RSY_OK)
             goto fail;
         if (rsy_mkdir_p(path) != RSY_OK) {
@@ -433,6 +496,8 @@ rsy_status rsy_export_begin(rsy_export **out, const rsy_export_params *p)
             goto fail;
         }
     }
+    if (e->layouts & RSY_LAYOUT_NNDET)
+        warn_nndet_path(e->out_dir);
     cJSON_Delete(probe);
     *out = e;
     return RSY_OK;
@@ -518,10 +583,11 @@ static rsy_status count_labels(const rsy_export *e, const rsy_case_data *c, int6
     return RSY_OK;
 }
 
-/* The files of one case: final paths (in rename order: images, label map, instance map,
- * manifest last) and their staged names in DIR/.staging/<case>/. */
+/* The files of one case (rsy__export_case_plan, in rename order, the manifest last): final
+ * paths, and their staged names in DIR/.staging/<case>/ ("NN-<file name>", NN the index). */
 typedef struct case_files {
-    int n; /* n_channels + 3 */
+    int n;
+    rsy__case_file plan[RSY__CASE_FILES_MAX];
     char stage_dir[RSY_PATH_MAX];
     char (*final)[RSY_PATH_MAX];
     char (*staged)[RSY_PATH_MAX];
@@ -535,9 +601,8 @@ static void case_files_free(case_files *f)
 
 static rsy_status case_files_init(case_files *f, const rsy_export *e, const char *case_id)
 {
-    char rel[RSY_EXPORT_REL_MAX], name[64];
     rsy_status rc;
-    f->n = e->n_channels + 3;
+    f->n = rsy__export_case_plan(e, case_id, f->plan);
     f->final = calloc((size_t)f->n, sizeof *f->final);
     f->staged = calloc((size_t)f->n, sizeof *f->staged);
     if (!f->final || !f->staged)
@@ -546,26 +611,37 @@ static rsy_status case_files_init(case_files *f, const rsy_export *e, const char
                                "%s/" RSY_EXPORT_STAGING_DIR "/%s", e->out_dir, case_id)) != RSY_OK)
         return rc;
     for (int i = 0; i < f->n; i++) {
-        if (i < e->n_channels) {
-            rsy__export_image_relpath(e, case_id, i, rel, sizeof rel);
-            snprintf(name, sizeof name, "image_%04d" RSY_EXPORT_NII, i);
-        } else if (i == e->n_channels) {
-            rsy__export_label_relpath(e, case_id, rel, sizeof rel);
-            snprintf(name, sizeof name, "label" RSY_EXPORT_NII);
-        } else if (i == e->n_channels + 1) {
-            rsy__export_instance_relpath(case_id, rel, sizeof rel);
-            snprintf(name, sizeof name, "instances" RSY_EXPORT_NII);
-        } else {
-            rsy__export_manifest_relpath(case_id, rel, sizeof rel);
-            snprintf(name, sizeof name, "manifest.json");
-        }
-        if ((rc = rsy__export_path(f->final[i], sizeof f->final[i], "%s/%s", e->out_dir, rel)) !=
-                RSY_OK ||
-            (rc = rsy__export_path(f->staged[i], sizeof f->staged[i], "%s/%s", f->stage_dir,
-                                   name)) != RSY_OK)
+        if ((rc = rsy__export_path(f->final[i], sizeof f->final[i], "%s/%s", e->out_dir,
+                                   f->plan[i].rel)) != RSY_OK ||
+            (rc = rsy__export_path(f->staged[i], sizeof f->staged[i], "%s/%02d-%s", f->stage_dir,
+                                   i, rsy__export_basename(f->plan[i].rel))) != RSY_OK)
             return rc;
     }
     return RSY_OK;
+}
+
+/* Empty and remove a case's staging folder left by an interrupted run (its files are ours:
+ * whatever is in it was never published). Quiet when there is none. */
+static void remove_stage_dir(const char *stage_dir)
+{
+    DIR *d = opendir(stage_dir);
+    if (!d) {
+        if (errno == ENOTDIR && unlink(stage_dir) != 0)
+            rsy_log_warning("%s: cannot remove: %s", stage_dir, strerror(errno));
+        return;
+    }
+    char path[RSY_PATH_MAX];
+    struct dirent *ent;
+    while ((ent = readdir(d)) != NULL) {
+        if (strcmp(ent->d_name, ".") == 0 || strcmp(ent->d_name, "..") == 0)
+            continue;
+        if (rsy__export_path(path, sizeof path, "%s/%s", stage_dir, ent->d_name) == RSY_OK &&
+            unlink(path) != 0)
+            rsy_log_warning("%s: cannot remove: %s", path, strerror(errno));
+    }
+    closedir(d);
+    if (rmdir(stage_dir) != 0 && errno != ENOENT)
+        rsy_log_warning("%s: cannot remove: %s", stage_dir, strerror(errno));
 }
 
 /* Remove every file of a failed case, staged or final, and its staging folder. unlink() never
@@ -573,13 +649,10 @@ static rsy_status case_files_init(case_files *f, const rsy_export *e, const char
 static void case_files_remove(const case_files *f)
 {
     for (int i = 0; i < f->n; i++) {
-        if (unlink(f->staged[i]) != 0 && errno != ENOENT)
-            rsy_log_error("%s: cannot remove: %s", f->staged[i], strerror(errno));
         if (unlink(f->final[i]) != 0 && errno != ENOENT && errno != EISDIR && errno != EPERM)
             rsy_log_error("%s: cannot remove: %s", f->final[i], strerror(errno));
     }
-    if (f->stage_dir[0] && rmdir(f->stage_dir) != 0 && errno != ENOENT)
-        rsy_log_error("%s: cannot remove: %s", f->stage_dir, strerror(errno));
+    remove_stage_dir(f->stage_dir);
 }
 
 /* Stage one NIfTI file: write it, make it durable, record its checksum. */
@@ -594,26 +667,43 @@ static rsy_status stage_volume(const rsy_volume *v, const char *staged, rsy_nift
     return rc;
 }
 
-/* Rename the staged files into place in order, then fsync the destination folders (images,
- * labels, instances, manifests: once per case). */
-static rsy_status publish_case(const rsy_export *e, const case_files *f)
+/* fsync the distinct folders of the files @p which[k] != 0 of @p f (their renames). */
+static rsy_status fsync_folders(const case_files *f, const unsigned char *which)
 {
-    char dir[RSY_PATH_MAX];
+    char dirs[RSY__CASE_FILES_MAX][RSY_PATH_MAX];
+    int n_dirs = 0;
+    for (int i = 0; i < f->n; i++) {
+        if (which && !which[i])
+            continue;
+        char dir[RSY_PATH_MAX];
+        snprintf(dir, sizeof dir, "%s", f->final[i]);
+        char *slash = strrchr(dir, '/');
+        if (slash)
+            *slash = '\0';
+        int seen = 0;
+        for (int d = 0; d < n_dirs && !seen; d++)
+            seen = strcmp(dirs[d], dir) == 0;
+        if (!seen)
+            memcpy(dirs[n_dirs++], dir, sizeof dir);
+    }
+    for (int d = 0; d < n_dirs; d++)
+        if (rsy__export_fsync(dirs[d]) != RSY_OK)
+            return RSY_EIO;
+    return RSY_OK;
+}
+
+/* Rename the staged files into place in order (the manifest last), then fsync each
+ * destination folder once. */
+static rsy_status publish_case(const case_files *f)
+{
     for (int i = 0; i < f->n; i++) {
         if (rename(f->staged[i], f->final[i]) != 0) {
             rsy_log_error("%s: %s", f->final[i], strerror(errno));
             return RSY_EIO;
         }
     }
-    const int first_of_dir[4] = {0, e->n_channels, e->n_channels + 1, e->n_channels + 2};
-    for (int d = 0; d < 4; d++) {
-        snprintf(dir, sizeof dir, "%s", f->final[first_of_dir[d]]);
-        char *slash = strrchr(dir, '/');
-        if (slash)
-            *slash = '\0';
-        if (rsy__export_fsync(dir) != RSY_OK)
-            return RSY_EIO;
-    }
+    if (fsync_folders(f, NULL) != RSY_OK)
+        return RSY_EIO;
     if (rmdir(f->stage_dir) != 0) {
         rsy_log_error("%s: cannot remove: %s", f->stage_dir, strerror(errno));
         return RSY_EIO;
@@ -621,26 +711,84 @@ static rsy_status publish_case(const rsy_export *e, const case_files *f)
     return RSY_OK;
 }
 
+/* The summary of a case from its manifest as parsed back (export_internal.h); the label
+ * counts are filled by the caller. */
+static rsy_status summary_from_parsed(const rsy_export *e, const rsy__case_parsed *p,
+                                      rsy__case_summary *s)
+{
+    int n = p->n_records;
+    if (!(s->sha = calloc((size_t)e->n_channels + 2, sizeof *s->sha)))
+        return RSY_ENOMEM;
+    memcpy(s->sha, p->sha, ((size_t)e->n_channels + 2) * sizeof *s->sha);
+    if (n > 0 && (!(s->lesion_volume_mm3 = calloc((size_t)n, sizeof *s->lesion_volume_mm3)) ||
+                  !(s->box = calloc((size_t)n, sizeof *s->box)) ||
+                  !(s->box_class = calloc((size_t)n, sizeof *s->box_class))))
+        return RSY_ENOMEM;
+    for (int l = 0; l < n; l++) {
+        s->lesion_volume_mm3[l] = p->records[l].volume_mm3;
+        memcpy(s->box[l], p->records[l].box_cccwhd_mm, sizeof s->box[l]);
+        s->box_class[l] = rsy__export_lesion_class(e, &p->records[l]);
+    }
+    s->n_lesions = n;
+    return RSY_OK;
+}
+
+static void install_summary(rsy_export *e, size_t index, rsy__case_summary *s)
+{
+    pthread_mutex_lock(&e->lock);
+    rsy__case_summary *old = e->cases[index];
+    e->cases[index] = s;
+    pthread_mutex_unlock(&e->lock);
+    rsy__case_summary_free(old);
+}
+
+/* A shallow copy of @p v with the geometry its NIfTI file gives back (layout.c). */
+static rsy_volume as_stored(const rsy_volume *v)
+{
+    rsy_volume s = *v;
+    rsy__export_geometry_as_stored(&v->geom, &s.geom);
+    return s;
+}
+
+static rsy_status check_held(const rsy_export *e, size_t index)
+{
+    if (index >= e->n_cases) {
+        rsy_log_error("case index %zu out of range (dataset has %zu cases)", index, e->n_cases);
+        return RSY_EINVAL;
+    }
+    if (!rsy__export_holds(e, index)) {
+        rsy_log_error("case %zu is not in shard %lld/%lld", index, (long long)e->shard_index,
+                      (long long)e->shard_count);
+        return RSY_EINVAL;
+    }
+    return RSY_OK;
+}
+
 rsy_status rsy_export_write_case(rsy_export *e, const rsy_case_data *c)
 {
-    rsy__case_summary *s = NULL, *old = NULL;
+    rsy__case_summary *s = NULL;
     rsy_lesion_record *records = NULL;
+    rsy__case_parsed parsed;
     cJSON *doc = NULL;
     char *text = NULL;
+    char(*sha)[65] = NULL;
     size_t text_len = 0;
-    case_files files = {0, "", NULL, NULL};
+    case_files files;
     int started = 0;
     rsy_status rc;
     char case_id[32];
 
+    memset(&parsed, 0, sizeof parsed);
+    files.final = files.staged = NULL;
+    files.n = 0;
     if (!e || !c)
         return RSY_EINVAL;
-    if ((rc = check_case(e, c)) != RSY_OK)
+    if ((rc = check_case(e, c)) != RSY_OK || (rc = check_held(e, c->case_index)) != RSY_OK)
         return rc;
     rsy_export_case_id(c->case_index, case_id, sizeof case_id);
 
     s = calloc(1, sizeof *s);
-    if (!s || !(s->sha = calloc((size_t)e->n_channels + 2, sizeof *s->sha)) ||
+    if (!s || !(sha = calloc((size_t)e->n_channels + 2, sizeof *sha)) ||
         !(s->label_voxels = calloc((size_t)e->n_labels, sizeof *s->label_voxels))) {
         rc = RSY_ENOMEM;
         goto fail;
@@ -649,45 +797,38 @@ rsy_status rsy_export_write_case(rsy_export *e, const rsy_case_data *c)
         (rc = case_files_init(&files, e, case_id)) != RSY_OK)
         goto fail;
 
-    if (c->n_lesions > 0) {
-        records = calloc((size_t)c->n_lesions, sizeof *records);
-        s->lesion_volume_mm3 = calloc((size_t)c->n_lesions, sizeof *s->lesion_volume_mm3);
-        if (!records || !s->lesion_volume_mm3) {
-            rc = RSY_ENOMEM;
-            goto fail;
-        }
+    if (c->n_lesions > 0 && !(records = calloc((size_t)c->n_lesions, sizeof *records))) {
+        rc = RSY_ENOMEM;
+        goto fail;
     }
     if ((rc = rsy_export_measure_lesions(c->instances, c->labels, c->n_lesions, e->perilesional,
                                          records)) != RSY_OK)
         goto fail;
-    for (int l = 0; l < c->n_lesions; l++) {
-        if (records[l].voxel_count == 0) {
+    for (int l = 0; l < c->n_lesions; l++)
+        if (records[l].voxel_count == 0)
             rsy_log_warning("%s: lesion %d (%s) has no voxel in the instance map; it is left "
                             "out of the manifest",
                             case_id, l + 1, c->lesions[l].type ? c->lesions[l].type : "?");
-            continue;
-        }
-        s->lesion_volume_mm3[s->n_lesions++] = records[l].volume_mm3;
-    }
 
     /* From here on files exist: any failure removes every file of the case. */
     started = 1;
+    remove_stage_dir(files.stage_dir);
     if (mkdir(files.stage_dir, 0777) != 0 && errno != EEXIST) {
         rsy_log_error("%s: cannot create: %s", files.stage_dir, strerror(errno));
         rc = RSY_EIO;
         goto fail;
     }
     for (int ch = 0; ch < e->n_channels; ch++)
-        if ((rc = stage_volume(c->channels[ch], files.staged[ch], RSY_NIFTI_IMAGE, s->sha[ch])) !=
+        if ((rc = stage_volume(c->channels[ch], files.staged[ch], RSY_NIFTI_IMAGE, sha[ch])) !=
             RSY_OK)
             goto fail;
     if ((rc = stage_volume(c->labels, files.staged[e->n_channels], RSY_NIFTI_LABEL,
-                           s->sha[e->n_channels])) != RSY_OK ||
+                           sha[e->n_channels])) != RSY_OK ||
         (rc = stage_volume(c->instances, files.staged[e->n_channels + 1], RSY_NIFTI_LABEL,
-                           s->sha[e->n_channels + 1])) != RSY_OK)
+                           sha[e->n_channels + 1])) != RSY_OK)
         goto fail;
 
-    if ((rc = rsy__export_case_manifest(&doc, e, c, case_id, s->sha, records, c->n_lesions)) !=
+    if ((rc = rsy__export_case_manifest(&doc, e, c, case_id, sha, records, c->n_lesions)) !=
         RSY_OK)
         goto fail;
     if (!(text = rsy__export_json_text(doc, &text_len))) {
@@ -695,19 +836,34 @@ rsy_status rsy_export_write_case(rsy_export *e, const rsy_case_data *c)
         goto fail;
     }
     rsy_sha256_hex(text, text_len, s->manifest_sha);
-    if ((rc = rsy__export_write_synced(files.staged[e->n_channels + 2], text, text_len)) !=
-            RSY_OK ||
-        (rc = publish_case(e, &files)) != RSY_OK)
+    /* Everything kept or derived comes from the manifest as it reads back (adopt_case does
+     * the same with the file). */
+    if ((rc = rsy__export_parse_case(e, c->case_index, text, text_len,
+                                     files.final[files.n - 1], &parsed)) != RSY_OK ||
+        (rc = summary_from_parsed(e, &parsed, s)) != RSY_OK)
         goto fail;
 
-    pthread_mutex_lock(&e->lock);
-    old = e->cases[c->case_index];
-    e->cases[c->case_index] = s;
-    pthread_mutex_unlock(&e->lock);
-    rsy__case_summary_free(old);
+    rsy_volume chv[RSY_MAX_SEQUENCES], labv = as_stored(c->labels),
+                                       instv = as_stored(c->instances);
+    const rsy_volume *chp[RSY_MAX_SEQUENCES];
+    for (int ch = 0; ch < e->n_channels; ch++) {
+        chv[ch] = as_stored(c->channels[ch]);
+        chp[ch] = &chv[ch];
+    }
+    const rsy__case_src src = {chp, &labv, &instv, &parsed};
+    for (int k = e->n_channels + 2; k < files.n - 1; k++)
+        if ((rc = rsy__export_make_file(e, files.plan, k, files.staged, &src)) != RSY_OK)
+            goto fail;
+    if ((rc = rsy__export_write_synced(files.staged[files.n - 1], text, text_len)) != RSY_OK ||
+        (rc = publish_case(&files)) != RSY_OK)
+        goto fail;
+
+    install_summary(e, c->case_index, s);
+    rsy__case_parsed_clear(&parsed);
     free(text);
     cJSON_Delete(doc);
     free(records);
+    free(sha);
     case_files_free(&files);
     return RSY_OK;
 
@@ -715,17 +871,154 @@ fail:
     if (started) {
         case_files_remove(&files);
         /* The case's files are gone, so it counts as not written (finish() reports it). */
-        pthread_mutex_lock(&e->lock);
-        old = e->cases[c->case_index];
-        e->cases[c->case_index] = NULL;
-        pthread_mutex_unlock(&e->lock);
-        rsy__case_summary_free(old);
+        install_summary(e, c->case_index, NULL);
     }
+    rsy__case_parsed_clear(&parsed);
     free(text);
     cJSON_Delete(doc);
     free(records);
+    free(sha);
     case_files_free(&files);
     rsy__case_summary_free(s);
+    return rc;
+}
+
+/* ---------------------------------------------------------------------------------------- */
+/* adopt_case                                                                                 */
+/* ---------------------------------------------------------------------------------------- */
+/* Count the label values of a label map read back; RSY_EIO (logged) for a value outside the
+ * dictionary or a map of another shape or type than the case's. */
+static rsy_status count_stored_labels(const rsy_export *e, const rsy_volume *lab,
+                                      const char *path, int64_t *counts)
+{
+    if (lab->dtype != RSY_DTYPE_UINT8 && lab->dtype != RSY_DTYPE_UINT16) {
+        rsy_log_error("%s: expected a uint8 or uint16 label map, got %s", path,
+                      rsy_dtype_name(lab->dtype));
+        return RSY_EIO;
+    }
+    size_t n = rsy_geometry_nvox(&lab->geom);
+    for (size_t i = 0; i < n; i++) {
+        double v = rsy__volume_get(lab, i);
+        if (v >= e->n_labels) {
+            rsy_log_error("%s: label value %g at voxel %zu is not in the dictionary", path, v, i);
+            return RSY_EIO;
+        }
+        counts[(int)v]++;
+    }
+    return RSY_OK;
+}
+
+/* Read file @p k of a case (its checksum was verified) into @p *out, geometry as stored. */
+static rsy_status read_stored(const case_files *f, int k, rsy_volume **out)
+{
+    rsy_status rc = rsy_volume_read_nifti(out, NULL, f->final[k]);
+    return rc == RSY_OK || rc == RSY_ENOMEM ? rc : RSY_EIO;
+}
+
+rsy_status rsy_export_adopt_case(rsy_export *e, size_t index)
+{
+    case_files files;
+    rsy__case_parsed parsed;
+    rsy__case_summary *s = NULL;
+    rsy_volume *vol[RSY_MAX_SEQUENCES + 2] = {NULL};
+    unsigned char remake[RSY__CASE_FILES_MAX] = {0};
+    char *text = NULL, case_id[32], sha[65];
+    size_t len = 0;
+    struct stat st;
+    rsy_status rc;
+
+    memset(&parsed, 0, sizeof parsed);
+    files.final = files.staged = NULL;
+    if (!e)
+        return RSY_EINVAL;
+    if ((rc = check_held(e, index)) != RSY_OK)
+        return rc;
+    rsy_export_case_id(index, case_id, sizeof case_id);
+    if ((rc = case_files_init(&files, e, case_id)) != RSY_OK)
+        goto done;
+    /* Whatever an interrupted write left in the case's staging folder was never published. */
+    remove_stage_dir(files.stage_dir);
+
+    const int nc = e->n_channels, last = files.n - 1;
+    const char *manifest = files.final[last];
+    if (lstat(manifest, &st) != 0 || !S_ISREG(st.st_mode)) {
+        rsy_log_error("%s: missing: case %zu is incomplete", manifest, index);
+        rc = RSY_EIO;
+        goto done;
+    }
+    if ((rc = rsy_file_read_all(manifest, RSY_EXPORT_JSON_MAX_BYTES, &text, &len)) != RSY_OK) {
+        rc = rc == RSY_ENOMEM ? rc : RSY_EIO;
+        goto done;
+    }
+    if ((rc = rsy__export_parse_case(e, index, text, len, manifest, &parsed)) != RSY_OK)
+        goto done;
+    for (int k = 0; k < nc + 2; k++) {
+        if (lstat(files.final[k], &st) != 0 || !S_ISREG(st.st_mode)) {
+            rsy_log_error("%s: missing (listed in %s): case %zu is incomplete", files.final[k],
+                          manifest, index);
+            rc = RSY_EIO;
+            goto done;
+        }
+        if ((rc = rsy_sha256_file(files.final[k], sha)) != RSY_OK)
+            goto done;
+        if (strcmp(sha, parsed.sha[k]) != 0) {
+            rsy_log_error("%s: SHA-256 %s differs from %s in %s", files.final[k], sha,
+                          parsed.sha[k], manifest);
+            rc = RSY_EIO;
+            goto done;
+        }
+    }
+
+    if (!(s = calloc(1, sizeof *s)) ||
+        !(s->label_voxels = calloc((size_t)e->n_labels, sizeof *s->label_voxels))) {
+        rc = RSY_ENOMEM;
+        goto done;
+    }
+    rsy_sha256_hex(text, len, s->manifest_sha);
+    if ((rc = summary_from_parsed(e, &parsed, s)) != RSY_OK ||
+        (rc = read_stored(&files, nc, &vol[nc])) != RSY_OK ||
+        (rc = count_stored_labels(e, vol[nc], files.final[nc], s->label_voxels)) != RSY_OK)
+        goto done;
+
+    /* The derived files (links, nnDetection files, preview): remade when missing or not what
+     * this case's files give. */
+    int need = 0;
+    for (int k = nc + 2; k < last; k++) {
+        if (rsy__export_file_current(e, files.plan, k, files.final, &parsed))
+            continue;
+        remake[k] = 1;
+        int nk = rsy__export_file_needs(e, files.plan, k, &parsed);
+        need = nk > need ? nk : need;
+    }
+    if (need >= 1 && (rc = read_stored(&files, nc + 1, &vol[nc + 1])) != RSY_OK)
+        goto done;
+    for (int ch = 0; need >= 2 && ch < nc; ch++)
+        if ((rc = read_stored(&files, ch, &vol[ch])) != RSY_OK)
+            goto done;
+    const rsy_volume *chp[RSY_MAX_SEQUENCES];
+    for (int ch = 0; ch < nc; ch++)
+        chp[ch] = vol[ch];
+    const rsy__case_src src = {need >= 2 ? chp : NULL, vol[nc], vol[nc + 1], &parsed};
+    int made = 0;
+    for (int k = nc + 2; k < last; k++) {
+        if (!remake[k])
+            continue;
+        if ((rc = rsy__export_make_file(e, files.plan, k, files.final, &src)) != RSY_OK)
+            goto done;
+        made = 1;
+    }
+    if (made && (rc = fsync_folders(&files, remake)) != RSY_OK)
+        goto done;
+    install_summary(e, index, s);
+    s = NULL;
+
+done:
+    for (int i = 0; i < RSY_MAX_SEQUENCES + 2; i++)
+        rsy_volume_destroy(vol[i]);
+    rsy__case_summary_free(s);
+    rsy__case_parsed_clear(&parsed);
+    free(text);
+    case_files_free(&files);
     return rc;
 }
 
@@ -739,7 +1032,7 @@ rsy_status rsy_export_finish(rsy_export *e)
     size_t missing = 0, first = 0;
     pthread_mutex_lock(&e->lock);
     for (size_t i = e->n_cases; i-- > 0;) {
-        if (!e->cases[i]) {
+        if (rsy__export_holds(e, i) && !e->cases[i]) {
             missing++;
             first = i;
         }
@@ -748,14 +1041,25 @@ rsy_status rsy_export_finish(rsy_export *e)
     if (missing) {
         rsy_log_error("%s: %zu of %zu cases not written (first: case %zu); dataset left "
                       "incomplete",
-                      e->out_dir, missing, e->n_cases, first);
+                      e->out_dir, missing, rsy__export_n_held(e), first);
         return RSY_EINVAL;
     }
     char path[RSY_PATH_MAX];
     rsy_status rc = rsy__export_path(path, sizeof path, "%s/" RSY_EXPORT_STAGING_DIR, e->out_dir);
     if (rc != RSY_OK)
         return rc;
-    /* Every case succeeded, so its staging folder is gone and the parent is empty. */
+    /* Every case succeeded or was adopted, so its staging folder is gone; folders another
+     * process left behind (never published) go too. */
+    DIR *d = opendir(path);
+    if (d) {
+        char sub[RSY_PATH_MAX];
+        struct dirent *ent;
+        while ((ent = readdir(d)) != NULL)
+            if (strcmp(ent->d_name, ".") != 0 && strcmp(ent->d_name, "..") != 0 &&
+                rsy__export_path(sub, sizeof sub, "%s/%s", path, ent->d_name) == RSY_OK)
+                remove_stage_dir(sub);
+        closedir(d);
+    }
     if (rmdir(path) != 0 && errno != ENOENT) {
         rsy_log_error("%s: cannot remove the staging folder: %s", path, strerror(errno));
         return RSY_EIO;

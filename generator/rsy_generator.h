@@ -103,28 +103,66 @@ typedef struct rsy_run_options {
                                             flight and return RSY_ECANCELED; may be NULL */
     rsy_progress_fn progress;
     void *progress_user;
+    unsigned layouts;    /* RSY_LAYOUT_* bits of rsy_export.h; 0 = nnU-Net only @since 0.4 */
+    unsigned formats;    /* RSY_FORMAT_* bits; NIfTI is always written @since 0.4 */
+    int preview;         /* 1: a PNG preview per case @since 0.4 */
+    int resume;          /* 1: continue the run left in out_dir (rsy_generator_run) @since 0.4 */
+    int64_t shard_index; /* with shard_count >= 2: make only the cases i with
+                            i % shard_count == shard_index @since 0.4 */
+    int64_t shard_count; /* 0: every case; 1: every case, the directory recorded as shard 0
+                            of 1 (mergeable without --recipe) @since 0.4 */
 } rsy_run_options;
 
-/** Defaults: 1 thread, no force, no memory limit, no cancel flag, no progress. */
+/** Defaults: 1 thread, no force, no memory limit, no cancel flag, no progress, the nnU-Net
+ *  layout in NIfTI, no preview, no resume, no sharding. */
 RSY_API rsy_run_options rsy_run_options_default(void);
 
 /**
  * Generate the whole dataset of @p r into @p out_dir: check the memory estimate, prepare the
  * directory, generate and write every case on a pool of n_threads, then write the dataset
- * files. Byte-identical output for the same recipe, seed and version whatever n_threads.
+ * files. Byte-identical output for the same recipe, seed and version whatever n_threads,
+ * and whether it was made in one run, resumed, or sharded and merged.
  * On failure or cancellation, temporary files are removed and raresynth.json is not written:
  * `validate` then reports the dataset as incomplete.
  * Before the directory is touched, the recipe is checked for what only the generator knows
  * (every phantom class has a tissue entry, the output labels fit RSY_MAX_LABELS; with the
  * texture model "fitted", the model file is read and every name of the recipe's class mapping
  * exists in the class map and in the model).
- * @return RSY_OK, RSY_EINVAL (NULL argument, n_threads < 1), RSY_ECONFIG (the checks above;
- *         one logged line), RSY_ELIMIT (memory estimate over the limit; logged with both figures),
- *         RSY_EIO, RSY_ECANCELED, RSY_EPLACEMENT, RSY_ENOMEM, RSY_ENUMERIC.
- * @since 0.1
+ * The directory gets a run state (rsy_export.h, RSY_EXPORT_RUN_STATE) before any case.
+ * With opt->shard_count >= 2, only the cases of shard opt->shard_index are made and the
+ * directory is finished with a shard manifest instead of the dataset files (rsy_export.h).
+ * With opt->resume (force is then ignored), a missing or empty out_dir is a new run; otherwise
+ * out_dir must hold a run of the same recipe, configuration files, seed, case count, version,
+ * layouts, formats, preview and shard (rsy_export_resume_prepare: a difference is RSY_ECONFIG,
+ * logged naming it). Staging and temporary files are removed, every case whose manifest is
+ * present and whose files match their checksums is kept (rsy_export_adopt_case), the files of
+ * the other cases are removed (rsy_export_resume_sweep) and those cases generated, and the
+ * dataset is finished: the same bytes as an uninterrupted run.
+ * @return RSY_OK, RSY_EINVAL (NULL argument, n_threads < 1, a shard index outside
+ *         [0, shard_count)), RSY_ECONFIG (the checks above, or a resume of another run; one
+ *         logged line per problem), RSY_ELIMIT (memory estimate over the limit; logged with
+ *         both figures), RSY_EIO, RSY_ECANCELED, RSY_EPLACEMENT, RSY_ENOMEM, RSY_ENUMERIC.
+ * @since 0.1 (layouts, formats, preview, resume and shards @since 0.4)
  */
 RSY_API RSY_NODISCARD rsy_status rsy_generator_run(const rsy_recipe *r, const char *out_dir,
                                                    const rsy_run_options *opt);
+
+/**
+ * Merge the shard directories @p shard_dirs (made by rsy_generator_run with shard_count N,
+ * indices 0..N-1, each given once, in any order; or one unsharded dataset) into @p out_dir,
+ * which must be new or empty: the dataset a single run of @p r makes, byte for byte.
+ * @p r must be the recipe the shards were made from (its file's SHA-256 is compared), with
+ * cases and seed set to the shards' (rsy_export_shard_info); opt->layouts, formats and preview
+ * must be the shards' too; opt->n_threads workers check and link the cases. The recipe is
+ * checked as rsy_generator_run does and the shards as rsy_export_merge() does, before
+ * @p out_dir is touched; on failure @p out_dir is left absent (or empty, if it was).
+ * @return as rsy_export_merge(); RSY_EINVAL also for opt->shard_count != 0.
+ * @since 0.4
+ */
+RSY_API RSY_NODISCARD rsy_status rsy_generator_merge(const rsy_recipe *r,
+                                                     const char *const *shard_dirs,
+                                                     size_t n_shards, const char *out_dir,
+                                                     const rsy_run_options *opt);
 
 /* ======================================================================================== */
 /* Texture: patch priors, denoisers and the diffusion sampler (DESIGN.md section 6,           */

@@ -231,6 +231,243 @@ left=$(find "$WORK/intr" -name '*.part-*' | wc -l)
 [ $rc -eq 6 ] && grep -qi 'incomplete' "$WORK/out" && ok "validate reports the interrupted run as incomplete" \
     || bad "validate reports the interrupted run as incomplete (exit $rc)" "$WORK/out"
 
+# ---- resume, shards and merge ------------------------------------------------------------------
+# tree_sums DIR: every file (hidden ones included) with its SHA-256, and every folder, sorted;
+# two trees with equal listings hold byte-identical files.
+tree_sums() {
+    (cd "$1" && find . -type f -print0 | sort -z | xargs -0 -r sha256sum && find . -type d | sort)
+}
+since() { awk -v a="$1" -v b="$(date +%s.%N)" 'BEGIN { printf "%.1f", b - a }'; }
+same_tree() { tree_sums "$1" >"$WORK/sums-a" && tree_sums "$2" >"$WORK/sums-b" \
+    && diff "$WORK/sums-a" "$WORK/sums-b" >"$WORK/sums.diff"; }
+SIX="$WORK/configs/recipes/six.json"
+derive "$SIX" 'phantom.dims=[64,64,64]' 'phantom.spacing_mm=[3.5,3.5,3.5]' 'cases=6'
+REF="$WORK/ref6"
+t_start=$(date +%s.%N)
+"$RARESYNTH" generate --recipe "$SIX" --out "$REF" --seed 11 -j 2 -q >"$WORK/out" 2>&1 \
+    && ok "reference: 6 cases, uninterrupted" || bad "reference: 6 cases, uninterrupted" "$WORK/out"
+t_ref=$(since "$t_start")
+
+# kill -9 at three random moments of a -j 2 run (early, middle, late), then --resume.
+t0=$(date +%s.%N)
+for slot in 0 1 2; do
+    case $slot in
+        0) delay=$(printf '0.%02d' $((RANDOM % 30 + 1))) ;;
+        1) delay=$(awk -v t="$t_ref" -v p=$((30 + RANDOM % 30)) 'BEGIN { printf "%.2f", t * p / 100 }') ;;
+        *) delay=$(awk -v t="$t_ref" -v p=$((60 + RANDOM % 35)) 'BEGIN { printf "%.2f", t * p / 100 }') ;;
+    esac
+    K="$WORK/killed$slot"
+    "$RARESYNTH" generate --recipe "$SIX" --out "$K" --seed 11 -j 2 -q >"$WORK/out" 2>&1 &
+    pid=$!
+    sleep "$delay"
+    kill -9 $pid 2>/dev/null
+    wait $pid 2>/dev/null
+    left=$(ls "$K/manifests" 2>/dev/null | wc -l)
+    "$RARESYNTH" generate --recipe "$SIX" --out "$K" --seed 11 -j 2 --resume -q >"$WORK/out" 2>&1; rc=$?
+    if [ $rc -eq 0 ] && same_tree "$REF" "$K"; then
+        ok "kill -9 after ${delay} s ($left case manifests left), then --resume: every file byte-identical"
+    else
+        bad "kill -9 after ${delay} s ($left case manifests left), then --resume (exit $rc)" "$WORK/out"
+        [ $rc -eq 0 ] && sed 's/^/       /' "$WORK/sums.diff" | head -10
+    fi
+done
+t_kill=$(since "$t0")
+"$RARESYNTH" generate --recipe "$SIX" --out "$WORK/killed0" --seed 12 -j 2 --resume -q >"$WORK/out" 2>&1; rc=$?
+[ $rc -eq 3 ] && grep -q 'seed' "$WORK/out" && same_tree "$REF" "$WORK/killed0" \
+    && ok "--resume of another seed: exit 3 naming the seed, directory untouched" \
+    || bad "--resume of another seed (exit $rc)" "$WORK/out"
+"$RARESYNTH" generate --recipe "$SIX" --out "$WORK/fresh" --seed 11 -j 2 --resume -q >"$WORK/out" 2>&1 \
+    && same_tree "$REF" "$WORK/fresh" && ok "--resume on a new directory is a plain run" \
+    || bad "--resume on a new directory is a plain run" "$WORK/out"
+
+# Shards: N = 1, 2, 3, merged (shards given in reverse order) equal the single run.
+t0=$(date +%s.%N)
+for n in 1 2 3; do
+    dirs=""
+    gen_ok=1
+    for k in $(seq 0 $((n - 1))); do
+        "$RARESYNTH" generate --recipe "$SIX" --out "$WORK/sh$n-$k" --seed 11 -j 2 --shard $k/$n -q \
+            >"$WORK/out" 2>&1 || gen_ok=0
+        dirs="$WORK/sh$n-$k $dirs"
+    done
+    # shellcheck disable=SC2086
+    if [ $gen_ok -eq 1 ] && "$RARESYNTH" merge $dirs --out "$WORK/merged$n" -j 2 -q >"$WORK/out" 2>&1 \
+        && same_tree "$REF" "$WORK/merged$n"; then
+        ok "$n shard(s) merged: every file byte-identical to the single run"
+    else
+        bad "$n shard(s) merged equal the single run" "$WORK/out"
+        sed 's/^/       /' "$WORK/sums.diff" 2>/dev/null | head -10
+    fi
+done
+t_shard=$(since "$t0")
+n_sh=$(ls "$WORK/sh3-1/manifests" 2>/dev/null | wc -l)
+[ "$n_sh" -eq 2 ] && [ ! -e "$WORK/sh3-1/manifests/case_0000.json" ] \
+    && [ -e "$WORK/sh3-1/manifests/case_0004.json" ] && ok "shard 1/3 holds exactly cases 1 and 4" \
+    || bad "shard 1/3 holds exactly cases 1 and 4 (has $n_sh)"
+
+# --shard auto: Slurm job array and Kubernetes Indexed Job.
+env SLURM_ARRAY_TASK_ID=3 SLURM_ARRAY_TASK_MIN=2 SLURM_ARRAY_TASK_COUNT=3 \
+    "$RARESYNTH" generate --recipe "$SIX" --out "$WORK/slurm" --seed 11 -j 2 --shard auto -q \
+    >"$WORK/out" 2>&1 && same_tree "$WORK/sh3-1" "$WORK/slurm" \
+    && ok "--shard auto from SLURM_ARRAY_TASK_ID=3 (MIN 2, COUNT 3) is shard 1/3" \
+    || bad "--shard auto from Slurm variables" "$WORK/out"
+env -u SLURM_ARRAY_TASK_ID JOB_COMPLETION_INDEX=2 RARESYNTH_SHARD_COUNT=3 \
+    "$RARESYNTH" generate --recipe "$SIX" --out "$WORK/k8s" --seed 11 -j 2 --shard auto -q \
+    >"$WORK/out" 2>&1 && same_tree "$WORK/sh3-2" "$WORK/k8s" \
+    && ok "--shard auto from JOB_COMPLETION_INDEX=2, RARESYNTH_SHARD_COUNT=3 is shard 2/3" \
+    || bad "--shard auto from JOB_COMPLETION_INDEX" "$WORK/out"
+shard_env_bad() { # expected-variable env-assignments...
+    local want=$1
+    shift
+    env -u SLURM_ARRAY_TASK_ID -u SLURM_ARRAY_TASK_COUNT -u SLURM_ARRAY_TASK_MIN \
+        -u SLURM_ARRAY_TASK_STEP -u JOB_COMPLETION_INDEX -u RARESYNTH_SHARD_COUNT "$@" \
+        "$RARESYNTH" generate --recipe "$SIX" --out "$WORK/envbad" --shard auto >"$WORK/out" 2>&1
+    local rc=$?
+    [ $rc -eq 2 ] && grep -q "$want" "$WORK/out" && [ ! -e "$WORK/envbad" ] \
+        && ok "--shard auto, ${*:-no variable set}: exit 2 naming $want" \
+        || bad "--shard auto, ${*:-no variable set} (exit $rc, want 2 naming $want)" "$WORK/out"
+}
+shard_env_bad JOB_COMPLETION_INDEX
+shard_env_bad SLURM_ARRAY_TASK_COUNT SLURM_ARRAY_TASK_ID=1
+shard_env_bad SLURM_ARRAY_TASK_ID SLURM_ARRAY_TASK_ID=7 SLURM_ARRAY_TASK_COUNT=3
+shard_env_bad RARESYNTH_SHARD_COUNT JOB_COMPLETION_INDEX=0
+shard_env_bad JOB_COMPLETION_INDEX JOB_COMPLETION_INDEX=-1 RARESYNTH_SHARD_COUNT=3
+
+# Hostile or mismatched merge inputs: a clear error, a documented exit code, the output absent
+# and the shards unchanged.
+t0=$(date +%s.%N)
+hostile() { # description expected-exit grep-pattern -- merge arguments (output is $WORK/hm)
+    local what=$1 want=$2 pat=$3
+    shift 4
+    rm -rf "$WORK/hm"
+    local before after
+    before=$(for d in "$@"; do [ -d "$d" ] && tree_sums "$d"; done | sha256sum)
+    "$RARESYNTH" merge "$@" --out "$WORK/hm" -j 2 >"$WORK/out" 2>&1
+    local rc=$?
+    after=$(for d in "$@"; do [ -d "$d" ] && tree_sums "$d"; done | sha256sum)
+    if [ $rc -eq "$want" ] && grep -q -- "$pat" "$WORK/out" && [ ! -e "$WORK/hm" ] \
+        && [ "$before" = "$after" ]; then
+        ok "merge, $what: exit $rc, $(head -1 "$WORK/out" | cut -c1-150)"
+    else
+        bad "merge, $what (exit $rc, want $want; output $( [ -e "$WORK/hm" ] && echo left || echo absent))" "$WORK/out"
+    fi
+}
+H="$WORK/hostile"
+fresh_copy() { rm -rf "$H" && mkdir -p "$H" && cp -a "$WORK/sh2-0" "$H/s0" && cp -a "$WORK/sh2-1" "$H/s1"; }
+fresh_copy
+rm "$H/s1/Dataset501_BrainGBM/imagesTr/case_0003_0002.nii.gz"
+hostile "a missing image" 6 'case_0003_0002.nii.gz' -- "$H/s0" "$H/s1"
+fresh_copy
+truncate -s 200 "$H/s0/Dataset501_BrainGBM/labelsTr/case_0002.nii.gz"
+hostile "a truncated .nii.gz" 6 'case_0002.nii.gz' -- "$H/s0" "$H/s1"
+fresh_copy
+# A case manifest whose label checksum disagrees with the shard manifest, the shard manifest
+# updated to the new manifest's checksum so only the disagreement remains.
+"$PYTHON" - "$H/s1" <<'EOF'
+import hashlib, json, sys
+d = sys.argv[1]
+p = d + "/manifests/case_0001.json"
+m = json.load(open(p))
+m["files"]["label"]["sha256"] = "0" * 64
+open(p, "w").write(json.dumps(m, indent="\t") + "\n")
+s = json.load(open(d + "/raresynth.json"))
+for c in s["cases"]:
+    if c["case_id"] == "case_0001":
+        c["manifest_sha256"] = hashlib.sha256(open(p, "rb").read()).hexdigest()
+json.dump(s, open(d + "/raresynth.json", "w"), indent="\t")
+EOF
+hostile "a case manifest that disagrees with the shard manifest" 6 'disagree' -- "$H/s0" "$H/s1"
+fresh_copy
+"$PYTHON" - "$H/s0" <<'EOF'
+import json, sys
+p = sys.argv[1] + "/raresynth.json"
+s = json.load(open(p))
+s["cases"][1]["case_id"] = "../../x"
+json.dump(s, open(p, "w"), indent="\t")
+EOF
+hostile "a case id with path traversal" 6 '\.\./\.\./x' -- "$H/s0" "$H/s1"
+fresh_copy
+ln -sf /etc/hostname "$H/s0/Dataset501_BrainGBM/imagesTr/case_0000_0001.nii.gz"
+hostile "a file replaced by a symbolic link" 6 'case_0000_0001.nii.gz' -- "$H/s0" "$H/s1"
+fresh_copy
+rm "$H/s1/raresynth.json"
+hostile "an incomplete shard" 6 'incomplete' -- "$H/s0" "$H/s1"
+hostile "the same shard twice" 3 'both shard 0' -- "$WORK/sh2-0" "$WORK/sh2-0"
+hostile "a shard missing" 3 'shard 1 of 2 is missing' -- "$WORK/sh2-0"
+hostile "shards of different counts" 3 'count' -- "$WORK/sh2-0" "$WORK/sh3-1"
+"$RARESYNTH" generate --recipe "$SIX" --out "$WORK/other-seed" --seed 12 -j 2 --shard 1/2 -q >/dev/null 2>&1
+hostile "a shard of another seed" 3 'seed' -- "$WORK/sh2-0" "$WORK/other-seed"
+hostile "a directory that is no shard" 4 'no .raresynth-run.json' -- "$WORK/sh2-0" "$WORK/userdir"
+hostile "a shard that does not exist" 4 'nonexistent' -- "$WORK/sh2-0" "$WORK/nonexistent"
+hostile "another recipe given with --recipe" 3 'not the recipe' -- "$WORK/sh2-0" "$WORK/sh2-1" --recipe "$SMALL"
+"$RARESYNTH" merge "$WORK/sh2-0" "$WORK/sh2-1" >"$WORK/out" 2>&1; rc=$?
+[ $rc -eq 2 ] && grep -q 'required' "$WORK/out" && ok "merge without --out: exit 2" \
+    || bad "merge without --out (exit $rc)" "$WORK/out"
+mkdir -p "$WORK/hm-full" && echo keep >"$WORK/hm-full/notes.txt"
+"$RARESYNTH" merge "$WORK/sh2-0" "$WORK/sh2-1" --out "$WORK/hm-full" >"$WORK/out" 2>&1; rc=$?
+[ $rc -eq 4 ] && grep -q 'not empty' "$WORK/out" && [ "$(ls -A "$WORK/hm-full")" = notes.txt ] \
+    && ok "merge into a non-empty directory: exit 4, untouched" \
+    || bad "merge into a non-empty directory (exit $rc)" "$WORK/out"
+"$RARESYNTH" merge "$WORK/sh2-0" "$WORK/sh2-1" --out "$WORK/sh2-0/inner" >"$WORK/out" 2>&1; rc=$?
+[ $rc -eq 4 ] && grep -q 'overlap' "$WORK/out" && [ ! -e "$WORK/sh2-0/inner" ] \
+    && ok "merge into a folder inside a shard: exit 4, the shard untouched" \
+    || bad "merge into a folder inside a shard (exit $rc)" "$WORK/out"
+"$RARESYNTH" merge "$REF" --out "$WORK/hm" >"$WORK/out" 2>&1; rc=$?
+[ $rc -eq 2 ] && grep -q -- '--recipe' "$WORK/out" && [ ! -e "$WORK/hm" ] \
+    && ok "merge of a plain dataset without --recipe: exit 2 asking for it" \
+    || bad "merge of a plain dataset without --recipe (exit $rc)" "$WORK/out"
+"$RARESYNTH" merge "$REF" --out "$WORK/merged-plain" --recipe "$SIX" -q >"$WORK/out" 2>&1 \
+    && same_tree "$REF" "$WORK/merged-plain" \
+    && ok "merge of a plain dataset with --recipe: byte-identical copy" \
+    || bad "merge of a plain dataset with --recipe" "$WORK/out"
+# The recipe moved away from the path the shards recorded: --recipe names it.
+mkdir -p "$WORK/moved/configs/recipes"
+for x in priors tissues scanners; do ln -s "$REPO/configs/$x" "$WORK/moved/configs/$x"; done
+cp "$SIX" "$WORK/moved/configs/recipes/six.json"
+mv "$SIX" "$SIX.away"
+hostile "the recorded recipe gone" 2 '\-\-recipe' -- "$WORK/sh2-0" "$WORK/sh2-1"
+"$RARESYNTH" merge "$WORK/sh2-1" "$WORK/sh2-0" --out "$WORK/merged-r" \
+    --recipe "$WORK/moved/configs/recipes/six.json" -q >"$WORK/out" 2>&1 && same_tree "$REF" "$WORK/merged-r" \
+    && ok "merge --recipe with the recipe moved: byte-identical to the single run" \
+    || bad "merge --recipe with the recipe moved" "$WORK/out"
+mv "$SIX.away" "$SIX"
+t_hostile=$(since "$t0")
+# Every layout, HDF5 and previews: generated, validated, re-read, and the same through shards.
+t0=$(date +%s.%N)
+ALL="--layout all --format nifti,hdf5 --preview"
+# shellcheck disable=SC2086
+if "$RARESYNTH" generate --recipe "$SMALL" --out "$WORK/all" --seed 7 -j 2 $ALL -q >"$WORK/out" 2>&1 \
+    && [ -f "$WORK/all/msd/dataset.json" ] && [ -f "$WORK/all/Task501_BrainGBM/dataset.json" ] \
+    && [ -f "$WORK/all/Dataset501_BrainGBM.h5" ] && [ "$(ls "$WORK/all/previews" | wc -l)" -eq 3 ]; then
+    ok "--layout all --format nifti,hdf5 --preview: MSD, nnDetection, HDF5 and 3 previews written"
+else
+    bad "--layout all --format nifti,hdf5 --preview" "$WORK/out"
+fi
+"$RARESYNTH" validate "$WORK/all" >"$WORK/out" 2>&1 && ok "validate accepts every layout: $(tail -1 "$WORK/out")" \
+    || bad "validate accepts every layout" "$WORK/out"
+"$PYTHON" tests/check_dataset.py "$WORK/all" >"$WORK/out" 2>&1 \
+    && ok "every layout re-read by the client checks: $(tail -1 "$WORK/out")" \
+    || bad "every layout re-read by the client checks" "$WORK/out"
+for k in 0 1; do
+    # shellcheck disable=SC2086
+    "$RARESYNTH" generate --recipe "$SMALL" --out "$WORK/all-s$k" --seed 7 -j 2 $ALL --shard $k/2 -q \
+        >"$WORK/out" 2>&1
+done
+"$RARESYNTH" merge "$WORK/all-s1" "$WORK/all-s0" --out "$WORK/all-m" -q >"$WORK/out" 2>&1 \
+    && same_tree "$WORK/all" "$WORK/all-m" \
+    && ok "every layout, HDF5 and previews: 2 shards merged byte-identical to the single run" \
+    || bad "every layout, HDF5 and previews: 2 shards merged" "$WORK/out"
+cp -a "$WORK/all" "$WORK/all-r"
+rm -f "$WORK/all-r/raresynth.json" "$WORK/all-r/Dataset501_BrainGBM.h5" "$WORK/all-r/previews/case_0001.png" \
+    "$WORK/all-r/msd/imagesTr/case_0002_0001.nii.gz" "$WORK/all-r/manifests/case_0000.json"
+# shellcheck disable=SC2086
+"$RARESYNTH" generate --recipe "$SMALL" --out "$WORK/all-r" --seed 7 -j 2 $ALL --resume -q >"$WORK/out" 2>&1 \
+    && same_tree "$WORK/all" "$WORK/all-r" \
+    && ok "every layout: --resume remakes a lost case, preview, link and HDF5 file byte-identically" \
+    || bad "every layout: --resume after losing files" "$WORK/out"
+t_all=$(since "$t0")
+echo "info - timings: kill/resume ${t_kill} s, shards and merges ${t_shard} s, hostile merges ${t_hostile} s, all layouts ${t_all} s"
+
 # ---- the default fitted texture model (Colin27, make texture-model) --------------------------
 # A clean make environment, as the install check below; the model is written to
 # configs/textures/brain-colin27.h5, where the demo recipe (and the install below) find it.

@@ -14,6 +14,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <unistd.h>
 
 #include <cmocka.h>
 
@@ -1479,6 +1480,112 @@ static void test_run_cancel_and_limit(void **state)
     rsy_recipe_destroy(r);
 }
 
+/* Shards, merge and resume through the library: shards 0/2 and 1/2 hold cases {0, 2} and {1},
+ * their merge (given in reverse order) equals the single run byte for byte, and so does a
+ * resume after a case and the completion mark were lost; a resume of another seed, bad shard
+ * numbers and an incomplete set of shards are refused. */
+static void test_run_shards_merge_resume(void **state)
+{
+    (void)state;
+    tu_log_capture();
+    rsy_recipe *r = load_demo(40, 5.5);
+    r->cases = 3;
+    char *base = tu_tmpdir("gen-shards");
+    assert_non_null(base);
+    char full[1024], s0[1024], s1[1024], merged[1024], path[1100];
+    snprintf(full, sizeof full, "%s/full", base);
+    snprintf(s0, sizeof s0, "%s/s0", base);
+    snprintf(s1, sizeof s1, "%s/s1", base);
+    snprintf(merged, sizeof merged, "%s/merged", base);
+
+    rsy_run_options o = rsy_run_options_default();
+    assert_int_equal(o.layouts, 0);
+    assert_int_equal(o.resume, 0);
+    assert_int_equal(o.shard_count, 0);
+    o.n_threads = 2;
+    assert_int_equal(rsy_generator_run(r, full, &o), RSY_OK);
+    assert_true(exists(full, RSY_EXPORT_RUN_STATE));
+
+    o.shard_count = 2;
+    o.shard_index = 0;
+    rsy_status rc = rsy_generator_run(r, s0, &o);
+    if (rc != RSY_OK)
+        fprintf(stderr, "shard 0/2: %s: %s\n", rsy_strerror(rc), tu_last_error());
+    assert_int_equal(rc, RSY_OK);
+    o.shard_index = 1;
+    assert_int_equal(rsy_generator_run(r, s1, &o), RSY_OK);
+    assert_true(exists(s0, "manifests/case_0000.json"));
+    assert_false(exists(s0, "manifests/case_0001.json"));
+    assert_true(exists(s0, "manifests/case_0002.json"));
+    assert_true(exists(s1, "manifests/case_0001.json"));
+    assert_false(exists(s1, "manifests/case_0000.json"));
+
+    rsy_shard_info info;
+    assert_int_equal(rsy_export_shard_info(s1, &info), RSY_OK);
+    assert_int_equal(info.shard_index, 1);
+    assert_int_equal(info.shard_count, 2);
+    assert_int_equal(info.cases, 3);
+    assert_true(info.seed == r->seed);
+    assert_string_equal(info.recipe_sha256, r->sha256);
+    assert_true(info.recipe_path[0] == '/');
+    assert_int_equal(rsy_export_shard_info(full, &info), RSY_OK);
+    assert_int_equal(info.shard_count, 1);
+    assert_string_equal(info.recipe_path, "");
+
+    /* Bad shard numbers: refused before the directory is made. */
+    snprintf(path, sizeof path, "%s/bad", base);
+    o.shard_index = 2;
+    assert_int_equal(rsy_generator_run(r, path, &o), RSY_EINVAL);
+    o.shard_count = 1;
+    o.shard_index = 1;
+    assert_int_equal(rsy_generator_run(r, path, &o), RSY_EINVAL);
+    assert_false(exists(path, NULL));
+
+    /* Merge: one shard missing, then both in reverse order. */
+    rsy_run_options m = rsy_run_options_default();
+    m.n_threads = 2;
+    const char *one[] = {s0};
+    assert_int_equal(rsy_generator_merge(r, one, 1, merged, &m), RSY_ECONFIG);
+    assert_non_null(strstr(tu_last_error(), "shard 1 of 2 is missing"));
+    assert_false(exists(merged, NULL));
+    const char *both[] = {s1, s0};
+    rc = rsy_generator_merge(r, both, 2, merged, &m);
+    if (rc != RSY_OK)
+        fprintf(stderr, "merge: %s: %s\n", rsy_strerror(rc), tu_last_error());
+    assert_int_equal(rc, RSY_OK);
+    char *t_full = tree_digest(full);
+    char *t_merged = tree_digest(merged);
+    if (strcmp(t_full, t_merged) != 0)
+        fprintf(stderr, "single run:\n%s\nmerged:\n%s\n", t_full, t_merged);
+    assert_string_equal(t_full, t_merged);
+
+    /* Resume after losing a case manifest and the completion mark. */
+    snprintf(path, sizeof path, "%s/manifests/case_0001.json", full);
+    assert_int_equal(unlink(path), 0);
+    snprintf(path, sizeof path, "%s/raresynth.json", full);
+    assert_int_equal(unlink(path), 0);
+    rsy_run_options res = rsy_run_options_default();
+    res.resume = 1;
+    res.n_threads = 2;
+    uint64_t seed = r->seed;
+    r->seed = seed + 1;
+    int errors = tu_errors();
+    assert_int_equal(rsy_generator_run(r, full, &res), RSY_ECONFIG);
+    assert_true(tu_errors() > errors);
+    assert_non_null(strstr(tu_last_error(), "seed"));
+    r->seed = seed;
+    assert_int_equal(rsy_generator_run(r, full, &res), RSY_OK);
+    char *t_resumed = tree_digest(full);
+    assert_string_equal(t_full, t_resumed);
+
+    free(t_full);
+    free(t_merged);
+    free(t_resumed);
+    tu_rmtree(base);
+    free(base);
+    rsy_recipe_destroy(r);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -1501,6 +1608,7 @@ int main(void)
         cmocka_unit_test(test_case_errors),
         cmocka_unit_test(test_run_deterministic_across_threads),
         cmocka_unit_test(test_run_cancel_and_limit),
+        cmocka_unit_test(test_run_shards_merge_resume),
         cmocka_unit_test(test_fitted_texture),
     };
     tu_log_capture();

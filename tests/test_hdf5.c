@@ -21,7 +21,8 @@
 
 #include "test_util.h"
 
-#include "rsy_hdf5.h"
+#include "rsy_export.h"
+
 
 #define NI 12
 #define NJ 10

@@ -18,7 +18,6 @@
 #include "test_util.h"
 
 #include "preview_internal.h"
-#include "rsy_preview.h"
 
 #define N 16
 
