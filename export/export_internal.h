@@ -109,11 +109,11 @@ struct rsy_export {
     char **label_names;                         /* n_labels, owned */
     char *texture_note;                         /* owned, never NULL */
     unsigned char perilesional[RSY_MAX_LABELS]; /* 1 = label value left out of the mass */
-    char (*prior_sha)[65]; /* SHA-256 of each recipe lesion type's prior file, owned */
-    char tissue_sha[65];   /* SHA-256 of the recipe's tissue-table file */
-    char preset_sha[65];   /* SHA-256 of the texture preset file ("" without a preset) */
-    char scanner_sha[65];  /* SHA-256 of the CT scanner profile ("" for MRI) */
-    size_t n_cases;        /* cases of the whole dataset (a shard holds some of them) */
+    char (*prior_sha)[65];     /* SHA-256 of each recipe lesion type's prior file, owned */
+    char tissue_sha[65];       /* SHA-256 of the recipe's tissue-table file */
+    char preset_sha[65];       /* SHA-256 of the texture preset file ("" without a preset) */
+    char scanner_sha[65];      /* SHA-256 of the CT scanner profile ("" for MRI) */
+    size_t n_cases;            /* cases of the whole dataset (a shard holds some of them) */
     pthread_mutex_t lock;      /* guards cases[] */
     rsy__case_summary **cases; /* n_cases, NULL until written or adopted */
 };

@@ -194,8 +194,8 @@ static char *nndet_json_text(const rsy_export *e, const rsy__case_parsed *p, siz
     for (int i = 0; inst && i < p->n_records; i++) {
         char key[16];
         snprintf(key, sizeof key, "%d", i + 1);
-        failed |= cJSON_AddNumberToObject(inst, key,
-                                          rsy__export_lesion_class(e, &p->records[i])) == NULL;
+        failed |=
+            cJSON_AddNumberToObject(inst, key, rsy__export_lesion_class(e, &p->records[i])) == NULL;
     }
     char *text = failed ? NULL : rsy__export_json_text(doc, len);
     cJSON_Delete(doc);
@@ -261,8 +261,7 @@ static rsy_status link_or_copy(const char *src, const char *dst)
     rsy_status rc = RSY_OK;
     if (link(src, tmp) != 0) {
         int err = errno;
-        if (err == EXDEV || err == EPERM || err == EMLINK || err == ENOTSUP ||
-            err == EOPNOTSUPP) {
+        if (err == EXDEV || err == EPERM || err == EMLINK || err == ENOTSUP || err == EOPNOTSUPP) {
             rsy_log_debug("%s: cannot hard-link %s (%s): copying", dst, src, strerror(err));
             rc = copy_file(src, tmp);
         } else {
@@ -290,7 +289,7 @@ static rsy_status write_preview(const rsy_export *e, const rsy__case_src *src, c
 {
     const rsy_recipe *r = e->recipe;
     rsy_preview_params p = rsy_preview_params_default();
-    rsy_preview_input in = {RSY_PREVIEW_MRI, src->channels, e->n_channels,
+    rsy_preview_input in = {RSY_PREVIEW_MRI, src->channels,  e->n_channels,
                             src->labels,     src->instances, NULL};
     if (strcmp(r->modality, "ct") == 0) {
         in.modality = RSY_PREVIEW_CT;
@@ -382,8 +381,7 @@ int rsy__export_file_current(const rsy_export *e, const rsy__case_file *plan, in
         size_t len = 0, have_len = 0;
         char *want = nndet_json_text(e, parsed, &len), *have = NULL;
         int same = 0;
-        if (want && lstat(paths[k], &st) == 0 && S_ISREG(st.st_mode) &&
-            (size_t)st.st_size == len &&
+        if (want && lstat(paths[k], &st) == 0 && S_ISREG(st.st_mode) && (size_t)st.st_size == len &&
             rsy_file_read_all(paths[k], len, &have, &have_len) == RSY_OK)
             same = have_len == len && memcmp(have, want, len) == 0;
         free(want);
@@ -629,9 +627,18 @@ static rsy_status hdf5_add(const rsy_export *e, rsy_export_hdf5 *w, size_t index
     const rsy_volume *chans[RSY_MAX_SEQUENCES];
     for (int ch = 0; ch < e->n_channels; ch++)
         chans[ch] = c.vol[ch];
-    rsy_case_data d = {index,   chans, e->n_channels, c.vol[e->n_channels], c.vol[e->n_channels + 1],
-                       c.info,  n_les, NULL,          0,                    NULL,
-                       0,       c.parsed.findings};
+    rsy_case_data d = {index,
+                       chans,
+                       e->n_channels,
+                       c.vol[e->n_channels],
+                       c.vol[e->n_channels + 1],
+                       c.info,
+                       n_les,
+                       NULL,
+                       0,
+                       NULL,
+                       0,
+                       c.parsed.findings};
     rc = rsy_export_hdf5_add_case(w, &d, c.rec);
 
 done:

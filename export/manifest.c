@@ -744,15 +744,15 @@ rsy_status rsy__export_parse_case(const rsy_export *e, size_t index, const char 
     }
     get_int(&ps, doc, "case_index", "case_index", (double)index, (double)index);
     const cJSON *gen = get(&ps, doc, "generator", "generator");
-    if (!ps.failed && strcmp(get_string(&ps, gen, "version", "generator.version"),
-                             rsy_version()) != 0) {
+    if (!ps.failed &&
+        strcmp(get_string(&ps, gen, "version", "generator.version"), rsy_version()) != 0) {
         snprintf(exp, sizeof exp, "\"%s\" (this version)", rsy_version());
         bad(&ps, "generator.version", exp);
     }
     rsy__export_u64_string(e->recipe->seed, seed);
     const cJSON *seeds = get(&ps, doc, "seeds", "seeds");
-    if (!ps.failed && strcmp(get_string(&ps, seeds, "dataset_seed", "seeds.dataset_seed"),
-                             seed) != 0) {
+    if (!ps.failed &&
+        strcmp(get_string(&ps, seeds, "dataset_seed", "seeds.dataset_seed"), seed) != 0) {
         snprintf(exp, sizeof exp, "\"%s\" (this dataset's seed)", seed);
         bad(&ps, "seeds.dataset_seed", exp);
     }
@@ -1141,7 +1141,8 @@ rsy_status rsy__export_write_dataset_files(const rsy_export *e)
     int hdf5 = (e->formats & RSY_FORMAT_HDF5) != 0;
     /* raresynth.json marks the dataset complete: everything before it must be durable first
      * (each file was fsynced before its rename; the folders hold the renames). */
-    if ((rc = write_nnunet_json(e)) != RSY_OK || (rc = rsy__export_write_layout_files(e)) != RSY_OK ||
+    if ((rc = write_nnunet_json(e)) != RSY_OK ||
+        (rc = rsy__export_write_layout_files(e)) != RSY_OK ||
         (hdf5 && (rc = rsy__export_build_hdf5(e, h5_sha)) != RSY_OK) ||
         (rc = write_bids_description(e)) != RSY_OK)
         return rc;

@@ -146,13 +146,13 @@ typedef struct rsy_export_params {
     const unsigned char *label_perilesional; /* n_labels flags: 1 = a perilesional compartment
                                                 (e.g. oedema) left out of the RECIST
                                                 measurement; NULL = none */
-    unsigned layouts;      /* RSY_LAYOUT_* bits; 0 = RSY_LAYOUT_NNUNET @since 0.4 */
-    unsigned formats;      /* RSY_FORMAT_* bits; NIfTI is always written @since 0.4 */
-    int preview;           /* 1: DIR/previews/case_NNNN.png per case, staged with it @since 0.4 */
-    int64_t shard_index;   /* with shard_count >= 2: this directory holds the cases i with
-                              i % shard_count == shard_index, and finish writes a shard
-                              manifest instead of the dataset files @since 0.4 */
-    int64_t shard_count;   /* 0 or 1: no sharding @since 0.4 */
+    unsigned layouts;    /* RSY_LAYOUT_* bits; 0 = RSY_LAYOUT_NNUNET @since 0.4 */
+    unsigned formats;    /* RSY_FORMAT_* bits; NIfTI is always written @since 0.4 */
+    int preview;         /* 1: DIR/previews/case_NNNN.png per case, staged with it @since 0.4 */
+    int64_t shard_index; /* with shard_count >= 2: this directory holds the cases i with
+                            i % shard_count == shard_index, and finish writes a shard
+                            manifest instead of the dataset files @since 0.4 */
+    int64_t shard_count; /* 0 or 1: no sharding @since 0.4 */
 } rsy_export_params;
 
 #define RSY_LAYOUT_NNUNET 1u /* DIR/DatasetNNN_Name (nnU-Net v2) @since 0.4 */
@@ -235,6 +235,15 @@ RSY_API int rsy_export_case_file_count(const rsy_export *e);
  */
 RSY_API RSY_NODISCARD rsy_status rsy_export_case_file(const rsy_export *e, size_t index, int k,
                                                       char *buf, size_t n);
+/**
+ * Remove what an interrupted run left that is no part of the dataset (resume): the temporary
+ * files of atomic writes ("<file>.part-<pid>-<n>") in the dataset's folders, and every
+ * folder in DIR/.staging. Files of cases are left alone: a case without its manifest is
+ * replaced by rsy_export_write_case(). Call after rsy_export_begin(), before adopting.
+ * @return RSY_OK, RSY_EINVAL (NULL), RSY_EIO (a file could not be removed; logged).
+ * @since 0.4
+ */
+RSY_API RSY_NODISCARD rsy_status rsy_export_remove_temporaries(rsy_export *e);
 RSY_API void rsy_export_destroy(rsy_export *e);
 
 /** The nnU-Net folder name, "DatasetNNN_Name". */
@@ -378,11 +387,11 @@ typedef struct rsy_export_hdf5 rsy_export_hdf5;
 /** What the writer records at the file's root. Every pointer is borrowed during
  *  rsy_export_hdf5_create() only (the strings are copied). @since 0.4 */
 typedef struct rsy_export_hdf5_params {
-    const char *path;          /* the file to make, e.g. "DIR/raresynth.h5" */
-    const char *dataset_name;  /* recipe name */
-    const char *recipe_sha256; /* SHA-256 of the recipe file (rsy_recipe.sha256) */
-    uint64_t dataset_seed;     /* stored as a decimal string */
-    const char *modality;      /* "mri" or "ct" (rsy_recipe.modality) */
+    const char *path;                 /* the file to make, e.g. "DIR/raresynth.h5" */
+    const char *dataset_name;         /* recipe name */
+    const char *recipe_sha256;        /* SHA-256 of the recipe file (rsy_recipe.sha256) */
+    uint64_t dataset_seed;            /* stored as a decimal string */
+    const char *modality;             /* "mri" or "ct" (rsy_recipe.modality) */
     const char *const *channel_names; /* n_channels, e.g. rsy_recipe_channel_name() */
     int n_channels;
     const char *const *label_names; /* label value i is named label_names[i]; [0] "background" */

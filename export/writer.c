@@ -340,8 +340,8 @@ static rsy_status check_outputs(const rsy_export_params *p)
         rsy_log_error("formats: unknown format bits 0x%x", p->formats & ~RSY_EXPORT_FORMATS_ALL);
         return RSY_EINVAL;
     }
-    if (p->shard_count < 0 || (p->shard_count > 1 && (p->shard_index < 0 ||
-                                                      p->shard_index >= p->shard_count))) {
+    if (p->shard_count < 0 ||
+        (p->shard_count > 1 && (p->shard_index < 0 || p->shard_index >= p->shard_count))) {
         rsy_log_error("shard %lld/%lld: need 0 <= index < count", (long long)p->shard_index,
                       (long long)p->shard_count);
         return RSY_EINVAL;
@@ -389,8 +389,8 @@ rsy_status rsy_export_begin(rsy_export **out, const rsy_export_params *p)
     }
     const rsy_recipe *r = p->recipe;
     int n_channels = rsy_recipe_n_channels(r);
-    if (r->cases < 1 || n_channels < 1 || n_channels > RSY_MAX_SEQUENCES ||
-        r->dataset_id < 1 || r->dataset_id > 999 || !r->name[0]) {
+    if (r->cases < 1 || n_channels < 1 || n_channels > RSY_MAX_SEQUENCES || r->dataset_id < 1 ||
+        r->dataset_id > 999 || !r->name[0]) {
         rsy_log_error("recipe: need cases >= 1, 1..%d channels, dataset_id 1..999 and a name",
                       RSY_MAX_SEQUENCES);
         return RSY_EINVAL;
@@ -613,8 +613,8 @@ static rsy_status case_files_init(case_files *f, const rsy_export *e, const char
     for (int i = 0; i < f->n; i++) {
         if ((rc = rsy__export_path(f->final[i], sizeof f->final[i], "%s/%s", e->out_dir,
                                    f->plan[i].rel)) != RSY_OK ||
-            (rc = rsy__export_path(f->staged[i], sizeof f->staged[i], "%s/%02d-%s", f->stage_dir,
-                                   i, rsy__export_basename(f->plan[i].rel))) != RSY_OK)
+            (rc = rsy__export_path(f->staged[i], sizeof f->staged[i], "%s/%02d-%s", f->stage_dir, i,
+                                   rsy__export_basename(f->plan[i].rel))) != RSY_OK)
             return rc;
     }
     return RSY_OK;
@@ -642,6 +642,21 @@ static void remove_stage_dir(const char *stage_dir)
     closedir(d);
     if (rmdir(stage_dir) != 0 && errno != ENOENT)
         rsy_log_warning("%s: cannot remove: %s", stage_dir, strerror(errno));
+}
+
+/* Remove every case folder (or stray file) in DIR/.staging. */
+static void remove_staging_folders(const char *staging)
+{
+    DIR *d = opendir(staging);
+    if (!d)
+        return;
+    char sub[RSY_PATH_MAX];
+    struct dirent *ent;
+    while ((ent = readdir(d)) != NULL)
+        if (strcmp(ent->d_name, ".") != 0 && strcmp(ent->d_name, "..") != 0 &&
+            rsy__export_path(sub, sizeof sub, "%s/%s", staging, ent->d_name) == RSY_OK)
+            remove_stage_dir(sub);
+    closedir(d);
 }
 
 /* Remove every file of a failed case, staged or final, and its staging folder. unlink() never
@@ -828,8 +843,7 @@ rsy_status rsy_export_write_case(rsy_export *e, const rsy_case_data *c)
                            sha[e->n_channels + 1])) != RSY_OK)
         goto fail;
 
-    if ((rc = rsy__export_case_manifest(&doc, e, c, case_id, sha, records, c->n_lesions)) !=
-        RSY_OK)
+    if ((rc = rsy__export_case_manifest(&doc, e, c, case_id, sha, records, c->n_lesions)) != RSY_OK)
         goto fail;
     if (!(text = rsy__export_json_text(doc, &text_len))) {
         rc = RSY_ENOMEM;
@@ -838,13 +852,12 @@ rsy_status rsy_export_write_case(rsy_export *e, const rsy_case_data *c)
     rsy_sha256_hex(text, text_len, s->manifest_sha);
     /* Everything kept or derived comes from the manifest as it reads back (adopt_case does
      * the same with the file). */
-    if ((rc = rsy__export_parse_case(e, c->case_index, text, text_len,
-                                     files.final[files.n - 1], &parsed)) != RSY_OK ||
+    if ((rc = rsy__export_parse_case(e, c->case_index, text, text_len, files.final[files.n - 1],
+                                     &parsed)) != RSY_OK ||
         (rc = summary_from_parsed(e, &parsed, s)) != RSY_OK)
         goto fail;
 
-    rsy_volume chv[RSY_MAX_SEQUENCES], labv = as_stored(c->labels),
-                                       instv = as_stored(c->instances);
+    rsy_volume chv[RSY_MAX_SEQUENCES], labv = as_stored(c->labels), instv = as_stored(c->instances);
     const rsy_volume *chp[RSY_MAX_SEQUENCES];
     for (int ch = 0; ch < e->n_channels; ch++) {
         chv[ch] = as_stored(c->channels[ch]);
@@ -888,8 +901,8 @@ fail:
 /* ---------------------------------------------------------------------------------------- */
 /* Count the label values of a label map read back; RSY_EIO (logged) for a value outside the
  * dictionary or a map of another shape or type than the case's. */
-static rsy_status count_stored_labels(const rsy_export *e, const rsy_volume *lab,
-                                      const char *path, int64_t *counts)
+static rsy_status count_stored_labels(const rsy_export *e, const rsy_volume *lab, const char *path,
+                                      int64_t *counts)
 {
     if (lab->dtype != RSY_DTYPE_UINT8 && lab->dtype != RSY_DTYPE_UINT16) {
         rsy_log_error("%s: expected a uint8 or uint16 label map, got %s", path,
@@ -942,7 +955,7 @@ rsy_status rsy_export_adopt_case(rsy_export *e, size_t index)
     const int nc = e->n_channels, last = files.n - 1;
     const char *manifest = files.final[last];
     if (lstat(manifest, &st) != 0 || !S_ISREG(st.st_mode)) {
-        rsy_log_error("%s: missing: case %zu is incomplete", manifest, index);
+        rsy_log_error("%s: missing or not a regular file: case %zu is incomplete", manifest, index);
         rc = RSY_EIO;
         goto done;
     }
@@ -954,8 +967,9 @@ rsy_status rsy_export_adopt_case(rsy_export *e, size_t index)
         goto done;
     for (int k = 0; k < nc + 2; k++) {
         if (lstat(files.final[k], &st) != 0 || !S_ISREG(st.st_mode)) {
-            rsy_log_error("%s: missing (listed in %s): case %zu is incomplete", files.final[k],
-                          manifest, index);
+            rsy_log_error(
+                "%s: missing or not a regular file (listed in %s): case %zu is incomplete",
+                files.final[k], manifest, index);
             rc = RSY_EIO;
             goto done;
         }
@@ -1048,21 +1062,100 @@ rsy_status rsy_export_finish(rsy_export *e)
     rsy_status rc = rsy__export_path(path, sizeof path, "%s/" RSY_EXPORT_STAGING_DIR, e->out_dir);
     if (rc != RSY_OK)
         return rc;
-    /* Every case succeeded or was adopted, so its staging folder is gone; folders another
-     * process left behind (never published) go too. */
-    DIR *d = opendir(path);
-    if (d) {
-        char sub[RSY_PATH_MAX];
-        struct dirent *ent;
-        while ((ent = readdir(d)) != NULL)
-            if (strcmp(ent->d_name, ".") != 0 && strcmp(ent->d_name, "..") != 0 &&
-                rsy__export_path(sub, sizeof sub, "%s/%s", path, ent->d_name) == RSY_OK)
-                remove_stage_dir(sub);
-        closedir(d);
-    }
+    /* Every case succeeded or was adopted, so its staging folder is gone; folders an
+     * interrupted run left behind (never published) go too. */
+    remove_staging_folders(path);
     if (rmdir(path) != 0 && errno != ENOENT) {
         rsy_log_error("%s: cannot remove the staging folder: %s", path, strerror(errno));
         return RSY_EIO;
     }
     return rsy__export_write_dataset_files(e);
+}
+
+/* ---------------------------------------------------------------------------------------- */
+/* remove_temporaries                                                                         */
+/* ---------------------------------------------------------------------------------------- */
+/* 1 if @p name is a temporary name of an atomic write: "<file>.part-<pid>-<serial>"
+ * (rsy__file_temp_path). */
+static int is_temporary(const char *name)
+{
+    const char *p = strstr(name, ".part-");
+    if (!p || p == name)
+        return 0;
+    p += strlen(".part-");
+    int dashes = 0, digits = 0;
+    for (; *p; p++) {
+        if (*p == '-' && digits > 0 && dashes == 0) {
+            dashes = 1;
+            digits = 0;
+        } else if (*p >= '0' && *p <= '9') {
+            digits++;
+        } else {
+            return 0;
+        }
+    }
+    return dashes == 1 && digits > 0;
+}
+
+/* Remove the temporary files directly in @p dir (a missing folder is fine). */
+static rsy_status remove_temporaries_in(const char *dir)
+{
+    DIR *d = opendir(dir);
+    if (!d)
+        return errno == ENOENT || errno == ENOTDIR ? RSY_OK : RSY_EIO;
+    rsy_status rc = RSY_OK;
+    char path[RSY_PATH_MAX];
+    struct dirent *ent;
+    while ((ent = readdir(d)) != NULL) {
+        if (!is_temporary(ent->d_name) ||
+            rsy__export_path(path, sizeof path, "%s/%s", dir, ent->d_name) != RSY_OK)
+            continue;
+        struct stat st;
+        if (lstat(path, &st) != 0 || S_ISDIR(st.st_mode))
+            continue;
+        if (unlink(path) != 0) {
+            rsy_log_error("%s: cannot remove: %s", path, strerror(errno));
+            rc = RSY_EIO;
+        }
+    }
+    closedir(d);
+    return rc;
+}
+
+rsy_status rsy_export_remove_temporaries(rsy_export *e)
+{
+    if (!e)
+        return RSY_EINVAL;
+    char dirs[12][RSY_EXPORT_REL_MAX];
+    int n = 0;
+    snprintf(dirs[n++], sizeof dirs[0], ".");
+    snprintf(dirs[n++], sizeof dirs[0], "%s", e->nnunet_dir);
+    snprintf(dirs[n++], sizeof dirs[0], "%s/imagesTr", e->nnunet_dir);
+    snprintf(dirs[n++], sizeof dirs[0], "%s/labelsTr", e->nnunet_dir);
+    snprintf(dirs[n++], sizeof dirs[0], RSY_EXPORT_INSTANCE_DIR);
+    snprintf(dirs[n++], sizeof dirs[0], RSY_EXPORT_MANIFEST_DIR);
+    snprintf(dirs[n++], sizeof dirs[0], RSY_EXPORT_PREVIEW_DIR);
+    snprintf(dirs[n++], sizeof dirs[0], RSY_EXPORT_MSD_DIR);
+    snprintf(dirs[n++], sizeof dirs[0], RSY_EXPORT_MSD_DIR "/imagesTr");
+    snprintf(dirs[n++], sizeof dirs[0], RSY_EXPORT_MSD_DIR "/labelsTr");
+    snprintf(dirs[n++], sizeof dirs[0], "%s/raw_splitted/imagesTr", e->nndet_dir);
+    snprintf(dirs[n++], sizeof dirs[0], "%s/raw_splitted/labelsTr", e->nndet_dir);
+    rsy_status rc = RSY_OK;
+    char path[RSY_PATH_MAX];
+    for (int i = 0; i < n; i++) {
+        if (rsy__export_path(path, sizeof path, "%s/%s", e->out_dir, dirs[i]) != RSY_OK)
+            return RSY_EINVAL;
+        if (remove_temporaries_in(path) != RSY_OK)
+            rc = RSY_EIO;
+    }
+    /* The nnDetection folder itself (its dataset.json's temporary). */
+    if (rsy__export_path(path, sizeof path, "%s/%s", e->out_dir, e->nndet_dir) != RSY_OK)
+        return RSY_EINVAL;
+    if (remove_temporaries_in(path) != RSY_OK)
+        rc = RSY_EIO;
+    /* Staging folders: never published, so nothing in them is part of the dataset. */
+    if (rsy__export_path(path, sizeof path, "%s/" RSY_EXPORT_STAGING_DIR, e->out_dir) != RSY_OK)
+        return RSY_EINVAL;
+    remove_staging_folders(path);
+    return rc;
 }

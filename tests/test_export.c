@@ -15,6 +15,7 @@
 
 #include "test_util.h"
 
+#include "export_internal.h"
 #include "rsy_export.h"
 
 /* ---------------------------------------------------------------------------------------- */
@@ -430,7 +431,7 @@ static rsy_recipe *make_recipe(void)
 typedef struct tcase {
     rsy_volume *ch[2], *lab, *inst;
     const rsy_volume *chp[2];
-    rsy_lesion_info lesions[2];
+    rsy_lesion_info lesions[3];
     rsy_kv params[2], subject[2], acq[1];
     rsy_case_data data;
 } tcase;
@@ -505,8 +506,12 @@ static void write_dataset(const char *out, const rsy_recipe *r, int threads)
     for (size_t i = 0; i < N_CASES; i++)
         make_case(&cases[i], i);
     assert_int_equal(rsy_export_prepare_dir(out, 1), RSY_OK);
-    rsy_export_params p = {r,           out, label_names, 4, "uniform tissue properties (test)",
-                           perilesional};
+    rsy_export_params p = {.recipe = r,
+                           .out_dir = out,
+                           .label_names = label_names,
+                           .n_labels = 4,
+                           .texture_note = "uniform tissue properties (test)",
+                           .label_perilesional = perilesional};
     rsy_export *e = NULL;
     assert_int_equal(rsy_export_begin(&e, &p), RSY_OK);
     if (threads == 1) {
@@ -873,7 +878,12 @@ static void test_writer_errors(void **state)
 
     /* Bad label dictionaries. */
     const char *bad_names[] = {"lesion", "background"};
-    rsy_export_params bp = {r, out, bad_names, 2, NULL, NULL};
+    rsy_export_params bp = {.recipe = r,
+                            .out_dir = out,
+                            .label_names = bad_names,
+                            .n_labels = 2,
+                            .texture_note = NULL,
+                            .label_perilesional = NULL};
     rsy_export *e = NULL;
     assert_int_equal(rsy_export_begin(&e, &bp), RSY_EINVAL);
     assert_null(e);
@@ -884,13 +894,23 @@ static void test_writer_errors(void **state)
 
     /* Background cannot be perilesional. */
     const unsigned char bg_peri[] = {1, 0, 0, 0};
-    rsy_export_params pp = {r, out, label_names, 4, NULL, bg_peri};
+    rsy_export_params pp = {.recipe = r,
+                            .out_dir = out,
+                            .label_names = label_names,
+                            .n_labels = 4,
+                            .texture_note = NULL,
+                            .label_perilesional = bg_peri};
     assert_int_equal(rsy_export_begin(&e, &pp), RSY_EINVAL);
     assert_true(logged("background", "perilesional"));
     /* A tissue table without a file path cannot be recorded; an unreadable prior not hashed. */
     rsy_recipe *r2 = make_recipe();
     r2->tissues.path[0] = '\0';
-    pp = (rsy_export_params){r2, out, label_names, 4, NULL, NULL};
+    pp = (rsy_export_params){.recipe = r2,
+                             .out_dir = out,
+                             .label_names = label_names,
+                             .n_labels = 4,
+                             .texture_note = NULL,
+                             .label_perilesional = NULL};
     assert_int_equal(rsy_export_begin(&e, &pp), RSY_EINVAL);
     assert_true(logged("tissue table", "no file path"));
     snprintf(r2->tissues.path, sizeof r2->tissues.path, TISSUE_PATH);
@@ -899,7 +919,12 @@ static void test_writer_errors(void **state)
     assert_null(e);
     free(r2);
 
-    rsy_export_params p2 = {r, out, label_names, 4, NULL, NULL};
+    rsy_export_params p2 = {.recipe = r,
+                            .out_dir = out,
+                            .label_names = label_names,
+                            .n_labels = 4,
+                            .texture_note = NULL,
+                            .label_perilesional = NULL};
     assert_int_equal(rsy_export_begin(&e, &p2), RSY_OK);
     /* A case index beyond the dataset, a label value outside the dictionary. */
     t.data.case_index = N_CASES;
@@ -965,7 +990,12 @@ static void test_failed_case_leaves_nothing(void **state)
     errors_reset();
     snprintf(out, sizeof out, "%s/ds", tmp);
     assert_int_equal(rsy_export_prepare_dir(out, 0), RSY_OK);
-    rsy_export_params ep = {r, out, label_names, 4, NULL, perilesional};
+    rsy_export_params ep = {.recipe = r,
+                            .out_dir = out,
+                            .label_names = label_names,
+                            .n_labels = 4,
+                            .texture_note = NULL,
+                            .label_perilesional = perilesional};
     rsy_export *e = NULL;
     assert_int_equal(rsy_export_begin(&e, &ep), RSY_OK);
     assert_int_equal(rsy_export_write_case(e, &cases[0].data), RSY_OK);
@@ -1015,6 +1045,680 @@ static void test_failed_case_leaves_nothing(void **state)
     free(tmp);
 }
 
+/* ---------------------------------------------------------------------------------------- */
+/* Layouts, previews, HDF5, adopt_case and shards                                             */
+/* ---------------------------------------------------------------------------------------- */
+#define ALL_LAYOUTS (RSY_LAYOUT_NNUNET | RSY_LAYOUT_MSD | RSY_LAYOUT_NNDET)
+#define NN_DIR "Dataset007_ExportTest"
+#define ND_DIR "Task007_ExportTest"
+
+/* make_case with case 1's lesions shifted: instance 1 has no voxel (a lesion placed, then
+ * confined away), the ball is instance 2 and the box instance 3, so nnDetection's instance
+ * map of case 1 is renumbered. */
+static void make_case_ext(tcase *t, size_t index)
+{
+    make_case(t, index);
+    if (index != 1)
+        return;
+    uint16_t *v = t->inst->data;
+    for (size_t i = 0; i < (size_t)N * N * N; i++)
+        if (v[i])
+            v[i]++;
+    t->lesions[2] = t->lesions[1];
+    t->lesions[1] = t->lesions[0];
+    t->lesions[0] = (rsy_lesion_info){
+        1, "glioblastoma", "Glioblastoma", "white_matter", "left occipital lobe", t->params, 1};
+    t->lesions[1].instance_id = 2;
+    t->lesions[2].instance_id = 3;
+    t->data.n_lesions = 3;
+}
+
+typedef struct run_opts {
+    unsigned layouts, formats;
+    int preview;
+    int64_t shard_index, shard_count;
+} run_opts;
+
+static const run_opts all_opts = {ALL_LAYOUTS, RSY_FORMAT_NIFTI | RSY_FORMAT_HDF5, 1, 0, 0};
+
+static rsy_export_params ext_params(const rsy_recipe *r, const char *out, const run_opts *o)
+{
+    rsy_export_params p = {.recipe = r,
+                           .out_dir = out,
+                           .label_names = label_names,
+                           .n_labels = 4,
+                           .texture_note = "uniform tissue properties (test)",
+                           .label_perilesional = perilesional,
+                           .layouts = o->layouts,
+                           .formats = o->formats,
+                           .preview = o->preview,
+                           .shard_index = o->shard_index,
+                           .shard_count = o->shard_count};
+    return p;
+}
+
+static int in_shard(const run_opts *o, size_t i)
+{
+    return o->shard_count < 2 || (int64_t)i % o->shard_count == o->shard_index;
+}
+
+/* Prepare @p out, write every case the options hold (make_case_ext) and finish. */
+static void write_ext(const char *out, const rsy_recipe *r, const run_opts *o)
+{
+    assert_int_equal(rsy_export_prepare_dir(out, 1), RSY_OK);
+    rsy_export_params p = ext_params(r, out, o);
+    rsy_export *e = NULL;
+    assert_int_equal(rsy_export_begin(&e, &p), RSY_OK);
+    for (size_t i = 0; i < N_CASES; i++) {
+        if (!in_shard(o, i))
+            continue;
+        tcase c;
+        make_case_ext(&c, i);
+        assert_int_equal(rsy_export_write_case(e, &c.data), RSY_OK);
+        free_case(&c);
+    }
+    assert_int_equal(rsy_export_finish(e), RSY_OK);
+    rsy_export_destroy(e);
+}
+
+static void path_of(char *buf, size_t n, const char *dir, const char *rel)
+{
+    int w = snprintf(buf, n, "%s/%s", dir, rel);
+    assert_true(w > 0 && (size_t)w < n);
+}
+
+static cJSON *load_json(const char *dir, const char *rel)
+{
+    char p[2048];
+    path_of(p, sizeof p, dir, rel);
+    size_t len = 0;
+    char *text = slurp(p, &len);
+    if (!text)
+        fprintf(stderr, "missing: %s\n", p);
+    assert_non_null(text);
+    cJSON *doc = cJSON_ParseWithLength(text, len);
+    free(text);
+    assert_non_null(doc);
+    return doc;
+}
+
+static cJSON *jget(const cJSON *o, const char *key)
+{
+    cJSON *x = cJSON_GetObjectItemCaseSensitive(o, key);
+    if (!x)
+        fprintf(stderr, "key missing: %s\n", key);
+    assert_non_null(x);
+    return x;
+}
+
+/* @p doc's item @p key equals the JSON text @p want. */
+static void assert_json(const cJSON *doc, const char *key, const char *want)
+{
+    cJSON *w = cJSON_Parse(want);
+    assert_non_null(w);
+    cJSON *have = jget(doc, key);
+    if (!cJSON_Compare(have, w, 1)) {
+        char *t = cJSON_PrintUnformatted(have);
+        fprintf(stderr, "%s: got %s, want %s\n", key, t, want);
+        cJSON_free(t);
+    }
+    assert_true(cJSON_Compare(have, w, 1));
+    cJSON_Delete(w);
+}
+
+static int same_inode(const char *dir, const char *a, const char *b)
+{
+    char pa[2048], pb[2048];
+    struct stat sa, sb;
+    path_of(pa, sizeof pa, dir, a);
+    path_of(pb, sizeof pb, dir, b);
+    assert_int_equal(stat(pa, &sa), 0);
+    assert_int_equal(stat(pb, &sb), 0);
+    return sa.st_dev == sb.st_dev && sa.st_ino == sb.st_ino;
+}
+
+static int exists_in(const char *dir, const char *rel)
+{
+    char p[2048];
+    path_of(p, sizeof p, dir, rel);
+    return exists(p);
+}
+
+static void remove_in(const char *dir, const char *rel)
+{
+    char p[2048];
+    path_of(p, sizeof p, dir, rel);
+    assert_int_equal(remove(p), 0);
+}
+
+/* Both trees hold the same regular files with the same bytes. */
+static void assert_trees_equal(const char *a, const char *b)
+{
+    cmp_root_a = a;
+    cmp_root_b = b;
+    cmp_files = cmp_diffs = 0;
+    assert_int_equal(nftw(a, cmp_cb, 16, FTW_PHYS), 0);
+    int n_a = cmp_files;
+    cmp_root_a = b;
+    cmp_root_b = a;
+    cmp_files = 0;
+    assert_int_equal(nftw(b, cmp_cb, 16, FTW_PHYS), 0);
+    assert_int_equal(cmp_files, n_a);
+    assert_int_equal(cmp_diffs, 0);
+}
+
+static int error_lines(void)
+{
+    int n = 0;
+    for (const char *c = errors_buf; *c; c++)
+        n += *c == '\n';
+    return n;
+}
+
+/* Every layout's files and dataset.json keys (reference/formats.md), links, previews, HDF5. */
+static void test_layouts(void **state)
+{
+    (void)state;
+    char *tmp = tu_tmpdir("export-layouts");
+    assert_non_null(tmp);
+    char out[1024], again[1024], p[2048], q[1024];
+    rsy_recipe *r = make_recipe();
+    errors_reset();
+    snprintf(out, sizeof out, "%s/ds", tmp);
+    write_ext(out, r, &all_opts);
+
+    /* MSD / MONAI. */
+    cJSON *msd = load_json(out, "msd/dataset.json");
+    static const char *const msd_keys[] = {"name",        "description",     "reference", "licence",
+                                           "release",     "tensorImageSize", "modality",  "labels",
+                                           "numTraining", "training"};
+    for (size_t i = 0; i < sizeof msd_keys / sizeof msd_keys[0]; i++)
+        jget(msd, msd_keys[i]);
+    assert_null(cJSON_GetObjectItemCaseSensitive(msd, "test")); /* an empty list crashes MONAI */
+    assert_json(msd, "tensorImageSize", "\"3D\"");
+    assert_json(msd, "modality", "{\"0\": \"T1w\", \"1\": \"FLAIR\"}");
+    assert_json(msd, "labels",
+                "{\"0\": \"background\", \"1\": \"necrotic_core\", \"2\": "
+                "\"oedema\", \"3\": \"enhancing_tumour\"}");
+    assert_json(msd, "numTraining", "3");
+    assert_json(msd, "box_mode", "\"cccwhd\"");
+    assert_json(msd, "coordinate_system", "\"RAS\"");
+    assert_json(msd, "box_labels",
+                "{\"0\": \"necrotic_core\", \"1\": \"oedema\", \"2\": \"enhancing_tumour\"}");
+    cJSON *training = jget(msd, "training");
+    assert_int_equal(cJSON_GetArraySize(training), N_CASES);
+    for (int i = 0; i < N_CASES; i++) {
+        cJSON *it = cJSON_GetArrayItem(training, i);
+        cJSON *img = jget(it, "image");
+        assert_int_equal(cJSON_GetArraySize(img), 2);
+        for (int ch = 0; ch < 2; ch++) {
+            snprintf(q, sizeof q, "imagesTr/case_%04d_%04d.nii.gz", i, ch);
+            assert_string_equal(cJSON_GetArrayItem(img, ch)->valuestring, q);
+            snprintf(p, sizeof p, "msd/%s", q);
+            assert_true(exists_in(out, p));
+            snprintf(q, sizeof q, NN_DIR "/imagesTr/case_%04d_%04d.nii.gz", i, ch);
+            assert_true(same_inode(out, p, q));
+        }
+        snprintf(q, sizeof q, "labelsTr/case_%04d.nii.gz", i);
+        assert_string_equal(jget(it, "label")->valuestring, q);
+        snprintf(p, sizeof p, "msd/%s", q);
+        snprintf(q, sizeof q, NN_DIR "/labelsTr/case_%04d.nii.gz", i);
+        assert_true(same_inode(out, p, q));
+        /* Boxes: the manifest's records, exactly; classes 0-based over the lesion labels
+         * (the ball's mass is the necrotic core, 1 -> 0; the box is enhancing, 3 -> 2). */
+        snprintf(p, sizeof p, "manifests/case_%04d.json", i);
+        cJSON *man = load_json(out, p);
+        cJSON *les = jget(man, "lesions");
+        cJSON *box = jget(it, "box");
+        assert_int_equal(cJSON_GetArraySize(box), cJSON_GetArraySize(les));
+        for (int l = 0; l < cJSON_GetArraySize(les); l++)
+            assert_true(cJSON_Compare(cJSON_GetArrayItem(box, l),
+                                      jget(cJSON_GetArrayItem(les, l), "box_cccwhd_mm"), 1));
+        assert_json(it, "box_label", i < 2 ? "[0, 2]" : "[]");
+        cJSON_Delete(man);
+    }
+    cJSON_Delete(msd);
+
+    /* nnDetection. */
+    cJSON *nd = load_json(out, ND_DIR "/dataset.json");
+    assert_json(nd, "task", "\"" ND_DIR "\"");
+    assert_json(nd, "dim", "3");
+    assert_json(nd, "labels",
+                "{\"0\": \"necrotic_core\", \"1\": \"oedema\", \"2\": \"enhancing_tumour\"}");
+    assert_json(nd, "modalities", "{\"0\": \"T1w\", \"1\": \"FLAIR\"}");
+    cJSON_Delete(nd);
+    for (int i = 0; i < N_CASES; i++) {
+        snprintf(p, sizeof p, ND_DIR "/raw_splitted/labelsTr/case_%04d.json", i);
+        cJSON *inst = load_json(out, p);
+        assert_json(inst, "instances", i < 2 ? "{\"1\": 0, \"2\": 2}" : "{}");
+        cJSON_Delete(inst);
+        snprintf(p, sizeof p, ND_DIR "/raw_splitted/imagesTr/case_%04d_0001.nii.gz", i);
+        snprintf(q, sizeof q, NN_DIR "/imagesTr/case_%04d_0001.nii.gz", i);
+        assert_true(same_inode(out, p, q));
+        snprintf(p, sizeof p, ND_DIR "/raw_splitted/labelsTr/case_%04d.nii.gz", i);
+        snprintf(q, sizeof q, "instances/case_%04d.nii.gz", i);
+        /* Case 1 drops its empty instance 1: its own file; the others are links. */
+        assert_int_equal(same_inode(out, p, q), i != 1);
+    }
+    /* Case 1's map renumbered: 2 -> 1, 3 -> 2, a label map NIfTI. */
+    rsy_volume *orig = NULL, *ren = NULL;
+    rsy_nifti_info info;
+    path_of(p, sizeof p, out, "instances/case_0001.nii.gz");
+    assert_int_equal(rsy_volume_read_nifti(&orig, NULL, p), RSY_OK);
+    path_of(p, sizeof p, out, ND_DIR "/raw_splitted/labelsTr/case_0001.nii.gz");
+    assert_int_equal(rsy_volume_read_nifti(&ren, &info, p), RSY_OK);
+    assert_int_equal(info.intent_code, 1002);
+    assert_int_equal(ren->dtype, RSY_DTYPE_UINT16);
+    size_t moved[3] = {0};
+    for (size_t v = 0; v < (size_t)N * N * N; v++) {
+        uint16_t a = ((uint16_t *)orig->data)[v], b = ((uint16_t *)ren->data)[v];
+        assert_true(a != 1);
+        assert_int_equal(b, a ? a - 1 : 0);
+        moved[b]++;
+    }
+    assert_true(moved[1] > 0 && moved[2] > 0);
+    rsy_volume_destroy(orig);
+    rsy_volume_destroy(ren);
+
+    /* Previews: one PNG per case. */
+    for (int i = 0; i < N_CASES; i++) {
+        snprintf(p, sizeof p, "%s/previews/case_%04d.png", out, i);
+        size_t len = 0;
+        char *png = slurp(p, &len);
+        assert_non_null(png);
+        assert_true(len > 8 && memcmp(png, "\x89PNG\r\n\x1a\n", 8) == 0);
+        free(png);
+    }
+
+    /* raresynth.json: the outputs, and the HDF5 file with its checksum. */
+    cJSON *doc = load_json(out, "raresynth.json");
+    assert_json(doc, "outputs",
+                "{\"layouts\": {\"nnunet\": \"" NN_DIR "\", \"msd\": \"msd\", \"nndet\": \"" ND_DIR
+                "\"}, \"formats\": [\"nifti\", \"hdf5\"], \"previews\": true}");
+    cJSON *h5 = jget(doc, "hdf5");
+    assert_string_equal(jget(h5, "path")->valuestring, NN_DIR ".h5");
+    char sha[65];
+    path_of(p, sizeof p, out, NN_DIR ".h5");
+    assert_int_equal(rsy_sha256_file(p, sha), RSY_OK);
+    assert_string_equal(jget(h5, "sha256")->valuestring, sha);
+    assert_null(cJSON_GetObjectItemCaseSensitive(doc, "shard"));
+    cJSON_Delete(doc);
+    assert_false(exists_in(out, ".staging"));
+    assert_int_equal(count_part_files(out), 0);
+
+    /* A rerun gives the same bytes, HDF5 and previews included. */
+    snprintf(again, sizeof again, "%s/again", tmp);
+    write_ext(again, r, &all_opts);
+    assert_trees_equal(out, again);
+
+    free(r);
+    if (!getenv("RSY_TEST_KEEP")) /* inspect the dataset by hand */
+        tu_rmtree(tmp);
+    free(tmp);
+}
+
+/* The HDF5 file finish builds from the files equals one written directly from the cases. */
+static void test_hdf5_at_finish(void **state)
+{
+    (void)state;
+    char *tmp = tu_tmpdir("export-h5");
+    assert_non_null(tmp);
+    char out[1024], scratch[1024], direct[1024], p[2048];
+    rsy_recipe *r = make_recipe();
+    errors_reset();
+    snprintf(out, sizeof out, "%s/ds", tmp);
+    const run_opts o = {RSY_LAYOUT_NNUNET, RSY_FORMAT_HDF5, 0, 0, 0};
+    write_ext(out, r, &o);
+    /* An exporter only to parse the manifests back as the writer does. */
+    snprintf(scratch, sizeof scratch, "%s/scratch", tmp);
+    assert_int_equal(rsy_export_prepare_dir(scratch, 0), RSY_OK);
+    rsy_export_params ep = ext_params(r, scratch, &o);
+    rsy_export *e = NULL;
+    assert_int_equal(rsy_export_begin(&e, &ep), RSY_OK);
+
+    snprintf(direct, sizeof direct, "%s/direct.h5", tmp);
+    const char *chan[2] = {"T1w", "FLAIR"};
+    rsy_export_hdf5_params hp = rsy_export_hdf5_params_default();
+    hp.path = direct;
+    hp.dataset_name = r->name;
+    hp.recipe_sha256 = r->sha256;
+    hp.dataset_seed = r->seed;
+    hp.modality = r->modality;
+    hp.channel_names = chan;
+    hp.n_channels = 2;
+    hp.label_names = label_names;
+    hp.n_labels = 4;
+    hp.label_perilesional = perilesional;
+    rsy_export_hdf5 *w = NULL;
+    assert_int_equal(rsy_export_hdf5_create(&w, &hp), RSY_OK);
+    for (size_t i = 0; i < N_CASES; i++) {
+        tcase c;
+        make_case_ext(&c, i);
+        snprintf(p, sizeof p, "%s/manifests/case_%04zu.json", out, i);
+        size_t len = 0;
+        char *text = slurp(p, &len);
+        assert_non_null(text);
+        rsy__case_parsed parsed;
+        assert_int_equal(rsy__export_parse_case(e, i, text, len, p, &parsed), RSY_OK);
+        rsy_lesion_record rec[3];
+        memset(rec, 0, sizeof rec);
+        for (int l = 0; l < 3; l++)
+            rec[l].instance_id = l + 1;
+        for (int l = 0; l < parsed.n_records; l++)
+            rec[parsed.records[l].instance_id - 1] = parsed.records[l];
+        assert_int_equal(rsy_export_hdf5_add_case(w, &c.data, rec), RSY_OK);
+        rsy__case_parsed_clear(&parsed);
+        free(text);
+        free_case(&c);
+    }
+    char sha[65];
+    assert_int_equal(rsy_export_hdf5_close(w, sha), RSY_OK);
+    rsy_export_destroy(e);
+
+    size_t la = 0, lb = 0;
+    path_of(p, sizeof p, out, NN_DIR ".h5");
+    char *a = slurp(p, &la), *b = slurp(direct, &lb);
+    assert_non_null(a);
+    assert_non_null(b);
+    assert_int_equal(la, lb);
+    assert_int_equal(memcmp(a, b, la), 0);
+    free(a);
+    free(b);
+    cJSON *doc = load_json(out, "raresynth.json");
+    assert_string_equal(jget(jget(doc, "hdf5"), "sha256")->valuestring, sha);
+    cJSON_Delete(doc);
+
+    free(r);
+    tu_rmtree(tmp);
+    free(tmp);
+}
+
+/* A case whose manifest cannot be put in place leaves no file in any layout, and no preview. */
+static void test_layout_case_atomic(void **state)
+{
+    (void)state;
+    char *tmp = tu_tmpdir("export-latomic");
+    assert_non_null(tmp);
+    char out[1024], block[2048];
+    rsy_recipe *r = make_recipe();
+    errors_reset();
+    snprintf(out, sizeof out, "%s/ds", tmp);
+    assert_int_equal(rsy_export_prepare_dir(out, 0), RSY_OK);
+    rsy_export_params ep = ext_params(r, out, &all_opts);
+    rsy_export *e = NULL;
+    assert_int_equal(rsy_export_begin(&e, &ep), RSY_OK);
+    tcase cases[N_CASES];
+    for (size_t i = 0; i < N_CASES; i++)
+        make_case_ext(&cases[i], i);
+    assert_int_equal(rsy_export_write_case(e, &cases[0].data), RSY_OK);
+
+    path_of(block, sizeof block, out, "manifests/case_0001.json");
+    assert_int_equal(mkdir(block, 0755), 0);
+    assert_int_equal(rsy_export_write_case(e, &cases[1].data), RSY_EIO);
+    static const char *const gone[] = {NN_DIR "/imagesTr/case_0001_0000.nii.gz",
+                                       NN_DIR "/labelsTr/case_0001.nii.gz",
+                                       "instances/case_0001.nii.gz",
+                                       "msd/imagesTr/case_0001_0001.nii.gz",
+                                       "msd/labelsTr/case_0001.nii.gz",
+                                       ND_DIR "/raw_splitted/imagesTr/case_0001_0000.nii.gz",
+                                       ND_DIR "/raw_splitted/labelsTr/case_0001.nii.gz",
+                                       ND_DIR "/raw_splitted/labelsTr/case_0001.json",
+                                       "previews/case_0001.png",
+                                       ".staging/case_0001"};
+    for (size_t i = 0; i < sizeof gone / sizeof gone[0]; i++) {
+        if (exists_in(out, gone[i]))
+            fprintf(stderr, "left behind: %s\n", gone[i]);
+        assert_false(exists_in(out, gone[i]));
+    }
+    assert_int_equal(count_part_files(out), 0);
+    assert_true(exists_in(out, "previews/case_0000.png"));
+    assert_true(exists_in(out, ND_DIR "/raw_splitted/labelsTr/case_0000.json"));
+
+    assert_int_equal(rmdir(block), 0);
+    for (size_t i = 1; i < N_CASES; i++)
+        assert_int_equal(rsy_export_write_case(e, &cases[i].data), RSY_OK);
+    assert_int_equal(rsy_export_finish(e), RSY_OK);
+    rsy_export_destroy(e);
+    for (size_t i = 0; i < N_CASES; i++)
+        free_case(&cases[i]);
+    free(r);
+    tu_rmtree(tmp);
+    free(tmp);
+}
+
+/* Resume: a directory as a crash leaves it (dataset files missing, derived files missing or
+ * wrong, a stale staging folder, one corrupted byte) is adopted case by case; the corrupted
+ * case is refused with one line and written again; finish gives the uninterrupted bytes. */
+static void test_adopt_case(void **state)
+{
+    (void)state;
+    char *tmp = tu_tmpdir("export-adopt");
+    assert_non_null(tmp);
+    char a[1024], b[1024], p[2048];
+    rsy_recipe *r = make_recipe();
+    errors_reset();
+    snprintf(a, sizeof a, "%s/a", tmp);
+    snprintf(b, sizeof b, "%s/b", tmp);
+    write_ext(a, r, &all_opts);
+    write_ext(b, r, &all_opts);
+    static const char *const dataset_files[] = {"raresynth.json",       "dataset_description.json",
+                                                NN_DIR "/dataset.json", "msd/dataset.json",
+                                                ND_DIR "/dataset.json", NN_DIR ".h5"};
+    for (size_t i = 0; i < sizeof dataset_files / sizeof dataset_files[0]; i++)
+        remove_in(b, dataset_files[i]);
+    /* Case 0: a link and the preview gone, the nnDetection JSON wrong, staging left over. */
+    remove_in(b, "msd/imagesTr/case_0000_0001.nii.gz");
+    remove_in(b, "previews/case_0000.png");
+    path_of(p, sizeof p, b, ND_DIR "/raw_splitted/labelsTr/case_0000.json");
+    write_text(p, "{\"instances\": {}}\n");
+    path_of(p, sizeof p, b, ".staging");
+    assert_int_equal(mkdir(p, 0755), 0);
+    path_of(p, sizeof p, b, ".staging/case_0000");
+    assert_int_equal(mkdir(p, 0755), 0);
+    path_of(p, sizeof p, b, ".staging/case_0000/03-case_0000.nii.gz");
+    write_text(p, "half a file");
+    /* Case 1: its renumbered nnDetection map gone. Case 2: one byte of its label map flipped. */
+    remove_in(b, ND_DIR "/raw_splitted/labelsTr/case_0001.nii.gz");
+    path_of(p, sizeof p, b, NN_DIR "/labelsTr/case_0002.nii.gz");
+    FILE *f = fopen(p, "r+b");
+    assert_non_null(f);
+    assert_int_equal(fseek(f, 100, SEEK_SET), 0);
+    int ch = fgetc(f);
+    assert_int_equal(fseek(f, 100, SEEK_SET), 0);
+    fputc(ch ^ 0x10, f);
+    assert_int_equal(fclose(f), 0);
+
+    /* Temporaries of atomic writes a kill left behind; a file that only looks like one. */
+    static const char *const temps[] = {"raresynth.json.part-123-4", NN_DIR ".h5.part-77-0",
+                                        "msd/imagesTr/case_0000_0001.nii.gz.part-9-12",
+                                        "previews/case_0000.png.part-1-2",
+                                        ND_DIR "/dataset.json.part-5-6"};
+    for (size_t i = 0; i < sizeof temps / sizeof temps[0]; i++) {
+        path_of(p, sizeof p, b, temps[i]);
+        write_text(p, "partial");
+    }
+    path_of(p, sizeof p, b, "manifests/notes.part-x");
+    write_text(p, "not ours to remove");
+
+    rsy_export_params ep = ext_params(r, b, &all_opts);
+    rsy_export *e = NULL;
+    assert_int_equal(rsy_export_begin(&e, &ep), RSY_OK);
+    assert_int_equal(rsy_export_remove_temporaries(e), RSY_OK);
+    for (size_t i = 0; i < sizeof temps / sizeof temps[0]; i++)
+        assert_false(exists_in(b, temps[i]));
+    assert_false(exists_in(b, ".staging/case_0000"));
+    remove_in(b, "manifests/notes.part-x");
+    /* The staging folder of case 0 again, for adopt_case to remove. */
+    path_of(p, sizeof p, b, ".staging/case_0000");
+    assert_int_equal(mkdir(p, 0755), 0);
+    path_of(p, sizeof p, b, ".staging/case_0000/03-case_0000.nii.gz");
+    write_text(p, "half a file");
+    errors_reset();
+    assert_int_equal(rsy_export_adopt_case(e, 2), RSY_EIO);
+    assert_int_equal(error_lines(), 1);
+    assert_true(logged("labelsTr/case_0002.nii.gz", "SHA-256"));
+    errors_reset();
+    assert_int_equal(rsy_export_adopt_case(e, 0), RSY_OK);
+    assert_false(exists_in(b, ".staging/case_0000"));
+    assert_int_equal(rsy_export_adopt_case(e, 1), RSY_OK);
+    assert_int_equal(error_lines(), 0);
+    assert_int_equal(rsy_export_adopt_case(e, N_CASES), RSY_EINVAL);
+    assert_int_equal(rsy_export_finish(e), RSY_EINVAL); /* case 2 still missing */
+    tcase c;
+    make_case_ext(&c, 2);
+    assert_int_equal(rsy_export_write_case(e, &c.data), RSY_OK);
+    free_case(&c);
+    assert_int_equal(rsy_export_finish(e), RSY_OK);
+    rsy_export_destroy(e);
+    assert_true(same_inode(b, "msd/imagesTr/case_0000_0001.nii.gz",
+                           NN_DIR "/imagesTr/case_0000_0001.nii.gz"));
+    assert_false(exists_in(b, ".staging"));
+    assert_trees_equal(a, b);
+
+    /* A deleted file, a missing manifest, a manifest of another dataset: each refused with
+     * one line naming it; nothing is changed. */
+    remove_in(b, "raresynth.json");
+    remove_in(b, "instances/case_0000.nii.gz");
+    remove_in(b, "manifests/case_0002.json");
+    path_of(p, sizeof p, b, "manifests/case_0001.json");
+    size_t len = 0;
+    char *text = slurp(p, &len);
+    assert_non_null(text);
+    char *seed = strstr(text, "18446744073709551557");
+    assert_non_null(seed);
+    seed[0] = '2';
+    FILE *g = fopen(p, "wb");
+    assert_non_null(g);
+    assert_int_equal(fwrite(text, 1, len, g), len);
+    assert_int_equal(fclose(g), 0);
+    free(text);
+    assert_int_equal(rsy_export_begin(&e, &ep), RSY_OK);
+    errors_reset();
+    assert_int_equal(rsy_export_adopt_case(e, 0), RSY_EIO);
+    assert_int_equal(error_lines(), 1);
+    assert_true(logged("instances/case_0000.nii.gz", "missing"));
+    errors_reset();
+    assert_int_equal(rsy_export_adopt_case(e, 1), RSY_EIO);
+    assert_int_equal(error_lines(), 1);
+    assert_true(logged("manifests/case_0001.json", "seeds.dataset_seed"));
+    errors_reset();
+    assert_int_equal(rsy_export_adopt_case(e, 2), RSY_EIO);
+    assert_int_equal(error_lines(), 1);
+    assert_true(logged("manifests/case_0002.json", "missing"));
+    rsy_export_destroy(e);
+    assert_false(exists_in(b, "raresynth.json"));
+
+    free(r);
+    tu_rmtree(tmp);
+    free(tmp);
+}
+
+/* Shards: each directory holds its cases and a shard manifest; linking the shards' case files
+ * into one directory, adopting every case and finishing gives the single run's bytes. */
+static void test_shards(void **state)
+{
+    (void)state;
+    char *tmp = tu_tmpdir("export-shards");
+    assert_non_null(tmp);
+    char full[1024], shard[3][1024], merged[1024], rel[512], src[2048], dst[2048];
+    rsy_recipe *r = make_recipe();
+    errors_reset();
+    snprintf(full, sizeof full, "%s/full", tmp);
+    write_ext(full, r, &all_opts);
+
+    /* Bad shard or output parameters. */
+    snprintf(dst, sizeof dst, "%s/bad", tmp);
+    assert_int_equal(rsy_export_prepare_dir(dst, 0), RSY_OK);
+    rsy_export *e = NULL;
+    run_opts bad = all_opts;
+    bad.shard_index = 2;
+    bad.shard_count = 2;
+    rsy_export_params bp = ext_params(r, dst, &bad);
+    assert_int_equal(rsy_export_begin(&e, &bp), RSY_EINVAL);
+    bad = all_opts;
+    bad.layouts = 8;
+    bp = ext_params(r, dst, &bad);
+    assert_int_equal(rsy_export_begin(&e, &bp), RSY_EINVAL);
+    assert_true(logged("layouts", "unknown"));
+    errors_reset();
+
+    for (int64_t n = 2; n <= 3; n++) {
+        for (int64_t k = 0; k < n; k++) {
+            run_opts o = all_opts;
+            o.shard_index = k;
+            o.shard_count = n;
+            snprintf(shard[k], sizeof shard[k], "%s/s%lld_%lld", tmp, (long long)n, (long long)k);
+            write_ext(shard[k], r, &o);
+        }
+        if (n == 2) {
+            /* The shard manifest of shard 0 of 2: cases 0 and 2, the recipe and hashes. */
+            cJSON *doc = load_json(shard[0], "raresynth.json");
+            assert_json(doc, "shard", "{\"index\": 0, \"count\": 2, \"n_cases\": 2}");
+            assert_json(doc, "n_cases", "3");
+            cJSON *cases = jget(doc, "cases");
+            assert_int_equal(cJSON_GetArraySize(cases), 2);
+            assert_string_equal(jget(cJSON_GetArrayItem(cases, 1), "case_id")->valuestring,
+                                "case_0002");
+            jget(jget(doc, "recipe"), "content");
+            jget(doc, "priors");
+            jget(doc, "tissue_table");
+            jget(doc, "outputs");
+            assert_null(cJSON_GetObjectItemCaseSensitive(doc, "hdf5"));
+            cJSON_Delete(doc);
+            static const char *const absent[] = {
+                NN_DIR "/dataset.json", "msd/dataset.json",         ND_DIR "/dataset.json",
+                NN_DIR ".h5",           "dataset_description.json", "manifests/case_0001.json"};
+            for (size_t i = 0; i < sizeof absent / sizeof absent[0]; i++)
+                assert_false(exists_in(shard[0], absent[i]));
+            /* A case of another shard is refused. */
+            run_opts o = all_opts;
+            o.shard_count = 2;
+            rsy_export_params sp = ext_params(r, shard[0], &o);
+            assert_int_equal(rsy_export_begin(&e, &sp), RSY_OK);
+            tcase c;
+            make_case_ext(&c, 1);
+            assert_int_equal(rsy_export_write_case(e, &c.data), RSY_EINVAL);
+            assert_int_equal(rsy_export_adopt_case(e, 1), RSY_EINVAL);
+            assert_true(logged("case 1 is not in shard 0/2", NULL));
+            errors_reset();
+            free_case(&c);
+            rsy_export_destroy(e);
+        } else {
+            /* A preview missing from a shard is remade by adopt_case. */
+            remove_in(shard[1], "previews/case_0001.png");
+        }
+
+        /* The merge as `raresynth merge` does it. */
+        snprintf(merged, sizeof merged, "%s/merged%lld", tmp, (long long)n);
+        assert_int_equal(rsy_export_prepare_dir(merged, 0), RSY_OK);
+        rsy_export_params mp = ext_params(r, merged, &all_opts);
+        assert_int_equal(rsy_export_begin(&e, &mp), RSY_OK);
+        int count = rsy_export_case_file_count(e);
+        assert_int_equal(count, 2 * 3 + 2 + 3 + 1 + 1); /* 3 per channel, 2 + 3 more, png, json */
+        for (size_t i = 0; i < N_CASES; i++) {
+            for (int k = 0; k < count; k++) {
+                assert_int_equal(rsy_export_case_file(e, i, k, rel, sizeof rel), RSY_OK);
+                path_of(src, sizeof src, shard[i % (size_t)n], rel);
+                path_of(dst, sizeof dst, merged, rel);
+                if (k == count - 1)
+                    assert_non_null(strstr(rel, "manifests/"));
+                if (exists(src))
+                    assert_int_equal(link(src, dst), 0);
+            }
+            assert_int_equal(rsy_export_adopt_case(e, i), RSY_OK);
+        }
+        assert_int_equal(rsy_export_case_file(e, 0, count, rel, sizeof rel), RSY_EINVAL);
+        assert_int_equal(rsy_export_finish(e), RSY_OK);
+        rsy_export_destroy(e);
+        assert_trees_equal(full, merged);
+    }
+    assert_int_equal(errors_len, 0);
+
+    free(r);
+    tu_rmtree(tmp);
+    free(tmp);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -1027,6 +1731,11 @@ int main(void)
         cmocka_unit_test(test_validate_corruptions),
         cmocka_unit_test(test_writer_errors),
         cmocka_unit_test(test_failed_case_leaves_nothing),
+        cmocka_unit_test(test_layouts),
+        cmocka_unit_test(test_hdf5_at_finish),
+        cmocka_unit_test(test_layout_case_atomic),
+        cmocka_unit_test(test_adopt_case),
+        cmocka_unit_test(test_shards),
     };
     rsy_init();
     return cmocka_run_group_tests_name("export", tests, NULL, NULL);
