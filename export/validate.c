@@ -41,14 +41,6 @@
 
 #include "export_internal.h"
 
-/* Folder names of the layouts (export_internal.h will hold them once the writer makes them). */
-#ifndef RSY_EXPORT_MSD_DIR
-#define RSY_EXPORT_MSD_DIR "msd"
-#endif
-#ifndef RSY_EXPORT_PREVIEW_DIR
-#define RSY_EXPORT_PREVIEW_DIR "previews"
-#endif
-
 /* Measured and recorded values agree within |a-b| <= REL_TOL·max(|a|,|b|) + ABS_TOL. The
  * absolute floor covers NIfTI's float32 storage of the affine (2^-24 relative, so < 1e-4 mm
  * for world coordinates within ±1.6 m); REL_TOL covers cJSON's round-trip printing. */
@@ -106,7 +98,7 @@ typedef struct hashed {
     char hex[65];
     int ok;
     int missing; /* reported missing: said once per case whoever looks for it */
-    int sha_bad; /* its SHA-256 differs from a manifest: said once per case */
+    int sha_bad; /* its SHA-256 differs from the case manifest (1), raresynth.json (2) */
     dev_t dev;
     ino_t ino;
 } hashed;
@@ -812,21 +804,31 @@ static void sort_cases(vctx *v)
     v->n_cases = w;
 }
 
-/* "shard": {"index": K, "count": N} of a shard manifest; reported if malformed. */
+/* "shard": {"index": K, "count": N, "n_cases": M} of a shard manifest (docs/manifest.md,
+ * "Shard manifest"); reported if malformed. n_cases and effective.cases of the document are
+ * the whole dataset's count. */
 static void parse_shard(vctx *v)
 {
     const cJSON *sh = json_get(v->dsman, "shard");
     if (!sh || cJSON_IsNull(sh))
         return;
-    int ok1, ok2;
+    int ok1, ok2, ok3;
     int64_t k = json_int(json_get(sh, "index"), &ok1), n = json_int(json_get(sh, "count"), &ok2);
-    if (!cJSON_IsObject(sh) || !ok1 || !ok2 || n < 1 || k < 0 || k >= n) {
+    json_int(json_get(sh, "n_cases"), &ok3);
+    if (!cJSON_IsObject(sh) || !ok1 || !ok2 || !ok3 || n < 2 || k < 0 || k >= n) {
         problem(v, RSY_EXPORT_MANIFEST,
-                "\"shard\" must be {\"index\": K, \"count\": N} with 0 <= K < N");
+                "\"shard\" must be {\"index\": K, \"count\": N, \"n_cases\": M} with "
+                "0 <= K < N, N >= 2");
         return;
     }
     v->shard_index = k;
     v->shard_count = n;
+    int ok;
+    int64_t t = json_int(json_get(json_get(v->dsman, "effective"), "cases"), &ok);
+    if (!ok || t < 0)
+        problem(v, RSY_EXPORT_MANIFEST, "effective.cases missing or not a count");
+    else
+        v->total_cases = t;
 }
 
 /* The expected cases: raresynth.json's list when present, else every manifest present. Each
@@ -855,8 +857,18 @@ static rsy_status collect_cases(vctx *v)
             }
             int ok;
             int64_t n = json_int(json_get(v->dsman, "n_cases"), &ok);
-            if (!ok || n != idx)
+            if (v->shard_count) {
+                int64_t held = json_int(json_get(json_get(v->dsman, "shard"), "n_cases"), &ok);
+                if (held != idx)
+                    problem(v, RSY_EXPORT_MANIFEST,
+                            "shard.n_cases does not equal the %d cases listed", idx);
+                n = json_int(json_get(v->dsman, "n_cases"), &ok);
+                if (!ok || (v->total_cases >= 0 && n != v->total_cases))
+                    problem(v, RSY_EXPORT_MANIFEST,
+                            "n_cases must be the whole dataset's case count (effective.cases)");
+            } else if (!ok || n != idx) {
                 problem(v, RSY_EXPORT_MANIFEST, "n_cases does not equal the %d cases listed", idx);
+            }
         }
     }
     const char *rel = RSY_EXPORT_MANIFEST_DIR;
@@ -1411,10 +1423,8 @@ static void check_listed_entry(vctx *v, const char *owner, const cJSON *entry, v
         return;
     if (!want)
         problem(v, owner, "files: no SHA-256 recorded for %s", p);
-    else if (strcmp(want, h->hex) != 0 && !h->sha_bad) {
-        problem(v, p, "SHA-256 differs from %s (file changed after it was written)", owner);
-        h->sha_bad = 1;
-    }
+    else if (strcmp(want, h->hex) != 0)
+        h->sha_bad |= strcmp(owner, RSY_EXPORT_MANIFEST) == 0 ? 2 : 1; /* report_sha_bad() */
 }
 
 /* 1 if a manifest lists @p rel among its files. */
@@ -1614,22 +1624,29 @@ static rsy_lesion_record *check_lesions(vctx *v, const char *manrel, const cJSON
     return rec;
 }
 
-/* The lesion's class for detection: its main label (the non-perilesional label value holding
- * most of its voxels, ties to the lower value; the perilesional labels only if it has no
- * other; docs/hdf5.md "label") minus one, i.e. 0-based over the non-background labels. -1 if
- * the lesion has no labelled voxel. */
-static int lesion_class(const vctx *v, const rsy_lesion_record *r, const unsigned char *peri)
+/* The lesion's main label (docs/manifest.md, "MSD / MONAI"): the non-perilesional,
+ * non-background label value holding most of its voxels (ties to the lower value); if it has
+ * none, the same over the perilesional labels; 0 if it carries no non-background label. */
+static int main_label(const vctx *v, const rsy_lesion_record *r, const unsigned char *peri)
 {
     for (int pass = 0; pass < 2; pass++) {
         int best = 0;
         for (int lab = 1; lab < v->n_labels && lab < RSY_MAX_LABELS; lab++)
-            if ((pass == 1 || !peri[lab]) && r->label_voxels[lab] > 0 &&
+            if (peri[lab] == pass && r->label_voxels[lab] > 0 &&
                 (best == 0 || r->label_voxels[lab] > r->label_voxels[best]))
                 best = lab;
         if (best > 0)
-            return best - 1;
+            return best;
     }
-    return -1;
+    return 0;
+}
+
+/* The lesion's class for detection (MSD box_label, nnDetection instances): its main label
+ * minus 1, i.e. 0-based over the non-background labels; 0 without a label. */
+static int lesion_class(const vctx *v, const rsy_lesion_record *r, const unsigned char *peri)
+{
+    int m = main_label(v, r, peri);
+    return m > 0 ? m - 1 : 0;
 }
 
 /* ---------------------------------------------------------------------------------------- */
@@ -1700,6 +1717,31 @@ static void check_msd_dictionaries(vctx *v, const char *rel)
         }
 }
 
+/* box_labels {"0": name, ...}: the box classes, the non-background labels in value order. */
+static void check_msd_box_labels(vctx *v, const char *rel)
+{
+    const cJSON *bl = json_get(v->msdjson, "box_labels");
+    int n = consecutive_string_map(bl, RSY_MAX_LABELS);
+    if (n < 0) {
+        problem(v, rel, "box_labels must be {\"0\": class name, ...} with consecutive string keys");
+        return;
+    }
+    if (v->n_labels < 1)
+        return;
+    if (n != v->n_labels - 1) {
+        problem(v, rel, "box_labels has %d classes, the dataset %d non-background labels", n,
+                v->n_labels - 1);
+        return;
+    }
+    for (int l = 0; l < n; l++) {
+        char k[16];
+        snprintf(k, sizeof k, "%d", l);
+        if (strcmp(json_str(bl, k), v->label_names[l + 1]) != 0)
+            problem(v, rel, "box_labels.%s is \"%.64s\", class %d is label \"%s\"", k,
+                    json_str(bl, k), l, v->label_names[l + 1]);
+    }
+}
+
 /* msd/dataset.json: keys and types, the training list against the cases. */
 static void check_msd_dataset(vctx *v)
 {
@@ -1713,6 +1755,7 @@ static void check_msd_dataset(vctx *v)
         return;
     check_msd_strings(v, rel);
     check_msd_dictionaries(v, rel);
+    check_msd_box_labels(v, rel);
     const cJSON *test = json_get(v->msdjson, "test");
     int ok;
     if (test && (!cJSON_IsArray(test) || cJSON_GetArraySize(test) == 0))
@@ -1852,13 +1895,20 @@ static void check_msd_case(vctx *v, const vcase *c, const rsy_lesion_record *rec
     char rel[RSY_EXPORT_REL_MAX], src[RSY_EXPORT_REL_MAX], p[RSY_EXPORT_REL_MAX];
     snprintf(rel, sizeof rel, "%s/dataset.json", RSY_EXPORT_MSD_DIR);
     if (!v->msdjson) {
-        /* An interrupted run: no dataset.json yet; the case's files, if there, must match. */
-        for (int ch = 0; ch < v->n_channels && v->have_nnunet; ch++) {
-            snprintf(p, sizeof p, "%s/imagesTr/%s_%04d" RSY_EXPORT_NII, RSY_EXPORT_MSD_DIR, c->id,
-                     ch);
-            snprintf(src, sizeof src, "%s/imagesTr/%s_%04d" RSY_EXPORT_NII, v->nnunet_dir, c->id,
-                     ch);
-            if (path_exists(v, p))
+        /* A shard or an interrupted run: no dataset.json, but a case is written whole, in
+         * every layout: its files are there under the nnU-Net names, with the same bytes. */
+        for (int ch = -1; ch < v->n_channels && v->have_nnunet; ch++) {
+            const char *sub = ch < 0 ? "labelsTr" : "imagesTr";
+            char suffix[16] = "";
+            if (ch >= 0)
+                snprintf(suffix, sizeof suffix, "_%04d", ch);
+            snprintf(p, sizeof p, "%s/%s/%s%s" RSY_EXPORT_NII, RSY_EXPORT_MSD_DIR, sub, c->id,
+                     suffix);
+            snprintf(src, sizeof src, "%s/%s/%s%s" RSY_EXPORT_NII, v->nnunet_dir, sub, c->id,
+                     suffix);
+            if (!path_exists(v, p))
+                missing_once(v, p, "MSD file of %s", c->id);
+            else
                 check_identical(v, p, src, "msd");
         }
         return;
@@ -2597,12 +2647,12 @@ static void check_hdf5_case(vctx *v, const vcase *c, hid_t grp, const char *obj,
         if (rec[i].voxel_count == 0)
             continue;
         if (r[row].instance_id != i + 1 || r[row].voxel_count != rec[i].voxel_count ||
-            r[row].label != lesion_class(v, &rec[i], v->peri) + 1) {
+            r[row].label != main_label(v, &rec[i], v->peri)) {
             problem(v, rel,
                     "%s/lesions[%d] (instance %d, label %d, %lld voxels) differs from the "
                     "instance map's lesion (instance %d, label %d, %lld voxels)",
                     obj, row, r[row].instance_id, r[row].label, (long long)r[row].voxel_count,
-                    i + 1, lesion_class(v, &rec[i], v->peri) + 1,
+                    i + 1, main_label(v, &rec[i], v->peri),
                     (long long)rec[i].voxel_count);
         }
         row++;
@@ -2788,6 +2838,14 @@ static void check_case_files(vctx *v, const vcase *c, const cJSON *man, const ch
         problem(v, RSY_EXPORT_MANIFEST, "cases[%d].files missing or not a list", c->list_pos);
     walk_listed(v, manrel, mfiles, 0, check_listed_entry, NULL);
     walk_listed(v, RSY_EXPORT_MANIFEST, dfiles, 0, check_listed_entry, NULL);
+    /* One line per file whose checksum differs, naming every manifest it disagrees with. */
+    for (size_t i = 0; i < v->n_hashes; i++) {
+        const hashed *h = &v->hashes[i];
+        if (h->sha_bad)
+            problem(v, h->rel, "SHA-256 differs from %s%s%s (file changed after it was written)",
+                    h->sha_bad & 1 ? manrel : "", h->sha_bad == 3 ? " and " : "",
+                    h->sha_bad & 2 ? RSY_EXPORT_MANIFEST : "");
+    }
     char rel[RSY_EXPORT_REL_MAX];
     for (int f = -2; f < (v->have_nnunet ? v->n_channels : 0); f++) {
         if (f == -2)
@@ -3015,42 +3073,70 @@ static void check_dataset_manifest(vctx *v)
         problem(v, rel, "channels differ from channel_names in %s/dataset.json", v->nnunet_dir);
 }
 
-/* "layouts" of raresynth.json, if present: each named layout's folder exists. */
-static void check_declared_layouts(vctx *v)
+/* "outputs" of raresynth.json: {"layouts": {"nnunet": folder, "msd": "msd", "nndet":
+ * folder}, "formats": ["nifti", "hdf5"], "previews": bool}. Each layout listed has its folder,
+ * each layout folder present is listed; hdf5 asked means an "hdf5" entry (not in a shard). */
+static void check_outputs(vctx *v)
 {
-    const cJSON *l = json_get(v->dsman, "layouts"), *it;
-    if (!l)
-        return;
-    if (!cJSON_IsArray(l)) {
-        problem(v, RSY_EXPORT_MANIFEST, "\"layouts\" must be a list of layout names");
+    const char *rel = RSY_EXPORT_MANIFEST;
+    const cJSON *out = json_get(v->dsman, "outputs"), *it;
+    if (!out)
+        return; /* written by raresynth before 0.4 */
+    const cJSON *lay = json_get(out, "layouts"), *fmt = json_get(out, "formats");
+    const cJSON *prev = json_get(out, "previews");
+    if (!cJSON_IsObject(out) || !cJSON_IsObject(lay) || !cJSON_IsArray(fmt) || !cJSON_IsBool(prev)) {
+        problem(v, rel,
+                "outputs must be {\"layouts\": {name: folder}, \"formats\": [...], "
+                "\"previews\": true/false}");
         return;
     }
-    cJSON_ArrayForEach(it, l)
+    static const char *const names[] = {"nnunet", "msd", "nndet"};
+    const char *dirs[] = {v->nnunet_dir, RSY_EXPORT_MSD_DIR, v->nndet_dir};
+    const int have[] = {v->have_nnunet, v->have_msd, v->have_nndet};
+    for (int l = 0; l < 3; l++) {
+        const char *folder = json_str(lay, names[l]);
+        if (folder && !have[l])
+            problem(v, rel, "outputs.layouts lists %s (%.96s), but its folder is missing",
+                    names[l], folder);
+        else if (folder && strcmp(folder, dirs[l]) != 0)
+            problem(v, rel, "outputs.layouts.%s is \"%.96s\", the folder is %s", names[l], folder,
+                    dirs[l]);
+        else if (!json_get(lay, names[l]) && have[l] && l > 0)
+            problem(v, dirs[l], "layout folder present, but outputs.layouts does not list %s",
+                    names[l]);
+    }
+    cJSON_ArrayForEach(it, lay)
     {
-        const char *name = cJSON_IsString(it) ? it->valuestring : "";
-        if (!strcmp(name, "nnunet")) {
-            if (!v->have_nnunet)
-                problem(v, RSY_EXPORT_MANIFEST, "layouts lists nnunet, but there is no folder "
-                                                "DatasetNNN_Name");
-        } else if (!strcmp(name, "msd")) {
-            if (!v->have_msd)
-                problem(v, RSY_EXPORT_MANIFEST, "layouts lists msd, but msd/ is missing");
-        } else if (!strcmp(name, "nndet")) {
-            if (!v->have_nndet)
-                problem(v, RSY_EXPORT_MANIFEST, "layouts lists nndet, but there is no folder "
-                                                "TaskNNN_Name");
-        } else {
-            problem(v, RSY_EXPORT_MANIFEST, "layouts: unknown layout \"%.32s\"", name);
-        }
+        int known = 0;
+        for (int l = 0; l < 3; l++)
+            known |= !strcmp(it->string, names[l]);
+        if (!known)
+            problem(v, rel, "outputs.layouts: unknown layout \"%.32s\"", it->string);
     }
+    int hdf5 = 0;
+    cJSON_ArrayForEach(it, fmt)
+    {
+        const char *f = cJSON_IsString(it) ? it->valuestring : "";
+        if (!strcmp(f, "hdf5"))
+            hdf5 = 1;
+        else if (strcmp(f, "nifti") != 0)
+            problem(v, rel, "outputs.formats: unknown format \"%.32s\"", f);
+    }
+    const cJSON *h = json_get(v->dsman, "hdf5");
+    if (hdf5 && !v->shard_count && (!h || cJSON_IsNull(h)))
+        problem(v, rel, "outputs.formats lists hdf5, but there is no \"hdf5\" entry");
+    else if (!hdf5 && h && !cJSON_IsNull(h))
+        problem(v, rel, "an \"hdf5\" entry, but outputs.formats does not list hdf5");
 }
 
-/* Are previews expected? raresynth.json "previews": true (or an object), or a previews folder
- * (an interrupted run). */
+/* Are previews expected? raresynth.json outputs.previews, or a previews folder (an
+ * interrupted run). */
 static void find_previews(vctx *v)
 {
-    const cJSON *p = v->dsman ? json_get(v->dsman, "previews") : NULL;
-    v->previews = cJSON_IsTrue(p) || cJSON_IsObject(p) || path_exists(v, RSY_EXPORT_PREVIEW_DIR);
+    const cJSON *p = v->dsman ? json_get(json_get(v->dsman, "outputs"), "previews") : NULL;
+    v->previews = cJSON_IsTrue(p) || path_exists(v, RSY_EXPORT_PREVIEW_DIR);
+    if (cJSON_IsFalse(p) && v->previews)
+        problem(v, RSY_EXPORT_PREVIEW_DIR, "present, but outputs.previews is false");
 }
 
 /* The folders of every layout: no stray file, every folder there. */
@@ -3171,10 +3257,6 @@ rsy_status rsy_export_validate(const char *dir, rsy_validate_report *rep)
         if (v->dsman)
             parse_shard(v);
         r->complete = v->shard_count == 0;
-        if (v->shard_count) {
-            int64_t t = json_int(json_get(json_get(v->dsman, "effective"), "cases"), &ok);
-            v->total_cases = ok && t >= 0 ? t : -1;
-        }
     }
     int64_t problems_before = r->problems;
 
@@ -3192,7 +3274,7 @@ rsy_status rsy_export_validate(const char *dir, rsy_validate_report *rep)
     check_msd_dataset(v);
     check_nndet_dataset(v);
     if (v->dsman)
-        check_declared_layouts(v);
+        check_outputs(v);
     open_hdf5(v);
     if (v->h5 >= 0)
         check_hdf5_root(v);

@@ -21,8 +21,6 @@
 #include "test_util.h"
 
 #include "rsy_export.h"
-#include "rsy_hdf5.h"
-#include "rsy_preview.h"
 
 /* ---------------------------------------------------------------------------------------- */
 /* Log capture: errors ("E ") and warnings ("W "), so notes can be looked for too.            */
@@ -441,6 +439,12 @@ static void add_msd(const char *dir)
         snprintf(k, sizeof k, "%d", l);
         cJSON_AddStringToObject(labs, k, label_names[l]);
     }
+    cJSON *bls = cJSON_AddObjectToObject(dj, "box_labels");
+    for (int l = 1; l < 4; l++) {
+        char k[8];
+        snprintf(k, sizeof k, "%d", l - 1);
+        cJSON_AddStringToObject(bls, k, label_names[l]);
+    }
     cJSON_AddNumberToObject(dj, "numTraining", N_CASES);
     for (size_t i = 0; i < N_CASES; i++) {
         char id[32], rel[256], src[256];
@@ -562,7 +566,8 @@ static void write_hdf5(const char *path, tcase *cases, int alter, char sha[65])
 enum { WITH_LAYOUTS = 1, WITH_HDF5 = 2, WITH_PREVIEWS = 4, WITH_ALL = 7 };
 
 /* Write the dataset into @p dir (fresh) with what @p with asks, and list it in raresynth.json
- * as the writer does ("layouts", "hdf5": {"path", "sha256"}, "previews": true). */
+ * as the writer does ("outputs": {"layouts", "formats", "previews"}, "hdf5": {"path",
+ * "sha256"}; docs/manifest.md section 5). */
 static void build(const char *dir, const rsy_recipe *r, int with)
 {
     tcase cases[N_CASES];
@@ -586,13 +591,17 @@ static void build(const char *dir, const rsy_recipe *r, int with)
     rsy_export_destroy(e);
 
     cJSON *ds = read_json(at_path(dir, "raresynth.json"));
+    cJSON *outputs = cJSON_CreateObject(), *lay = cJSON_AddObjectToObject(outputs, "layouts");
+    cJSON *fmt = cJSON_AddArrayToObject(outputs, "formats");
+    cJSON_AddStringToObject(lay, "nnunet", NN_DIR);
+    cJSON_AddItemToArray(fmt, cJSON_CreateString("nifti"));
+    cJSON_AddBoolToObject(outputs, "previews", (with & WITH_PREVIEWS) != 0);
+    cJSON_ReplaceItemInObjectCaseSensitive(ds, "outputs", outputs);
     if (with & WITH_LAYOUTS) {
         add_msd(dir);
         add_nndet(dir);
-        cJSON *l = cJSON_AddArrayToObject(ds, "layouts");
-        cJSON_AddItemToArray(l, cJSON_CreateString("nnunet"));
-        cJSON_AddItemToArray(l, cJSON_CreateString("msd"));
-        cJSON_AddItemToArray(l, cJSON_CreateString("nndet"));
+        cJSON_AddStringToObject(lay, "msd", "msd");
+        cJSON_AddStringToObject(lay, "nndet", ND_DIR);
     }
     if (with & WITH_HDF5) {
         char sha[65];
@@ -600,6 +609,7 @@ static void build(const char *dir, const rsy_recipe *r, int with)
         cJSON *h = cJSON_AddObjectToObject(ds, "hdf5");
         cJSON_AddStringToObject(h, "path", H5_FILE);
         cJSON_AddStringToObject(h, "sha256", sha);
+        cJSON_AddItemToArray(fmt, cJSON_CreateString("hdf5"));
     }
     if (with & WITH_PREVIEWS) {
         mkdir_ok(at_path(dir, "previews"));
@@ -611,7 +621,6 @@ static void build(const char *dir, const rsy_recipe *r, int with)
                                     cases[i].lab,    cases[i].inst, NULL};
             assert_int_equal(rsy_export_preview_write(&in, NULL, at_path(dir, rel)), RSY_OK);
         }
-        cJSON_AddTrueToObject(ds, "previews");
     }
     write_json(at_path(dir, "raresynth.json"), ds);
     cJSON_Delete(ds);
@@ -809,7 +818,9 @@ static void test_msd(void **state)
     build(f->dir, f->r, WITH_LAYOUTS);
     tu_rmtree(at_path(f->dir, "msd"));
     run_validate(f->dir, RSY_EINVALID_DATASET);
-    assert_true(logged('E', "raresynth.json: layouts lists msd, but msd/ is missing", NULL));
+    assert_true(logged('E', "raresynth.json: outputs.layouts lists msd (msd), but its folder is "
+                            "missing",
+                       NULL));
 }
 
 /* ---------------------------------------------------------------------------------------- */
@@ -1037,11 +1048,11 @@ static void make_shard(const char *dir, const char *keep)
         if (strcmp(id, keep) != 0)
             cJSON_DeleteItemFromArray(cases, i);
     }
-    cJSON_SetNumberValue(get(ds, "n_cases"), 1);
     cJSON_DeleteItemFromObjectCaseSensitive(ds, "summary");
     cJSON *sh = cJSON_AddObjectToObject(ds, "shard");
     cJSON_AddNumberToObject(sh, "index", 1);
     cJSON_AddNumberToObject(sh, "count", 2);
+    cJSON_AddNumberToObject(sh, "n_cases", 1);
     write_json(at_path(dir, "raresynth.json"), ds);
     cJSON_Delete(ds);
 }
@@ -1331,20 +1342,19 @@ static void test_not_a_dataset(void **state)
     assert_true(logged('E', ".raresynth: marker missing", NULL));
 }
 
-/* The library's own writer with every layout, format and preview asked for: valid. (Layouts
- * the writer does not make yet are simply absent.) */
-static void test_writer_output_valid(void **state)
+/* The library's own writer with every layout, format and preview asked for (@p shard_count
+ * 0: the whole dataset; 2: shard 1 of 2). */
+static void write_with_writer(const char *dir, const rsy_recipe *r, int64_t shard_count)
 {
-    fixture *f = *state;
     tcase cases[N_CASES];
     for (size_t i = 0; i < N_CASES; i++)
         make_case(&cases[i], i);
-    tu_rmtree(f->dir);
-    assert_int_equal(rsy_export_prepare_dir(f->dir, 1), RSY_OK);
+    tu_rmtree(dir);
+    assert_int_equal(rsy_export_prepare_dir(dir, 1), RSY_OK);
     rsy_export_params p;
     memset(&p, 0, sizeof p);
-    p.recipe = f->r;
-    p.out_dir = f->dir;
+    p.recipe = r;
+    p.out_dir = dir;
     p.label_names = label_names;
     p.n_labels = 4;
     p.texture_note = "uniform tissue properties (test)";
@@ -1352,17 +1362,40 @@ static void test_writer_output_valid(void **state)
     p.layouts = RSY_LAYOUT_NNUNET | RSY_LAYOUT_MSD | RSY_LAYOUT_NNDET;
     p.formats = RSY_FORMAT_NIFTI | RSY_FORMAT_HDF5;
     p.preview = 1;
+    p.shard_count = shard_count;
+    p.shard_index = shard_count ? 1 : 0;
     rsy_export *e = NULL;
     assert_int_equal(rsy_export_begin(&e, &p), RSY_OK);
     for (size_t i = 0; i < N_CASES; i++)
-        assert_int_equal(rsy_export_write_case(e, &cases[i].data), RSY_OK);
+        if (!shard_count || (int64_t)i % shard_count == 1)
+            assert_int_equal(rsy_export_write_case(e, &cases[i].data), RSY_OK);
     assert_int_equal(rsy_export_finish(e), RSY_OK);
     rsy_export_destroy(e);
     for (size_t i = 0; i < N_CASES; i++)
         free_case(&cases[i]);
+}
+
+/* What the writer makes is valid: the whole dataset, a shard, and the cases an interrupted
+ * run leaves (no raresynth.json). */
+static void test_writer_output_valid(void **state)
+{
+    fixture *f = *state;
+    write_with_writer(f->dir, f->r, 0);
     rsy_validate_report rep = run_validate(f->dir, RSY_OK);
     assert_int_equal(rep.problems, 0);
+    assert_int_equal(rep.complete, 1);
     assert_int_equal(count_lines('E'), 0);
+    assert_int_equal(unlink(at_path(f->dir, "raresynth.json")), 0);
+    rep = run_validate(f->dir, RSY_EINVALID_DATASET);
+    assert_int_equal(rep.problems, 1);
+    assert_true(logged('E', "incomplete dataset", "complete and consistent"));
+
+    write_with_writer(f->dir, f->r, 2);
+    rep = run_validate(f->dir, RSY_OK);
+    assert_int_equal(rep.problems, 0);
+    assert_int_equal(rep.complete, 0);
+    assert_int_equal(rep.cases_checked, 1);
+    assert_true(logged('W', "incomplete: shard 1 of 2, holds cases case_0001 (1)", "consistent"));
 }
 
 int main(void)
