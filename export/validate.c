@@ -77,8 +77,8 @@ static const int integer_datatypes[] = {2, 4, 8, 256, 512, 768, 1024, 1280};
 static const struct {
     int code;
     int bytes;
-} datatype_bytes[] = {{2, 1},   {4, 2},   {8, 4},    {16, 4},   {64, 8},  {256, 1},
-                      {512, 2}, {768, 4}, {1024, 8}, {1280, 8}, {32, 8},  {128, 3},
+} datatype_bytes[] = {{2, 1},     {4, 2},     {8, 4},     {16, 4},   {64, 8}, {256, 1},
+                      {512, 2},   {768, 4},   {1024, 8},  {1280, 8}, {32, 8}, {128, 3},
                       {1536, 16}, {1792, 16}, {2048, 32}, {2304, 4}};
 
 /* One case the dataset holds (listed in raresynth.json, or with a manifest). */
@@ -116,7 +116,7 @@ typedef struct vctx {
     int n_labels; /* declared values 0..n_labels-1; -1 = unknown */
     char label_names[RSY_MAX_LABELS][RSY_NAME_MAX];
     unsigned char peri[RSY_MAX_LABELS]; /* perilesional flags of raresynth.json (0 unknown) */
-    vcase *cases; /* sorted by id */
+    vcase *cases;                       /* sorted by id */
     size_t n_cases, cap_cases;
     /* Shard manifest: raresynth.json with "shard": {"index", "count"}. */
     int64_t shard_index, shard_count; /* count 0: not a shard */
@@ -460,8 +460,9 @@ static cJSON *load_json_text(vctx *v, const char *rel, int report_missing, int c
             cJSON_Delete(doc);
             doc = NULL;
         } else if ((dup = duplicate_key(doc, &oom)) != NULL) {
-            problem(v, rel, "key \"%.64s\" appears twice in one object (readers disagree on "
-                            "which one counts)",
+            problem(v, rel,
+                    "key \"%.64s\" appears twice in one object (readers disagree on "
+                    "which one counts)",
                     dup);
         } else if (oom) {
             problem(v, rel, "out of memory checking for duplicate keys");
@@ -474,8 +475,7 @@ static cJSON *load_json_text(vctx *v, const char *rel, int report_missing, int c
     return doc;
 }
 
-static cJSON *load_json(vctx *v, const char *rel, int report_missing, int count,
-                        size_t max_bytes)
+static cJSON *load_json(vctx *v, const char *rel, int report_missing, int count, size_t max_bytes)
 {
     return load_json_text(v, rel, report_missing, count, max_bytes, NULL);
 }
@@ -620,8 +620,7 @@ static int perilesional_flags(vctx *v, const char *rel, const cJSON *owner,
             }
         }
         if (!found) {
-            problem(v, rel, "labels_perilesional[%d] is not a declared non-background label",
-                    idx);
+            problem(v, rel, "labels_perilesional[%d] is not a declared non-background label", idx);
             ok = 0;
         }
         idx++;
@@ -1379,8 +1378,9 @@ static void check_identical(vctx *v, const char *rel, const char *src, const cha
         return;
     if ((a->dev == b->dev && a->ino == b->ino) || !strcmp(a->hex, b->hex))
         return;
-    problem(v, rel, "differs from %s (the %s layout must hold the same bytes: a hard link or a "
-                    "copy)",
+    problem(v, rel,
+            "differs from %s (the %s layout must hold the same bytes: a hard link or a "
+            "copy)",
             src, layout);
 }
 
@@ -1791,8 +1791,7 @@ static void check_msd_dataset(vctx *v)
                     "training[%d].label \"%.128s\" is not a relative path inside msd/ (no "
                     "leading '/', no '..')",
                     k, lp);
-        } else if (!file_case_id(v, rsy__export_basename(lrel), FK_NII, id) ||
-                   !find_case(v, id)) {
+        } else if (!file_case_id(v, rsy__export_basename(lrel), FK_NII, id) || !find_case(v, id)) {
             problem(v, rel, "training[%d].label \"%.128s\" is the label map of no case", k, lp);
         } else {
             vcase *c = find_case(v, id);
@@ -1810,8 +1809,8 @@ static void check_msd_dataset(vctx *v)
 
 /* Boxes of one msd item against the lesions (records of the instance map, within a voxel):
  * each box matches one lesion, each lesion has one box, box_label is its class. */
-static void check_msd_boxes(vctx *v, const char *rel, const vcase *c,
-                            const rsy_lesion_record *rec, int n_rec, const rsy_geometry *g)
+static void check_msd_boxes(vctx *v, const char *rel, const vcase *c, const rsy_lesion_record *rec,
+                            int n_rec, const rsy_geometry *g)
 {
     const cJSON *boxes = json_get(c->msd_item, "box"), *labels = json_get(c->msd_item, "box_label");
     int k = c->msd_pos;
@@ -1843,8 +1842,8 @@ static void check_msd_boxes(vctx *v, const char *rel, const vcase *c,
             x[a] = good ? e->valuedouble : 0.0;
         }
         if (!good) {
-            problem(v, rel, "training[%d].box[%d] (%s): not 6 numbers [cx, cy, cz, w, h, d]", k,
-                    i, c->id);
+            problem(v, rel, "training[%d].box[%d] (%s): not 6 numbers [cx, cy, cz, w, h, d]", k, i,
+                    c->id);
             i++;
             continue;
         }
@@ -1965,8 +1964,7 @@ static void check_nndet_dataset(vctx *v)
     v->nndet_n_classes = -1;
     char rel[RSY_EXPORT_REL_MAX], path[RSY_PATH_MAX], real[PATH_MAX];
     /* nnDetection splits paths at '.': a '.' anywhere in the absolute path breaks it. */
-    if (full_path(v, v->nndet_dir, path, sizeof path) && realpath(path, real) &&
-        strchr(real, '.'))
+    if (full_path(v, v->nndet_dir, path, sizeof path) && realpath(path, real) && strchr(real, '.'))
         note(v, v->nndet_dir,
              "the absolute path %s holds a '.', which nnDetection cannot handle: move or link "
              "the dataset to a path without '.' before training",
@@ -2000,8 +1998,9 @@ static void check_nndet_dataset(vctx *v)
             snprintf(k, sizeof k, "%d", l);
             const char *name = json_str(labels, k);
             if (!strcmp(name, "background"))
-                problem(v, rel, "labels.%s is \"background\": nnDetection classes have no "
-                                "background entry",
+                problem(v, rel,
+                        "labels.%s is \"background\": nnDetection classes have no "
+                        "background entry",
                         k);
             else if (v->n_labels == nl + 1 && strcmp(name, v->label_names[l + 1]) != 0)
                 problem(v, rel, "labels.%s is \"%.64s\", class %d is label \"%s\"", k, name, l,
@@ -2053,8 +2052,9 @@ static int nndet_instances(vctx *v, const char *rel, int **classes)
         goto done;
     }
     if (json_has_nonint_number(text)) {
-        problem(v, rel, "holds a number with a fraction or exponent: instance classes must be "
-                        "JSON integers");
+        problem(v, rel,
+                "holds a number with a fraction or exponent: instance classes must be "
+                "JSON integers");
         goto done;
     }
     int count = cJSON_GetArraySize(inst);
@@ -2071,8 +2071,8 @@ static int nndet_instances(vctx *v, const char *rel, int **classes)
         const cJSON *val = json_get(inst, k);
         int64_t c = json_int(val, &ok);
         if (!val) {
-            problem(v, rel, "instances: keys must be exactly \"1\"..\"%d\" (\"%s\" missing)",
-                    count, k);
+            problem(v, rel, "instances: keys must be exactly \"1\"..\"%d\" (\"%s\" missing)", count,
+                    k);
             good = 0;
         } else if (!ok || c < 0 || (v->nndet_n_classes >= 0 && c >= v->nndet_n_classes)) {
             problem(v, rel, "instances.%s must be an integer class key (0..%d)", k,
@@ -2239,8 +2239,7 @@ static void h5_reclaim(hid_t type, hid_t space, void *buf)
 
 /* Attribute @p name of @p loc opened, with its type class and number of elements (a scalar
  * counts 1, and *rank 0). -1 if absent. */
-static hid_t h5_attr_open(hid_t loc, const char *name, H5T_class_t *cls, hsize_t *count,
-                          int *rank)
+static hid_t h5_attr_open(hid_t loc, const char *name, H5T_class_t *cls, hsize_t *count, int *rank)
 {
     if (H5Aexists(loc, name) <= 0)
         return -1;
@@ -2281,8 +2280,7 @@ static char **h5_attr_strs(hid_t loc, const char *name, size_t max_n, size_t *n_
         return NULL;
     char **out = NULL, **raw = NULL;
     hid_t mt = h5_str_type(), sp = H5Aget_space(a);
-    if (cls != H5T_STRING || n > max_n || (want_scalar ? rank != 0 : rank != 1) || mt < 0 ||
-        sp < 0)
+    if (cls != H5T_STRING || n > max_n || (want_scalar ? rank != 0 : rank != 1) || mt < 0 || sp < 0)
         goto done;
     raw = calloc(n ? n : 1, sizeof *raw);
     out = calloc(n ? n : 1, sizeof *out);
@@ -2399,8 +2397,9 @@ static void open_hdf5(vctx *v)
     if (!hh)
         return;
     if (!want || strcmp(want, hex) != 0) {
-        problem(v, p, "SHA-256 differs from " RSY_EXPORT_MANIFEST " (changed after it was "
-                      "written); not opened");
+        problem(v, p,
+                "SHA-256 differs from " RSY_EXPORT_MANIFEST " (changed after it was "
+                "written); not opened");
         return;
     }
     char path[RSY_PATH_MAX];
@@ -2442,8 +2441,8 @@ static void check_hdf5_root(vctx *v)
     if (!(s = h5_attr_str(f, "data_sources")) || !strstr(s, "No patient data"))
         problem(v, rel, "root attribute data_sources lacks the no-patient-data statement");
     free(s);
-    static const char *const strs[] = {"generator",        "generator_version", "dataset_name",
-                                       "recipe_sha256",    "dataset_seed",      "modality",
+    static const char *const strs[] = {"generator",         "generator_version", "dataset_name",
+                                       "recipe_sha256",     "dataset_seed",      "modality",
                                        "coordinate_system", "index_order"};
     for (size_t i = 0; i < sizeof strs / sizeof strs[0]; i++) {
         if (!(s = h5_attr_str(f, strs[i])))
@@ -2483,8 +2482,9 @@ static void check_hdf5_root(vctx *v)
     h5_strs_free(ln, n);
     s = h5_attr_str(f, "labels");
     cJSON *lj = s ? cJSON_Parse(s) : NULL;
-    const cJSON *want = v->nnjson ? json_get(v->nnjson, "labels")
-                                  : v->dsman ? json_get(v->dsman, "labels") : NULL;
+    const cJSON *want = v->nnjson  ? json_get(v->nnjson, "labels")
+                        : v->dsman ? json_get(v->dsman, "labels")
+                                   : NULL;
     if (!lj || (want && !cJSON_Compare(lj, want, 1)))
         problem(v, rel, "root attribute labels is not the dataset's label dictionary (JSON)");
     cJSON_Delete(lj);
@@ -2566,8 +2566,8 @@ static void check_hdf5_volume(vctx *v, hid_t grp, const char *obj, const char *n
         char chan[32] = "";
         if (image)
             snprintf(chan, sizeof chan, "[%d]", channel);
-        problem(v, rel, "%s/%s%s differs from %s at voxel (i, j, k) = (%zu, %zu, %zu)", obj,
-                name, chan, nifti_rel, i % nx, (i / nx) % ny, i / (nx * ny));
+        problem(v, rel, "%s/%s%s differs from %s at voxel (i, j, k) = (%zu, %zu, %zu)", obj, name,
+                chan, nifti_rel, i % nx, (i / nx) % ny, i / (nx * ny));
     }
 done:
     free(buf);
@@ -2652,8 +2652,7 @@ static void check_hdf5_case(vctx *v, const vcase *c, hid_t grp, const char *obj,
                     "%s/lesions[%d] (instance %d, label %d, %lld voxels) differs from the "
                     "instance map's lesion (instance %d, label %d, %lld voxels)",
                     obj, row, r[row].instance_id, r[row].label, (long long)r[row].voxel_count,
-                    i + 1, main_label(v, &rec[i], v->peri),
-                    (long long)rec[i].voxel_count);
+                    i + 1, main_label(v, &rec[i], v->peri), (long long)rec[i].voxel_count);
         }
         row++;
     }
@@ -2919,8 +2918,8 @@ static rsy_status check_case(vctx *v, vcase *c)
         problem(v, instrel, "shape or affine differs from the label map");
     } else if (inst && lab) {
         rec = check_lesions(v, manrel, man, instrel, inst, lab, &n_rec);
-        measured = rec != NULL || (n_rec == 0 && inst->dtype == RSY_DTYPE_UINT16 &&
-                                   rsy__volume_max(inst) == 0.0);
+        measured = rec != NULL ||
+                   (n_rec == 0 && inst->dtype == RSY_DTYPE_UINT16 && rsy__volume_max(inst) == 0.0);
         if (grp >= 0)
             check_hdf5_volume(v, grp, obj, "instances", -1, 1, inst, instrel);
     }
@@ -3065,8 +3064,7 @@ static void check_dataset_manifest(vctx *v)
         parse_labels(v, rel, json_get(v->dsman, "labels"));
     if (v->n_labels > 0)
         perilesional_flags(v, rel, v->dsman, v->peri);
-    if (v->nnjson &&
-        !cJSON_Compare(json_get(v->dsman, "labels"), json_get(v->nnjson, "labels"), 1))
+    if (v->nnjson && !cJSON_Compare(json_get(v->dsman, "labels"), json_get(v->nnjson, "labels"), 1))
         problem(v, rel, "labels differ from %s/dataset.json", v->nnunet_dir);
     if (v->nnjson &&
         !cJSON_Compare(json_get(v->dsman, "channels"), json_get(v->nnjson, "channel_names"), 1))
@@ -3084,7 +3082,8 @@ static void check_outputs(vctx *v)
         return; /* written by raresynth before 0.4 */
     const cJSON *lay = json_get(out, "layouts"), *fmt = json_get(out, "formats");
     const cJSON *prev = json_get(out, "previews");
-    if (!cJSON_IsObject(out) || !cJSON_IsObject(lay) || !cJSON_IsArray(fmt) || !cJSON_IsBool(prev)) {
+    if (!cJSON_IsObject(out) || !cJSON_IsObject(lay) || !cJSON_IsArray(fmt) ||
+        !cJSON_IsBool(prev)) {
         problem(v, rel,
                 "outputs must be {\"layouts\": {name: folder}, \"formats\": [...], "
                 "\"previews\": true/false}");
@@ -3096,8 +3095,8 @@ static void check_outputs(vctx *v)
     for (int l = 0; l < 3; l++) {
         const char *folder = json_str(lay, names[l]);
         if (folder && !have[l])
-            problem(v, rel, "outputs.layouts lists %s (%.96s), but its folder is missing",
-                    names[l], folder);
+            problem(v, rel, "outputs.layouts lists %s (%.96s), but its folder is missing", names[l],
+                    folder);
         else if (folder && strcmp(folder, dirs[l]) != 0)
             problem(v, rel, "outputs.layouts.%s is \"%.96s\", the folder is %s", names[l], folder,
                     dirs[l]);
@@ -3181,8 +3180,8 @@ static void report_state(vctx *v, int64_t problems_before)
     char list[512] = "";
     size_t len = 0;
     for (size_t i = 0; i < v->n_cases && len < sizeof list - 80; i++)
-        len += (size_t)snprintf(list + len, sizeof list - len, "%s%s", i ? ", " : "",
-                                v->cases[i].id);
+        len +=
+            (size_t)snprintf(list + len, sizeof list - len, "%s%s", i ? ", " : "", v->cases[i].id);
     if (len >= sizeof list - 80 && v->n_cases > 0)
         snprintf(list + len, sizeof list - len, ", ...");
     if (v->shard_count) {

@@ -435,13 +435,13 @@ static void add_msd(const char *dir)
     cJSON_AddStringToObject(mod, "1", "FLAIR");
     cJSON *labs = cJSON_AddObjectToObject(dj, "labels");
     for (int l = 0; l < 4; l++) {
-        char k[8];
+        char k[16];
         snprintf(k, sizeof k, "%d", l);
         cJSON_AddStringToObject(labs, k, label_names[l]);
     }
     cJSON *bls = cJSON_AddObjectToObject(dj, "box_labels");
     for (int l = 1; l < 4; l++) {
-        char k[8];
+        char k[16];
         snprintf(k, sizeof k, "%d", l - 1);
         cJSON_AddStringToObject(bls, k, label_names[l]);
     }
@@ -494,7 +494,7 @@ static void add_nndet(const char *dir)
     cJSON_AddNumberToObject(dj, "dim", 3);
     cJSON *labs = cJSON_AddObjectToObject(dj, "labels");
     for (int l = 1; l < 4; l++) {
-        char k[8];
+        char k[16];
         snprintf(k, sizeof k, "%d", l - 1);
         cJSON_AddStringToObject(labs, k, label_names[l]);
     }
@@ -520,7 +520,7 @@ static void add_nndet(const char *dir)
         cJSON_Delete(man);
         cJSON *cj = cJSON_CreateObject(), *inst = cJSON_AddObjectToObject(cj, "instances");
         for (int k = 0; k < n; k++) {
-            char key[8];
+            char key[16];
             snprintf(key, sizeof key, "%d", k + 1);
             cJSON_AddNumberToObject(inst, key, cls[k]);
         }
@@ -550,9 +550,9 @@ static void write_hdf5(const char *path, tcase *cases, int alter, char sha[65])
         rsy_lesion_record rec[2];
         tcase *t = &cases[i];
         if (t->data.n_lesions)
-            assert_int_equal(rsy_export_measure_lesions(t->inst, t->lab, t->data.n_lesions,
-                                                        perilesional, rec),
-                             RSY_OK);
+            assert_int_equal(
+                rsy_export_measure_lesions(t->inst, t->lab, t->data.n_lesions, perilesional, rec),
+                RSY_OK);
         float *x = t->ch[1]->data, saved = x[at(3, 4, 5)];
         if (alter && i == 1)
             x[at(3, 4, 5)] += 1.0f;
@@ -617,7 +617,7 @@ static void build(const char *dir, const rsy_recipe *r, int with)
             char rel[64], id[32];
             case_id(i, id);
             snprintf(rel, sizeof rel, "previews/%s.png", id);
-            rsy_preview_input in = {RSY_PREVIEW_MRI, cases[i].chp, 2,
+            rsy_preview_input in = {RSY_PREVIEW_MRI, cases[i].chp,  2,
                                     cases[i].lab,    cases[i].inst, NULL};
             assert_int_equal(rsy_export_preview_write(&in, NULL, at_path(dir, rel)), RSY_OK);
         }
@@ -806,9 +806,9 @@ static void test_msd(void **state)
     build(f->dir, f->r, WITH_LAYOUTS);
     unlink_copy(at_path(f->dir, "msd/labelsTr/case_0002.nii.gz"), 100);
     run_validate(f->dir, RSY_EINVALID_DATASET);
-    assert_true(logged('E', "msd/labelsTr/case_0002.nii.gz: differs from " NN_DIR
-                            "/labelsTr/case_0002.nii.gz",
-                       "hard link or a copy"));
+    assert_true(logged(
+        'E', "msd/labelsTr/case_0002.nii.gz: differs from " NN_DIR "/labelsTr/case_0002.nii.gz",
+        "hard link or a copy"));
     /* A stray file in msd/imagesTr. */
     build(f->dir, f->r, WITH_LAYOUTS);
     write_text(at_path(f->dir, "msd/imagesTr/extra.nii.gz"), "x");
@@ -818,8 +818,9 @@ static void test_msd(void **state)
     build(f->dir, f->r, WITH_LAYOUTS);
     tu_rmtree(at_path(f->dir, "msd"));
     run_validate(f->dir, RSY_EINVALID_DATASET);
-    assert_true(logged('E', "raresynth.json: outputs.layouts lists msd (msd), but its folder is "
-                            "missing",
+    assert_true(logged('E',
+                       "raresynth.json: outputs.layouts lists msd (msd), but its folder is "
+                       "missing",
                        NULL));
 }
 
@@ -908,15 +909,16 @@ static void test_nndet(void **state)
         assert_int_equal(rsy_volume_write_nifti(t.inst, p, RSY_NIFTI_LABEL), RSY_OK);
         run_validate(f->dir, RSY_EINVALID_DATASET);
         assert_true(logged('E', "case_0001.nii.gz: instance 2 of the .json has no voxel", NULL));
-        assert_true(logged('E', "case_0001.nii.gz: does not hold the lesions of instances/case_0001",
-                           NULL));
+        assert_true(logged(
+            'E', "case_0001.nii.gz: does not hold the lesions of instances/case_0001", NULL));
+        free_case(&t);
         make_case(&t, 1);
         t.inst->geom.affine[0][3] += 2.0;
         assert_int_equal(unlink(p), 0);
         assert_int_equal(rsy_volume_write_nifti(t.inst, p, RSY_NIFTI_LABEL), RSY_OK);
         run_validate(f->dir, RSY_EINVALID_DATASET);
-        assert_true(logged('E', "case_0001.nii.gz: size, origin, direction or spacing differs",
-                           NULL));
+        assert_true(
+            logged('E', "case_0001.nii.gz: size, origin, direction or spacing differs", NULL));
         free_case(&t);
     }
     /* A channel that is not the nnU-Net one. */
@@ -982,8 +984,9 @@ static void test_hdf5(void **state)
         cJSON_Delete(ds);
     }
     run_validate(f->dir, RSY_EINVALID_DATASET);
-    assert_true(logged('E', "/cases/case_0001/image[1] differs from " NN_DIR
-                            "/imagesTr/case_0001_0001.nii.gz at voxel (i, j, k) = (3, 4, 5)",
+    assert_true(logged('E',
+                       "/cases/case_0001/image[1] differs from " NN_DIR
+                       "/imagesTr/case_0001_0001.nii.gz at voxel (i, j, k) = (3, 4, 5)",
                        NULL));
     assert_int_equal(count_lines('E'), 1);
 }
@@ -1174,8 +1177,7 @@ static void test_hostile_nifti(void **state)
                        "beyond the 4 GiB"));
     write_fake_nifti(at_path(f->dir, img), 600, 4096, 1);
     run_validate(f->dir, RSY_EINVALID_DATASET);
-    assert_true(logged('E', "header declares 600 x 600 x 600 voxels of 4 bytes",
-                       "more than this"));
+    assert_true(logged('E', "header declares 600 x 600 x 600 voxels of 4 bytes", "more than this"));
     write_fake_nifti(at_path(f->dir, img), 100, 4096, 0); /* plain: 4 MB declared, 4 kB there */
     run_validate(f->dir, RSY_EINVALID_DATASET);
     assert_true(logged('E', "header declares 100 x 100 x 100", "more than this 4448-byte file"));
@@ -1215,9 +1217,9 @@ static void test_hostile_nifti(void **state)
     assert_int_equal(rename(at_path(f->dir, NN_DIR "/imagesTr/case_0001_0000.nii.gz"),
                             at_path(f->dir, "moved.nii.gz")),
                      0);
-    assert_int_equal(symlink("../../moved.nii.gz",
-                             at_path(f->dir, NN_DIR "/imagesTr/case_0001_0000.nii.gz")),
-                     0);
+    assert_int_equal(
+        symlink("../../moved.nii.gz", at_path(f->dir, NN_DIR "/imagesTr/case_0001_0000.nii.gz")),
+        0);
     run_validate(f->dir, RSY_OK);
 }
 
