@@ -212,6 +212,10 @@ int rsy__export_file_current(const rsy_export *e, const rsy__case_file *plan, in
  *  needs every volume (preview), else 0. */
 int rsy__export_file_needs(const rsy_export *e, const rsy__case_file *plan, int k,
                            const rsy__case_parsed *parsed);
+/** Make @p dst a hard link to @p src, or a copy (fsynced) where the file system refuses the
+ *  link (EXDEV, EPERM, EMLINK, ENOTSUP), atomically: made under a temporary name and renamed
+ *  over @p dst. @return RSY_OK, RSY_EIO (logged), RSY_ENOMEM. */
+rsy_status rsy__export_link_or_copy(const char *src, const char *dst);
 /** The geometry a volume of geometry @p g has once written to NIfTI and read back with
  *  rsy_volume_read_nifti(): affine entries rounded to float, spacing the column norms. */
 void rsy__export_geometry_as_stored(const rsy_geometry *g, rsy_geometry *out);

@@ -114,7 +114,7 @@ struct rsy_export_hdf5 {
     hid_t t_str;            /* variable-length UTF-8 string (file and memory) */
     hid_t t_row_mem, t_row_file;
     hid_t maj_io, min_write; /* error classes that mean "the I/O layer failed" */
-    int tmp_created; /* the temporary file is ours to remove */
+    int tmp_created;         /* the temporary file is ours to remove */
     int have_case;
     size_t last_index;
     size_t n_cases, cap;
@@ -188,8 +188,7 @@ static void h5_quiet(void)
 /* ---------------------------------------------------------------------------------------- */
 /* Attribute @p name of @p rank (0 = scalar) and @p dims on @p loc, written from @p buf. */
 static rsy_status put_attr(const rsy_export_hdf5 *w, hid_t loc, const char *obj, const char *name,
-                           hid_t ftype, hid_t mtype, int rank, const hsize_t *dims,
-                           const void *buf)
+                           hid_t ftype, hid_t mtype, int rank, const hsize_t *dims, const void *buf)
 {
     rsy_status rc = RSY_OK;
     hid_t space = rank == 0 ? H5Screate(H5S_SCALAR) : H5Screate_simple(rank, dims, NULL);
@@ -215,8 +214,8 @@ static rsy_status put_str(const rsy_export_hdf5 *w, hid_t loc, const char *obj, 
 }
 
 /* A 1-D array of strings (h5py: a numpy array of str); n may be 0. */
-static rsy_status put_strs(const rsy_export_hdf5 *w, hid_t loc, const char *obj,
-                           const char *name, const char *const *s, size_t n)
+static rsy_status put_strs(const rsy_export_hdf5 *w, hid_t loc, const char *obj, const char *name,
+                           const char *const *s, size_t n)
 {
     static const char *const none[1] = {""};
     const hsize_t dims[1] = {n};
@@ -229,8 +228,8 @@ static rsy_status put_i64(const rsy_export_hdf5 *w, hid_t loc, const char *obj, 
     return put_attr(w, loc, obj, name, H5T_STD_I64LE, H5T_NATIVE_INT64, 0, NULL, &v);
 }
 
-static rsy_status put_f64s(const rsy_export_hdf5 *w, hid_t loc, const char *obj,
-                           const char *name, int rank, const hsize_t *dims, const double *v)
+static rsy_status put_f64s(const rsy_export_hdf5 *w, hid_t loc, const char *obj, const char *name,
+                           int rank, const hsize_t *dims, const double *v)
 {
     return put_attr(w, loc, obj, name, H5T_IEEE_F64LE, H5T_NATIVE_DOUBLE, rank, dims, v);
 }
@@ -308,7 +307,8 @@ static rsy_status make_row_types(rsy_export_hdf5 *w)
 {
     size_t file_size = 0;
     for (size_t f = 0; f < N_LESION_FIELDS; f++) {
-        size_t count = lesion_fields[f].count ? (size_t)lesion_fields[f].count : (size_t)w->n_labels;
+        size_t count =
+            lesion_fields[f].count ? (size_t)lesion_fields[f].count : (size_t)w->n_labels;
         size_t elem = lesion_fields[f].kind == F_I32 ? 4 : 8;
         file_size += lesion_fields[f].kind == F_STR ? sizeof(char *) : elem * count;
     }
@@ -338,8 +338,8 @@ static rsy_status make_row_types(rsy_export_hdf5 *w)
             mbase = fbase = w->t_str;
             break;
         }
-        hsize_t count = lesion_fields[f].count ? (hsize_t)lesion_fields[f].count
-                                               : (hsize_t)w->n_labels;
+        hsize_t count =
+            lesion_fields[f].count ? (hsize_t)lesion_fields[f].count : (hsize_t)w->n_labels;
         hid_t mt = count > 1 ? H5Tarray_create2(mbase, 1, &count) : H5Tcopy(mbase);
         hid_t ft = count > 1 ? H5Tarray_create2(fbase, 1, &count) : H5Tcopy(fbase);
         herr_t st = mt < 0 || ft < 0 ? -1 : 0;
@@ -347,8 +347,8 @@ static rsy_status make_row_types(rsy_export_hdf5 *w)
             st = H5Tinsert(w->t_row_mem, name, lesion_fields[f].offset, mt);
         if (st >= 0)
             st = H5Tinsert(w->t_row_file, name, file_off, ft);
-        rsy_status rc = st < 0 ? h5_fail(w, "/", "add column '%s' to the lesion table", name)
-                               : RSY_OK;
+        rsy_status rc =
+            st < 0 ? h5_fail(w, "/", "add column '%s' to the lesion table", name) : RSY_OK;
         if (st >= 0)
             file_off += H5Tget_size(ft);
         if (mt >= 0)
@@ -566,8 +566,7 @@ rsy_status rsy_export_hdf5_create(rsy_export_hdf5 **out, const rsy_export_hdf5_p
         H5Tset_size(w->t_str, H5T_VARIABLE) < 0 || H5Tset_cset(w->t_str, H5T_CSET_UTF8) < 0 ||
         H5Pset_obj_track_times(fcpl, 0) < 0 || H5Pset_link_creation_order(fcpl, 0) < 0 ||
         H5Pset_attr_creation_order(fcpl, 0) < 0 || H5Pset_obj_track_times(w->gcpl, 0) < 0 ||
-        H5Pset_link_creation_order(w->gcpl, 0) < 0 ||
-        H5Pset_attr_creation_order(w->gcpl, 0) < 0 ||
+        H5Pset_link_creation_order(w->gcpl, 0) < 0 || H5Pset_attr_creation_order(w->gcpl, 0) < 0 ||
         H5Pset_obj_track_times(w->dcpl_plain, 0) < 0 ||
         H5Pset_attr_creation_order(w->dcpl_plain, 0) < 0 ||
         H5Pset_libver_bounds(fapl, H5F_LIBVER_V18, H5F_LIBVER_V18) < 0 ||
@@ -686,8 +685,8 @@ static void chunk_dims(const int64_t dims_ijk[3], int n_lead, hsize_t *chunk)
         chunk[a] = 1;
     for (int a = 0; a < 3; a++) {
         int64_t d = dims_ijk[2 - a];
-        chunk[n_lead + a] = (hsize_t)(d < RSY_EXPORT_HDF5_CHUNK_EDGE ? d
-                                                                     : RSY_EXPORT_HDF5_CHUNK_EDGE);
+        chunk[n_lead + a] =
+            (hsize_t)(d < RSY_EXPORT_HDF5_CHUNK_EDGE ? d : RSY_EXPORT_HDF5_CHUNK_EDGE);
     }
 }
 
@@ -717,8 +716,8 @@ static void volume_types(rsy_dtype t, hid_t *ftype, hid_t *mtype)
 /* Gather the chunk at voxel (x0, y0, z0) of @p v into @p dst (c x c x c edges @p ce, C
  * order), zero-padding the part outside the volume (HDF5 stores edge chunks whole; zeros are
  * the dataset's fill value), in little-endian byte order. */
-static void gather_chunk(const rsy_volume *v, const int64_t o[3], const hsize_t ce[3],
-                         size_t elem, int swap, uint8_t *dst)
+static void gather_chunk(const rsy_volume *v, const int64_t o[3], const hsize_t ce[3], size_t elem,
+                         int swap, uint8_t *dst)
 {
     const int64_t *d = v->geom.dims; /* i, j, k = x, y, z */
     const size_t cx = (size_t)ce[2], cy = (size_t)ce[1], cz = (size_t)ce[0];
@@ -949,8 +948,8 @@ static rsy_status put_lesions(const rsy_export_hdf5 *w, hid_t group, const char 
     hid_t ds = -1, space = H5Screate_simple(1, dims, NULL);
     if (space < 0)
         return h5_fail(w, obj, "create the dataspace");
-    ds = H5Dcreate2(group, "lesions", w->t_row_file, space, H5P_DEFAULT, w->dcpl_plain,
-                    H5P_DEFAULT);
+    ds =
+        H5Dcreate2(group, "lesions", w->t_row_file, space, H5P_DEFAULT, w->dcpl_plain, H5P_DEFAULT);
     if (ds < 0)
         rc = h5_fail(w, obj, "create the table");
     else if (n > 0 && H5Dwrite(ds, w->t_row_mem, H5S_ALL, H5S_ALL, H5P_DEFAULT, rows) < 0)
@@ -1102,8 +1101,7 @@ rsy_status rsy_export_hdf5_close(rsy_export_hdf5 *w, char sha256[65])
     }
     w->tmp_created = 0; /* renamed: abort must not remove anything now */
     if (rsy__fsync_path(w->dir) != RSY_OK) {
-        rsy_log_error("%s: fsync of the directory %s failed: %s", w->path, w->dir,
-                      strerror(errno));
+        rsy_log_error("%s: fsync of the directory %s failed: %s", w->path, w->dir, strerror(errno));
         rc = RSY_EIO;
         /* The file is complete and in place; only its durability is in doubt. Remove it, so a
          * failed close never leaves a file behind. */

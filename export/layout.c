@@ -249,9 +249,7 @@ static rsy_status copy_file(const char *src, const char *dst)
     return RSY_OK;
 }
 
-/* Make @p dst a hard link to @p src (a copy where the file system refuses the link),
- * atomically: the link is made under a temporary name and renamed over @p dst. */
-static rsy_status link_or_copy(const char *src, const char *dst)
+rsy_status rsy__export_link_or_copy(const char *src, const char *dst)
 {
     char *tmp = rsy__file_temp_path(dst);
     if (!tmp) {
@@ -327,10 +325,10 @@ rsy_status rsy__export_make_file(const rsy_export *e, const rsy__case_file *plan
     const rsy__case_file *f = &plan[k];
     switch (f->kind) {
     case RSY__FILE_LINK:
-        return link_or_copy(paths[f->src], paths[k]);
+        return rsy__export_link_or_copy(paths[f->src], paths[k]);
     case RSY__FILE_NNDET_LABEL:
         if (!needs_renumbering(src->parsed))
-            return link_or_copy(paths[f->src], paths[k]);
+            return rsy__export_link_or_copy(paths[f->src], paths[k]);
         return write_renumbered(src->parsed, src->instances, paths[k]);
     case RSY__FILE_NNDET_JSON: {
         size_t len = 0;

@@ -25,10 +25,12 @@
  * written, the manifest last, so a failed case leaves no file.
  *
  * Resume and merge (one path for both): rsy_export_begin() on the existing directory (not
- * rsy_export_prepare_dir(), which refuses a non-empty one), rsy_export_adopt_case() for each
- * case whose files are there (merge first hard-links a shard's case files, listed by
- * rsy_export_case_file(), into DIR, the manifest last), rsy_export_write_case() for the rest,
- * then rsy_export_finish(): its files are byte-identical to an uninterrupted run's.
+ * rsy_export_prepare_dir(), which refuses a non-empty one) with the run's parameters;
+ * resume: rsy_export_remove_temporaries(), then rsy_export_adopt_case() for each case whose
+ * manifest is there (rsy_export_case_file(), last file) and rsy_export_write_case() for the
+ * cases it refuses or that are missing; merge: rsy_export_import_case() for each case from
+ * the shard that holds it; then rsy_export_finish(): its files are byte-identical to an
+ * uninterrupted run's.
  * Shards: with shard_count >= 2 a directory holds the cases i % shard_count == shard_index
  * and finish writes only the shard manifest (docs/manifest.md section 5); the recipe to merge
  * with is embedded in it ("recipe": {"content"}).
@@ -235,6 +237,21 @@ RSY_API int rsy_export_case_file_count(const rsy_export *e);
  */
 RSY_API RSY_NODISCARD rsy_status rsy_export_case_file(const rsy_export *e, size_t index, int k,
                                                       char *buf, size_t n);
+/**
+ * Bring case @p index from the dataset or shard directory @p src_dir into @p e's directory
+ * and adopt it (merge): every file of the case (rsy_export_case_file()) is hard-linked from
+ * @p src_dir, or copied where the file system refuses a link, each atomically and the
+ * per-case manifest last; a derived file missing in @p src_dir (a link, the nnDetection
+ * files, the preview) is skipped and remade by rsy_export_adopt_case(), which then checks the
+ * case as for resume. Nothing in @p src_dir is changed (no file of a dataset is ever written
+ * in place, so a shared inode is never modified).
+ * @return RSY_OK; RSY_EINVAL (bad argument, index not held by @p e); RSY_EIO (a file of the
+ *         case missing in @p src_dir, or not what its manifest lists; one line logged naming
+ *         it), RSY_ENOMEM; as rsy_export_adopt_case().
+ * @since 0.4
+ */
+RSY_API RSY_NODISCARD rsy_status rsy_export_import_case(rsy_export *e, const char *src_dir,
+                                                        size_t index);
 /**
  * Remove what an interrupted run left that is no part of the dataset (resume): the temporary
  * files of atomic writes ("<file>.part-<pid>-<n>") in the dataset's folders, and every

@@ -1036,6 +1036,47 @@ done:
     return rc;
 }
 
+rsy_status rsy_export_import_case(rsy_export *e, const char *src_dir, size_t index)
+{
+    case_files files;
+    char case_id[32], src[RSY_PATH_MAX];
+    struct stat st;
+    files.final = files.staged = NULL;
+    if (!e || !src_dir || !*src_dir)
+        return RSY_EINVAL;
+    rsy_status rc = check_held(e, index);
+    if (rc != RSY_OK)
+        return rc;
+    rsy_export_case_id(index, case_id, sizeof case_id);
+    if ((rc = case_files_init(&files, e, case_id)) != RSY_OK)
+        goto done;
+    /* The store and the manifest must be there; a derived file may be missing (adopt remakes
+     * it). The manifest goes last, so an interrupted import leaves no adoptable half case. */
+    for (int k = 0; k < files.n; k++) {
+        rsy__file_kind kind = files.plan[k].kind;
+        int store = kind == RSY__FILE_IMAGE || kind == RSY__FILE_LABEL ||
+                    kind == RSY__FILE_INSTANCES || kind == RSY__FILE_MANIFEST;
+        if ((rc = rsy__export_path(src, sizeof src, "%s/%s", src_dir, files.plan[k].rel)) != RSY_OK)
+            goto done;
+        if (lstat(src, &st) != 0 || !S_ISREG(st.st_mode)) {
+            if (!store)
+                continue;
+            rsy_log_error("%s: missing or not a regular file: case %zu is incomplete in %s", src,
+                          index, src_dir);
+            rc = RSY_EIO;
+            goto done;
+        }
+        if ((rc = rsy__export_link_or_copy(src, files.final[k])) != RSY_OK)
+            goto done;
+    }
+    if ((rc = fsync_folders(&files, NULL)) == RSY_OK)
+        rc = rsy_export_adopt_case(e, index);
+
+done:
+    case_files_free(&files);
+    return rc;
+}
+
 /* ---------------------------------------------------------------------------------------- */
 /* finish                                                                                     */
 /* ---------------------------------------------------------------------------------------- */

@@ -4,7 +4,10 @@
  *
  * Volumes are synthetic and at most 32^3. Measurements are compared with closed-form answers;
  * datasets are written, validated, compared byte for byte across write orders, then corrupted
- * one way at a time and each corruption must be reported with the right message.
+ * one way at a time and each corruption must be reported with the right message. The
+ * layouts (MSD, nnDetection), previews and the HDF5 file are checked against
+ * reference/formats.md; resume (adopt_case after a simulated crash) and the merge of shards
+ * must give the uninterrupted run's bytes.
  */
 #include <errno.h>
 #include <math.h>
@@ -436,10 +439,13 @@ typedef struct tcase {
     rsy_case_data data;
 } tcase;
 
+/* The fixture's voxel spacing: exact in float unless a test changes it. */
+static double case_spacing[3] = {1.0, 1.0, 1.5};
+
 /* Case 0 and 1: a ball (core 1 inside oedema 2) and a box (enhancing 3); case 2: no lesion. */
 static void make_case(tcase *t, size_t index)
 {
-    const double sp[3] = {1.0, 1.0, 1.5};
+    const double *sp = case_spacing;
     memset(t, 0, sizeof *t);
     for (int c = 0; c < 2; c++) {
         t->ch[c] = new_volume(sp, RSY_DTYPE_FLOAT32);
@@ -1696,7 +1702,11 @@ static void test_shards(void **state)
         int count = rsy_export_case_file_count(e);
         assert_int_equal(count, 2 * 3 + 2 + 3 + 1 + 1); /* 3 per channel, 2 + 3 more, png, json */
         for (size_t i = 0; i < N_CASES; i++) {
-            for (int k = 0; k < count; k++) {
+            if (n == 3) { /* the library's import: links, then adopt */
+                assert_int_equal(rsy_export_import_case(e, shard[i % (size_t)n], i), RSY_OK);
+                continue;
+            }
+            for (int k = 0; k < count; k++) { /* by hand from the file list */
                 assert_int_equal(rsy_export_case_file(e, i, k, rel, sizeof rel), RSY_OK);
                 path_of(src, sizeof src, shard[i % (size_t)n], rel);
                 path_of(dst, sizeof dst, merged, rel);
@@ -1714,6 +1724,108 @@ static void test_shards(void **state)
     }
     assert_int_equal(errors_len, 0);
 
+    /* Importing from a shard that lacks a case's image: refused, naming the shard's file. */
+    snprintf(merged, sizeof merged, "%s/merged_bad", tmp);
+    assert_int_equal(rsy_export_prepare_dir(merged, 0), RSY_OK);
+    rsy_export_params mp = ext_params(r, merged, &all_opts);
+    assert_int_equal(rsy_export_begin(&e, &mp), RSY_OK);
+    remove_in(shard[0], NN_DIR "/imagesTr/case_0000_0001.nii.gz");
+    assert_int_equal(rsy_export_import_case(e, shard[0], 0), RSY_EIO);
+    assert_int_equal(error_lines(), 1);
+    assert_true(logged("s3_0/" NN_DIR "/imagesTr/case_0000_0001.nii.gz", "missing"));
+    assert_false(exists_in(merged, "manifests/case_0000.json"));
+    rsy_export_destroy(e);
+
+    free(r);
+    tu_rmtree(tmp);
+    free(tmp);
+}
+
+/* With spacings that are not floats (0.7 mm...), the stored geometry differs from the
+ * generator's and cJSON rounds some printed numbers: a resumed and a merged dataset must still
+ * equal the uninterrupted run byte for byte. */
+static void test_inexact_numbers(void **state)
+{
+    (void)state;
+    char *tmp = tu_tmpdir("export-inexact");
+    assert_non_null(tmp);
+    char a[1024], b[1024], s0[1024], s1[1024], m[1024], p[2048];
+    rsy_recipe *r = make_recipe();
+    errors_reset();
+    const double saved[3] = {case_spacing[0], case_spacing[1], case_spacing[2]};
+    case_spacing[0] = 1.1;
+    case_spacing[1] = 0.7;
+    case_spacing[2] = 1.3;
+    /* The fixture does exercise lossy printing: some record value does not survive cJSON. */
+    tcase c;
+    make_case_ext(&c, 0);
+    rsy_lesion_record rec[2];
+    assert_int_equal(rsy_export_measure_lesions(c.inst, c.lab, 2, perilesional, rec), RSY_OK);
+    int lossy = 0;
+    for (int l = 0; l < 2; l++) {
+        const double v[] = {rec[l].volume_mm3,     rec[l].mass_volume_mm3,
+                            rec[l].centroid_mm[0], rec[l].centroid_mm[1],
+                            rec[l].centroid_mm[2], rec[l].equivalent_diameter_mm,
+                            rec[l].long_axis_mm,   rec[l].short_axis_mm};
+        for (size_t i = 0; i < sizeof v / sizeof v[0]; i++) {
+            cJSON *num = cJSON_CreateNumber(v[i]);
+            char *text = cJSON_PrintUnformatted(num);
+            lossy += strtod(text, NULL) != v[i];
+            cJSON_free(text);
+            cJSON_Delete(num);
+        }
+    }
+    free_case(&c);
+    assert_true(lossy > 0);
+
+    snprintf(a, sizeof a, "%s/a", tmp);
+    write_ext(a, r, &all_opts);
+    /* Resume: every dataset file and every derived file gone; all cases adopted. */
+    snprintf(b, sizeof b, "%s/b", tmp);
+    write_ext(b, r, &all_opts);
+    static const char *const gone[] = {"raresynth.json",
+                                       "dataset_description.json",
+                                       NN_DIR "/dataset.json",
+                                       "msd/dataset.json",
+                                       ND_DIR "/dataset.json",
+                                       NN_DIR ".h5",
+                                       ND_DIR "/raw_splitted/labelsTr/case_0001.nii.gz",
+                                       ND_DIR "/raw_splitted/labelsTr/case_0000.json",
+                                       "msd/labelsTr/case_0002.nii.gz"};
+    for (size_t i = 0; i < sizeof gone / sizeof gone[0]; i++)
+        remove_in(b, gone[i]);
+    for (int i = 0; i < N_CASES; i++) {
+        snprintf(p, sizeof p, "previews/case_%04d.png", i);
+        remove_in(b, p);
+    }
+    rsy_export_params ep = ext_params(r, b, &all_opts);
+    rsy_export *e = NULL;
+    assert_int_equal(rsy_export_begin(&e, &ep), RSY_OK);
+    for (size_t i = 0; i < N_CASES; i++)
+        assert_int_equal(rsy_export_adopt_case(e, i), RSY_OK);
+    assert_int_equal(rsy_export_finish(e), RSY_OK);
+    rsy_export_destroy(e);
+    assert_trees_equal(a, b);
+    /* Merge of two shards. */
+    snprintf(s0, sizeof s0, "%s/s0", tmp);
+    snprintf(s1, sizeof s1, "%s/s1", tmp);
+    run_opts o = all_opts;
+    o.shard_count = 2;
+    write_ext(s0, r, &o);
+    o.shard_index = 1;
+    write_ext(s1, r, &o);
+    snprintf(m, sizeof m, "%s/m", tmp);
+    assert_int_equal(rsy_export_prepare_dir(m, 0), RSY_OK);
+    ep = ext_params(r, m, &all_opts);
+    assert_int_equal(rsy_export_begin(&e, &ep), RSY_OK);
+    for (size_t i = 0; i < N_CASES; i++)
+        assert_int_equal(rsy_export_import_case(e, i % 2 ? s1 : s0, i), RSY_OK);
+    assert_int_equal(rsy_export_finish(e), RSY_OK);
+    rsy_export_destroy(e);
+    assert_trees_equal(a, m);
+    assert_int_equal(errors_len, 0);
+
+    memcpy(case_spacing, saved, sizeof saved);
     free(r);
     tu_rmtree(tmp);
     free(tmp);
@@ -1736,6 +1848,7 @@ int main(void)
         cmocka_unit_test(test_layout_case_atomic),
         cmocka_unit_test(test_adopt_case),
         cmocka_unit_test(test_shards),
+        cmocka_unit_test(test_inexact_numbers),
     };
     rsy_init();
     return cmocka_run_group_tests_name("export", tests, NULL, NULL);

@@ -23,7 +23,6 @@
 
 #include "rsy_export.h"
 
-
 #define NI 12
 #define NJ 10
 #define NK 7
@@ -104,15 +103,14 @@ static void fixture_fill(fixture *f, const int64_t dims[3], size_t case_index)
             }
     static const char *const types[N_LES] = {"glioblastoma", "metastasis", "metastasis"};
     for (int l = 0; l < N_LES; l++) {
-        f->info[l] = (rsy_lesion_info){l + 1, types[l], "Lesion", "white_matter",
-                                       "right frontal lobe", NULL, 0};
+        f->info[l] = (rsy_lesion_info){
+            l + 1, types[l], "Lesion", "white_matter", "right frontal lobe", NULL, 0};
     }
     assert_int_equal(
-        rsy_export_measure_lesions(f->instances, f->labels, N_LES, perilesional, f->rec),
-        RSY_OK);
+        rsy_export_measure_lesions(f->instances, f->labels, N_LES, perilesional, f->rec), RSY_OK);
     assert_int_equal(f->rec[2].voxel_count, 0);
-    f->data = (rsy_case_data){case_index, f->chp, N_CH, f->labels, f->instances, f->info,
-                              N_LES, NULL, 0, NULL, 0, "two lesions"};
+    f->data = (rsy_case_data){case_index, f->chp, N_CH, f->labels, f->instances, f->info, N_LES,
+                              NULL,       0,      NULL, 0,         "two lesions"};
 }
 
 static void fixture_free(fixture *f)
@@ -316,13 +314,12 @@ static hid_t row_type(void)
     assert_true(H5Tinsert(t, "type", HOFFSET(row, type), s) >= 0);
     assert_true(H5Tinsert(t, "label", HOFFSET(row, label), H5T_NATIVE_INT32) >= 0);
     assert_true(H5Tinsert(t, "voxel_count", HOFFSET(row, voxel_count), H5T_NATIVE_INT64) >= 0);
-    assert_true(H5Tinsert(t, "mass_voxel_count", HOFFSET(row, mass_voxel_count),
-                          H5T_NATIVE_INT64) >= 0);
+    assert_true(
+        H5Tinsert(t, "mass_voxel_count", HOFFSET(row, mass_voxel_count), H5T_NATIVE_INT64) >= 0);
     assert_true(H5Tinsert(t, "volume_mm3", HOFFSET(row, volume_mm3), H5T_NATIVE_DOUBLE) >= 0);
     assert_true(H5Tinsert(t, "centroid_mm", HOFFSET(row, centroid_mm), f3) >= 0);
     assert_true(H5Tinsert(t, "long_axis_mm", HOFFSET(row, long_axis_mm), H5T_NATIVE_DOUBLE) >= 0);
-    assert_true(H5Tinsert(t, "short_axis_mm", HOFFSET(row, short_axis_mm), H5T_NATIVE_DOUBLE) >=
-                0);
+    assert_true(H5Tinsert(t, "short_axis_mm", HOFFSET(row, short_axis_mm), H5T_NATIVE_DOUBLE) >= 0);
     assert_true(H5Tinsert(t, "bbox_min_vox", HOFFSET(row, bbox_min_vox), i3) >= 0);
     assert_true(H5Tinsert(t, "slice_range", HOFFSET(row, slice_range), i2) >= 0);
     assert_true(H5Tinsert(t, "label_voxels", HOFFSET(row, label_voxels), il) >= 0);
