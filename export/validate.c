@@ -91,14 +91,18 @@ typedef struct vcase {
     int msd_pos;
 } vcase;
 
-/* A file hashed while checking one case: the layouts' copies are compared by checksum and by
- * inode (a hard link is the same file). */
+/* A file met while checking one case (one entry per path): its checksum, hashed once (the
+ * layouts' copies are compared by checksum and by inode: a hard link is the same file), and
+ * what was reported about it, so each thing is said once whoever looks for the file. */
+#define SEEN_MISSING 1u /* reported missing */
+#define SEEN_BAD 2u     /* reported hostile or unreadable (locate) */
 typedef struct hashed {
     char rel[RSY_EXPORT_REL_MAX];
     char hex[65];
+    int hashed; /* a checksum was attempted; ok = it succeeded */
     int ok;
-    int missing; /* reported missing: said once per case whoever looks for it */
-    int sha_bad; /* its SHA-256 differs from the case manifest (1), raresynth.json (2) */
+    unsigned seen; /* SEEN_* */
+    int sha_bad;   /* its SHA-256 differs from the case manifest (1), raresynth.json (2) */
     dev_t dev;
     ino_t ino;
 } hashed;
@@ -151,7 +155,7 @@ typedef struct vctx {
 static void problem(vctx *v, const char *rel, const char *fmt, ...) RSY_FORMAT(3, 4);
 static void note(vctx *v, const char *rel, const char *fmt, ...) RSY_FORMAT(3, 4);
 static void missing_once(vctx *v, const char *rel, const char *fmt, ...) RSY_FORMAT(3, 4);
-static int mark_missing(vctx *v, const char *rel);
+static int mark_once(vctx *v, const char *rel, unsigned what);
 
 static void emit(vctx *v, int counted, const char *rel, const char *fmt, va_list ap)
 {
@@ -235,6 +239,20 @@ static int full_path(const vctx *v, const char *rel, char *buf, size_t n)
 
 typedef enum { LOC_MISSING = 0, LOC_OK = 1, LOC_BAD = 2 } loc_state;
 
+/* A hostile or unreadable path, reported once per case. */
+static void bad_path(vctx *v, const char *rel, const char *fmt, ...) RSY_FORMAT(3, 4);
+static void bad_path(vctx *v, const char *rel, const char *fmt, ...)
+{
+    if (!mark_once(v, rel, SEEN_BAD))
+        return;
+    char msg[PATH_MAX + 128];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(msg, sizeof msg, fmt, ap);
+    va_end(ap);
+    problem(v, rel, "%s", msg);
+}
+
 /* Find @p rel (a regular file, or a folder if @p want_dir) inside the dataset, with its full
  * path in @p path. A missing path is LOC_MISSING and not reported (callers say what it is);
  * a path that resolves outside DIR (a symbolic link, in the path or at its end), a dangling
@@ -246,36 +264,36 @@ static loc_state locate(vctx *v, const char *rel, int want_dir, char *path, size
     struct stat lst, local;
     struct stat *s = st ? st : &local;
     if (!full_path(v, rel, path, n)) {
-        problem(v, rel, "path too long");
+        bad_path(v, rel, "path too long");
         return LOC_BAD;
     }
     if (lstat(path, &lst) != 0) {
         if (errno == ENOENT || errno == ENOTDIR)
             return LOC_MISSING;
-        problem(v, rel, "cannot be examined: %s", strerror(errno));
+        bad_path(v, rel, "cannot be examined: %s", strerror(errno));
         return LOC_BAD;
     }
     char real[PATH_MAX];
     if (!realpath(path, real)) {
         if (S_ISLNK(lst.st_mode))
-            problem(v, rel, "symbolic link to a missing target");
+            bad_path(v, rel, "symbolic link to a missing target");
         else
-            problem(v, rel, "cannot be resolved: %s", strerror(errno));
+            bad_path(v, rel, "cannot be resolved: %s", strerror(errno));
         return LOC_BAD;
     }
     size_t nd = strlen(v->real_dir);
     int inside = (nd == 1 && v->real_dir[0] == '/') ||
                  (strncmp(real, v->real_dir, nd) == 0 && (real[nd] == '/' || real[nd] == '\0'));
     if (!inside) {
-        problem(v, rel, "resolves to %s, outside the dataset (symbolic link); not read", real);
+        bad_path(v, rel, "resolves to %s, outside the dataset (symbolic link); not read", real);
         return LOC_BAD;
     }
     if (stat(real, s) != 0) {
-        problem(v, rel, "cannot be examined: %s", strerror(errno));
+        bad_path(v, rel, "cannot be examined: %s", strerror(errno));
         return LOC_BAD;
     }
     if (want_dir ? !S_ISDIR(s->st_mode) : !S_ISREG(s->st_mode)) {
-        problem(v, rel, "is not a %s", want_dir ? "folder" : "regular file");
+        bad_path(v, rel, "is not a %s", want_dir ? "folder" : "regular file");
         return LOC_BAD;
     }
     return LOC_OK;
@@ -426,7 +444,7 @@ static cJSON *load_json_text(vctx *v, const char *rel, int report_missing, int c
         *text_out = NULL;
     loc_state s = locate(v, rel, 0, path, sizeof path, NULL);
     if (s != LOC_OK) {
-        if (s == LOC_MISSING && report_missing && mark_missing(v, rel))
+        if (s == LOC_MISSING && report_missing && mark_once(v, rel, SEEN_MISSING))
             problem(v, rel, "missing");
         return NULL;
     }
@@ -1303,63 +1321,68 @@ static void check_label_values(vctx *v, const char *rel, const rsy_volume *vol)
 /* ---------------------------------------------------------------------------------------- */
 /* Checksums                                                                                  */
 /* ---------------------------------------------------------------------------------------- */
-/* The SHA-256 (and device and inode) of @p rel, hashed once per case; NULL if the file is
- * missing (not reported), hostile or unreadable (reported). */
-static hashed *file_hash(vctx *v, const char *rel)
+/* The entry of @p rel in this case's registry, created if new; -1 if out of memory. */
+static long entry_of(vctx *v, const char *rel)
 {
     for (size_t i = 0; i < v->n_hashes; i++)
         if (!strcmp(v->hashes[i].rel, rel))
-            return v->hashes[i].ok ? &v->hashes[i] : NULL;
+            return (long)i;
     if (v->n_hashes == v->cap_hashes) {
         size_t cap = v->cap_hashes ? 2 * v->cap_hashes : 32;
         hashed *grown = realloc(v->hashes, cap * sizeof *grown);
         if (!grown)
-            return NULL; /* treated as unreadable; the caller goes on */
+            return -1;
         v->hashes = grown;
         v->cap_hashes = cap;
     }
-    hashed *h = &v->hashes[v->n_hashes++];
+    hashed *h = &v->hashes[v->n_hashes];
     memset(h, 0, sizeof *h);
     snprintf(h->rel, sizeof h->rel, "%s", rel);
-    char path[RSY_PATH_MAX];
+    return (long)v->n_hashes++;
+}
+
+/* 1 the first time @p what is reported about @p rel in this case, 0 after. */
+static int mark_once(vctx *v, const char *rel, unsigned what)
+{
+    long i = entry_of(v, rel);
+    if (i < 0)
+        return 1;
+    if (v->hashes[i].seen & what)
+        return 0;
+    v->hashes[i].seen |= what;
+    return 1;
+}
+
+/* The index in v->hashes of @p rel with its SHA-256, device and inode, hashed once per case;
+ * -1 if the file is missing (not reported), hostile or unreadable (reported). An index, not a
+ * pointer: the registry may grow (realloc) at the next call. */
+static long file_hash(vctx *v, const char *rel)
+{
+    long i = entry_of(v, rel);
+    if (i < 0)
+        return -1;
+    if (v->hashes[i].hashed)
+        return v->hashes[i].ok ? i : -1;
+    v->hashes[i].hashed = 1;
+    char path[RSY_PATH_MAX], hex[65];
     struct stat st;
-    if (locate(v, rel, 0, path, sizeof path, &st) != LOC_OK)
-        return NULL;
-    if (rsy_sha256_file(path, h->hex) != RSY_OK) {
-        problem(v, rel, "cannot be read for its checksum");
-        return NULL;
+    if (locate(v, rel, 0, path, sizeof path, &st) != LOC_OK) /* may grow the registry */
+        return -1;
+    if (rsy_sha256_file(path, hex) != RSY_OK) {
+        bad_path(v, rel, "cannot be read for its checksum");
+        return -1;
     }
+    hashed *h = &v->hashes[i];
+    memcpy(h->hex, hex, sizeof hex);
     h->ok = 1;
     h->dev = st.st_dev;
     h->ino = st.st_ino;
-    return h;
-}
-
-/* Mark @p rel as reported missing in this case: 1 the first time, 0 after. The per-case checks
- * and the manifests' file lists may all look for the same file; it is reported once. */
-static int mark_missing(vctx *v, const char *rel)
-{
-    for (size_t i = 0; i < v->n_hashes; i++)
-        if (!strcmp(v->hashes[i].rel, rel) && v->hashes[i].missing)
-            return 0;
-    if (v->n_hashes == v->cap_hashes) {
-        size_t cap = v->cap_hashes ? 2 * v->cap_hashes : 32;
-        hashed *grown = realloc(v->hashes, cap * sizeof *grown);
-        if (!grown)
-            return 1;
-        v->hashes = grown;
-        v->cap_hashes = cap;
-    }
-    hashed *h = &v->hashes[v->n_hashes++];
-    memset(h, 0, sizeof *h);
-    snprintf(h->rel, sizeof h->rel, "%s", rel);
-    h->missing = 1;
-    return 1;
+    return i;
 }
 
 static void missing_once(vctx *v, const char *rel, const char *fmt, ...)
 {
-    if (!mark_missing(v, rel))
+    if (!mark_once(v, rel, SEEN_MISSING))
         return;
     char msg[512];
     va_list ap;
@@ -1373,9 +1396,10 @@ static void missing_once(vctx *v, const char *rel, const char *fmt, ...)
  * a difference; missing files are the caller's to report. */
 static void check_identical(vctx *v, const char *rel, const char *src, const char *layout)
 {
-    const hashed *a = file_hash(v, rel), *b = file_hash(v, src);
-    if (!a || !b)
+    long ia = file_hash(v, rel), ib = file_hash(v, src);
+    if (ia < 0 || ib < 0)
         return;
+    const hashed *a = &v->hashes[ia], *b = &v->hashes[ib];
     if ((a->dev == b->dev && a->ino == b->ino) || !strcmp(a->hex, b->hex))
         return;
     problem(v, rel,
@@ -1418,13 +1442,13 @@ static void check_listed_entry(vctx *v, const char *owner, const cJSON *entry, v
         missing_once(v, p, "listed in %s", owner);
         return;
     }
-    hashed *h = file_hash(v, p);
-    if (!h)
+    long i = file_hash(v, p);
+    if (i < 0)
         return;
     if (!want)
         problem(v, owner, "files: no SHA-256 recorded for %s", p);
-    else if (strcmp(want, h->hex) != 0)
-        h->sha_bad |= strcmp(owner, RSY_EXPORT_MANIFEST) == 0 ? 2 : 1; /* report_sha_bad() */
+    else if (strcmp(want, v->hashes[i].hex) != 0) /* reported by check_case_files() */
+        v->hashes[i].sha_bad |= strcmp(owner, RSY_EXPORT_MANIFEST) == 0 ? 2 : 1;
 }
 
 /* 1 if a manifest lists @p rel among its files. */
@@ -2389,12 +2413,12 @@ static void open_hdf5(vctx *v)
         problem(v, p, "missing (listed in " RSY_EXPORT_MANIFEST ")");
         return;
     }
-    const hashed *hh = file_hash(v, p);
+    long hi = file_hash(v, p);
     char hex[65] = "";
-    if (hh)
-        memcpy(hex, hh->hex, sizeof hex);
+    if (hi >= 0)
+        memcpy(hex, v->hashes[hi].hex, sizeof hex);
     v->n_hashes = 0;
-    if (!hh)
+    if (hi < 0)
         return;
     if (!want || strcmp(want, hex) != 0) {
         problem(v, p,
@@ -2813,11 +2837,11 @@ static cJSON *load_case_manifest(vctx *v, const vcase *c, const char *manrel)
     if (c->entry && path_exists(v, manrel)) {
         const char *listed = json_str(c->entry, "manifest");
         const char *want = json_str(c->entry, "manifest_sha256");
-        const hashed *h = file_hash(v, manrel);
+        long h = file_hash(v, manrel);
         if (listed && strcmp(listed, manrel) != 0)
             problem(v, RSY_EXPORT_MANIFEST, "cases[%d].manifest is \"%.128s\", not \"%s\"",
                     c->list_pos, listed, manrel);
-        if (h && (!want || strcmp(want, h->hex) != 0))
+        if (h >= 0 && (!want || strcmp(want, v->hashes[h].hex) != 0))
             problem(v, manrel,
                     "SHA-256 differs from " RSY_EXPORT_MANIFEST
                     " (manifest changed after it was written)");

@@ -1250,6 +1250,19 @@ static void man_missing_file(cJSON *d)
     cJSON_AddStringToObject(e, "path", "instances/case_0009.nii.gz");
     cJSON_AddStringToObject(e, "sha256", "00");
 }
+static void man_many_files(cJSON *d)
+{
+    /* Many entries: the per-case registry of files grows (realloc) while in use. */
+    cJSON *files = get(d, "files");
+    for (int i = 0; i < 100; i++) {
+        char key[32], path[64];
+        snprintf(key, sizeof key, "extra%d", i);
+        snprintf(path, sizeof path, "instances/extra_%03d.nii.gz", i);
+        cJSON *e = cJSON_AddObjectToObject(files, key);
+        cJSON_AddStringToObject(e, "path", i % 2 ? path : "instances/case_0000.nii.gz");
+        cJSON_AddStringToObject(e, "sha256", "00");
+    }
+}
 static void ds_huge_n_cases(cJSON *d)
 {
     cJSON_SetNumberValue(get(d, "n_cases"), 1e300);
@@ -1272,6 +1285,8 @@ static void test_hostile_json(void **state)
         {"manifests/case_0002.json", man_missing_file,
          "instances/case_0009.nii.gz: missing (listed in manifests/case_0002.json)", NULL},
         {"raresynth.json", ds_huge_n_cases, "n_cases does not equal the 3 cases listed", NULL},
+        {"manifests/case_0001.json", man_many_files,
+         "instances/extra_099.nii.gz: missing (listed in manifests/case_0001.json)", NULL},
     };
     for (size_t i = 0; i < sizeof edits / sizeof edits[0]; i++) {
         build(f->dir, f->r, 0);
