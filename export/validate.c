@@ -1425,10 +1425,19 @@ static void walk_listed(vctx *v, const char *owner, const cJSON *node, int depth
     cJSON_ArrayForEach(c, node) walk_listed(v, owner, c, depth + 1, fn, ctx);
 }
 
-/* Every file a manifest lists: a safe relative path, present, with the recorded SHA-256. */
+/* Every file a manifest lists: a safe relative path, present, with the recorded SHA-256.
+ * @p ctx counts the entries: a case has at most 3 files a channel plus a few (the writer's
+ * plan), so past MAX_LISTED the list is crafted and the rest is not examined (the per-case
+ * registry is searched linearly). */
+#define MAX_LISTED 1024
 static void check_listed_entry(vctx *v, const char *owner, const cJSON *entry, void *ctx)
 {
-    (void)ctx;
+    int *n = ctx;
+    if (++*n > MAX_LISTED) {
+        if (*n == MAX_LISTED + 1)
+            problem(v, owner, "lists more than %d files; the rest are not checked", MAX_LISTED);
+        return;
+    }
     const char *p = json_str(entry, "path");
     const char *want = json_str(entry, "sha256");
     if (!p || !rel_safe(p)) {
@@ -1454,7 +1463,7 @@ static void check_listed_entry(vctx *v, const char *owner, const cJSON *entry, v
 /* 1 if a manifest lists @p rel among its files. */
 typedef struct find_ctx {
     const char *rel;
-    int found;
+    int found, seen;
 } find_ctx;
 
 static void find_listed_entry(vctx *v, const char *owner, const cJSON *entry, void *ctx)
@@ -1462,13 +1471,15 @@ static void find_listed_entry(vctx *v, const char *owner, const cJSON *entry, vo
     (void)v;
     (void)owner;
     find_ctx *f = ctx;
+    if (++f->seen > MAX_LISTED)
+        return;
     const char *p = json_str(entry, "path");
     f->found |= p && !strcmp(p, f->rel);
 }
 
 static int lists(vctx *v, const cJSON *files, const char *rel)
 {
-    find_ctx f = {rel, 0};
+    find_ctx f = {rel, 0, 0};
     walk_listed(v, "", files, 0, find_listed_entry, &f);
     return f.found;
 }
@@ -2081,30 +2092,46 @@ static int nndet_instances(vctx *v, const char *rel, int **classes)
                 "JSON integers");
         goto done;
     }
+    /* One pass over the keys (a lookup per key would be quadratic in a crafted file). */
     int count = cJSON_GetArraySize(inst);
+    if (count > 65535) {
+        problem(v, rel, "instances: %d entries, more than a uint16 instance map holds", count);
+        goto done;
+    }
     int *cls = count ? malloc((size_t)count * sizeof *cls) : NULL;
     if (count && !cls) {
         problem(v, rel, "out of memory");
         goto done;
     }
+    for (int i = 0; i < count; i++)
+        cls[i] = -1;
     int good = 1;
-    for (int i = 1; i <= count && good; i++) {
-        char k[16];
+    const cJSON *it;
+    cJSON_ArrayForEach(it, inst)
+    {
+        const char *k = it->string ? it->string : "";
+        long key = 0;
+        int canonical = k[0] >= '1' && k[0] <= '9' && strlen(k) <= 5;
+        for (const char *d = k; canonical && *d; d++) {
+            canonical = *d >= '0' && *d <= '9';
+            key = 10 * key + (*d - '0');
+        }
         int ok;
-        snprintf(k, sizeof k, "%d", i);
-        const cJSON *val = json_get(inst, k);
-        int64_t c = json_int(val, &ok);
-        if (!val) {
-            problem(v, rel, "instances: keys must be exactly \"1\"..\"%d\" (\"%s\" missing)", count,
-                    k);
+        int64_t c = json_int(it, &ok);
+        if (!canonical || key > count || cls[key - 1] >= 0) {
+            problem(v, rel,
+                    "instances: keys must be exactly \"1\"..\"%d\" (\"%.16s\" is not one of them)",
+                    count, k);
             good = 0;
-        } else if (!ok || c < 0 || (v->nndet_n_classes >= 0 && c >= v->nndet_n_classes)) {
+            break;
+        }
+        if (!ok || c < 0 || (v->nndet_n_classes >= 0 && c >= v->nndet_n_classes)) {
             problem(v, rel, "instances.%s must be an integer class key (0..%d)", k,
                     v->nndet_n_classes - 1);
             good = 0;
-        } else {
-            cls[i - 1] = (int)c;
+            break;
         }
+        cls[key - 1] = (int)c;
     }
     if (good) {
         n = count;
@@ -2859,8 +2886,10 @@ static void check_case_files(vctx *v, const vcase *c, const cJSON *man, const ch
         problem(v, manrel, "\"files\" missing or not an object");
     if (c->entry && !cJSON_IsArray(dfiles))
         problem(v, RSY_EXPORT_MANIFEST, "cases[%d].files missing or not a list", c->list_pos);
-    walk_listed(v, manrel, mfiles, 0, check_listed_entry, NULL);
-    walk_listed(v, RSY_EXPORT_MANIFEST, dfiles, 0, check_listed_entry, NULL);
+    int n_listed = 0;
+    walk_listed(v, manrel, mfiles, 0, check_listed_entry, &n_listed);
+    n_listed = 0;
+    walk_listed(v, RSY_EXPORT_MANIFEST, dfiles, 0, check_listed_entry, &n_listed);
     /* One line per file whose checksum differs, naming every manifest it disagrees with. */
     for (size_t i = 0; i < v->n_hashes; i++) {
         const hashed *h = &v->hashes[i];

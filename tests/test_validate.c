@@ -896,6 +896,9 @@ static void test_nndet(void **state)
     write_text(at_path(f->dir, cj), "{\"instances\": {\"1\": 0.0, \"2\": 2}}");
     run_validate(f->dir, RSY_EINVALID_DATASET);
     assert_true(logged('E', "case_0001.json: holds a number with a fraction", NULL));
+    write_text(at_path(f->dir, cj), "{\"instances\": {\"01\": 0, \"2\": 2}}");
+    run_validate(f->dir, RSY_EINVALID_DATASET);
+    assert_true(logged('E', "instances: keys must be exactly \"1\"..\"2\" (\"01\" is not", NULL));
     /* The instance map: an instance missing, another geometry, not the renumbered lesions. */
     build(f->dir, f->r, WITH_LAYOUTS);
     {
@@ -1252,9 +1255,10 @@ static void man_missing_file(cJSON *d)
 }
 static void man_many_files(cJSON *d)
 {
-    /* Many entries: the per-case registry of files grows (realloc) while in use. */
+    /* Many entries: the per-case registry of files grows (realloc) while in use, and past 1024
+     * entries the list is not examined further. */
     cJSON *files = get(d, "files");
-    for (int i = 0; i < 100; i++) {
+    for (int i = 0; i < 1100; i++) {
         char key[32], path[64];
         snprintf(key, sizeof key, "extra%d", i);
         snprintf(path, sizeof path, "instances/extra_%03d.nii.gz", i);
@@ -1287,6 +1291,8 @@ static void test_hostile_json(void **state)
         {"raresynth.json", ds_huge_n_cases, "n_cases does not equal the 3 cases listed", NULL},
         {"manifests/case_0001.json", man_many_files,
          "instances/extra_099.nii.gz: missing (listed in manifests/case_0001.json)", NULL},
+        {"manifests/case_0001.json", man_many_files,
+         "manifests/case_0001.json: lists more than 1024 files; the rest are not checked", NULL},
     };
     for (size_t i = 0; i < sizeof edits / sizeof edits[0]; i++) {
         build(f->dir, f->r, 0);
