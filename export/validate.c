@@ -1862,6 +1862,8 @@ static void check_msd_boxes(vctx *v, const char *rel, const vcase *c, const rsy_
     if (nb != n_les)
         problem(v, rel, "training[%d] (%s): %d boxes, the instance map has %d lesions", k, c->id,
                 nb, n_les);
+    if (nb > n_les + 64)
+        return; /* a crafted list: matching each box would be quadratic; reported above */
     unsigned char *used = n_rec ? calloc((size_t)n_rec, 1) : NULL;
     if (n_rec && !used)
         return;
