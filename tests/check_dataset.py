@@ -20,7 +20,23 @@ definitions of docs/manifest.md (section 4, "Lesion records") and checks, for ev
   (tolerance 1e-3 mm); type, disease and lesion_type consistent; n_lesions of raresynth.json
   against each manifest;
 - nnU-Net dataset.json required keys, labels consecutive from 0, numTraining, no stray images;
-- SHA-256 of every file against raresynth.json.
+- SHA-256 of every file against raresynth.json;
+- the MSD / MONAI layout (msd/), read as monai.data.load_decathlon_datalist does (paths joined
+  to the folder of dataset.json and normalised; "image" and "label" always, other keys only
+  when the joined path exists), each file loaded with nibabel: keys and types of
+  reference/formats.md, no empty "test", every path inside msd/, images and label maps with
+  the nnU-Net files' bytes, boxes [cx, cy, cz, w, h, d] (cccwhd, RAS mm) recomputed from the
+  instance map and box labels from the label map;
+- the nnDetection layout (TaskNNN_Name/), by the rules nnDetection applies: dataset.json task,
+  dim, labels without background, modalities; per case the channels, the instance map with
+  values exactly 0..N and the {case}.json with keys exactly "1".."N" and integer classes, the
+  same geometry for channels and mask, the lesions of instances/ renumbered in order, no '.'
+  in case ids (a '.' in the absolute path is printed as a warning);
+- the HDF5 file raresynth.json lists, read with h5py (docs/hdf5.md): its SHA-256, the root
+  attributes, and per case image[c, k, j, i] == NIfTI[i, j, k] for every channel, label and
+  instance map, spacing and affine, the lesion table against the instance map;
+- previews: one PNG per case (signature, IHDR 8-bit RGB, IEND; decoded with Pillow when it is
+  installed).
 
 Prints one line per problem and exits 1 on any; on success prints
 "check_dataset: N cases, M files, 0 problems".
@@ -30,7 +46,9 @@ import json
 import math
 import os
 import re
+import struct
 import sys
+import zlib
 
 import nibabel as nib
 import numpy as np
@@ -322,6 +340,404 @@ class CaseChecker:
                 ck.problem(manrel, f"instance {iid} is in the instance map but has no record")
 
 
+# ---- detection classes (docs/manifest.md, "MSD / MONAI") ------------------------------
+def main_label(lab_in, labels, peri_values):
+    """The lesion's main label from the label values of its voxels: the non-perilesional,
+    non-background label holding most voxels (ties to the lower value); else the same over the
+    perilesional labels; 0 if none."""
+    for perilesional in (False, True):
+        best, most = 0, 0
+        for value in sorted(v for v in labels.values() if v != 0):
+            if (value in peri_values) != perilesional:
+                continue
+            n = int(np.count_nonzero(lab_in == value))
+            if n > most:
+                best, most = value, n
+        if best:
+            return best
+    return 0
+
+
+def box_cccwhd(mask, affine, zooms):
+    idx = np.argwhere(mask)
+    lo, hi = idx.min(axis=0), idx.max(axis=0)
+    centre = (affine @ np.append((lo + hi) / 2.0, 1.0))[:3]
+    return np.concatenate([centre, (hi - lo + 1) * np.asarray(zooms, dtype=float)])
+
+
+def consecutive_keys(obj):
+    return isinstance(obj, dict) and sorted(obj, key=lambda k: (len(k), k)) == [
+        str(i) for i in range(len(obj))]
+
+
+def same_bytes(ck, rel, src):
+    a, b = ck.path(rel), ck.path(src)
+    if os.path.samefile(a, b):
+        return True
+    return ck.sha256(rel) == ck.sha256(src)
+
+
+def inside(ck, sub, path):
+    """Is the normalised absolute path inside ck.root/sub (symbolic links resolved)?"""
+    base = os.path.realpath(ck.path(sub))
+    real = os.path.realpath(path)
+    return real == base or real.startswith(base + os.sep)
+
+
+class Layouts:
+    """The MSD / MONAI and nnDetection layouts, the HDF5 file and the previews, checked case by
+    case with the arrays the main loop loaded."""
+
+    def __init__(self, ck, ds, nn, ids, labels, channels, order):
+        self.ck, self.ds, self.nn, self.ids = ck, ds, nn, ids
+        self.labels, self.channels = labels, channels
+        self.order = order  # case ids in index order
+        outputs = ds.get("outputs") if isinstance(ds.get("outputs"), dict) else {}
+        layouts = outputs.get("layouts") if isinstance(outputs.get("layouts"), dict) else {}
+        self.msd = None
+        self.nd = None
+        self.nd_dir = layouts.get("nndet")
+        self.previews = outputs.get("previews") is True
+        if "msd" in layouts or os.path.isdir(ck.path("msd")):
+            self.msd = self.msd_dataset()
+        if self.nd_dir is None:
+            dirs = [d for d in os.listdir(ck.root) if d.startswith("Task") and
+                    os.path.isdir(ck.path(d))]
+            self.nd_dir = dirs[0] if dirs else None
+        if self.nd_dir is not None:
+            self.nd = self.nndet_dataset()
+        self.h5 = None
+        if "hdf5" in (outputs.get("formats") or []) or "hdf5" in ds:
+            self.h5 = self.hdf5_open()
+
+    # ---- MSD ----------------------------------------------------------------------------
+    def msd_dataset(self):
+        ck, rel = self.ck, "msd/dataset.json"
+        dj = ck.load_json(rel)
+        if dj is None:
+            return None
+        for key in ("name", "description", "reference", "licence", "release"):
+            if not isinstance(dj.get(key), str):
+                ck.problem(rel, f"{key!r} missing or not a string")
+        if dj.get("tensorImageSize") != "3D":
+            ck.problem(rel, f"tensorImageSize {dj.get('tensorImageSize')!r} (need '3D')")
+        if "test" in dj and (not isinstance(dj["test"], list) or not dj["test"]):
+            ck.problem(rel, "an empty 'test' list crashes MONAI's DecathlonDataset")
+        if dj.get("box_mode") != "cccwhd":
+            ck.problem(rel, f"box_mode {dj.get('box_mode')!r} (need 'cccwhd')")
+        if "RAS" not in str(dj.get("coordinate_system")):
+            ck.problem(rel, f"coordinate_system {dj.get('coordinate_system')!r} does not state RAS")
+        want_labels = {str(v): n for n, v in self.labels.items()}
+        if dj.get("labels") != want_labels:
+            ck.problem(rel, f"labels {dj.get('labels')!r} are not the value -> name dictionary "
+                            f"{want_labels!r}")
+        if dj.get("modality") != self.channels:
+            ck.problem(rel, f"modality {dj.get('modality')!r} != channel_names {self.channels!r}")
+        want_classes = {str(v - 1): n for n, v in self.labels.items() if v != 0}
+        if dj.get("box_labels") != want_classes:
+            ck.problem(rel, f"box_labels {dj.get('box_labels')!r} != {want_classes!r}")
+        training = dj.get("training")
+        if not isinstance(training, list) or dj.get("numTraining") != len(training):
+            ck.problem(rel, "numTraining is not the length of 'training'")
+            return None
+        if len(training) != len(self.ids):
+            ck.problem(rel, f"training lists {len(training)} cases, the dataset {len(self.ids)}")
+        # monai.data.load_decathlon_datalist(rel, is_segmentation=True, "training"): the base
+        # directory is the folder of dataset.json; "image" and "label" are joined to it and
+        # normalised; any other key only if the joined path exists (so boxes stay numbers).
+        base = ck.path("msd")
+        by_case = {}
+        for n, item in enumerate(training):
+            if not isinstance(item, dict):
+                ck.problem(rel, f"training[{n}] is not an object")
+                continue
+            loaded = {}
+            for k, v in item.items():
+                if k in ("image", "label"):
+                    vs = v if isinstance(v, list) else [v]
+                    if not all(isinstance(x, str) for x in vs):
+                        ck.problem(rel, f"training[{n}].{k} is not a path or a list of paths")
+                        continue
+                    paths = []
+                    for x in vs:
+                        pth = os.path.normpath(os.path.join(base, x))
+                        if os.path.isabs(x) or not inside(ck, "msd", pth):
+                            ck.problem(rel, f"training[{n}].{k} {x!r} leaves msd/ (not read)")
+                            pth = None
+                        paths.append(pth)
+                    loaded[k] = paths
+                else:
+                    loaded[k] = v
+            label = (loaded.get("label") or [None])[0]
+            cid = os.path.basename(label)[:-len(NII)] if label and label.endswith(NII) else None
+            if cid not in self.ids:
+                ck.problem(rel, f"training[{n}].label {item.get('label')!r} is no case's label map")
+                continue
+            if cid in by_case:
+                ck.problem(rel, f"training[{n}]: case {cid} listed twice")
+                continue
+            by_case[cid] = (n, item, loaded)
+        return by_case
+
+    def msd_case(self, cid, lab, inst, affine, zooms, peri_values):
+        ck, rel = self.ck, "msd/dataset.json"
+        if cid not in self.msd:
+            ck.problem(rel, f"case {cid} is missing from 'training'")
+            return
+        n, item, loaded = self.msd[cid]
+        images = loaded.get("image", [])
+        if len(images) != len(self.channels):
+            ck.problem(rel, f"training[{n}].image lists {len(images)} files, need "
+                            f"{len(self.channels)} channels")
+        for c, pth in enumerate(images):
+            if pth is None:
+                continue
+            src = f"{self.nn}/imagesTr/{cid}_{c:04d}{NII}"
+            relp = os.path.relpath(pth, ck.root)
+            if not os.path.isfile(pth):
+                ck.problem(relp, f"missing (training[{n}].image[{c}])")
+                continue
+            img = nib.load(pth)  # what LoadImaged does, with the nibabel reader
+            if img.shape != lab.shape:
+                ck.problem(relp, f"shape {img.shape} != label map {lab.shape}")
+            if not same_bytes(ck, relp, src):
+                ck.problem(relp, f"differs from {src}")
+        for pth in loaded.get("label", []):
+            if pth is None:
+                continue
+            relp = os.path.relpath(pth, ck.root)
+            if not os.path.isfile(pth):
+                ck.problem(relp, f"missing (training[{n}].label)")
+            elif not same_bytes(ck, relp, f"{self.nn}/labelsTr/{cid}{NII}"):
+                ck.problem(relp, f"differs from {self.nn}/labelsTr/{cid}{NII}")
+        boxes, classes = item.get("box"), item.get("box_label")
+        ids = [int(v) for v in np.unique(inst) if v != 0]
+        if not isinstance(boxes, list) or not isinstance(classes, list) or \
+                len(boxes) != len(ids) or len(classes) != len(ids):
+            ck.problem(rel, f"training[{n}] ({cid}): need one box and one box_label per lesion "
+                            f"({len(ids)})")
+            return
+        for k, iid in enumerate(ids):
+            mask = inst == iid
+            want = box_cccwhd(mask, affine, zooms)
+            got = boxes[k]
+            if not (isinstance(got, list) and len(got) == 6 and
+                    all(close(g, w, TOL_MM) for g, w in zip(got, want))):
+                ck.problem(rel, f"training[{n}].box[{k}] ({cid}) is {got!r}, instance {iid} "
+                                f"measures {[round(float(x), 4) for x in want]}")
+            cls = max(main_label(lab[mask], self.labels, peri_values) - 1, 0)
+            if type(classes[k]) is not int or classes[k] != cls:
+                ck.problem(rel, f"training[{n}].box_label[{k}] ({cid}) is {classes[k]!r}, "
+                                f"instance {iid} is class {cls}")
+
+    # ---- nnDetection --------------------------------------------------------------------
+    def nndet_dataset(self):
+        ck, d = self.ck, self.nd_dir
+        rel = f"{d}/dataset.json"
+        if not re.match(r"^Task[0-9]{3}_[A-Za-z0-9]+$", d):
+            ck.problem(d, "not TaskNNN_Name")
+        if "." in os.path.realpath(ck.path(d)):
+            print(f"{ck.path(d)}: warning: the absolute path holds a '.', which nnDetection "
+                  f"cannot handle")
+        dj = ck.load_json(rel)
+        if dj is None:
+            return None
+        if dj.get("task") != d:
+            ck.problem(rel, f"task {dj.get('task')!r} is not the folder name {d!r}")
+        if dj.get("dim") != 3 or type(dj.get("dim")) is not int:
+            ck.problem(rel, f"dim {dj.get('dim')!r} (need 3)")
+        labels = dj.get("labels")
+        if not consecutive_keys(labels) or not all(isinstance(v, str) for v in labels.values()):
+            ck.problem(rel, f"labels {labels!r}: need string keys '0'..'K-1' and names")
+            labels = {}
+        if "background" in labels.values():
+            ck.problem(rel, "labels hold 'background' (nnDetection classes have none)")
+        want = {str(v - 1): n for n, v in self.labels.items() if v != 0}
+        if labels and labels != want:
+            ck.problem(rel, f"labels {labels!r} != the non-background labels {want!r}")
+        if dj.get("modalities") != self.channels:
+            ck.problem(rel, f"modalities {dj.get('modalities')!r} != {self.channels!r}")
+        for sub, pat in (("imagesTr", r"^(.+)_([0-9]{4})\.nii\.gz$"),
+                         ("labelsTr", r"^(.+)\.(nii\.gz|json)$")):
+            folder = ck.path(f"{d}/raw_splitted/{sub}")
+            if not os.path.isdir(folder):
+                ck.problem(f"{d}/raw_splitted/{sub}", "missing")
+                continue
+            for name in sorted(os.listdir(folder)):
+                m = re.match(pat, name)
+                if not m or m.group(1) not in self.ids:
+                    ck.problem(f"{d}/raw_splitted/{sub}", f"stray file {name}")
+        return {int(k): v for k, v in labels.items()}
+
+    def nndet_case(self, cid, lab_img, lab, inst, peri_values):
+        ck, d = self.ck, self.nd_dir
+        if "." in cid:
+            ck.problem(f"{d}/raw_splitted", f"case id {cid!r} holds a '.'")
+        for c in range(len(self.channels)):
+            relp = f"{d}/raw_splitted/imagesTr/{cid}_{c:04d}{NII}"
+            if not os.path.isfile(ck.path(relp)):
+                ck.problem(relp, "missing")
+            elif not same_bytes(ck, relp, f"{self.nn}/imagesTr/{cid}_{c:04d}{NII}"):
+                ck.problem(relp, f"differs from {self.nn}/imagesTr/{cid}_{c:04d}{NII}")
+        jrel = f"{d}/raw_splitted/labelsTr/{cid}.json"
+        cj = ck.load_json(jrel)
+        mrel = f"{d}/raw_splitted/labelsTr/{cid}{NII}"
+        mimg = ck.load_nifti(mrel, "nnDetection instance map")
+        if cj is None or mimg is None:
+            return
+        ck.check_header(mrel, mimg, True)
+        inst_nd = np.asarray(mimg.dataobj.get_unscaled())
+        instances = cj.get("instances")
+        n = len(instances) if isinstance(instances, dict) else -1
+        if n < 0 or sorted(instances, key=lambda k: (len(k), k)) != [str(i) for i in
+                                                                     range(1, n + 1)]:
+            ck.problem(jrel, f"instances keys must be exactly '1'..'N': {instances!r}")
+            return
+        for k, v in instances.items():
+            if type(v) is not int or v not in self.nd:
+                ck.problem(jrel, f"instances[{k!r}] = {v!r} is not an integer class key "
+                                 f"{sorted(self.nd)}")
+        values = sorted(int(x) for x in np.unique(inst_nd))
+        if values != list(range(0, n + 1)) and not (n == 0 and values == [0]):
+            ck.problem(mrel, f"values {values[:10]} are not exactly 0..{n}")
+        # SimpleITK's view: size, origin, direction and spacing of mask and channels equal.
+        hdr_m, hdr_l = mimg.header, lab_img.header
+        if mimg.shape != lab_img.shape or not np.array_equal(hdr_m.get_sform(), hdr_l.get_sform()) \
+                or not np.array_equal(hdr_m.get_qform(), hdr_l.get_qform()) \
+                or hdr_m.get_zooms()[:3] != hdr_l.get_zooms()[:3]:
+            ck.problem(mrel, "size, origin, direction or spacing differs from the channels")
+            return
+        # The lesions of instances/ renumbered 1..N in order, each with its class.
+        ids = [int(v) for v in np.unique(inst) if v != 0]
+        expect = np.zeros_like(inst_nd)
+        for k, iid in enumerate(ids):
+            expect[inst == iid] = k + 1
+        if len(ids) != n or not np.array_equal(expect, inst_nd):
+            ck.problem(mrel, f"is not the {len(ids)} lesions of instances/{cid}{NII} renumbered "
+                             f"1..N")
+            return
+        for k, iid in enumerate(ids):
+            cls = max(main_label(lab[inst == iid], self.labels, peri_values) - 1, 0)
+            if instances.get(str(k + 1)) != cls:
+                ck.problem(jrel, f"instances['{k + 1}'] = {instances.get(str(k + 1))!r}, the "
+                                 f"lesion is class {cls}")
+
+    # ---- HDF5 ---------------------------------------------------------------------------
+    def hdf5_open(self):
+        import h5py
+        ck, entry = self.ck, self.ds.get("hdf5")
+        rel = entry.get("path") if isinstance(entry, dict) else None
+        if not isinstance(rel, str) or rel.startswith("/") or ".." in rel.split("/"):
+            ck.problem("raresynth.json", f"hdf5 entry {entry!r} has no safe path")
+            return None
+        if not os.path.isfile(ck.path(rel)):
+            ck.problem(rel, "missing (listed in raresynth.json)")
+            return None
+        if ck.sha256(rel) != entry.get("sha256"):
+            ck.problem(rel, "SHA-256 differs from raresynth.json")
+            return None
+        self.h5rel = rel
+        f = h5py.File(ck.path(rel), "r")
+        ck.files += 1
+        a = f.attrs
+        for key in ("format", "generator", "generator_version", "dataset_name", "recipe_sha256",
+                    "dataset_seed", "modality", "labels", "coordinate_system", "index_order",
+                    "data_sources"):
+            if not isinstance(a.get(key), str):
+                ck.problem(rel, f"root attribute {key} is not read as str")
+        if a.get("format") != "raresynth-hdf5" or int(a.get("format_version", 0)) != 1:
+            ck.problem(rel, "format is not raresynth-hdf5 version 1")
+        if "No patient data" not in str(a.get("data_sources")):
+            ck.problem(rel, "data_sources lacks the no-patient-data statement")
+        if json.loads(a.get("labels", "null")) != self.labels:
+            ck.problem(rel, "root attribute labels differs from dataset.json")
+        if [str(x) for x in a.get("label_names", [])] != sorted(self.labels, key=self.labels.get):
+            ck.problem(rel, "label_names differ from the label dictionary")
+        if [str(x) for x in a.get("channel_names", [])] != \
+                [self.channels[str(c)] for c in range(len(self.channels))]:
+            ck.problem(rel, "channel_names differ from dataset.json")
+        if [str(x) for x in a.get("case_ids", [])] != self.order or \
+                int(a.get("n_cases", -1)) != len(self.order):
+            ck.problem(rel, "case_ids / n_cases are not the dataset's cases in index order")
+        return f
+
+    def hdf5_case(self, cid, images, lab_img, lab, inst, peri_values):
+        ck, rel, f = self.ck, self.h5rel, self.h5
+        if "cases" not in f or cid not in f["cases"]:
+            ck.problem(rel, f"/cases/{cid} missing")
+            return
+        g = f["cases"][cid]
+        img = g["image"]
+        if img.shape != (len(images),) + lab.shape[::-1]:
+            ck.problem(rel, f"/cases/{cid}/image shape {img.shape}")
+            return
+        for c, data in enumerate(images):
+            # image[c, k, j, i] == nifti[i, j, k] (docs/hdf5.md, "Index order").
+            if img.dtype != data.dtype or not np.array_equal(img[c], data.T):
+                ck.problem(rel, f"/cases/{cid}/image[{c}] differs from the NIfTI channel {c}")
+        for name, vol in (("label", lab), ("instances", inst)):
+            if not np.array_equal(g[name][()], vol.T):
+                ck.problem(rel, f"/cases/{cid}/{name} differs from the NIfTI file")
+        aff = np.asarray(g.attrs["affine"], dtype=np.float64)
+        if not np.array_equal(aff.astype(np.float32), lab_img.header.get_sform().astype(np.float32)):
+            ck.problem(rel, f"/cases/{cid} affine differs from the NIfTI sform")
+        sp = np.asarray(g.attrs["spacing_mm"]).astype(np.float32)
+        if not np.array_equal(sp, np.asarray(lab_img.header.get_zooms()[:3], dtype=np.float32)):
+            ck.problem(rel, f"/cases/{cid} spacing_mm differs from the NIfTI pixdim")
+        rows = g["lesions"][()]
+        ids = [int(v) for v in np.unique(inst) if v != 0]
+        if len(rows) != len(ids) or int(g.attrs["n_lesions"]) != len(ids):
+            ck.problem(rel, f"/cases/{cid}/lesions has {len(rows)} rows, {len(ids)} lesions")
+            return
+        for row, iid in zip(rows, ids):
+            mask = inst == iid
+            if int(row["instance_id"]) != iid or int(row["voxel_count"]) != int(mask.sum()) or \
+                    int(row["label"]) != main_label(lab[mask], self.labels, peri_values):
+                ck.problem(rel, f"/cases/{cid}/lesions row of instance {row['instance_id']} "
+                                f"differs from the instance map")
+
+    # ---- previews -----------------------------------------------------------------------
+    def preview_case(self, cid):
+        ck, rel = self.ck, f"previews/{cid}.png"
+        if not os.path.isfile(ck.path(rel)):
+            ck.problem(rel, "missing")
+            return
+        data = open(ck.path(rel), "rb").read()
+        ck.files += 1
+        if data[:8] != b"\x89PNG\r\n\x1a\n" or data[12:16] != b"IHDR" or len(data) < 45:
+            ck.problem(rel, "not a PNG file")
+            return
+        w, h, depth, colour = struct.unpack(">IIBB", data[16:26])
+        if struct.unpack(">I", data[29:33])[0] != zlib.crc32(data[12:29]):
+            ck.problem(rel, "IHDR CRC mismatch")
+        if depth != 8 or colour != 2 or not (0 < w <= 32768 and 0 < h <= 32768):
+            ck.problem(rel, f"IHDR {w}x{h} depth {depth} colour {colour} (need 8-bit RGB)")
+        if data[-12:] != b"\x00\x00\x00\x00IEND\xaeB`\x82":
+            ck.problem(rel, "does not end with IEND")
+        try:
+            from PIL import Image
+        except ImportError:
+            return
+        try:
+            with Image.open(ck.path(rel)) as im:
+                im.load()
+                if im.mode != "RGB" or im.size != (w, h):
+                    ck.problem(rel, f"Pillow reads mode {im.mode} size {im.size}")
+        except Exception as exc:  # a corrupt stream raises various types
+            ck.problem(rel, f"Pillow cannot decode it: {exc}")
+
+    def case(self, cid, images, lab_img, lab, inst, peri_values):
+        affine, zooms = lab_img.affine, lab_img.header.get_zooms()[:3]
+        if self.msd is not None:
+            self.msd_case(cid, lab, inst, affine, zooms, peri_values)
+        if self.nd is not None:
+            self.nndet_case(cid, lab_img, lab, inst, peri_values)
+        if self.h5 is not None:
+            self.hdf5_case(cid, images, lab_img, lab, inst, peri_values)
+        if self.previews:
+            self.preview_case(cid)
+
+
 def main(argv):
     if len(argv) != 2:
         print("usage: check_dataset.py DIR", file=sys.stderr)
@@ -384,6 +800,8 @@ def main(argv):
             if not m or m.group(1) not in ids or int(m.group(2)) >= n_ch:
                 ck.problem(f"{nn}/imagesTr", f"stray file {name}")
 
+    order = sorted(ids, key=lambda i: int(i[5:]) if i[5:].isdigit() else -1)
+    lay = Layouts(ck, ds, nn, ids, labels, channels, order)
     cc = CaseChecker(ck, labels)
     for c in cases:
         cid = c.get("case_id") if isinstance(c, dict) else None
@@ -411,6 +829,7 @@ def main(argv):
             bad = sorted(set(np.unique(lab).tolist()) - declared)
             if bad:
                 ck.problem(labrel, f"label values {bad} not declared in dataset.json")
+        images = []
         for ch in range(n_ch):
             rel = f"{nn}/imagesTr/{cid}_{ch:04d}{NII}"
             img = ck.load_nifti(rel, f"channel {ch} ({channels.get(str(ch))})")
@@ -418,6 +837,7 @@ def main(argv):
                 continue
             ck.check_header(rel, img, False)
             data = np.asanyarray(img.dataobj)
+            images.append(np.asarray(img.dataobj.get_unscaled()))
             if not np.all(np.isfinite(data)):
                 ck.problem(rel, f"{int(np.count_nonzero(~np.isfinite(data)))} voxels NaN/Inf")
             if lab_img is not None:
@@ -449,6 +869,10 @@ def main(argv):
                                          f"{len(man['lesions'])} records in {manrel}")
         cc.lesions(manrel, man, inst, lab, lab_img.affine,
                    lab_img.header.get_zooms()[:3])
+        peri = man.get("labels_perilesional")
+        peri_values = [labels[n] for n in peri if n in labels] if isinstance(peri, list) else []
+        if len(images) == n_ch:
+            lay.case(cid, images, lab_img, lab, inst, peri_values)
 
     print(f"check_dataset: {ck.cases} cases, {ck.files} files, {ck.problems} problems")
     return 1 if ck.problems else 0
