@@ -76,7 +76,7 @@ ALL_LDFLAGS = $(SAN_LDFLAGS) $(LDFLAGS)
 
 LIB_SRCS = $(foreach m,$(MODULES),$(wildcard $(m)/*.c))
 LIB_OBJS = $(patsubst %.c,$(BUILD)/obj/%.o,$(LIB_SRCS))
-CLI_OBJ = $(BUILD)/obj/cli/raresynth.o
+CLI_OBJ = $(patsubst %.c,$(BUILD)/obj/%.o,$(wildcard cli/*.c))
 TEST_SRCS = $(wildcard tests/test_*.c)
 TEST_BINS = $(patsubst tests/%.c,$(BUILD)/tests/%,$(TEST_SRCS))
 BENCH_SRCS = $(wildcard bench/bench_*.c)
