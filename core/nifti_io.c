@@ -10,14 +10,20 @@
  *
  * Reading: the header and voxels are read with gzread(), which handles .nii and .nii.gz alike,
  * so corrupt or truncated files give RSY_EFORMAT with a reason instead of nifti_clib's prints.
- * Byte-swapped (big-endian) files are swapped on reading.
+ * Byte-swapped (big-endian) files are swapped on reading. Nothing is allocated for a header
+ * that declares more voxels than its file can hold (deflate expands at most 1032:1) or more than
+ * RSY__NIFTI_MAX_BYTES: a crafted header cannot make a reader (merge, resume, validate) claim
+ * gigabytes. validate applies the same rule first, through rsy__nifti_check_extent().
  */
 #include <errno.h>
+#include <fcntl.h>
 #include <limits.h>
 #include <math.h>
 #include <pthread.h>
 #include <stdio.h>
 #include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
 
 #include <nifti1_io.h>
 #include <zlib.h>
@@ -702,6 +708,88 @@ static rsy_status read_extensions(gzFile gz, const char *path, int swapped, long
     return RSY_OK;
 }
 
+/* ---------------------------------------------------------------------------------------- */
+/* Voxel data a header may declare (read and validate share this rule)                        */
+/* ---------------------------------------------------------------------------------------- */
+/* Every NIfTI-1 datatype code (nifti1.h) with its byte size, the types the reader refuses
+ * included, so a hostile header is measured whatever type it names. */
+static const struct {
+    int code;
+    int bytes;
+} datatype_bytes[] = {{2, 1},     {4, 2},     {8, 4},     {16, 4},   {64, 8}, {256, 1},
+                      {512, 2},   {768, 4},   {1024, 8},  {1280, 8}, {32, 8}, {128, 3},
+                      {1536, 16}, {1792, 16}, {2048, 32}, {2304, 4}};
+
+static int datatype_size(int code)
+{
+    for (size_t i = 0; i < sizeof datatype_bytes / sizeof datatype_bytes[0]; i++)
+        if (datatype_bytes[i].code == code)
+            return datatype_bytes[i].bytes;
+    return 0;
+}
+
+/* The totals of @p e (dims, bytes_per_voxel, file_bytes and compressed set; file_bytes
+ * UINT64_MAX when unknown) and the verdict: RSY_ELIMIT beyond RSY__NIFTI_MAX_BYTES,
+ * RSY_EFORMAT beyond what the file can hold. */
+static rsy_status extent_judge(rsy__nifti_extent *e)
+{
+    uint64_t nvox = 1;
+    for (int i = 1; i <= e->dim[0]; i++) {
+        nvox *= (uint64_t)e->dim[i]; /* < 2^32 · 32767 before the break: no overflow */
+        if (nvox > RSY__NIFTI_MAX_BYTES)
+            break;
+    }
+    /* The reader allocates the volume (at most 4 bytes a voxel) and, for a converted type, the
+     * raw voxels too. */
+    uint64_t raw = nvox * (uint64_t)e->bytes_per_voxel, need = raw + nvox * 4;
+    uint64_t can_hold = e->file_bytes; /* a plain .nii, or unknown (UINT64_MAX) */
+    if (e->compressed && e->file_bytes != UINT64_MAX)
+        can_hold = e->file_bytes * RSY__NIFTI_DEFLATE_MAX_RATIO + RSY__NIFTI_SLACK_BYTES;
+    e->n_voxels = nvox;
+    e->raw_bytes = raw;
+    if (nvox > RSY__NIFTI_MAX_BYTES || need > RSY__NIFTI_MAX_BYTES)
+        return RSY_ELIMIT;
+    if (raw > can_hold)
+        return RSY_EFORMAT;
+    return RSY_OK;
+}
+
+rsy_status rsy__nifti_check_extent(const char *path, rsy__nifti_extent *ext)
+{
+    struct nifti_1_header h;
+    struct stat st;
+    memset(ext, 0, sizeof *ext);
+    if (!path || stat(path, &st) != 0)
+        return RSY_OK; /* the reader reports why */
+    gzFile gz = gzopen(path, "rb");
+    if (!gz)
+        return RSY_OK;
+    int got = gzread(gz, &h, sizeof h);
+    int plain = gzdirect(gz);
+    gzclose(gz);
+    if (got != (int)sizeof h)
+        return RSY_OK;
+    int32_t size = h.sizeof_hdr;
+    swap4(&size);
+    if (h.sizeof_hdr != NIFTI1_HEADER_BYTES) {
+        if (size != NIFTI1_HEADER_BYTES)
+            return RSY_OK;
+        swap_header(&h);
+    }
+    int bytes = datatype_size(h.datatype);
+    if (h.dim[0] < 1 || h.dim[0] > 7 || bytes == 0)
+        return RSY_OK;
+    for (int i = 0; i <= h.dim[0]; i++) {
+        if (h.dim[i] < 1)
+            return RSY_OK;
+        ext->dim[i] = h.dim[i];
+    }
+    ext->bytes_per_voxel = bytes;
+    ext->file_bytes = (uint64_t)st.st_size;
+    ext->compressed = !plain;
+    return extent_judge(ext);
+}
+
 rsy_status rsy_volume_read_nifti(rsy_volume **out, rsy_nifti_info *info, const char *path)
 {
     if (!out)
@@ -715,10 +803,20 @@ rsy_status rsy_volume_read_nifti(rsy_volume **out, rsy_nifti_info *info, const c
     unsigned char *raw = NULL;
     rsy_nifti_info local_info = {0};
     rsy_nifti_info *inf = info ? info : &local_info;
+    /* One descriptor for the size and the stream: the size checked is the file's read. */
+    struct stat st;
+    int fd = open(path, O_RDONLY | O_CLOEXEC);
+    if (fd < 0 || fstat(fd, &st) != 0) {
+        rsy_log_error("%s: %s", path, strerror(errno));
+        if (fd >= 0)
+            close(fd);
+        return RSY_EIO;
+    }
     errno = 0;
-    gzFile gz = gzopen(path, "rb");
+    gzFile gz = gzdopen(fd, "rb");
     if (!gz) {
         rsy_log_error("%s: %s", path, strerror(errno ? errno : ENOMEM));
+        close(fd);
         return RSY_EIO;
     }
     struct nifti_1_header hdr;
@@ -732,6 +830,32 @@ rsy_status rsy_volume_read_nifti(rsy_volume **out, rsy_nifti_info *info, const c
     rc = parse_header(&hdr, path, &swapped, inf, &geom, &elem, &dtype);
     if (rc != RSY_OK)
         goto fail;
+    /* Nothing is allocated for a header declaring more than the file can hold or the cap (a
+     * hostile shard, a truncated download). A pipe or device has no size: the cap alone. */
+    rsy__nifti_extent ext;
+    memset(&ext, 0, sizeof ext);
+    for (int k = 0; k <= hdr.dim[0]; k++)
+        ext.dim[k] = hdr.dim[k];
+    ext.bytes_per_voxel = (int)elem;
+    ext.compressed = !gzdirect(gz);
+    ext.file_bytes = S_ISREG(st.st_mode) ? (uint64_t)st.st_size : UINT64_MAX;
+    rc = extent_judge(&ext);
+    if (rc == RSY_ELIMIT) {
+        rsy_log_error("%s: header declares %d x %d x %d voxels of %d bytes, beyond the %llu GiB "
+                      "a volume may take; not read",
+                      path, ext.dim[1], ext.dim[0] > 1 ? ext.dim[2] : 1,
+                      ext.dim[0] > 2 ? ext.dim[3] : 1, ext.bytes_per_voxel,
+                      (unsigned long long)(RSY__NIFTI_MAX_BYTES >> 30));
+        goto fail;
+    }
+    if (rc != RSY_OK) {
+        rsy_log_error("%s: header declares %d x %d x %d voxels of %d bytes (%llu bytes), more "
+                      "than this %llu-byte file can hold: truncated or corrupt",
+                      path, ext.dim[1], ext.dim[0] > 1 ? ext.dim[2] : 1,
+                      ext.dim[0] > 2 ? ext.dim[3] : 1, ext.bytes_per_voxel,
+                      (unsigned long long)ext.raw_bytes, (unsigned long long)ext.file_bytes);
+        goto fail;
+    }
     rc = read_extensions(gz, path, swapped, (long)hdr.vox_offset, &inf->num_ext);
     if (rc != RSY_OK)
         goto fail;

@@ -333,10 +333,14 @@ RSY_API RSY_NODISCARD rsy_status rsy_volume_write_nifti(const rsy_volume *v, con
  * Read a NIfTI-1 volume of 3 spatial dims (uint8, int16, uint16, float32; other integer types
  * and float64 are converted to float32) with its scaling ignored. The geometry's affine comes
  * from sform if sform_code > 0, else qform. If @p info is not NULL, header fields are filled.
+ * Nothing is allocated for a header that declares more voxel data than the file can hold
+ * (a gzip stream expands at most 1032:1) or more than 4 GiB (the volume plus the raw voxels),
+ * so a crafted or truncated file cannot make the reader claim memory.
  * On success @p *out is owned by the caller; release with rsy_volume_destroy().
- * @return RSY_OK, RSY_EIO (missing/unreadable), RSY_EFORMAT (not NIfTI-1, truncated,
- *         not 3-D, unsupported type; logged with the path and the reason), RSY_ENOMEM.
- * @since 0.1
+ * @return RSY_OK, RSY_EIO (missing/unreadable), RSY_EFORMAT (not NIfTI-1, truncated, dims
+ *         beyond what the file holds, not 3-D, unsupported type; logged with the path and the
+ *         reason), RSY_ELIMIT (dims beyond 4 GiB of voxel data; logged), RSY_ENOMEM.
+ * @since 0.1 (the size checks: 0.4)
  */
 RSY_API RSY_NODISCARD rsy_status rsy_volume_read_nifti(rsy_volume **out, rsy_nifti_info *info,
                                                        const char *path);

@@ -28,23 +28,11 @@
 
 /* Largest quaternion-vs-row discrepancy accepted between qform and sform, mm. */
 #define QS_TOL_MM 1e-4
-/* A volume is read only if its voxels fit the file: deflate expands at most 1032:1 (zlib
- * FAQ, "maximum compression ratio"), plus this many bytes for the gzip and NIfTI headers; and
- * never beyond VOLUME_MAX_BYTES (a 1024^3 float32 volume, four times the largest recipe). */
-#define DEFLATE_MAX_RATIO 1032
-#define VOLUME_SLACK_BYTES 4096
-#define VOLUME_MAX_BYTES ((uint64_t)4 << 30)
 /* Previews larger than this on a side are refused by the writer (docs/previews.md). */
 #define PREVIEW_MAX_SIDE 32768
 
-/* NIfTI-1 datatype codes (nifti1.h) of the integer types, and every code's byte size. */
+/* NIfTI-1 datatype codes (nifti1.h) of the integer types. */
 static const int integer_datatypes[] = {2, 4, 8, 256, 512, 768, 1024, 1280};
-static const struct {
-    int code;
-    int bytes;
-} datatype_bytes[] = {{2, 1},     {4, 2},     {8, 4},     {16, 4},   {64, 8}, {256, 1},
-                      {512, 2},   {768, 4},   {1024, 8},  {1280, 8}, {32, 8}, {128, 3},
-                      {1536, 16}, {1792, 16}, {2048, 32}, {2304, 4}};
 
 static int mark_once(vctx *v, const char *rel, unsigned what);
 
@@ -523,82 +511,30 @@ void rsy__validate_check_folders(vctx *v)
 /* ---------------------------------------------------------------------------------------- */
 /* NIfTI files                                                                                */
 /* ---------------------------------------------------------------------------------------- */
-static int datatype_size(int code)
-{
-    for (size_t i = 0; i < sizeof datatype_bytes / sizeof datatype_bytes[0]; i++)
-        if (datatype_bytes[i].code == code)
-            return datatype_bytes[i].bytes;
-    return 0;
-}
-
-static uint16_t swap16(uint16_t x)
-{
-    return (uint16_t)((x >> 8) | (x << 8));
-}
-
-static uint32_t swap32(uint32_t x)
-{
-    return (x >> 24) | ((x >> 8) & 0xff00u) | ((x << 8) & 0xff0000u) | (x << 24);
-}
-
 /* Before a volume is read: do the voxels its header declares fit the file? A header that
- * claims more than the file can hold (deflate expands at most DEFLATE_MAX_RATIO:1) or more
- * than VOLUME_MAX_BYTES is reported and the file not read, so no allocation follows a
- * hostile header. Anything else wrong with the header is left to the reader's messages. */
-static int volume_size_ok(vctx *v, const char *rel, const char *path, uint64_t file_bytes)
+ * claims more than the file can hold (deflate expands at most 1032:1) or more than
+ * RSY__NIFTI_MAX_BYTES is reported and the file not read, so no allocation follows a hostile
+ * header (rsy__nifti_check_extent, the rule rsy_volume_read_nifti applies too). Anything else
+ * wrong with the header is left to the reader's messages. */
+static int volume_size_ok(vctx *v, const char *rel, const char *path)
 {
-    unsigned char h[348];
-    gzFile gz = gzopen(path, "rb");
-    if (!gz)
-        return 1; /* the reader reports why */
-    int got = gzread(gz, h, sizeof h);
-    int plain = gzdirect(gz);
-    gzclose(gz);
-    if (got != (int)sizeof h)
-        return 1;
-    uint32_t size;
-    memcpy(&size, h, 4);
-    int swapped = size != 348;
-    if (swapped && swap32(size) != 348)
-        return 1;
-    int16_t dim[8], datatype;
-    memcpy(dim, h + 40, sizeof dim);
-    memcpy(&datatype, h + 70, 2);
-    if (swapped) {
-        for (int i = 0; i < 8; i++)
-            dim[i] = (int16_t)swap16((uint16_t)dim[i]);
-        datatype = (int16_t)swap16((uint16_t)datatype);
-    }
-    int bytes = datatype_size(datatype);
-    if (dim[0] < 1 || dim[0] > 7 || bytes == 0)
-        return 1;
-    uint64_t nvox = 1;
-    for (int i = 1; i <= dim[0]; i++) {
-        if (dim[i] < 1)
-            return 1;
-        nvox *= (uint64_t)dim[i]; /* < 2^32 · 32767 before the break: no overflow */
-        if (nvox > VOLUME_MAX_BYTES)
-            break;
-    }
-    /* The reader allocates the volume (at most 4 bytes a voxel) and, for a converted type, the
-     * raw voxels too. */
-    uint64_t raw = nvox * (uint64_t)bytes, need = raw + nvox * 4;
-    uint64_t can_hold =
-        plain ? file_bytes : file_bytes * DEFLATE_MAX_RATIO + (uint64_t)VOLUME_SLACK_BYTES;
-    if (nvox > VOLUME_MAX_BYTES || need > VOLUME_MAX_BYTES) {
+    rsy__nifti_extent e;
+    rsy_status rc = rsy__nifti_check_extent(path, &e);
+    const int *dim = e.dim;
+    if (rc == RSY_ELIMIT) {
         problem(v, rel,
                 "header declares %d x %d x %d voxels (dim[0] %d), beyond the %llu GiB validate "
                 "reads; not read",
                 dim[1], dim[0] > 1 ? dim[2] : 1, dim[0] > 2 ? dim[3] : 1, dim[0],
-                (unsigned long long)(VOLUME_MAX_BYTES >> 30));
+                (unsigned long long)(RSY__NIFTI_MAX_BYTES >> 30));
         return 0;
     }
-    if (raw > can_hold) {
+    if (rc != RSY_OK) {
         problem(v, rel,
                 "header declares %d x %d x %d voxels of %d bytes (%llu bytes), more than this "
                 "%llu-byte file can hold: truncated or corrupt; not read",
-                dim[1], dim[0] > 1 ? dim[2] : 1, dim[0] > 2 ? dim[3] : 1, bytes,
-                (unsigned long long)raw, (unsigned long long)file_bytes);
+                dim[1], dim[0] > 1 ? dim[2] : 1, dim[0] > 2 ? dim[3] : 1, e.bytes_per_voxel,
+                (unsigned long long)e.raw_bytes, (unsigned long long)e.file_bytes);
         return 0;
     }
     return 1;
@@ -682,11 +618,10 @@ rsy_volume *rsy__validate_read_volume(vctx *v, const char *rel, int label, const
     rsy_nifti_info local;
     rsy_nifti_info *inf = info ? info : &local;
     rsy_volume *vol = NULL;
-    struct stat st;
-    loc_state s = rsy__validate_locate(v, rel, 0, path, sizeof path, &st);
+    loc_state s = rsy__validate_locate(v, rel, 0, path, sizeof path, NULL);
     if (s == LOC_MISSING)
         rsy__validate_missing_once(v, rel, "%s", what);
-    if (s != LOC_OK || !volume_size_ok(v, rel, path, (uint64_t)st.st_size))
+    if (s != LOC_OK || !volume_size_ok(v, rel, path))
         return NULL;
     rsy_status rc = rsy_volume_read_nifti(&vol, inf, path);
     if (rc != RSY_OK) {

@@ -17,6 +17,7 @@
 #include <gsl/gsl_rng.h>
 #include <gsl/gsl_version.h>
 #include <nifti1_io.h>
+#include <zlib.h>
 
 #include "core_internal.h"
 #include "test_util.h"
@@ -1289,6 +1290,96 @@ static void test_nifti_corrupt(void **state)
     free(p32);
 }
 
+/* A header claiming more voxels than its file can hold, or more than RSY__NIFTI_MAX_BYTES, is
+ * refused before anything is allocated (the message comes from the size check, which runs
+ * before the volume is created), in both byte orders and for .nii and .nii.gz; and
+ * rsy__nifti_check_extent (validate's check) agrees with the reader. */
+static void test_nifti_hostile_dims(void **state)
+{
+    char *dir = *state;
+    rsy_volume *v = NULL;
+    rsy__nifti_extent ext;
+
+    /* A legitimate plain file to patch (9 x 8 x 7 float32, 2016 bytes of voxels). */
+    rsy_volume *src = make_volume(RSY_DTYPE_FLOAT32, 0);
+    char *p = path_in(dir, "hostile.nii");
+    assert_int_equal(rsy_volume_write_nifti(src, p, RSY_NIFTI_IMAGE), RSY_OK);
+    assert_int_equal(rsy__nifti_check_extent(p, &ext), RSY_OK);
+    assert_int_equal(ext.dim[0], 3);
+    assert_int_equal(ext.bytes_per_voxel, 4);
+    assert_true(ext.raw_bytes == 9 * 8 * 7 * 4);
+    char *buf = NULL;
+    size_t len = 0;
+    assert_int_equal(rsy_file_read_all(p, 1 << 24, &buf, &len), RSY_OK);
+
+    /* 32767^3 float32: 140 TB, beyond the cap. */
+    int16_t huge[4] = {3, 32767, 32767, 32767};
+    memcpy(buf + 40, huge, sizeof huge);
+    assert_int_equal(rsy_file_write_atomic(p, buf, len), RSY_OK);
+    assert_int_equal(rsy__nifti_check_extent(p, &ext), RSY_ELIMIT);
+    assert_int_equal(ext.dim[1], 32767);
+    assert_int_equal(rsy_volume_read_nifti(&v, NULL, p), RSY_ELIMIT);
+    assert_null(v);
+    assert_non_null(strstr(tu_last_error(), p));
+    assert_non_null(strstr(tu_last_error(), "32767 x 32767 x 32767"));
+    assert_non_null(strstr(tu_last_error(), "beyond the 4 GiB"));
+
+    /* 1000 x 1000 x 100 float32: 400 MB, within the cap but not in a 2.4 kB file. */
+    int16_t big[4] = {3, 1000, 1000, 100};
+    memcpy(buf + 40, big, sizeof big);
+    assert_int_equal(rsy_file_write_atomic(p, buf, len), RSY_OK);
+    assert_int_equal(rsy__nifti_check_extent(p, &ext), RSY_EFORMAT);
+    assert_true(ext.raw_bytes == 400000000u && ext.file_bytes == len && !ext.compressed);
+    assert_int_equal(rsy_volume_read_nifti(&v, NULL, p), RSY_EFORMAT);
+    assert_null(v);
+    assert_non_null(strstr(tu_last_error(), "more than this"));
+    assert_non_null(strstr(tu_last_error(), "file can hold"));
+
+    /* The same header gzip-compressed: a gzip stream expands at most 1032:1. */
+    char *pgz = path_in(dir, "hostile.nii.gz");
+    gzFile gz = gzopen(pgz, "wb");
+    assert_non_null(gz);
+    assert_int_equal(gzwrite(gz, buf, (unsigned)len), (int)len);
+    assert_int_equal(gzclose(gz), Z_OK);
+    assert_int_equal(rsy__nifti_check_extent(pgz, &ext), RSY_EFORMAT);
+    assert_true(ext.compressed);
+    assert_int_equal(rsy_volume_read_nifti(&v, NULL, pgz), RSY_EFORMAT);
+    assert_null(v);
+    assert_non_null(strstr(tu_last_error(), "file can hold"));
+
+    /* Big-endian: the dims are swapped before they are judged. */
+    for (int k = 0; k < 4; k++)
+        put_be16((unsigned char *)buf + 40 + 2 * k, huge[k]);
+    unsigned char be[4] = {0, 0, 0x01, 0x5c}; /* sizeof_hdr 348 */
+    memcpy(buf, be, 4);
+    put_be16((unsigned char *)buf + 70, NIFTI_TYPE_FLOAT32);
+    put_be16((unsigned char *)buf + 72, 32);
+    put_be32f((unsigned char *)buf + 108, 352.0f);
+    assert_int_equal(rsy_file_write_atomic(p, buf, len), RSY_OK);
+    assert_int_equal(rsy__nifti_check_extent(p, &ext), RSY_ELIMIT);
+    assert_int_equal(ext.dim[3], 32767);
+
+    /* A volume of zeros compresses close to deflate's bound and still reads. */
+    rsy_geometry g;
+    const int64_t zd[3] = {96, 96, 96};
+    const double sp[3] = {1.0, 1.0, 1.0};
+    assert_int_equal(rsy_geometry_init(&g, zd, sp), RSY_OK);
+    rsy_volume *zero = NULL;
+    assert_int_equal(rsy_volume_create(&zero, &g, RSY_DTYPE_FLOAT32), RSY_OK);
+    memset(zero->data, 0, rsy_geometry_nvox(&g) * sizeof(float));
+    assert_int_equal(rsy_volume_write_nifti(zero, pgz, RSY_NIFTI_IMAGE), RSY_OK);
+    assert_int_equal(rsy__nifti_check_extent(pgz, &ext), RSY_OK);
+    assert_int_equal(rsy_volume_read_nifti(&v, NULL, pgz), RSY_OK);
+    assert_int_equal(v->geom.dims[2], 96);
+    rsy_volume_destroy(v);
+    rsy_volume_destroy(zero);
+
+    free(buf);
+    free(pgz);
+    free(p);
+    rsy_volume_destroy(src);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -1315,6 +1406,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_nifti_write_errors, setup_dir, teardown_dir),
         cmocka_unit_test_setup_teardown(test_nifti_big_endian, setup_dir, teardown_dir),
         cmocka_unit_test_setup_teardown(test_nifti_corrupt, setup_dir, teardown_dir),
+        cmocka_unit_test_setup_teardown(test_nifti_hostile_dims, setup_dir, teardown_dir),
     };
     return cmocka_run_group_tests_name("core", tests, NULL, NULL);
 }
