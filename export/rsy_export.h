@@ -481,20 +481,31 @@ typedef struct rsy_validate_report {
     int64_t cases_checked;
     int64_t files_checked;
     int64_t problems; /* each one logged at RSY_LOG_ERROR as "PATH: what is wrong" */
-    int complete;     /* 1 if raresynth.json is present */
+    int complete;     /* 1 = a finished, unsharded dataset; 0 = a shard or an interrupted run */
 } rsy_validate_report;
 
 /**
- * Re-read the dataset in @p dir and check it: the nnU-Net checklist of reference/formats.md
- * (layout, dataset.json keys and counts, channels per case, equal shapes and affines, label
- * values declared and consecutive, no NaN), the NIfTI header rules (qform = sform code 1,
- * mm units, label intent 1002, de-identified header, no extensions), the SHA-256 checksums,
- * the manifests (lesion records recomputed from the voxels with each manifest's perilesional
- * flags) and raresynth.json against the cases (lesion counts, summary statistics, channels,
- * labels, case count).
+ * Re-read the dataset in @p dir and check it, reporting every problem and never stopping at
+ * the first (docs/validate.md lists each check, its message and the fix): the nnU-Net
+ * checklist of reference/formats.md (layout, dataset.json keys and counts, channels per case,
+ * equal shapes and affines, label values declared and consecutive, no NaN), the NIfTI header
+ * rules (qform = sform code 1, mm units, label intent 1002, de-identified header, no
+ * extensions), the SHA-256 checksums, the manifests (lesion records recomputed from the voxels
+ * with each manifest's perilesional flags) and raresynth.json against the cases (lesion counts,
+ * summary statistics, channels, labels, case count, outputs); the MSD / MONAI (msd/) and
+ * nnDetection (TaskNNN_Name/) layouts when present (dataset.json, boxes, instance maps, files
+ * byte-identical to nnU-Net's); the HDF5 file, opened only when its SHA-256 matches the one
+ * raresynth.json records (root and case attributes, every voxel against the NIfTI files); the
+ * previews (PNG signature, IHDR, IEND). A shard directory (generate --shard K/N) must hold
+ * exactly the cases of its index; a consistent shard has no problem. An interrupted run (no
+ * raresynth.json) is one problem, logged with whether every case present is complete and
+ * consistent; its partial files are logged as warnings, not counted.
+ * Never writes: files are opened read-only, a path only when it resolves inside @p dir, and
+ * NIfTI dims and JSON size and depth are bounded before anything is allocated. @p rep may be
+ * NULL; it is zeroed first.
  * @return RSY_OK if no problem, RSY_EINVALID_DATASET if problems were found (each logged),
- *         RSY_EIO if @p dir cannot be read, RSY_ENOMEM.
- * @since 0.1
+ *         RSY_EIO if @p dir cannot be read, RSY_EINVAL (@p dir NULL), RSY_ENOMEM.
+ * @since 0.1 (layouts, HDF5, previews, shards and interrupted runs: 0.4)
  */
 RSY_API RSY_NODISCARD rsy_status rsy_export_validate(const char *dir, rsy_validate_report *rep);
 
