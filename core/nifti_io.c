@@ -16,14 +16,12 @@
  * gigabytes. validate applies the same rule first, through rsy__nifti_check_extent().
  */
 #include <errno.h>
-#include <fcntl.h>
 #include <limits.h>
 #include <math.h>
 #include <pthread.h>
 #include <stdio.h>
 #include <string.h>
 #include <sys/stat.h>
-#include <unistd.h>
 
 #include <nifti1_io.h>
 #include <zlib.h>
@@ -803,22 +801,17 @@ rsy_status rsy_volume_read_nifti(rsy_volume **out, rsy_nifti_info *info, const c
     unsigned char *raw = NULL;
     rsy_nifti_info local_info = {0};
     rsy_nifti_info *inf = info ? info : &local_info;
-    /* One descriptor for the size and the stream: the size checked is the file's read. */
-    struct stat st;
-    int fd = open(path, O_RDONLY | O_CLOEXEC);
-    if (fd < 0 || fstat(fd, &st) != 0) {
-        rsy_log_error("%s: %s", path, strerror(errno));
-        if (fd >= 0)
-            close(fd);
-        return RSY_EIO;
-    }
     errno = 0;
-    gzFile gz = gzdopen(fd, "rb");
+    gzFile gz = gzopen(path, "rb");
     if (!gz) {
         rsy_log_error("%s: %s", path, strerror(errno ? errno : ENOMEM));
-        close(fd);
         return RSY_EIO;
     }
+    /* The file's size bounds what its header may declare (below). zlib offers no descriptor
+     * to fstat, and gzdopen would name the file "<fd:N>" in zlib's messages: the size is the
+     * path's once opened, and the 4 GiB cap holds whatever it is. */
+    struct stat st;
+    int have_size = stat(path, &st) == 0 && S_ISREG(st.st_mode);
     struct nifti_1_header hdr;
     rc = gz_read_all(gz, &hdr, sizeof hdr, path, "header");
     if (rc != RSY_OK)
@@ -838,7 +831,7 @@ rsy_status rsy_volume_read_nifti(rsy_volume **out, rsy_nifti_info *info, const c
         ext.dim[k] = hdr.dim[k];
     ext.bytes_per_voxel = (int)elem;
     ext.compressed = !gzdirect(gz);
-    ext.file_bytes = S_ISREG(st.st_mode) ? (uint64_t)st.st_size : UINT64_MAX;
+    ext.file_bytes = have_size ? (uint64_t)st.st_size : UINT64_MAX;
     rc = extent_judge(&ext);
     if (rc == RSY_ELIMIT) {
         rsy_log_error("%s: header declares %d x %d x %d voxels of %d bytes, beyond the %llu GiB "
