@@ -8,7 +8,10 @@
  * manifest.c  the JSON documents: per-case manifest (written and parsed back), dataset
  *             manifest, nnU-Net dataset.json, BIDS dataset_description.json
  * measure.c   lesion records measured from an instance map
- * validate.c  `raresynth validate`
+ * merge.c     resume state, shard checks and `raresynth merge`
+ * preview.c   PNG previews; hdf5.c the HDF5 dataset writer
+ * validate.c, validate_layouts.c, validate_files.c, validate_hdf5.c
+ *             `raresynth validate` (shared declarations in validate_internal.h)
  */
 #ifndef RSY_EXPORT_INTERNAL_H
 #define RSY_EXPORT_INTERNAL_H
