@@ -18,8 +18,9 @@
 /* ---------------------------------------------------------------------------------------- */
 
 /* The EDT equals brute force (anisotropic spacing, a sub-box, two feature classes, with and
- * without truncation). Tolerance 1e-3 mm: squared distances are stored as float (relative
- * rounding 6e-8 of at most ~1e4 mm^2). */
+ * without truncation, both 1-D algorithms), to voxel centres and to voxel faces (edges, what the
+ * placement rules use). Tolerance 1e-3 mm: squared distances are stored as float (relative rounding
+ * 6e-8 of at most ~1e4 mm^2). */
 static void test_edt_exact(void **state)
 {
     (void)state;
@@ -38,9 +39,18 @@ static void test_edt_exact(void **state)
     const rsy__box b = {{2, 0, 3}, {21, 23, 17}};
     float *out = malloc(rsy__box_nvox(&b) * sizeof *out);
     assert_non_null(out);
-    for (int trunc = 0; trunc <= 1; trunc++) {
-        const double max_mm = trunc ? 6.0 : HUGE_VAL;
-        assert_int_equal(rsy__edt_box(m->data, m->geom.dims, sp, &b, feature, max_mm, out), RSY_OK);
+    /* no truncation (lower envelopes), 6 mm (the windowed passes along j and k: reach <= 12
+     * voxels) and 20 mm (lower envelopes with truncation) */
+    const double trunc_mm[3] = {HUGE_VAL, 6.0, 20.0};
+    for (int run = 0; run < 6; run++) {
+        const int edges = run / 3;
+        const double max_mm = trunc_mm[run % 3];
+        if (edges)
+            assert_int_equal(
+                rsy__edt_box_ex(m->data, m->geom.dims, sp, &b, feature, max_mm, 1, out), RSY_OK);
+        else
+            assert_int_equal(rsy__edt_box(m->data, m->geom.dims, sp, &b, feature, max_mm, out),
+                             RSY_OK);
         size_t q = 0;
         for (int64_t k = b.lo[2]; k <= b.hi[2]; k++)
             for (int64_t j = b.lo[1]; j <= b.hi[1]; j++)
@@ -50,8 +60,10 @@ static void test_edt_exact(void **state)
                         for (int64_t y = b.lo[1]; y <= b.hi[1]; y++)
                             for (int64_t x = b.lo[0]; x <= b.hi[0]; x++)
                                 if (feature[at(m, x, y, z) < 64 ? at(m, x, y, z) : 0]) {
-                                    const double dx = (x - i) * sp[0], dy = (y - j) * sp[1],
-                                                 dz = (z - k) * sp[2];
+                                    const double h = edges ? 0.5 : 0.0;
+                                    const double dx = fmax(0.0, fabs((double)(x - i)) - h) * sp[0],
+                                                 dy = fmax(0.0, fabs((double)(y - j)) - h) * sp[1],
+                                                 dz = fmax(0.0, fabs((double)(z - k)) - h) * sp[2];
                                     best = fmin(best, sqrt(dx * dx + dy * dy + dz * dz));
                                 }
                     if (best <= max_mm)
@@ -584,7 +596,7 @@ static rule_stats check_rule(const rsy_prior *p, const char *family, const rsy_v
             if (p->rule == RSY_PLACE_HOST_TISSUE)
                 continue;
             const int skip = ref[hc] ? hc : -1; /* grey_white_junction: the other tissue */
-            const double d = brute_distance(map, v, ref, skip, p->max_distance_mm);
+            const double d = edge_distance(map, v, ref, skip, p->max_distance_mm);
             assert_true(d >= p->min_distance_mm - 1e-6 && d <= p->max_distance_mm + 1e-6);
             assert_true(fabs(d - l->anchor_distance_mm) < 1e-3);
             const double *n = l->normal;
@@ -603,8 +615,9 @@ static rule_stats check_rule(const rsy_prior *p, const char *family, const rsy_v
             }
             if (p->rule == RSY_PLACE_EXTRA_AXIAL) {
                 /* the centre lies inward along n, the base point centre - R_n n within about a
-                 * voxel of the inner table: anchor jitter (half a voxel diagonal) plus the
-                 * angle error of the discrete gradient over the distance d */
+                 * voxel of the inner table (the skull voxels' faces): anchor jitter (half a
+                 * voxel diagonal) plus the angle error of the discrete gradient over the
+                 * distance d */
                 rsy__shape sh;
                 assert_int_equal(rsy__shape_init(&sh, l), RSY_OK);
                 const double toward[3] = {-n[0], -n[1], -n[2]};
@@ -613,21 +626,7 @@ static rule_stats check_rule(const rsy_prior *p, const char *family, const rsy_v
                 double base[3];
                 for (int a = 0; a < 3; a++)
                     base[a] = l->center_mm[a] - rn * n[a];
-                int64_t bv[3];
-                nearest_voxel(map, base, bv);
-                double best = HUGE_VAL; /* distance from the base point to a skull centre */
-                for (int64_t z = bv[2] - 3; z <= bv[2] + 3; z++)
-                    for (int64_t y = bv[1] - 3; y <= bv[1] + 3; y++)
-                        for (int64_t x = bv[0] - 3; x <= bv[0] + 3; x++)
-                            if (x >= 0 && y >= 0 && z >= 0 && x < map->geom.dims[0] &&
-                                y < map->geom.dims[1] && z < map->geom.dims[2] &&
-                                ref[at(map, x, y, z)]) {
-                                double w[3];
-                                world_of(map, x, y, z, w);
-                                best = fmin(best, sqrt((w[0] - base[0]) * (w[0] - base[0]) +
-                                                       (w[1] - base[1]) * (w[1] - base[1]) +
-                                                       (w[2] - base[2]) * (w[2] - base[2])));
-                            }
+                const double best = point_edge_distance(map, base, ref, 3);
                 assert_true(best <= half_diag + 0.5 * d + 1e-6);
             } else {
                 assert_memory_equal(l->center_mm, l->anchor_mm, sizeof l->center_mm);
@@ -643,9 +642,9 @@ static rule_stats check_rule(const rsy_prior *p, const char *family, const rsy_v
                     if (!ok)
                         break;
                     const double dl =
-                        brute_distance(map, lo, ref, skip, p->max_distance_mm + 2 * sp[a]);
+                        edge_distance(map, lo, ref, skip, p->max_distance_mm + 2 * sp[a]);
                     const double dh =
-                        brute_distance(map, hi, ref, skip, p->max_distance_mm + 2 * sp[a]);
+                        edge_distance(map, hi, ref, skip, p->max_distance_mm + 2 * sp[a]);
                     ok = isfinite(dl) && isfinite(dh) && dl < 1e300 && dh < 1e300;
                     gfd[a] = (dh - dl) / (2.0 * sp[a]);
                     gn += gfd[a] * gfd[a];
@@ -908,12 +907,17 @@ static int group_setup(void **state)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_edt_exact),    cmocka_unit_test(test_flatness),
-        cmocka_unit_test(test_roughness),    cmocka_unit_test(test_lobes),
-        cmocka_unit_test(test_nesting),      cmocka_unit_test(test_cyst_wall),
+        cmocka_unit_test(test_edt_exact),
+        cmocka_unit_test(test_flatness),
+        cmocka_unit_test(test_roughness),
+        cmocka_unit_test(test_lobes),
+        cmocka_unit_test(test_nesting),
+        cmocka_unit_test(test_cyst_wall),
         cmocka_unit_test(test_compartment_presence),
-        cmocka_unit_test(test_rules_brain),  cmocka_unit_test(test_rules_body),
-        cmocka_unit_test(test_zone_weights), cmocka_unit_test(test_separation_rule),
+        cmocka_unit_test(test_rules_brain),
+        cmocka_unit_test(test_rules_body),
+        cmocka_unit_test(test_zone_weights),
+        cmocka_unit_test(test_separation_rule),
         cmocka_unit_test(test_rule_failure),
     };
     return cmocka_run_group_tests_name("priors_model", tests, group_setup, NULL);
