@@ -584,6 +584,8 @@ static rule_stats check_rule(const rsy_prior *p, const char *family, const rsy_v
         rsy_lesion_set set = {0, NULL};
         assert_int_equal(sample(r, map, seed, (uint64_t)c, &set), RSY_OK);
         assert_true(set.n >= 2 && set.n <= 5);
+        for (int i = 1; i < set.n; i++) /* placed, and numbered, largest first */
+            assert_true(set.items[i].diameter_mm <= set.items[i - 1].diameter_mm);
         hist[set.n]++;
         for (int i = 0; i < set.n; i++) {
             const rsy_lesion *l = &set.items[i];
@@ -862,6 +864,58 @@ static void test_separation_rule(void **state)
     free(r);
 }
 
+static int n_size_warnings;
+
+static void count_size_warnings(rsy_log_level level, const char *func, const char *msg, void *user)
+{
+    (void)func;
+    (void)user;
+    if (level == RSY_LOG_WARNING && strstr(msg, "diameter is drawn again"))
+        n_size_warnings++;
+}
+
+/* A lesion that does not fit keeps its diameter while its shape is drawn again (8 rounds), and
+ * only then gets a new diameter, with one warning. Diameters 8 mm (fits) or 40 mm (never fits
+ * in a white-matter ball of radius 12 mm, allowed white matter only), equally likely: over 40
+ * one-lesion cases every lesion is 8 mm; exactly the lesions whose first draw was 40 mm used
+ * more than 8 x max_attempts attempts, and each logged one warning. */
+static void test_size_redraw(void **state)
+{
+    (void)state;
+    rsy_volume *map = uniform_map(24, 2.0, RSY_HEAD_CSF);
+    for (int64_t k = 0; k < 24; k++)
+        for (int64_t j = 0; j < 24; j++)
+            for (int64_t i = 0; i < 24; i++) {
+                double x[3];
+                world_of(map, i, j, k, x);
+                if (x[0] * x[0] + x[1] * x[1] + x[2] * x[2] < 144.0)
+                    ((uint16_t *)map->data)[idx(map, i, j, k)] = RSY_HEAD_WHITE_MATTER;
+            }
+    const double values[2] = {8.0, 40.0}, weights[2] = {0.5, 0.5};
+    rsy_prior p;
+    prior_init(&p, "too_big", d_categorical(2, values, weights));
+    names(p.allowed, &p.n_allowed, "white_matter", NULL, NULL);
+    p.max_attempts = 20;
+    add_comp(&p, "lesion", RSY_EXTENT_RADIUS_FRACTION, d_fixed(1.0), NULL);
+    rsy_recipe *r = recipe_of("head", &p);
+    rsy_log_set_handler(count_size_warnings, NULL);
+    int redrawn = 0;
+    n_size_warnings = 0;
+    for (int c = 0; c < 40; c++) {
+        rsy_lesion_set set = {0, NULL};
+        assert_int_equal(sample(r, map, 77, (uint64_t)c, &set), RSY_OK);
+        assert_int_equal(set.n, 1);
+        assert_true(set.items[0].diameter_mm == 8.0);
+        redrawn += set.items[0].attempts > 8 * p.max_attempts;
+        rsy_lesion_set_clear(&set);
+    }
+    tu_log_capture();
+    assert_int_equal(redrawn, n_size_warnings);
+    assert_true(redrawn >= 8 && redrawn <= 32); /* binomial(40, 1/2): beyond 4 SDs */
+    rsy_volume_destroy(map);
+    free(r);
+}
+
 /* A rule that cannot be met gives RSY_EPLACEMENT and one line naming the prior and the rule:
  * no candidate (window out of reach), and candidates whose bodies never fit. */
 static void test_rule_failure(void **state)
@@ -918,6 +972,7 @@ int main(void)
         cmocka_unit_test(test_rules_body),
         cmocka_unit_test(test_zone_weights),
         cmocka_unit_test(test_separation_rule),
+        cmocka_unit_test(test_size_redraw),
         cmocka_unit_test(test_rule_failure),
     };
     return cmocka_run_group_tests_name("priors_model", tests, group_setup, NULL);
