@@ -3,10 +3,14 @@
  *
  * Distance maps. Every rule but host_tissue places the lesion by its distance to reference
  * tissues; radial/tangential orientation follows the gradient of that distance. The distance
- * of a voxel is the exact Euclidean distance in mm between voxel centres (anisotropic spacing;
- * the voxel axes are orthogonal, as in every rsy_geometry) to the nearest voxel of a
- * reference tissue other than the voxel's own class, so grey_white_junction (hosts GM and WM,
- * reference GM and WM) measures a GM voxel's distance to WM and a WM voxel's to GM. One map
+ * of a voxel is the exact Euclidean distance in mm from its centre to the nearest point of a
+ * voxel of a reference tissue other than the voxel's own class (anisotropic spacing; the voxel
+ * axes are orthogonal, as in every rsy_geometry): the distance to the reference tissue as a
+ * region whose boundary is the voxels' faces, so grey_white_junction (hosts GM and WM,
+ * reference GM and WM) measures a GM voxel's distance to WM and a WM voxel's to GM. A voxel
+ * next to the reference is half a voxel from it, whatever the grid: a window of 0-2 mm
+ * (juxtacortical) holds the white matter touching the cortex on every grid up to 4 mm, where
+ * a distance between voxel centres would leave it empty on any grid coarser than 2 mm. One map
  * per host class that is itself a reference tissue, one shared map otherwise. Maps are
  * computed once per lesion type and case, over the hosts' bounding box grown by
  * max_distance_mm (a nearest reference voxel within that distance lies inside it), or over
@@ -26,14 +30,21 @@
  * candidates accepted by zone. The draw is one uniform (a binary search over per-row
  * cumulative weights, then a scan of the row) and three uniforms of jitter within the voxel,
  * so the anchor's nearest voxel is the candidate: the rule holds for the anchor's voxel.
+ * Zones are strata when the weights differ: a lesion's zone is drawn first (one uniform,
+ * rsy__placer_draw_zone: zone z with probability w_z N_z / sum w N, N_z its candidates) and
+ * every attempt for it draws among that zone's candidates, so a lesion that fits less easily
+ * in one third (a large meningioma at the skull base, a large region at the lung apex) is
+ * placed there as often as the weights say: the zone shares are the prior's, and only the
+ * position within the zone is conditioned on the lesion fitting. Equal weights (the default)
+ * are no constraint and draw no zone.
  *
  * The anchor is the lesion centre, except for extra_axial: there the anchor is the dural base
  * (a host voxel, CSF, within the window of the inner table of the skull, the reference), the
  * lesion is turned tangential (its shortest axis along the distance gradient) and its centre
  * moved inward along the gradient to anchor + (R_n - d) n, where n is the unit gradient, d the
  * anchor's distance and R_n the lesion's radius towards the reference: the base of the lesion
- * then meets the centre of the nearest reference voxel (a broad dural base). Orientation
- * radial turns the longest axis along the gradient (Dawson's fingers), tangential the
+ * then meets the face of the nearest reference voxel, the inner table (a broad dural base).
+ * Orientation radial turns the longest axis along the gradient (Dawson's fingers), tangential the
  * shortest; the roll about it is one more uniform. Where the gradient vanishes (a ridge of
  * the distance map) the drawn random orientation is kept; extra_axial then rejects the
  * attempt.
@@ -51,8 +62,11 @@
 /* ---------------------------------------------------------------------------------------- */
 
 /* Lower envelope of the parabolas s2 (p - q)^2 + f[q] over the q with f[q] < EDT_BIG
- * (Felzenszwalb & Huttenlocher 2012, algorithm DT(f)); d[p] = EDT_BIG when there is none. */
-static void fh_line(const double *f, int64_t n, double s2, double *d, int64_t *v, double *z)
+ * (Felzenszwalb & Huttenlocher 2012, algorithm DT(f)); d[p] = EDT_BIG when there is none.
+ * With @p edges, the distance along this axis is measured to the feature voxel's faces (see
+ * below). */
+static void fh_line(const double *f, int64_t n, double s2, int edges, double *d, int64_t *v,
+                    double *z)
 {
     int64_t k = -1;
     for (int64_t q = 0; q < n; q++) {
@@ -84,18 +98,126 @@ static void fh_line(const double *f, int64_t n, double s2, double *d, int64_t *v
             d[p] = EDT_BIG;
         return;
     }
-    k = 0;
-    for (int64_t p = 0; p < n; p++) {
-        while (z[k + 1] < (double)p)
-            k++;
-        const double dp = (double)(p - v[k]);
-        d[p] = s2 * dp * dp + f[v[k]];
+    if (!edges) {
+        k = 0;
+        for (int64_t p = 0; p < n; p++) {
+            while (z[k + 1] < (double)p)
+                k++;
+            const double dp = (double)(p - v[k]);
+            d[p] = s2 * dp * dp + f[v[k]];
+        }
+        return;
     }
+    /* Edges: the squared distance to the box of a feature voxel q != p along this axis is
+     * s2 (|p - q| - 1/2)^2 = min over x = p -/+ 1/2 of s2 (x - q)^2, and 0 for q = p, so the
+     * result is min(f[p], envelope(p - 1/2), envelope(p + 1/2)) (the envelope's q = p terms,
+     * s2/4 + f[p], never win against f[p]). */
+    int64_t ka = 0, kb = 0;
+    for (int64_t p = 0; p < n; p++) {
+        const double xa = (double)p - 0.5, xb = (double)p + 0.5;
+        while (z[ka + 1] < xa)
+            ka++;
+        while (z[kb + 1] < xb)
+            kb++;
+        const double da = xa - (double)v[ka], db = xb - (double)v[kb];
+        d[p] = fmin(f[p], fmin(s2 * da * da + f[v[ka]], s2 * db * db + f[v[kb]]));
+    }
+}
+
+/* Largest reach (voxels) for which a pass takes the windowed minimum instead of the lower
+ * envelope: 2 R + 1 additions per voxel along contiguous rows, vectorised, against a few
+ * divisions and branches per voxel of the envelope (measured faster up to about this). */
+#define WINDOW_MAX 12
+
+/* One pass along axis @p axis (1: j, 2: k) of the truncated transform by brute force over the
+ * window: out[p] = min over |dq| <= reach of out[p + dq] + s2 g(dq), with g(dq) = dq^2, or
+ * with @p edges (|dq| - 1/2)^2 and g(0) = 0 (the same terms, in double and in the same order,
+ * as fh_line's, so the results are the same). Exact when reach voxels along the axis exceed
+ * max_mm: farther features are beyond max2 anyway. Rows are contiguous along i, so the inner
+ * loop runs over i. @p live: as in edt_core (after the pass along j, rows with a value).
+ * @return RSY_OK, RSY_ENOMEM. */
+static rsy_status window_pass(float *out, int64_t nx, int64_t ny, int64_t nz, int axis,
+                              double spacing, int edges, int64_t reach, double max2,
+                              unsigned char *live)
+{
+    const int64_t n = axis == 1 ? ny : nz;           /* along the axis */
+    const int64_t outer = axis == 1 ? nz : ny;       /* slices (k) or row indices (j) */
+    const int64_t stride = axis == 1 ? nx : nx * ny; /* between consecutive rows of a line */
+    const double s2 = spacing * spacing;
+    double w[WINDOW_MAX + 1];
+    for (int64_t q = 0; q <= reach; q++) {
+        const double e = edges ? (double)q - 0.5 : (double)q;
+        w[q] = q == 0 ? 0.0 : s2 * e * e;
+    }
+    double *acc = malloc((size_t)nx * sizeof *acc);
+    float *tmp = malloc((size_t)(n * nx) * sizeof *tmp);
+    unsigned char *row_live = malloc((size_t)n), *row_out = malloc((size_t)n);
+    if (!acc || !tmp || !row_live || !row_out) {
+        free(acc);
+        free(tmp);
+        free(row_live);
+        free(row_out);
+        return RSY_ENOMEM;
+    }
+    for (int64_t a = 0; a < outer; a++) {
+        float *base = out + (axis == 1 ? a * nx * ny : a * nx);
+        int any = 0;
+        for (int64_t q = 0; q < n; q++) {
+            row_live[q] = live[axis == 1 ? a * ny + q : q * ny + a];
+            any |= row_live[q];
+        }
+        if (!any)
+            continue; /* nothing within reach in this slice: it stays "none" */
+        for (int64_t q = 0; q < n; q++) {
+            const int64_t lo = q - reach < 0 ? 0 : q - reach;
+            const int64_t hi = q + reach >= n ? n - 1 : q + reach;
+            int near = 0;
+            for (int64_t t = lo; t <= hi && !near; t++)
+                near = row_live[t];
+            row_out[q] = (unsigned char)near;
+            float *o = tmp + q * nx;
+            if (!near) {
+                for (int64_t i = 0; i < nx; i++)
+                    o[i] = INFINITY;
+                continue;
+            }
+            const float *r0 = base + q * stride;
+            for (int64_t i = 0; i < nx; i++)
+                acc[i] = (double)r0[i];
+            for (int64_t t = lo; t <= hi; t++) {
+                if (t == q || !row_live[t])
+                    continue;
+                const double wt = w[t < q ? q - t : t - q];
+                const float *rt = base + t * stride;
+                for (int64_t i = 0; i < nx; i++) {
+                    const double c = (double)rt[i] + wt;
+                    acc[i] = c < acc[i] ? c : acc[i];
+                }
+            }
+            int finite = 0;
+            for (int64_t i = 0; i < nx; i++) {
+                const int none = !(acc[i] <= max2);
+                o[i] = none ? INFINITY : (float)acc[i];
+                finite |= !none;
+            }
+            row_out[q] = (unsigned char)finite;
+        }
+        for (int64_t q = 0; q < n; q++) {
+            memcpy(base + q * stride, tmp + q * nx, (size_t)nx * sizeof *tmp);
+            if (axis == 1)
+                live[a * ny + q] = row_out[q];
+        }
+    }
+    free(acc);
+    free(tmp);
+    free(row_live);
+    free(row_out);
+    return RSY_OK;
 }
 
 static rsy_status edt_core(const uint16_t *cls, const int64_t dims[3], const double spacing_mm[3],
                            const rsy__box *b, const unsigned char *feature, double max_mm,
-                           float *out)
+                           int edges, float *out)
 {
     const int64_t nx = rsy__box_n(b, 0), ny = rsy__box_n(b, 1), nz = rsy__box_n(b, 2);
     int64_t nmax = nx > ny ? nx : ny;
@@ -147,13 +269,30 @@ static rsy_status edt_core(const uint16_t *cls, const int64_t dims[3], const dou
                     last = i;
                 if (last >= 0 && (double)(last - i) < d[i])
                     d[i] = (double)(last - i);
-                const double d2 = d[i] * sx * d[i] * sx;
+                /* edges: n voxels from the nearest feature is n - 1/2 voxels from its face */
+                const double di = edges && d[i] > 0.0 ? d[i] - 0.5 : d[i];
+                const double d2 = di * sx * di * sx;
                 o[i] = d[i] >= EDT_BIG || d2 > max2 ? INFINITY : (float)d2;
             }
         }
     /* Pass 2 along j (per slice k) and pass 3 along k (per row index j): exact lower envelopes
-     * on the squared distances. */
+     * on the squared distances, or with a short reach the windowed minimum. */
     for (int pass = 1; pass <= 2; pass++) {
+        const int64_t reach =
+            isfinite(max_mm) ? (int64_t)ceil(max_mm / spacing_mm[pass]) + 1 : WINDOW_MAX + 1;
+        if (reach <= WINDOW_MAX) {
+            const rsy_status rc =
+                window_pass(out, nx, ny, nz, pass, spacing_mm[pass], edges, reach, max2, live);
+            if (rc != RSY_OK) {
+                free(live);
+                free(f);
+                free(d);
+                free(z);
+                free(v);
+                return rc;
+            }
+            continue;
+        }
         const int64_t n = pass == 1 ? ny : nz;
         const int64_t stride = pass == 1 ? nx : nx * ny;
         const int64_t outer = pass == 1 ? nz : ny;
@@ -174,7 +313,7 @@ static rsy_status edt_core(const uint16_t *cls, const int64_t dims[3], const dou
                 }
                 if (!any)
                     continue; /* nothing within reach: the line stays "none" */
-                fh_line(f, n, s2, d, v, z);
+                fh_line(f, n, s2, edges, d, v, z);
                 for (int64_t q = 0; q < n; q++) {
                     const int none = d[q] >= 0.5 * EDT_BIG || d[q] > max2;
                     line[q * stride] = none ? INFINITY : (float)d[q];
@@ -197,6 +336,13 @@ static rsy_status edt_core(const uint16_t *cls, const int64_t dims[3], const dou
 
 rsy_status rsy__edt_box(const uint16_t *cls, const int64_t dims[3], const double spacing_mm[3],
                         const rsy__box *b, const unsigned char *feature, double max_mm, float *out)
+{
+    return rsy__edt_box_ex(cls, dims, spacing_mm, b, feature, max_mm, 0, out);
+}
+
+rsy_status rsy__edt_box_ex(const uint16_t *cls, const int64_t dims[3], const double spacing_mm[3],
+                           const rsy__box *b, const unsigned char *feature, double max_mm,
+                           int edges, float *out)
 {
     /* Only voxels within max_mm of a feature get a finite value: run the passes over the
      * features' bounding box grown by max_mm (exact: it holds every such voxel) and mark the
@@ -227,7 +373,7 @@ rsy_status rsy__edt_box(const uint16_t *cls, const int64_t dims[3], const double
                 out[q] = INFINITY;
             return RSY_OK;
         }
-        return edt_core(cls, dims, spacing_mm, b, feature, max_mm, out);
+        return edt_core(cls, dims, spacing_mm, b, feature, max_mm, edges, out);
     }
     for (int a = 0; a < 3; a++) {
         const int64_t g = (int64_t)ceil(max_mm / spacing_mm[a]);
@@ -235,11 +381,11 @@ rsy_status rsy__edt_box(const uint16_t *cls, const int64_t dims[3], const double
         f.hi[a] = f.hi[a] + g > b->hi[a] ? b->hi[a] : f.hi[a] + g;
     }
     if (memcmp(&f, b, sizeof f) == 0)
-        return edt_core(cls, dims, spacing_mm, b, feature, max_mm, out);
+        return edt_core(cls, dims, spacing_mm, b, feature, max_mm, edges, out);
     float *sub = malloc(rsy__box_nvox(&f) * sizeof *sub);
     if (!sub)
         return RSY_ENOMEM;
-    const rsy_status rc = edt_core(cls, dims, spacing_mm, &f, feature, max_mm, sub);
+    const rsy_status rc = edt_core(cls, dims, spacing_mm, &f, feature, max_mm, edges, sub);
     if (rc == RSY_OK) {
         for (size_t q = 0; q < n; q++)
             out[q] = INFINITY;
@@ -275,6 +421,9 @@ struct rsy__placer {
     int64_t n_rows; /* rows (j, k) of box */
     double *cum;    /* n_rows + 1 cumulative candidate weights */
     uint64_t n_candidates;
+    int stratified;       /* unequal zone weights: each lesion's zone is drawn first */
+    double *zcum;         /* stratified: 3 x (n_rows + 1) cumulative weights per zone */
+    double zone_total[3]; /* candidate weight per zone: w_z times its candidates */
 };
 
 static int is_host(const rsy__placer *pl, uint16_t c)
@@ -302,11 +451,17 @@ static double map_value(const rsy__placer *pl, int c, int64_t i, int64_t j, int6
              (i - b->lo[0])];
 }
 
+/* Zone (0 upper, 1 middle, 2 lower third of the hosts' S-I extent) of world z. */
+static int zone_index(const rsy__placer *pl, double z)
+{
+    const double t = pl->zspan > 0.0 ? (pl->zmax - z) / pl->zspan : 0.0;
+    return t < 1.0 / 3.0 ? 0 : (t < 2.0 / 3.0 ? 1 : 2);
+}
+
 /* Zone weight of world z. */
 static double zone_weight(const rsy__placer *pl, double z)
 {
-    const double t = pl->zspan > 0.0 ? (pl->zmax - z) / pl->zspan : 0.0;
-    return pl->zone_w[t < 1.0 / 3.0 ? 0 : (t < 2.0 / 3.0 ? 1 : 2)];
+    return pl->zone_w[zone_index(pl, z)];
 }
 
 /* Weight of voxel (i, j, k) of class c as a candidate (0 if it is none). */
@@ -337,8 +492,8 @@ static rsy_status compute_maps(rsy__placer *pl)
                 ? pl->dmax + fmax(pl->geom.spacing_mm[0],
                                   fmax(pl->geom.spacing_mm[1], pl->geom.spacing_mm[2]))
                 : HUGE_VAL;
-        const rsy_status rc = rsy__edt_box(pl->cls, pl->geom.dims, pl->geom.spacing_mm,
-                                           &pl->map_box, feature, reach, pl->maps[m]);
+        const rsy_status rc = rsy__edt_box_ex(pl->cls, pl->geom.dims, pl->geom.spacing_mm,
+                                              &pl->map_box, feature, reach, 1, pl->maps[m]);
         if (rc != RSY_OK)
             return rc;
     }
@@ -346,7 +501,8 @@ static rsy_status compute_maps(rsy__placer *pl)
 }
 
 /* Candidates of the box rows; @p row_hosts (host count per volume row, from host_scan) serves
- * the rows without a window when z is constant along rows. */
+ * the rows without a window when z is constant along rows. Stratified placers also sum the
+ * weights of each zone (pl->zcum). */
 static void fill_candidates(rsy__placer *pl, const uint32_t *row_hosts)
 {
     const rsy__box *b = &pl->box;
@@ -355,17 +511,22 @@ static void fill_candidates(rsy__placer *pl, const uint32_t *row_hosts)
     /* world z is constant along a row when the i axis has no z component (every geometry of
      * rsy_geometry_init); then the zone weight is one per row */
     const int flat_rows = a[2][0] == 0.0 && !pl->window;
-    double total = 0.0;
+    const int64_t stride = pl->n_rows + 1;
+    double total = 0.0, zt[3] = {0.0, 0.0, 0.0};
     uint64_t n = 0;
     pl->cum[0] = 0.0;
+    if (pl->zcum)
+        pl->zcum[0] = pl->zcum[stride] = pl->zcum[2 * stride] = 0.0;
     int64_t row = 0;
     for (int64_t k = b->lo[2]; k <= b->hi[2]; k++)
         for (int64_t j = b->lo[1]; j <= b->hi[1]; j++, row++) {
             if (flat_rows) {
                 const uint32_t hosts = row_hosts[k * ny + j];
-                const double w = hosts ? zone_weight(pl, world_z(pl, 0, j, k)) : 0.0;
+                const double z = world_z(pl, 0, j, k);
+                const double w = hosts ? zone_weight(pl, z) : 0.0;
                 if (w > 0.0) {
                     total += w * (double)hosts;
+                    zt[zone_index(pl, z)] += w * (double)hosts;
                     n += hosts;
                 }
             } else {
@@ -375,12 +536,18 @@ static void fill_candidates(rsy__placer *pl, const uint32_t *row_hosts)
                         continue;
                     const double w = weight_of(pl, c[i], i, j, k);
                     total += w;
+                    if (w > 0.0)
+                        zt[zone_index(pl, world_z(pl, i, j, k))] += w;
                     n += w > 0.0;
                 }
             }
             pl->cum[row + 1] = total;
+            if (pl->zcum)
+                for (int z = 0; z < 3; z++)
+                    pl->zcum[z * stride + row + 1] = zt[z];
         }
     pl->n_candidates = n;
+    memcpy(pl->zone_total, zt, sizeof zt);
 }
 
 /* Voxels of a row equal to h0 or h1, four at a time in a 64-bit word (SIMD within a
@@ -479,6 +646,7 @@ static rsy_status placer_build(rsy__placer *pl)
     for (int m = 0; m < pl->n_maps; m++)
         RSY_FREE(pl->maps[m]);
     RSY_FREE(pl->cum);
+    RSY_FREE(pl->zcum);
     pl->n_candidates = 0;
     pl->n_rows = 0;
     uint32_t *row_hosts = malloc((size_t)(pl->geom.dims[1] * pl->geom.dims[2]) * sizeof *row_hosts);
@@ -519,7 +687,9 @@ static rsy_status placer_build(rsy__placer *pl)
     }
     pl->n_rows = rsy__box_n(&pl->box, 1) * rsy__box_n(&pl->box, 2);
     pl->cum = malloc((size_t)(pl->n_rows + 1) * sizeof *pl->cum);
-    if (!pl->cum) {
+    if (pl->stratified)
+        pl->zcum = malloc(3 * (size_t)(pl->n_rows + 1) * sizeof *pl->zcum);
+    if (!pl->cum || (pl->stratified && !pl->zcum)) {
         free(row_hosts);
         return RSY_ENOMEM;
     }
@@ -549,6 +719,7 @@ rsy_status rsy__placer_create(rsy__placer **out, const rsy_prior *p, const rsy__
     }
     if (!any_w)
         pl->zone_w[0] = pl->zone_w[1] = pl->zone_w[2] = 1.0;
+    pl->stratified = !(pl->zone_w[0] == pl->zone_w[1] && pl->zone_w[1] == pl->zone_w[2]);
     for (int c = 0; c < RSY__MAX_TISSUE_CLASSES; c++)
         pl->map_of_class[c] = -1;
     const int needs_map = pl->window || p->orientation != RSY_ORIENT_RANDOM;
@@ -588,6 +759,7 @@ void rsy__placer_destroy(rsy__placer *pl)
     for (int m = 0; m < pl->n_maps; m++)
         free(pl->maps[m]);
     free(pl->cum);
+    free(pl->zcum);
     free(pl);
 }
 
@@ -638,13 +810,14 @@ static void gradient_at(const rsy__placer *pl, int c, const int64_t v[3], double
         g[r] = norm > 1e-9 ? g[r] / norm : 0.0;
 }
 
-/* Voxel of the candidate of cumulative weight @p u (0 <= u < total). */
-static void pick(const rsy__placer *pl, double u, int64_t v[3])
+/* Voxel of the candidate of cumulative weight @p u (0 <= u < total) among the candidates of
+ * zone @p zone (-1: all; cumulative weights @p cum, those of the zone or of all). */
+static void pick(const rsy__placer *pl, const double *cum, int zone, double u, int64_t v[3])
 {
     int64_t lo = 0, hi = pl->n_rows; /* cum[lo] <= u < cum[hi] */
     while (hi - lo > 1) {
         const int64_t mid = lo + (hi - lo) / 2;
-        if (pl->cum[mid] <= u)
+        if (cum[mid] <= u)
             lo = mid;
         else
             hi = mid;
@@ -652,11 +825,11 @@ static void pick(const rsy__placer *pl, double u, int64_t v[3])
     const int64_t ny_b = rsy__box_n(&pl->box, 1);
     const int64_t j = pl->box.lo[1] + lo % ny_b, k = pl->box.lo[2] + lo / ny_b;
     const uint16_t *c = pl->cls + (k * pl->geom.dims[1] + j) * pl->geom.dims[0];
-    double left = u - pl->cum[lo];
+    double left = u - cum[lo];
     int64_t last = -1;
     for (int64_t i = pl->box.lo[0]; i <= pl->box.hi[0]; i++) {
         const double w = weight_of(pl, c[i], i, j, k);
-        if (w <= 0.0)
+        if (w <= 0.0 || (zone >= 0 && zone_index(pl, world_z(pl, i, j, k)) != zone))
             continue;
         last = i;
         if (left < w)
@@ -668,12 +841,31 @@ static void pick(const rsy__placer *pl, double u, int64_t v[3])
     v[2] = k;
 }
 
-int rsy__placer_draw(const rsy__placer *pl, rsy_rng *rng, rsy_lesion *l, rsy__shape *sh)
+int rsy__placer_draw_zone(const rsy__placer *pl, rsy_rng *rng)
+{
+    if (!pl->stratified)
+        return -1;
+    const double total = pl->zone_total[0] + pl->zone_total[1] + pl->zone_total[2];
+    const double u = rsy_rng_uniform(rng) * total;
+    int z = 0;
+    double acc = pl->zone_total[0];
+    while (z < 2 && (u >= acc || pl->zone_total[z] <= 0.0)) {
+        z++;
+        acc += pl->zone_total[z];
+    }
+    return pl->zone_total[z] > 0.0 ? z : -1;
+}
+
+int rsy__placer_draw(const rsy__placer *pl, rsy_rng *rng, int zone, rsy_lesion *l, rsy__shape *sh)
 {
     const rsy_prior *p = pl->p;
-    const double u = rsy_rng_uniform(rng) * pl->cum[pl->n_rows];
     int64_t v[3];
-    pick(pl, u, v);
+    if (zone >= 0 && zone < 3 && pl->zcum && pl->zone_total[zone] > 0.0) {
+        const double *zc = pl->zcum + zone * (pl->n_rows + 1);
+        pick(pl, zc, zone, rsy_rng_uniform(rng) * zc[pl->n_rows], v);
+    } else {
+        pick(pl, pl->cum, -1, rsy_rng_uniform(rng) * pl->cum[pl->n_rows], v);
+    }
     double ijk[3] = {(double)v[0], (double)v[1], (double)v[2]};
     for (int a = 0; a < 3; a++)
         ijk[a] += rsy_rng_uniform(rng) - 0.5;

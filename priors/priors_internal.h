@@ -221,6 +221,17 @@ static inline size_t rsy__box_nvox(const rsy__box *b)
  */
 rsy_status rsy__edt_box(const uint16_t *cls, const int64_t dims[3], const double spacing_mm[3],
                         const rsy__box *b, const unsigned char *feature, double max_mm, float *out);
+/**
+ * As rsy__edt_box(), with @p edges = 1 the distance from each voxel centre to the nearest
+ * point of a feature voxel (its box: the voxel's faces), sqrt(sum_a s_a^2 max(0, |n_a| - 1/2)^2)
+ * for the index offset n to that voxel: 0 on a feature voxel, half a voxel next to one. This is
+ * the distance to the reference tissue as a region, which the distance rules use (placement.c);
+ * @p edges = 0 is rsy__edt_box(). Exact (the same separable passes, each line's lower envelope
+ * read at p -/+ 1/2). @return RSY_OK, RSY_ENOMEM.
+ */
+rsy_status rsy__edt_box_ex(const uint16_t *cls, const int64_t dims[3], const double spacing_mm[3],
+                           const rsy__box *b, const unsigned char *feature, double max_mm,
+                           int edges, float *out);
 
 /** Placement state of one lesion type in one case (placement.c). */
 typedef struct rsy__placer rsy__placer;
@@ -237,14 +248,19 @@ uint64_t rsy__placer_candidates(const rsy__placer *pl);
  *  map changed (mass effect). @return RSY_OK, RSY_ENOMEM. */
 rsy_status rsy__placer_refresh(rsy__placer *pl, const rsy_volume *cls);
 /**
- * Draw an anchor (one uniform for the candidate, three for the jitter within its voxel) and
+ * Draw an anchor (one uniform for the candidate, among those of @p zone when it is >= 0 (from
+ * rsy__placer_draw_zone), three for the jitter within its voxel) and
  * write into @p l: anchor_mm, host_class, anchor_distance_mm, normal; for oriented rules turn
  * the lesion (one more uniform: the roll) and for extra_axial move the centre inward so the
  * lesion's base touches the reference; otherwise center_mm = anchor_mm. @p sh is the lesion's
  * evaluator (updated here). Returns 0 when the attempt cannot be used (extra_axial where the
  * distance gradient vanishes), else 1.
  */
-int rsy__placer_draw(const rsy__placer *pl, rsy_rng *rng, rsy_lesion *l, rsy__shape *sh);
+int rsy__placer_draw(const rsy__placer *pl, rsy_rng *rng, int zone, rsy_lesion *l, rsy__shape *sh);
+/** The zone of a lesion of a prior with unequal zone weights: one uniform, zone z (0 upper,
+ *  1 middle, 2 lower third) with probability w_z N_z / sum w N; -1 (and no draw) when the
+ *  weights are equal. rsy__placer_draw() with that zone draws among its candidates only. */
+int rsy__placer_draw_zone(const rsy__placer *pl, rsy_rng *rng);
 
 /* ---------------------------------------------------------------------------------------- */
 /* mass_effect.c                                                                              */

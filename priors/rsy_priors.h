@@ -89,7 +89,10 @@ RSY_API int rsy_lesion_compartment_total(const rsy_recipe *r);
  * then each lesion's size, shape and compartment extents, and a placement obeying the prior's
  * rule against @p classes (tissue ids of @p family), with non-overlap between lesions. A
  * placement that cannot be met in the prior's max_attempts gives RSY_EPLACEMENT and one
- * logged line naming the prior, the rule and the attempts.
+ * logged line naming the prior, the rule and the attempts. Within a type, the lesions are
+ * placed, and numbered, by decreasing drawn diameter; a lesion that does not fit is drawn
+ * again keeping its diameter, and only as a last resort (logged as a warning) with a new one,
+ * so the sizes follow the prior (@since 0.4; priors/sample.c).
  * Mass effect (@since 0.4): after each lesion of a type with mass effect is placed, its push
  * deforms a working copy of the class map (never @p classes itself) and moves the lesions
  * placed before; later lesions are placed in the deformed anatomy. Each lesion records its

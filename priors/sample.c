@@ -3,14 +3,16 @@
  * the phantom's class map (DESIGN.md section 5).
  *
  * Order of random draws (fixed, so a seed gives the same lesions on every machine): for each
- * lesion type in recipe order, one uniform for presence, then the count; for each lesion the
- * diameter, the elongation, the flatness, the orientation (three uniforms), the lobulation
- * coefficients, the lesion seed (one u64: roughness, inclusions, network), the lobe count and
- * per lobe a rotation (three uniforms) and a size (one Gaussian), the compartment extents in
- * compartment order (a network's line thickness then its cell size), the mass-effect strength
- * when the prior has one, and then per placement attempt one uniform for the anchor voxel,
- * three of jitter and, for the oriented rules and extra_axial, one for the roll
- * (placement.c).
+ * lesion type in recipe order, one uniform for presence, then the count; then for each lesion
+ * (all of the type's lesions are drawn before any is placed) the diameter, the elongation, the
+ * flatness, the orientation (three uniforms), the lobulation coefficients, the lesion seed (one
+ * u64: roughness, inclusions, network), the lobe count and per lobe a rotation (three uniforms) and
+ * a size (one Gaussian), the compartment extents in compartment order (a network's line thickness
+ * then its cell size), the mass-effect strength when the prior has one; then, placing the lesions
+ * by decreasing diameter (sample_case), for each lesion, for a prior with unequal zone weights one
+ * uniform for its zone (placement.c; not on the redraws that keep the diameter, see sample_one),
+ * and per placement attempt one uniform for the anchor voxel, three of jitter and, for the oriented
+ * rules and extra_axial, one for the roll (placement.c), and the draws of its redraws (sample_one).
  *
  * Placement: the anchor is drawn among the candidates of the prior's rule (placement.c: hosts,
  * the distance window, the zone weights). A position is accepted when
@@ -52,7 +54,9 @@
 #define SURFACE_POINTS 512
 #define PLACE_ALLOWED_TENTHS 9 /* accept when >= 9/10 of the points are on allowed tissue */
 #define MAX_INSTANCES 65535    /* instance ids are stored as uint16 */
-#define LESION_REDRAWS 8       /* draws of size and shape per lesion before placement fails */
+#define LESION_REDRAWS                                                                             \
+    8 /* draws of the shape per diameter, and of the diameter after                                \
+         the first, before placement fails (sample_one) */
 
 int rsy_lesion_compartment_offset(const rsy_recipe *r, int t)
 {
@@ -257,19 +261,47 @@ static void lobe_point(const rsy_lesion *l, int k, const double u[3], double out
                  l->rotation[a][2] * local[2];
 }
 
+/* What placement attempts of one lesion share: its surface factor s(n) (shape.c) in the
+ * directions of the ball points and of the surface lattice, which do not depend on where the
+ * lesion is or how it is turned, and its surface offsets for the rotation they were made
+ * with. */
+typedef struct own_cache {
+    double ball_scale[PLACE_POINTS];
+    double surface_scale[SURFACE_POINTS];
+    double rotation[3][3]; /* of the offsets in place_ctx.own_surface */
+    int offsets_valid;
+} own_cache;
+
+static void surface_direction(int i, double n[3]);
+
+static void own_cache_init(own_cache *oc, const rsy__shape *sh, const double pts[PLACE_POINTS][3])
+{
+    for (int i = 0; i < PLACE_POINTS; i++) {
+        const double *p = pts[i];
+        const double r = sqrt(p[0] * p[0] + p[1] * p[1] + p[2] * p[2]);
+        const double n[3] = {p[0] / r, p[1] / r, p[2] / r};
+        oc->ball_scale[i] = rsy__shape_scale(sh, n);
+    }
+    for (int i = 0; i < SURFACE_POINTS; i++) {
+        double n[3];
+        surface_direction(i, n);
+        oc->surface_scale[i] = rsy__shape_scale(sh, n);
+    }
+    oc->offsets_valid = 0;
+}
+
 /* Test (a): the ball points, mapped inside each lobe (radial position |p| times the surface
- * radius in the direction of p), are >= 90 % on allowed tissue. */
+ * radius in the direction of p, @p scale), are >= 90 % on allowed tissue. */
 static int allowed_enough(const rsy_lesion *l, const rsy__shape *sh, const rsy_volume *classes,
-                          const unsigned char *allowed, const double pts[PLACE_POINTS][3])
+                          const unsigned char *allowed, const double pts[PLACE_POINTS][3],
+                          const double *scale)
 {
     const int max_misses = PLACE_POINTS - (PLACE_POINTS * PLACE_ALLOWED_TENTHS + 9) / 10;
     const int n_lobes = sh->n_lobes;
     int misses = 0;
     for (int i = 0; i < PLACE_POINTS; i++) {
         const double *p = pts[i];
-        const double r = sqrt(p[0] * p[0] + p[1] * p[1] + p[2] * p[2]);
-        const double n[3] = {p[0] / r, p[1] / r, p[2] / r};
-        const double s = rsy__shape_scale(sh, n);
+        const double s = scale[i];
         const double u[3] = {s * p[0], s * p[1], s * p[2]};
         double off[3], xyz[3];
         lobe_point(l, i % n_lobes, u, off);
@@ -284,20 +316,36 @@ static int allowed_enough(const rsy_lesion *l, const rsy__shape *sh, const rsy_v
     return 1;
 }
 
-/* Surface offsets (world mm, from the centre) of @p l along SURFACE_POINTS directions of a
- * Fibonacci lattice (golden-angle spiral; Gonzalez, Math. Geosci. 42, 2010, pp. 49-64), the
- * directions dealt out among the lobes. */
-static void surface_offsets(const rsy_lesion *l, const rsy__shape *sh, double (*off)[3])
+/* Direction @p i of the SURFACE_POINTS directions of a Fibonacci lattice (golden-angle
+ * spiral; Gonzalez, Math. Geosci. 42, 2010, pp. 49-64). */
+static void surface_direction(int i, double n[3])
 {
     const double golden_angle = M_PI * (3.0 - sqrt(5.0));
+    const double z = 1.0 - (2.0 * i + 1.0) / SURFACE_POINTS;
+    const double rxy = sqrt(1.0 - z * z), phi = golden_angle * i;
+    n[0] = rxy * cos(phi);
+    n[1] = rxy * sin(phi);
+    n[2] = z;
+}
+
+/* Surface offsets (world mm, from the centre) of @p l along the SURFACE_POINTS lattice
+ * directions, the directions dealt out among the lobes; @p scale: s(n) in those directions
+ * (NULL: evaluated here). */
+static void surface_offsets_scaled(const rsy_lesion *l, const rsy__shape *sh, const double *scale,
+                                   double (*off)[3])
+{
     for (int i = 0; i < SURFACE_POINTS; i++) {
-        const double z = 1.0 - (2.0 * i + 1.0) / SURFACE_POINTS;
-        const double rxy = sqrt(1.0 - z * z), phi = golden_angle * i;
-        const double n[3] = {rxy * cos(phi), rxy * sin(phi), z};
-        const double s = rsy__shape_scale(sh, n);
+        double n[3];
+        surface_direction(i, n);
+        const double s = scale ? scale[i] : rsy__shape_scale(sh, n);
         const double u[3] = {s * n[0], s * n[1], s * n[2]};
         lobe_point(l, i % sh->n_lobes, u, off[i]);
     }
+}
+
+static void surface_offsets(const rsy_lesion *l, const rsy__shape *sh, double (*off)[3])
+{
+    surface_offsets_scaled(l, sh, NULL, off);
 }
 
 /* 1 if every surface point of @p a (offsets @p a_off) lies outside @p b at a ray distance
@@ -329,11 +377,12 @@ typedef struct place_ctx {
     double (*own_surface)[3]; /* surface offsets of the lesion being placed */
 } place_ctx;
 
-/* Test (b) against every lesion placed before. */
+/* Test (b) against every lesion placed before; @p oc: the lesion's cached factors and
+ * offsets (the offsets are made again when the attempt turned the lesion). */
 static int separated(const place_ctx *ctx, const rsy_prior *p, const rsy_lesion *l,
-                     const rsy__shape *sh)
+                     const rsy__shape *sh, own_cache *oc)
 {
-    int own_done = 0;
+    int own_done = oc->offsets_valid && memcmp(oc->rotation, l->rotation, sizeof oc->rotation) == 0;
     for (int i = 0; i < ctx->n_placed; i++) {
         const rsy_lesion *q = &ctx->placed[i];
         const double sep =
@@ -347,8 +396,9 @@ static int separated(const place_ctx *ctx, const rsy_prior *p, const rsy_lesion 
         if (d2 >= need * need)
             continue;
         if (!own_done) {
-            surface_offsets(l, sh, ctx->own_surface);
-            own_done = 1;
+            surface_offsets_scaled(l, sh, oc->surface_scale, ctx->own_surface);
+            memcpy(oc->rotation, l->rotation, sizeof oc->rotation);
+            oc->offsets_valid = own_done = 1;
         }
         if (!surface_outside(l, (const double(*)[3])ctx->own_surface, &ctx->shapes[i], sep) ||
             !surface_outside(q, ctx->surface + (size_t)i * SURFACE_POINTS, sh, sep))
@@ -375,24 +425,30 @@ static void log_failure(const rsy_prior *p, const rsy_lesion *l, int index_in_ty
         return;
     }
     rsy_log_error("prior '%s': placement rule %s not met for lesion %d of %d (last diameter "
-                  "%.1f mm) after %d attempts for each of %d draws of its size and shape "
+                  "%.1f mm) after %d attempts for each of %d draws of its shape and size "
                   "(hosts: %s%s; allowed: %s; %llu candidate voxels in the class map)",
-                  p->name, rule, index_in_type + 1, count, l->diameter_mm, attempts, LESION_REDRAWS,
-                  hosts, window, allowed, (unsigned long long)n_candidates);
+                  p->name, rule, index_in_type + 1, count, l->diameter_mm, attempts,
+                  2 * LESION_REDRAWS, hosts, window, allowed, (unsigned long long)n_candidates);
 }
 
-/* Place @p l (evaluator @p sh) by its prior's rule: RSY_OK or RSY_EPLACEMENT. */
+/* Place @p l (evaluator @p sh) by its prior's rule, in zone @p zone (-1: any): RSY_OK or
+ * RSY_EPLACEMENT. */
 static rsy_status place_lesion(const place_ctx *ctx, const rsy__placer *pl, rsy_rng *rng,
-                               const rsy_prior *p, rsy_lesion *l, rsy__shape *sh)
+                               const rsy_prior *p, int zone, rsy_lesion *l, rsy__shape *sh)
 {
     const int max_attempts = p->max_attempts > 0 ? p->max_attempts : 1;
     if (rsy__placer_candidates(pl) == 0)
         return RSY_EPLACEMENT;
+    own_cache oc;
+    own_cache_init(&oc, sh, ctx->pts);
     for (int attempt = 1; attempt <= max_attempts; attempt++) {
-        if (!rsy__placer_draw(pl, rng, l, sh))
+        if (!rsy__placer_draw(pl, rng, zone, l, sh))
             continue;
-        if (separated(ctx, p, l, sh) &&
-            allowed_enough(l, sh, ctx->classes, ctx->tissues->allowed, ctx->pts)) {
+        /* the cheap test first: 200 class lookups reject most attempts of a large lesion,
+         * before up to 2 x 512 surface evaluations per neighbour (neither draws a number, so
+         * the order does not change the lesions) */
+        if (allowed_enough(l, sh, ctx->classes, ctx->tissues->allowed, ctx->pts, oc.ball_scale) &&
+            separated(ctx, p, l, sh, &oc)) {
             l->attempts = attempt;
             return RSY_OK;
         }
@@ -415,10 +471,16 @@ static rsy_status finite_draw(const rsy_prior *p, const char *what, const rsy_di
     return RSY_OK;
 }
 
-static rsy_status draw_lesion(const rsy_prior *p, rsy_rng *rng, rsy_lesion *l)
+/* Draw lesion @p l of prior @p p. @p keep_diameter_mm > 0: the diameter is still drawn (the
+ * stream keeps its layout) but this one is used (a redraw of the shape of a lesion whose size
+ * did not fit, see sample_one). */
+static rsy_status draw_lesion(const rsy_prior *p, rsy_rng *rng, double keep_diameter_mm,
+                              rsy_lesion *l)
 {
     double diameter_mm, elongation, flatness;
     rsy_status rc = finite_draw(p, "diameter_mm", &p->diameter_mm, rng, &diameter_mm);
+    if (rc == RSY_OK && keep_diameter_mm > 0.0)
+        diameter_mm = keep_diameter_mm;
     if (rc == RSY_OK && !(diameter_mm > 0.0)) {
         rsy_log_error("prior '%s': diameter_mm drew %g, expected a finite value > 0", p->name,
                       diameter_mm);
@@ -531,29 +593,51 @@ static void state_free(case_state *st, int keep_items)
         free(st->items);
 }
 
-/* Draw and place lesion number @p i of @p count of type @p t into st->items[st->n]. */
-static rsy_status sample_one(const rsy_recipe *r, int t, int i, int count, case_state *st,
-                             const rsy__placer *pl, const rsy_volume *work,
+/* Place lesion number @p i of @p count of type @p t, drawn beforehand as @p drawn, into
+ * st->items[st->n]. */
+static rsy_status sample_one(const rsy_recipe *r, int t, int i, int count, const rsy_lesion *drawn,
+                             case_state *st, const rsy__placer *pl, const rsy_volume *work,
                              const rsy__prior_tissues *tissues, const double (*pts)[3],
                              rsy_rng *rng)
 {
     const rsy_prior *p = &r->lesions[t].prior;
     rsy_lesion *l = &st->items[st->n];
     rsy__shape *sh = &st->shapes[st->n];
-    int attempts_before = 0;
+    int attempts_before = 0, zone = -1;
+    double keep_mm = 0.0;
     rsy_status rc = RSY_OK;
-    /* A lesion whose drawn size and shape fit nowhere is drawn again from its prior, up to
-     * LESION_REDRAWS times: the prior is thereby conditioned on fitting in this anatomy beside
-     * the lesions already placed, as real lesions do. */
-    for (int redraw = 0; redraw < LESION_REDRAWS; redraw++) {
-        memset(l, 0, sizeof *l);
+    /* A lesion that fits nowhere in max_attempts positions is drawn again. Rounds 1 to
+     * LESION_REDRAWS - 1 keep its diameter (and zone) and draw the rest again (elongation,
+     * orientation, lobulation, lobes, extents), so the sizes keep the prior's law: only the
+     * shape and the position are conditioned on fitting in this anatomy beside the lesions
+     * already placed. A diameter that fits nowhere in all those rounds is then drawn again
+     * too, up to LESION_REDRAWS more rounds, with a warning naming the prior: from there on the
+     * size law is the prior's conditioned on the anatomy, a mismatch between the prior and the
+     * phantom that tests/test_catalogue.c keeps under 1 % of the lesions of every shipped
+     * type. */
+    for (int round = 0; round < 2 * LESION_REDRAWS; round++) {
+        const int fresh = round == 0 || round >= LESION_REDRAWS;
+        if (round == LESION_REDRAWS)
+            rsy_log_warning("prior '%s': lesion %d of %d, of diameter %.1f mm, fits nowhere "
+                            "after %d draws of its shape; its diameter is drawn again (the "
+                            "sizes then no longer follow the prior)",
+                            p->name, i + 1, count, keep_mm, LESION_REDRAWS);
+        if (round == 0) {
+            *l = *drawn;
+        } else {
+            memset(l, 0, sizeof *l);
+            rc = draw_lesion(p, rng, fresh ? 0.0 : keep_mm, l);
+            if (rc != RSY_OK)
+                return rc;
+        }
         l->instance_id = st->n + 1;
         l->type_index = t;
         l->host_class = -1;
         l->anchor_distance_mm = -1.0;
-        rc = draw_lesion(p, rng, l);
-        if (rc != RSY_OK)
-            return rc;
+        if (fresh) {
+            keep_mm = l->diameter_mm;
+            zone = rsy__placer_draw_zone(pl, rng);
+        }
         rc = rsy__shape_init(sh, l);
         if (rc != RSY_OK)
             return rc;
@@ -566,7 +650,7 @@ static rsy_status sample_one(const rsy_recipe *r, int t, int i, int count, case_
                                .surface = (const double(*)[3])st->surface,
                                .n_placed = st->n,
                                .own_surface = st->surface + (size_t)st->n * SURFACE_POINTS};
-        rc = place_lesion(&ctx, pl, rng, p, l, sh);
+        rc = place_lesion(&ctx, pl, rng, p, zone, l, sh);
         if (rc == RSY_OK)
             break;
         rsy__shape_clear(sh);
@@ -713,6 +797,8 @@ static rsy_status sample_case(const rsy_recipe *r, const char *family, const rsy
     case_state st = {NULL, NULL, NULL, 0, 0};
     work_map w = {classes, inplace, NULL, NULL};
     rsy__placer *pl = NULL;
+    rsy_lesion *drawn = NULL; /* the lesions of the current type, drawn before placement */
+    int *order = NULL;        /* their placement order */
     int placer_stale = 0;
     double pts[PLACE_POINTS][3];
     rsy__prior_tissues tissues;
@@ -748,6 +834,31 @@ static rsy_status sample_case(const rsy_recipe *r, const char *family, const rsy
         if (rc != RSY_OK)
             goto fail;
         placer_stale = 0;
+        /* All lesions of the type are drawn first (sizes, shapes, extents, in draw order), then
+         * placed largest first, as a packer would: a large lesion finds room before smaller
+         * ones take it, and a small one fits beside large ones. The sizes are independent
+         * draws, so their joint law does not depend on the order; instance ids follow the
+         * placement order (within a type, decreasing drawn diameter). */
+        drawn = malloc((size_t)count * sizeof *drawn);
+        order = malloc((size_t)count * sizeof *order);
+        if (!drawn || !order) {
+            rc = RSY_ENOMEM;
+            goto fail;
+        }
+        for (int i = 0; i < count; i++) {
+            memset(&drawn[i], 0, sizeof drawn[i]);
+            rc = draw_lesion(p, rng, 0.0, &drawn[i]);
+            if (rc != RSY_OK)
+                goto fail;
+            order[i] = i;
+        }
+        for (int i = 1; i < count; i++) { /* insertion sort: stable, decreasing diameter */
+            const int o = order[i];
+            int q = i;
+            for (; q > 0 && drawn[order[q - 1]].diameter_mm < drawn[o].diameter_mm; q--)
+                order[q] = order[q - 1];
+            order[q] = o;
+        }
         for (int i = 0; i < count; i++) {
             if (placer_stale) { /* a push deformed the anatomy since the placer was built */
                 rc = work_materialise(&w);
@@ -757,7 +868,7 @@ static rsy_status sample_case(const rsy_recipe *r, const char *family, const rsy
                     goto fail;
                 placer_stale = 0;
             }
-            rc = sample_one(r, t, i, count, &st, pl, work_current(&w), &tissues,
+            rc = sample_one(r, t, i, count, &drawn[order[i]], &st, pl, work_current(&w), &tissues,
                             (const double(*)[3])pts, rng);
             if (rc == RSY_OK && p->mass_effect.enabled) {
                 rc = push_lesion(p, &tissues, &st, &w);
@@ -768,6 +879,8 @@ static rsy_status sample_case(const rsy_recipe *r, const char *family, const rsy
         }
         rsy__placer_destroy(pl);
         pl = NULL;
+        RSY_FREE(drawn);
+        RSY_FREE(order);
     }
     rsy_volume_destroy(w.copy);
     state_free(&st, 1);
@@ -777,6 +890,8 @@ static rsy_status sample_case(const rsy_recipe *r, const char *family, const rsy
     return RSY_OK;
 
 fail:
+    free(drawn);
+    free(order);
     rsy__placer_destroy(pl);
     rsy_volume_destroy(w.copy);
     rsy__push_cache_free(w.cache);

@@ -342,6 +342,68 @@ static inline double brute_distance(const rsy_volume *m, const int64_t v[3],
     return best;
 }
 
+/* As brute_distance, to the nearest point of a feature voxel (its box, faces included): per
+ * axis max(0, |offset| - half a voxel); the distance the placement rules measure. */
+static inline double edge_distance(const rsy_volume *m, const int64_t v[3],
+                                   const unsigned char *set, int skip, double max_mm)
+{
+    const double *sp = m->geom.spacing_mm;
+    int64_t rad[3];
+    for (int a = 0; a < 3; a++)
+        rad[a] = (int64_t)ceil(max_mm / sp[a]) + 1;
+    double best = HUGE_VAL;
+    for (int64_t k = v[2] - rad[2]; k <= v[2] + rad[2]; k++)
+        for (int64_t j = v[1] - rad[1]; j <= v[1] + rad[1]; j++)
+            for (int64_t i = v[0] - rad[0]; i <= v[0] + rad[0]; i++) {
+                if (i < 0 || j < 0 || k < 0 || i >= m->geom.dims[0] || j >= m->geom.dims[1] ||
+                    k >= m->geom.dims[2])
+                    continue;
+                const uint16_t c = at(m, i, j, k);
+                if (c >= 64 || !set[c] || (int)c == skip)
+                    continue;
+                const int64_t off[3] = {i - v[0], j - v[1], k - v[2]};
+                double d2 = 0.0;
+                for (int a = 0; a < 3; a++) {
+                    const double t = fmax(0.0, (double)llabs(off[a]) - 0.5) * sp[a];
+                    d2 += t * t;
+                }
+                best = fmin(best, sqrt(d2));
+            }
+    return best;
+}
+
+/* Distance (mm) from world point @p x to the nearest point of a voxel of @p m whose class is
+ * in @p set, searched within @p reach voxels of x's nearest voxel; HUGE_VAL if none. */
+static inline double point_edge_distance(const rsy_volume *m, const double x[3],
+                                         const unsigned char *set, int reach)
+{
+    double ijk[3];
+    rsy_geometry_world_to_voxel(&m->geom, x, ijk);
+    const double *sp = m->geom.spacing_mm;
+    int64_t v[3];
+    for (int a = 0; a < 3; a++)
+        v[a] = (int64_t)floor(ijk[a] + 0.5);
+    double best = HUGE_VAL;
+    for (int64_t k = v[2] - reach; k <= v[2] + reach; k++)
+        for (int64_t j = v[1] - reach; j <= v[1] + reach; j++)
+            for (int64_t i = v[0] - reach; i <= v[0] + reach; i++) {
+                if (i < 0 || j < 0 || k < 0 || i >= m->geom.dims[0] || j >= m->geom.dims[1] ||
+                    k >= m->geom.dims[2])
+                    continue;
+                const uint16_t c = at(m, i, j, k);
+                if (c >= 64 || !set[c])
+                    continue;
+                const double q[3] = {(double)i, (double)j, (double)k};
+                double d2 = 0.0;
+                for (int a = 0; a < 3; a++) { /* voxel axes are the world axes (up to signs) */
+                    const double t = fmax(0.0, fabs(ijk[a] - q[a]) - 0.5) * sp[a];
+                    d2 += t * t;
+                }
+                best = fmin(best, sqrt(d2));
+            }
+    return best;
+}
+
 static inline void set_of(const char *family, const char (*nm)[RSY_NAME_MAX], int n,
                           unsigned char set[64])
 {

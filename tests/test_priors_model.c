@@ -18,8 +18,9 @@
 /* ---------------------------------------------------------------------------------------- */
 
 /* The EDT equals brute force (anisotropic spacing, a sub-box, two feature classes, with and
- * without truncation). Tolerance 1e-3 mm: squared distances are stored as float (relative
- * rounding 6e-8 of at most ~1e4 mm^2). */
+ * without truncation, both 1-D algorithms), to voxel centres and to voxel faces (edges, what the
+ * placement rules use). Tolerance 1e-3 mm: squared distances are stored as float (relative rounding
+ * 6e-8 of at most ~1e4 mm^2). */
 static void test_edt_exact(void **state)
 {
     (void)state;
@@ -38,9 +39,18 @@ static void test_edt_exact(void **state)
     const rsy__box b = {{2, 0, 3}, {21, 23, 17}};
     float *out = malloc(rsy__box_nvox(&b) * sizeof *out);
     assert_non_null(out);
-    for (int trunc = 0; trunc <= 1; trunc++) {
-        const double max_mm = trunc ? 6.0 : HUGE_VAL;
-        assert_int_equal(rsy__edt_box(m->data, m->geom.dims, sp, &b, feature, max_mm, out), RSY_OK);
+    /* no truncation (lower envelopes), 6 mm (the windowed passes along j and k: reach <= 12
+     * voxels) and 20 mm (lower envelopes with truncation) */
+    const double trunc_mm[3] = {HUGE_VAL, 6.0, 20.0};
+    for (int run = 0; run < 6; run++) {
+        const int edges = run / 3;
+        const double max_mm = trunc_mm[run % 3];
+        if (edges)
+            assert_int_equal(
+                rsy__edt_box_ex(m->data, m->geom.dims, sp, &b, feature, max_mm, 1, out), RSY_OK);
+        else
+            assert_int_equal(rsy__edt_box(m->data, m->geom.dims, sp, &b, feature, max_mm, out),
+                             RSY_OK);
         size_t q = 0;
         for (int64_t k = b.lo[2]; k <= b.hi[2]; k++)
             for (int64_t j = b.lo[1]; j <= b.hi[1]; j++)
@@ -50,8 +60,10 @@ static void test_edt_exact(void **state)
                         for (int64_t y = b.lo[1]; y <= b.hi[1]; y++)
                             for (int64_t x = b.lo[0]; x <= b.hi[0]; x++)
                                 if (feature[at(m, x, y, z) < 64 ? at(m, x, y, z) : 0]) {
-                                    const double dx = (x - i) * sp[0], dy = (y - j) * sp[1],
-                                                 dz = (z - k) * sp[2];
+                                    const double h = edges ? 0.5 : 0.0;
+                                    const double dx = fmax(0.0, fabs((double)(x - i)) - h) * sp[0],
+                                                 dy = fmax(0.0, fabs((double)(y - j)) - h) * sp[1],
+                                                 dz = fmax(0.0, fabs((double)(z - k)) - h) * sp[2];
                                     best = fmin(best, sqrt(dx * dx + dy * dy + dz * dz));
                                 }
                     if (best <= max_mm)
@@ -572,6 +584,8 @@ static rule_stats check_rule(const rsy_prior *p, const char *family, const rsy_v
         rsy_lesion_set set = {0, NULL};
         assert_int_equal(sample(r, map, seed, (uint64_t)c, &set), RSY_OK);
         assert_true(set.n >= 2 && set.n <= 5);
+        for (int i = 1; i < set.n; i++) /* placed, and numbered, largest first */
+            assert_true(set.items[i].diameter_mm <= set.items[i - 1].diameter_mm);
         hist[set.n]++;
         for (int i = 0; i < set.n; i++) {
             const rsy_lesion *l = &set.items[i];
@@ -584,7 +598,7 @@ static rule_stats check_rule(const rsy_prior *p, const char *family, const rsy_v
             if (p->rule == RSY_PLACE_HOST_TISSUE)
                 continue;
             const int skip = ref[hc] ? hc : -1; /* grey_white_junction: the other tissue */
-            const double d = brute_distance(map, v, ref, skip, p->max_distance_mm);
+            const double d = edge_distance(map, v, ref, skip, p->max_distance_mm);
             assert_true(d >= p->min_distance_mm - 1e-6 && d <= p->max_distance_mm + 1e-6);
             assert_true(fabs(d - l->anchor_distance_mm) < 1e-3);
             const double *n = l->normal;
@@ -603,8 +617,9 @@ static rule_stats check_rule(const rsy_prior *p, const char *family, const rsy_v
             }
             if (p->rule == RSY_PLACE_EXTRA_AXIAL) {
                 /* the centre lies inward along n, the base point centre - R_n n within about a
-                 * voxel of the inner table: anchor jitter (half a voxel diagonal) plus the
-                 * angle error of the discrete gradient over the distance d */
+                 * voxel of the inner table (the skull voxels' faces): anchor jitter (half a
+                 * voxel diagonal) plus the angle error of the discrete gradient over the
+                 * distance d */
                 rsy__shape sh;
                 assert_int_equal(rsy__shape_init(&sh, l), RSY_OK);
                 const double toward[3] = {-n[0], -n[1], -n[2]};
@@ -613,21 +628,7 @@ static rule_stats check_rule(const rsy_prior *p, const char *family, const rsy_v
                 double base[3];
                 for (int a = 0; a < 3; a++)
                     base[a] = l->center_mm[a] - rn * n[a];
-                int64_t bv[3];
-                nearest_voxel(map, base, bv);
-                double best = HUGE_VAL; /* distance from the base point to a skull centre */
-                for (int64_t z = bv[2] - 3; z <= bv[2] + 3; z++)
-                    for (int64_t y = bv[1] - 3; y <= bv[1] + 3; y++)
-                        for (int64_t x = bv[0] - 3; x <= bv[0] + 3; x++)
-                            if (x >= 0 && y >= 0 && z >= 0 && x < map->geom.dims[0] &&
-                                y < map->geom.dims[1] && z < map->geom.dims[2] &&
-                                ref[at(map, x, y, z)]) {
-                                double w[3];
-                                world_of(map, x, y, z, w);
-                                best = fmin(best, sqrt((w[0] - base[0]) * (w[0] - base[0]) +
-                                                       (w[1] - base[1]) * (w[1] - base[1]) +
-                                                       (w[2] - base[2]) * (w[2] - base[2])));
-                            }
+                const double best = point_edge_distance(map, base, ref, 3);
                 assert_true(best <= half_diag + 0.5 * d + 1e-6);
             } else {
                 assert_memory_equal(l->center_mm, l->anchor_mm, sizeof l->center_mm);
@@ -643,9 +644,9 @@ static rule_stats check_rule(const rsy_prior *p, const char *family, const rsy_v
                     if (!ok)
                         break;
                     const double dl =
-                        brute_distance(map, lo, ref, skip, p->max_distance_mm + 2 * sp[a]);
+                        edge_distance(map, lo, ref, skip, p->max_distance_mm + 2 * sp[a]);
                     const double dh =
-                        brute_distance(map, hi, ref, skip, p->max_distance_mm + 2 * sp[a]);
+                        edge_distance(map, hi, ref, skip, p->max_distance_mm + 2 * sp[a]);
                     ok = isfinite(dl) && isfinite(dh) && dl < 1e300 && dh < 1e300;
                     gfd[a] = (dh - dl) / (2.0 * sp[a]);
                     gn += gfd[a] * gfd[a];
@@ -863,6 +864,58 @@ static void test_separation_rule(void **state)
     free(r);
 }
 
+static int n_size_warnings;
+
+static void count_size_warnings(rsy_log_level level, const char *func, const char *msg, void *user)
+{
+    (void)func;
+    (void)user;
+    if (level == RSY_LOG_WARNING && strstr(msg, "diameter is drawn again"))
+        n_size_warnings++;
+}
+
+/* A lesion that does not fit keeps its diameter while its shape is drawn again (8 rounds), and
+ * only then gets a new diameter, with one warning. Diameters 8 mm (fits) or 40 mm (never fits
+ * in a white-matter ball of radius 12 mm, allowed white matter only), equally likely: over 40
+ * one-lesion cases every lesion is 8 mm; exactly the lesions whose first draw was 40 mm used
+ * more than 8 x max_attempts attempts, and each logged one warning. */
+static void test_size_redraw(void **state)
+{
+    (void)state;
+    rsy_volume *map = uniform_map(24, 2.0, RSY_HEAD_CSF);
+    for (int64_t k = 0; k < 24; k++)
+        for (int64_t j = 0; j < 24; j++)
+            for (int64_t i = 0; i < 24; i++) {
+                double x[3];
+                world_of(map, i, j, k, x);
+                if (x[0] * x[0] + x[1] * x[1] + x[2] * x[2] < 144.0)
+                    ((uint16_t *)map->data)[idx(map, i, j, k)] = RSY_HEAD_WHITE_MATTER;
+            }
+    const double values[2] = {8.0, 40.0}, weights[2] = {0.5, 0.5};
+    rsy_prior p;
+    prior_init(&p, "too_big", d_categorical(2, values, weights));
+    names(p.allowed, &p.n_allowed, "white_matter", NULL, NULL);
+    p.max_attempts = 20;
+    add_comp(&p, "lesion", RSY_EXTENT_RADIUS_FRACTION, d_fixed(1.0), NULL);
+    rsy_recipe *r = recipe_of("head", &p);
+    rsy_log_set_handler(count_size_warnings, NULL);
+    int redrawn = 0;
+    n_size_warnings = 0;
+    for (int c = 0; c < 40; c++) {
+        rsy_lesion_set set = {0, NULL};
+        assert_int_equal(sample(r, map, 77, (uint64_t)c, &set), RSY_OK);
+        assert_int_equal(set.n, 1);
+        assert_true(set.items[0].diameter_mm == 8.0);
+        redrawn += set.items[0].attempts > 8 * p.max_attempts;
+        rsy_lesion_set_clear(&set);
+    }
+    tu_log_capture();
+    assert_int_equal(redrawn, n_size_warnings);
+    assert_true(redrawn >= 8 && redrawn <= 32); /* binomial(40, 1/2): beyond 4 SDs */
+    rsy_volume_destroy(map);
+    free(r);
+}
+
 /* A rule that cannot be met gives RSY_EPLACEMENT and one line naming the prior and the rule:
  * no candidate (window out of reach), and candidates whose bodies never fit. */
 static void test_rule_failure(void **state)
@@ -908,12 +961,18 @@ static int group_setup(void **state)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_edt_exact),    cmocka_unit_test(test_flatness),
-        cmocka_unit_test(test_roughness),    cmocka_unit_test(test_lobes),
-        cmocka_unit_test(test_nesting),      cmocka_unit_test(test_cyst_wall),
+        cmocka_unit_test(test_edt_exact),
+        cmocka_unit_test(test_flatness),
+        cmocka_unit_test(test_roughness),
+        cmocka_unit_test(test_lobes),
+        cmocka_unit_test(test_nesting),
+        cmocka_unit_test(test_cyst_wall),
         cmocka_unit_test(test_compartment_presence),
-        cmocka_unit_test(test_rules_brain),  cmocka_unit_test(test_rules_body),
-        cmocka_unit_test(test_zone_weights), cmocka_unit_test(test_separation_rule),
+        cmocka_unit_test(test_rules_brain),
+        cmocka_unit_test(test_rules_body),
+        cmocka_unit_test(test_zone_weights),
+        cmocka_unit_test(test_separation_rule),
+        cmocka_unit_test(test_size_redraw),
         cmocka_unit_test(test_rule_failure),
     };
     return cmocka_run_group_tests_name("priors_model", tests, group_setup, NULL);
