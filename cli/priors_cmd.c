@@ -101,29 +101,6 @@ static int list_stems(const char *dir, char **names, int n, int cap)
     return n;
 }
 
-static const char *rule_name(rsy_placement_rule r)
-{
-    switch (r) {
-    case RSY_PLACE_HOST_TISSUE:
-        return "host_tissue";
-    case RSY_PLACE_PERIVENTRICULAR:
-        return "periventricular";
-    case RSY_PLACE_JUXTACORTICAL:
-        return "juxtacortical";
-    case RSY_PLACE_GREY_WHITE_JUNCTION:
-        return "grey_white_junction";
-    case RSY_PLACE_EXTRA_AXIAL:
-        return "extra_axial";
-    case RSY_PLACE_SUBPLEURAL:
-        return "subpleural";
-    case RSY_PLACE_SUBCAPSULAR:
-        return "subcapsular";
-    case RSY_PLACE_SUBEPENDYMAL:
-        return "subependymal";
-    }
-    return "?";
-}
-
 static const char *orientation_name(rsy_orientation o)
 {
     switch (o) {
@@ -301,7 +278,7 @@ static void print_type(FILE *f, const rsy_prior *p, unsigned modalities)
     if (p->roughness_amplitude > 0.0)
         fprintf(f, "; roughness %g over %g mm", p->roughness_amplitude, p->roughness_scale_mm);
     fprintf(f, "; orientation %s\n", orientation_name(p->orientation));
-    fprintf(f, "  placement: %s; centre in ", rule_name(p->rule));
+    fprintf(f, "  placement: %s; centre in ", rsy_placement_rule_name(p->rule));
     print_names(f, p->hosts, p->n_hosts);
     fprintf(f, "; may replace ");
     print_names(f, p->allowed, p->n_allowed);

@@ -34,6 +34,12 @@ static const char *const rule_names[] = {"host_tissue",         "periventricular
                                          "subcapsular",         "subependymal",    NULL};
 static const char *const orientation_names[] = {"random", "radial", "tangential", NULL};
 
+const char *rsy_placement_rule_name(rsy_placement_rule rule)
+{
+    const size_t n = sizeof rule_names / sizeof rule_names[0] - 1;
+    return (size_t)rule < n ? rule_names[rule] : "unknown";
+}
+
 /* The keys of one lesion type, at the top level of a file or in each of "lesion_types". */
 #define TYPE_KEYS                                                                                  \
     "probability", "count", "diameter_mm", "shape", "placement", "mass_effect", "compartments"

@@ -482,6 +482,9 @@ RSY_API int rsy_recipe_n_channels(const rsy_recipe *r);
 RSY_API const char *rsy_recipe_channel_name(const rsy_recipe *r, int i);
 /** "non_contrast", "arterial" or "portal_venous". @since 0.3 */
 RSY_API const char *rsy_ct_phase_name(rsy_ct_phase phase);
+/** The JSON name of a placement rule ("host_tissue", "periventricular", ...; "unknown" out of
+ *  range). @since 0.4 */
+RSY_API const char *rsy_placement_rule_name(rsy_placement_rule rule);
 /** "ram-lak", "shepp-logan" or "hann". @since 0.3 */
 RSY_API const char *rsy_ct_window_name(rsy_ct_window kernel);
 

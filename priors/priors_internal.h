@@ -136,9 +136,6 @@ typedef struct rsy__prior_tissues {
 rsy_status rsy__priors_tissues_build(const char *family, const rsy_prior *p,
                                      rsy__prior_tissues *out);
 
-/** Name of a placement rule as in the prior JSON ("host_tissue", "periventricular"...). */
-const char *rsy__priors_rule_name(rsy_placement_rule rule);
-
 /* ---------------------------------------------------------------------------------------- */
 /* compartments.c                                                                             */
 /* ---------------------------------------------------------------------------------------- */

@@ -155,29 +155,6 @@ rsy_status rsy__priors_tissues_build(const char *family, const rsy_prior *p,
     return rc;
 }
 
-const char *rsy__priors_rule_name(rsy_placement_rule rule)
-{
-    switch (rule) {
-    case RSY_PLACE_HOST_TISSUE:
-        return "host_tissue";
-    case RSY_PLACE_PERIVENTRICULAR:
-        return "periventricular";
-    case RSY_PLACE_JUXTACORTICAL:
-        return "juxtacortical";
-    case RSY_PLACE_GREY_WHITE_JUNCTION:
-        return "grey_white_junction";
-    case RSY_PLACE_EXTRA_AXIAL:
-        return "extra_axial";
-    case RSY_PLACE_SUBPLEURAL:
-        return "subpleural";
-    case RSY_PLACE_SUBCAPSULAR:
-        return "subcapsular";
-    case RSY_PLACE_SUBEPENDYMAL:
-        return "subependymal";
-    }
-    return "unknown";
-}
-
 /* Comma-separated list of @p n names into @p buf (truncated to @p size). */
 static void join_names(const char (*names)[RSY_NAME_MAX], int n, char *buf, size_t size)
 {
@@ -414,7 +391,7 @@ static void log_failure(const rsy_prior *p, const rsy_lesion *l, int index_in_ty
     join_names(p->hosts, p->n_hosts, hosts, sizeof hosts);
     join_names(p->allowed, p->n_allowed, allowed, sizeof allowed);
     join_names(p->reference, p->n_reference, reference, sizeof reference);
-    const char *rule = rsy__priors_rule_name(p->rule);
+    const char *rule = rsy_placement_rule_name(p->rule);
     if (p->rule != RSY_PLACE_HOST_TISSUE)
         snprintf(window, sizeof window, " within %g-%g mm of %s", p->min_distance_mm,
                  p->max_distance_mm, reference);
