@@ -21,6 +21,10 @@
 #include <cjson/cJSON.h>
 
 #include "core_internal.h"
+
+/** Add @p item to @p obj under @p key; on failure (or a NULL @p item) free @p item and return
+ *  NULL, else return @p item (manifest.c). */
+cJSON *rsy__json_add(cJSON *obj, const char *key, cJSON *item);
 #include "rsy_export.h"
 
 #define RSY_EXPORT_MARKER ".raresynth"       /* marker file of a dataset directory */

@@ -406,17 +406,6 @@ int rsy__export_file_current(const rsy_export *e, const rsy__case_file *plan, in
             failed = 1;                                                                            \
     } while (0)
 
-static cJSON *add_to(cJSON *obj, const char *key, cJSON *item)
-{
-    if (!item)
-        return NULL;
-    if (!cJSON_AddItemToObject(obj, key, item)) {
-        cJSON_Delete(item);
-        return NULL;
-    }
-    return item;
-}
-
 static int append(cJSON *arr, cJSON *item)
 {
     if (!item || !cJSON_AddItemToArray(arr, item)) {
@@ -512,12 +501,12 @@ static rsy_status write_msd_json(const rsy_export *e)
     CHK(cJSON_AddStringToObject(doc, "licence", RSY_EXPORT_LICENCE));
     CHK(cJSON_AddStringToObject(doc, "release", rsy_version()));
     CHK(cJSON_AddStringToObject(doc, "tensorImageSize", "3D"));
-    CHK(add_to(doc, "modality", channel_names(e)));
-    CHK(add_to(doc, "labels", index_object(names, 0, e->n_labels)));
+    CHK(rsy__json_add(doc, "modality", channel_names(e)));
+    CHK(rsy__json_add(doc, "labels", index_object(names, 0, e->n_labels)));
     CHK(cJSON_AddNumberToObject(doc, "numTraining", (double)e->n_cases));
     CHK(cJSON_AddStringToObject(doc, "box_mode", "cccwhd"));
     CHK(cJSON_AddStringToObject(doc, "coordinate_system", "RAS"));
-    CHK(add_to(doc, "box_labels", index_object(names, 1, e->n_labels - 1)));
+    CHK(rsy__json_add(doc, "box_labels", index_object(names, 1, e->n_labels - 1)));
     cJSON *training = cJSON_AddArrayToObject(doc, "training");
     CHK(training);
     for (size_t i = 0; training && !failed && i < e->n_cases; i++)
@@ -537,8 +526,8 @@ static rsy_status write_nndet_json(const rsy_export *e)
     CHK(cJSON_AddStringToObject(doc, "task", e->nndet_dir));
     CHK(cJSON_AddStringToObject(doc, "name", e->recipe->name));
     CHK(cJSON_AddNumberToObject(doc, "dim", 3));
-    CHK(add_to(doc, "labels", index_object(names, 1, e->n_labels - 1)));
-    CHK(add_to(doc, "modalities", channel_names(e)));
+    CHK(rsy__json_add(doc, "labels", index_object(names, 1, e->n_labels - 1)));
+    CHK(rsy__json_add(doc, "modalities", channel_names(e)));
     snprintf(rel, sizeof rel, "%s/dataset.json", e->nndet_dir);
     return write_doc(e, rel, doc, failed);
 }

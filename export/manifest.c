@@ -92,15 +92,15 @@ static cJSON *int64_array(const int64_t *v, int n)
     return cJSON_CreateDoubleArray(d, n);
 }
 
-static cJSON *add_item(cJSON *obj, const char *key, cJSON *arr)
+cJSON *rsy__json_add(cJSON *obj, const char *key, cJSON *item)
 {
-    if (!arr)
+    if (!item)
         return NULL;
-    if (!cJSON_AddItemToObject(obj, key, arr)) {
-        cJSON_Delete(arr);
+    if (!cJSON_AddItemToObject(obj, key, item)) {
+        cJSON_Delete(item);
         return NULL;
     }
-    return arr;
+    return item;
 }
 
 static const char *sequence_type(rsy_sequence_kind k)
@@ -330,9 +330,9 @@ static cJSON *files_object(const rsy_export *e, const char *case_id, char (*sha)
         CHK(cJSON_AddStringToObject(f, "sha256", sha[ch]));
     }
     rsy__export_label_relpath(e, case_id, rel, sizeof rel);
-    CHK(add_item(o, "label", file_entry(rel, sha[e->n_channels])));
+    CHK(rsy__json_add(o, "label", file_entry(rel, sha[e->n_channels])));
     rsy__export_instance_relpath(case_id, rel, sizeof rel);
-    CHK(add_item(o, "instances", file_entry(rel, sha[e->n_channels + 1])));
+    CHK(rsy__json_add(o, "instances", file_entry(rel, sha[e->n_channels + 1])));
     if (failed) {
         cJSON_Delete(o);
         return NULL;
@@ -365,16 +365,16 @@ static rsy_status lesion_object(cJSON **out, const rsy_export *e, const rsy_lesi
     CHK(cJSON_AddNumberToObject(o, "volume_mm3", r->volume_mm3));
     CHK(cJSON_AddNumberToObject(o, "mass_voxel_count", (double)r->mass_voxel_count));
     CHK(cJSON_AddNumberToObject(o, "mass_volume_mm3", r->mass_volume_mm3));
-    CHK(add_item(o, "centroid_vox", cJSON_CreateDoubleArray(r->centroid_vox, 3)));
-    CHK(add_item(o, "centroid_mm", cJSON_CreateDoubleArray(r->centroid_mm, 3)));
-    CHK(add_item(o, "bbox_min_vox", int64_array(r->bbox_min, 3)));
-    CHK(add_item(o, "bbox_max_vox", int64_array(r->bbox_max, 3)));
-    CHK(add_item(o, "box_cccwhd_mm", cJSON_CreateDoubleArray(r->box_cccwhd_mm, 6)));
+    CHK(rsy__json_add(o, "centroid_vox", cJSON_CreateDoubleArray(r->centroid_vox, 3)));
+    CHK(rsy__json_add(o, "centroid_mm", cJSON_CreateDoubleArray(r->centroid_mm, 3)));
+    CHK(rsy__json_add(o, "bbox_min_vox", int64_array(r->bbox_min, 3)));
+    CHK(rsy__json_add(o, "bbox_max_vox", int64_array(r->bbox_max, 3)));
+    CHK(rsy__json_add(o, "box_cccwhd_mm", cJSON_CreateDoubleArray(r->box_cccwhd_mm, 6)));
     CHK(cJSON_AddNumberToObject(o, "long_axis_mm", r->long_axis_mm));
     CHK(cJSON_AddNumberToObject(o, "short_axis_mm", r->short_axis_mm));
     CHK(cJSON_AddNumberToObject(o, "key_slice", (double)r->key_slice));
     const int64_t range[2] = {r->slice_min, r->slice_max};
-    CHK(add_item(o, "slice_range", int64_array(range, 2)));
+    CHK(rsy__json_add(o, "slice_range", int64_array(range, 2)));
     CHK(cJSON_AddNumberToObject(o, "equivalent_diameter_mm", r->equivalent_diameter_mm));
     /* Compartments: the non-background labels this lesion's voxels carry. */
     cJSON *comp = cJSON_AddObjectToObject(o, "compartments");
@@ -422,7 +422,7 @@ rsy_status rsy__export_case_manifest(cJSON **out, const rsy_export *e, const rsy
     CHK(gen);
     CHK(cJSON_AddStringToObject(gen, "name", "raresynth"));
     CHK(cJSON_AddStringToObject(gen, "version", rsy_version()));
-    CHK(add_item(doc, "seeds", seeds_object(e, c->case_index)));
+    CHK(rsy__json_add(doc, "seeds", seeds_object(e, c->case_index)));
     cJSON *subject = cJSON_AddObjectToObject(doc, "subject");
     CHK(subject);
     if (failed)
@@ -431,12 +431,12 @@ rsy_status rsy__export_case_manifest(cJSON **out, const rsy_export *e, const rsy
     if ((rc = add_kvs(subject, c->subject, c->n_subject, what)) != RSY_OK ||
         (rc = acquisition_object(&acq, e, c)) != RSY_OK)
         goto fail;
-    CHK(add_item(doc, "acquisition", acq));
+    CHK(rsy__json_add(doc, "acquisition", acq));
     acq = NULL;
     CHK(cJSON_AddStringToObject(doc, "texture", e->texture_note));
-    CHK(add_item(doc, "files", files_object(e, case_id, sha)));
-    CHK(add_item(doc, "labels", label_object(e)));
-    CHK(add_item(doc, "labels_perilesional", perilesional_array(e)));
+    CHK(rsy__json_add(doc, "files", files_object(e, case_id, sha)));
+    CHK(rsy__json_add(doc, "labels", label_object(e)));
+    CHK(rsy__json_add(doc, "labels_perilesional", perilesional_array(e)));
     CHK(cJSON_AddStringToObject(doc, "coordinate_system", RSY_EXPORT_COORDS));
     cJSON *lesions = cJSON_AddArrayToObject(doc, "lesions");
     CHK(lesions);
@@ -819,8 +819,8 @@ static rsy_status write_nnunet_json(const rsy_export *e)
     char rel[RSY_EXPORT_REL_MAX], ref[128];
     int failed = 0;
     cJSON *doc = cJSON_CreateObject();
-    CHK(add_item(doc, "channel_names", channel_object(e)));
-    CHK(add_item(doc, "labels", label_object(e)));
+    CHK(rsy__json_add(doc, "channel_names", channel_object(e)));
+    CHK(rsy__json_add(doc, "labels", label_object(e)));
     CHK(cJSON_AddNumberToObject(doc, "numTraining", (double)e->n_cases));
     CHK(cJSON_AddStringToObject(doc, "file_ending", RSY_EXPORT_NII));
     CHK(cJSON_AddStringToObject(doc, "name", r->name));
@@ -1056,7 +1056,7 @@ static rsy_status write_dataset_manifest(const rsy_export *e, const char *hdf5_s
     CHK(rec);
     CHK(cJSON_AddStringToObject(rec, "path", rsy__export_basename(r->path)));
     CHK(cJSON_AddStringToObject(rec, "sha256", r->sha256));
-    CHK(add_item(rec, "content", cJSON_ParseWithLengthOpts(r->json, strlen(r->json) + 1, &end, 1)));
+    CHK(rsy__json_add(rec, "content", cJSON_ParseWithLengthOpts(r->json, strlen(r->json) + 1, &end, 1)));
     /* The values used, which --cases / --seed may have changed from the recipe's. */
     cJSON *eff = cJSON_AddObjectToObject(doc, "effective");
     CHK(eff);
@@ -1072,10 +1072,10 @@ static rsy_status write_dataset_manifest(const rsy_export *e, const char *hdf5_s
             failed = 1;
         }
     }
-    CHK(add_item(doc, "tissue_table",
+    CHK(rsy__json_add(doc, "tissue_table",
                  config_file_entry(r->tissues.name, r->tissues.path, e->tissue_sha)));
     if (strcmp(r->modality, "ct") == 0) {
-        CHK(add_item(doc, "scanner_profile",
+        CHK(rsy__json_add(doc, "scanner_profile",
                      config_file_entry(r->ct.scanner.name, r->ct.scanner.path, e->scanner_sha)));
         /* The dose channels of a case are one acquisition simulated at several doses. */
         cJSON *pair = cJSON_AddObjectToObject(doc, "paired");
@@ -1096,19 +1096,19 @@ static rsy_status write_dataset_manifest(const rsy_export *e, const char *hdf5_s
         }
     }
     if (r->texture == RSY_TEXTURE_PRESET)
-        CHK(add_item(doc, "texture_preset",
+        CHK(rsy__json_add(doc, "texture_preset",
                      config_file_entry(r->texture_spec.preset.name, r->texture_spec.preset.path,
                                        e->preset_sha)));
     CHK(cJSON_AddNumberToObject(doc, "n_cases", (double)e->n_cases));
-    CHK(add_item(doc, "labels", label_object(e)));
-    CHK(add_item(doc, "labels_perilesional", perilesional_array(e)));
-    CHK(add_item(doc, "channels", channel_object(e)));
+    CHK(rsy__json_add(doc, "labels", label_object(e)));
+    CHK(rsy__json_add(doc, "labels_perilesional", perilesional_array(e)));
+    CHK(rsy__json_add(doc, "channels", channel_object(e)));
     CHK(cJSON_AddStringToObject(doc, "nnunet_dir", e->nnunet_dir));
-    CHK(add_item(doc, "outputs", rsy__export_outputs_object(e)));
+    CHK(rsy__json_add(doc, "outputs", rsy__export_outputs_object(e)));
     if (hdf5_sha) {
         char rel[RSY_EXPORT_REL_MAX];
         snprintf(rel, sizeof rel, "%s.h5", e->nnunet_dir);
-        CHK(add_item(doc, "hdf5", file_entry(rel, hdf5_sha)));
+        CHK(rsy__json_add(doc, "hdf5", file_entry(rel, hdf5_sha)));
     }
     cJSON *cases = cJSON_AddArrayToObject(doc, "cases");
     CHK(cases);
@@ -1121,7 +1121,7 @@ static rsy_status write_dataset_manifest(const rsy_export *e, const char *hdf5_s
             failed = 1;
         }
     }
-    CHK(add_item(doc, "summary", summary_object(e)));
+    CHK(rsy__json_add(doc, "summary", summary_object(e)));
     CHK(cJSON_AddStringToObject(doc, "data_sources", RSY_EXPORT_DATA_SOURCES));
     CHK(cJSON_AddStringToObject(doc, "texture", e->texture_note));
     return write_doc(e, RSY_EXPORT_MANIFEST, doc, failed);
