@@ -12,7 +12,10 @@
 # One machine-readable line per run:
 #   bench generate <name> dims=AxBxC threads=2 cases=N seconds=S cases_per_min=R
 #       MB_per_case=<dataset bytes / N / 1e6> peak_RSS_MB=<max resident set of the process>
+#       cpu_s_per_case=<user + system CPU seconds of the process / N>
 #       validate_s=<raresynth validate of the dataset> validate_RSS_MB=<its peak>
+# cases_per_min is wall-clock and falls when other programs share the machine; cpu_s_per_case
+# (core-seconds per case) is what a run on a cluster is planned with.
 # and with BENCH_REPEAT=K > 1, a summary per recipe:
 #   bench generate <name> runs=K cases_per_min_median=R min=R max=R
 # Environment: RARESYNTH (default build/raresynth), BENCH_CASES (demo, default 8),
@@ -49,20 +52,20 @@ run() {
     rm -rf "$work/d"
     local t0 t1
     t0=$(date +%s.%N)
-    /usr/bin/time -f %M -o "$work/rss" \
+    /usr/bin/time -f "%M %U %S" -o "$work/rss" \
         "$RARESYNTH" generate --recipe "$recipe" --out "$work/d" --cases "$cases" -j 2 -q
     t1=$(date +%s.%N)
-    local bytes rss v0 v1 vrss
+    local bytes rss cpu v0 v1 vrss
     bytes=$(du -sb "$work/d" | cut -f1)
-    rss=$(tail -n 1 "$work/rss")
+    read -r rss cpu < <(tail -n 1 "$work/rss" | awk '{ print $1, $2 + $3 }')
     v0=$(date +%s.%N)
     /usr/bin/time -f %M -o "$work/rss" "$RARESYNTH" validate "$work/d" >/dev/null
     v1=$(date +%s.%N)
     vrss=$(tail -n 1 "$work/rss")
     awk -v n="$name" -v d="$dims" -v c="$cases" -v a="$t0" -v b="$t1" -v by="$bytes" \
-        -v m="$rss" -v va="$v0" -v vb="$v1" -v vm="$vrss" 'BEGIN { s = b - a;
-        printf "bench generate %s dims=%s threads=2 cases=%d seconds=%.2f cases_per_min=%.2f MB_per_case=%.1f peak_RSS_MB=%.0f validate_s=%.2f validate_RSS_MB=%.0f\n",
-            n, d, c, s, c / s * 60, by / c / 1e6, m / 1024, vb - va, vm / 1024 }' | tee -a "$results"
+        -v m="$rss" -v cpu="$cpu" -v va="$v0" -v vb="$v1" -v vm="$vrss" 'BEGIN { s = b - a;
+        printf "bench generate %s dims=%s threads=2 cases=%d seconds=%.2f cases_per_min=%.2f MB_per_case=%.1f peak_RSS_MB=%.0f cpu_s_per_case=%.2f validate_s=%.2f validate_RSS_MB=%.0f\n",
+            n, d, c, s, c / s * 60, by / c / 1e6, m / 1024, cpu / c, vb - va, vm / 1024 }' | tee -a "$results"
     rm -rf "$work/d"
 }
 
